@@ -1,0 +1,347 @@
+//! Admin API for a tenant's catalogue: stages, custom-field definitions, owners.
+
+use actix_web::{HttpResponse, web};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::admin::{existing_tenant, tenant_id};
+use super::{blocking, nullable, path_id};
+use crate::app::AppState;
+use crate::auth::Admin;
+use crate::domain::catalog::{FieldType, parse_color, parse_name, parse_slug};
+use crate::domain::ids::{CustomFieldId, OwnerId, StageId};
+use crate::error::ApiError;
+use crate::store::tenants::{CustomFieldPatch, OwnerPatch, StagePatch};
+use crate::store::{CustomField, Owner, Stage};
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/admin/api/tenants/{tenant_id}/stages")
+            .route(web::get().to(list_stages))
+            .route(web::post().to(create_stage)),
+    )
+    .service(
+        web::resource("/admin/api/tenants/{tenant_id}/stages/{id}")
+            .route(web::patch().to(update_stage))
+            .route(web::delete().to(delete_stage)),
+    )
+    .service(
+        web::resource("/admin/api/tenants/{tenant_id}/custom-fields")
+            .route(web::get().to(list_fields))
+            .route(web::post().to(create_field)),
+    )
+    .service(
+        web::resource("/admin/api/tenants/{tenant_id}/custom-fields/{id}")
+            .route(web::patch().to(update_field))
+            .route(web::delete().to(delete_field)),
+    )
+    .service(
+        web::resource("/admin/api/tenants/{tenant_id}/owners")
+            .route(web::get().to(list_owners))
+            .route(web::post().to(create_owner)),
+    )
+    .service(
+        web::resource("/admin/api/tenants/{tenant_id}/owners/{id}")
+            .route(web::patch().to(update_owner))
+            .route(web::delete().to(delete_owner)),
+    );
+}
+
+fn bad(e: String) -> ApiError {
+    ApiError::bad_request(e)
+}
+
+fn deleted(id: impl Serialize) -> HttpResponse {
+    HttpResponse::Ok().json(json!({ "id": id, "deleted": true }))
+}
+
+#[derive(Serialize)]
+pub struct StageDto {
+    pub id: StageId,
+    pub slug: String,
+    pub name: String,
+    pub color: Option<String>,
+    pub position: u32,
+}
+
+impl From<&Stage> for StageDto {
+    fn from(s: &Stage) -> Self {
+        StageDto {
+            id: s.id,
+            slug: s.slug.clone(),
+            name: s.name.clone(),
+            color: s.color.clone(),
+            position: s.position,
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct CustomFieldDto {
+    pub id: CustomFieldId,
+    pub slug: String,
+    pub name: String,
+    #[serde(rename = "type")]
+    pub field_type: FieldType,
+    pub reserved: bool,
+}
+
+impl From<&CustomField> for CustomFieldDto {
+    fn from(f: &CustomField) -> Self {
+        CustomFieldDto {
+            id: f.id,
+            slug: f.slug.clone(),
+            name: f.name.clone(),
+            field_type: f.field_type,
+            reserved: f.reserved,
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct OwnerDto {
+    pub id: OwnerId,
+    pub name: String,
+    pub role_name: Option<String>,
+}
+
+impl From<&Owner> for OwnerDto {
+    fn from(o: &Owner) -> Self {
+        OwnerDto {
+            id: o.id,
+            name: o.name.clone(),
+            role_name: o.role_name.clone(),
+        }
+    }
+}
+
+fn optional(
+    field: &str,
+    value: Option<&str>,
+    parse: fn(&str, &str) -> Result<String, String>,
+) -> Result<Option<String>, ApiError> {
+    value.map(|v| parse(field, v)).transpose().map_err(bad)
+}
+
+#[derive(Deserialize)]
+struct NewStageBody {
+    slug: String,
+    name: String,
+    color: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct StagePatchBody {
+    slug: Option<String>,
+    name: Option<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    color: Option<Option<String>>,
+    position: Option<u32>,
+}
+
+async fn list_stages(
+    _: Admin,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let tenant = existing_tenant(&state, &path).await?;
+    let stages = blocking(&state, move |s| s.list_stages(tenant)).await?;
+    let stages: Vec<StageDto> = stages.iter().map(StageDto::from).collect();
+    Ok(HttpResponse::Ok().json(json!({ "stages": stages })))
+}
+
+async fn create_stage(
+    _: Admin,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: web::Json<NewStageBody>,
+) -> Result<HttpResponse, ApiError> {
+    let tenant = tenant_id(&path)?;
+    let slug = parse_slug("slug", &body.slug).map_err(bad)?;
+    let name = parse_name("name", &body.name).map_err(bad)?;
+    let color = optional("color", body.color.as_deref(), parse_color)?;
+    let stage = blocking(&state, move |s| s.create_stage(tenant, slug, name, color)).await?;
+    Ok(HttpResponse::Created().json(json!({ "stage": StageDto::from(&stage) })))
+}
+
+async fn update_stage(
+    _: Admin,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+    body: web::Json<StagePatchBody>,
+) -> Result<HttpResponse, ApiError> {
+    let tenant = tenant_id(&path.0)?;
+    let id = path_id(&path.1, "stage", StageId::parse)?;
+    let body = body.into_inner();
+    let patch = StagePatch {
+        slug: optional("slug", body.slug.as_deref(), parse_slug)?,
+        name: optional("name", body.name.as_deref(), parse_name)?,
+        color: match body.color {
+            Some(Some(c)) => Some(Some(parse_color("color", &c).map_err(bad)?)),
+            other => other,
+        },
+        position: body.position,
+    };
+    let stage = blocking(&state, move |s| s.update_stage(tenant, id, patch)).await?;
+    Ok(HttpResponse::Ok().json(json!({ "stage": StageDto::from(&stage) })))
+}
+
+async fn delete_stage(
+    _: Admin,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let tenant = tenant_id(&path.0)?;
+    let id = path_id(&path.1, "stage", StageId::parse)?;
+    blocking(&state, move |s| s.delete_stage(tenant, id)).await?;
+    Ok(deleted(id))
+}
+
+#[derive(Deserialize)]
+struct NewFieldBody {
+    slug: String,
+    name: String,
+    #[serde(rename = "type")]
+    field_type: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct FieldPatchBody {
+    name: Option<String>,
+    #[serde(rename = "type")]
+    field_type: Option<String>,
+}
+
+async fn list_fields(
+    _: Admin,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let tenant = existing_tenant(&state, &path).await?;
+    let fields = blocking(&state, move |s| s.list_custom_fields(tenant)).await?;
+    let fields: Vec<CustomFieldDto> = fields.iter().map(CustomFieldDto::from).collect();
+    Ok(HttpResponse::Ok().json(json!({ "custom_fields": fields })))
+}
+
+async fn create_field(
+    _: Admin,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: web::Json<NewFieldBody>,
+) -> Result<HttpResponse, ApiError> {
+    let tenant = tenant_id(&path)?;
+    let slug = parse_slug("slug", &body.slug).map_err(bad)?;
+    let name = parse_name("name", &body.name).map_err(bad)?;
+    let field_type = body
+        .field_type
+        .as_deref()
+        .map(FieldType::parse)
+        .transpose()
+        .map_err(bad)?
+        .unwrap_or(FieldType::String);
+    let field = blocking(&state, move |s| {
+        s.create_custom_field(tenant, slug, name, field_type)
+    })
+    .await?;
+    Ok(HttpResponse::Created().json(json!({ "custom_field": CustomFieldDto::from(&field) })))
+}
+
+async fn update_field(
+    _: Admin,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+    body: web::Json<FieldPatchBody>,
+) -> Result<HttpResponse, ApiError> {
+    let tenant = tenant_id(&path.0)?;
+    let id = path_id(&path.1, "custom field", CustomFieldId::parse)?;
+    let patch = CustomFieldPatch {
+        name: optional("name", body.name.as_deref(), parse_name)?,
+        field_type: body
+            .field_type
+            .as_deref()
+            .map(FieldType::parse)
+            .transpose()
+            .map_err(bad)?,
+    };
+    let field = blocking(&state, move |s| s.update_custom_field(tenant, id, patch)).await?;
+    Ok(HttpResponse::Ok().json(json!({ "custom_field": CustomFieldDto::from(&field) })))
+}
+
+async fn delete_field(
+    _: Admin,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let tenant = tenant_id(&path.0)?;
+    let id = path_id(&path.1, "custom field", CustomFieldId::parse)?;
+    blocking(&state, move |s| s.delete_custom_field(tenant, id)).await?;
+    Ok(deleted(id))
+}
+
+#[derive(Deserialize)]
+struct NewOwnerBody {
+    name: String,
+    role_name: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct OwnerPatchBody {
+    name: Option<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    role_name: Option<Option<String>>,
+}
+
+async fn list_owners(
+    _: Admin,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let tenant = existing_tenant(&state, &path).await?;
+    let owners = blocking(&state, move |s| s.list_owners(tenant)).await?;
+    let owners: Vec<OwnerDto> = owners.iter().map(OwnerDto::from).collect();
+    Ok(HttpResponse::Ok().json(json!({ "owners": owners })))
+}
+
+async fn create_owner(
+    _: Admin,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: web::Json<NewOwnerBody>,
+) -> Result<HttpResponse, ApiError> {
+    let tenant = tenant_id(&path)?;
+    let name = parse_name("name", &body.name).map_err(bad)?;
+    let role_name = optional("role_name", body.role_name.as_deref(), parse_name)?;
+    let owner = blocking(&state, move |s| s.create_owner(tenant, name, role_name)).await?;
+    Ok(HttpResponse::Created().json(json!({ "owner": OwnerDto::from(&owner) })))
+}
+
+async fn update_owner(
+    _: Admin,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+    body: web::Json<OwnerPatchBody>,
+) -> Result<HttpResponse, ApiError> {
+    let tenant = tenant_id(&path.0)?;
+    let id = path_id(&path.1, "owner", OwnerId::parse)?;
+    let body = body.into_inner();
+    let patch = OwnerPatch {
+        name: optional("name", body.name.as_deref(), parse_name)?,
+        role_name: match body.role_name {
+            Some(Some(r)) => Some(Some(parse_name("role_name", &r).map_err(bad)?)),
+            other => other,
+        },
+    };
+    let owner = blocking(&state, move |s| s.update_owner(tenant, id, patch)).await?;
+    Ok(HttpResponse::Ok().json(json!({ "owner": OwnerDto::from(&owner) })))
+}
+
+async fn delete_owner(
+    _: Admin,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let tenant = tenant_id(&path.0)?;
+    let id = path_id(&path.1, "owner", OwnerId::parse)?;
+    blocking(&state, move |s| s.delete_owner(tenant, id)).await?;
+    Ok(deleted(id))
+}

@@ -1,0 +1,36 @@
+//! Operator endpoints: `/healthz` (no auth) and `/metrics` (admin token).
+
+use actix_web::{HttpResponse, web};
+use serde_json::json;
+
+use super::blocking;
+use crate::app::AppState;
+use crate::auth::Admin;
+use crate::error::ApiError;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/healthz").route(web::get().to(healthz)))
+        .service(web::resource("/metrics").route(web::get().to(metrics)));
+}
+
+/// Healthy means the data file answers a read.
+async fn healthz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let schema = blocking(&state, |store| store.schema_version()).await?;
+    Ok(HttpResponse::Ok().json(json!({
+        "status": "ok",
+        "version": env!("CARGO_PKG_VERSION"),
+        "schema_version": schema,
+    })))
+}
+
+async fn metrics(_: Admin, state: web::Data<AppState>) -> HttpResponse {
+    let tracked = state.limits.tracked() as f64;
+    let text = state.metrics.render(&[(
+        "leadbase_ratelimit_tracked_entries",
+        "Keys and client addresses holding rate-limit state.",
+        tracked,
+    )]);
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(text)
+}

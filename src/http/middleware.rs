@@ -1,0 +1,112 @@
+//! The request context wrapped around every route: request id, the error envelope on every error
+//! response (including the ones actix makes itself), rate-limit headers, metrics and the access
+//! log.
+
+use std::time::Instant;
+
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::{HttpMessage, web};
+
+use crate::app::AppState;
+use crate::error::envelope_json;
+use crate::ratelimit::Verdict;
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// A caller's own request id is kept when it is short and plain; otherwise a fresh one is made.
+fn request_id(req: &ServiceRequest) -> String {
+    req.headers()
+        .get(&REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            (1..=128).contains(&v.len())
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+        })
+        .map(String::from)
+        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string())
+}
+
+fn is_json(headers: &header::HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"))
+}
+
+fn fallback_message(status: StatusCode, allow: Option<&str>) -> String {
+    match (status, allow) {
+        (StatusCode::METHOD_NOT_ALLOWED, Some(allow)) => {
+            format!("method not allowed on this route; allowed: {allow}")
+        }
+        (StatusCode::NOT_FOUND, _) => "not found".into(),
+        (s, _) if s.is_server_error() => crate::error::INTERNAL_MESSAGE.into(),
+        (s, _) => s
+            .canonical_reason()
+            .unwrap_or("invalid request")
+            .to_string(),
+    }
+}
+
+pub async fn request_context(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let started = Instant::now();
+    let id = request_id(&req);
+    // Handler and extractor errors arrive here as responses; an `Err` would come only from an
+    // inner middleware, and there is none.
+    let mut res = next.call(req).await?.map_into_boxed_body();
+
+    let status = res.status();
+    if (status.is_client_error() || status.is_server_error()) && !is_json(res.headers()) {
+        let allow = res
+            .headers()
+            .get(header::ALLOW)
+            .and_then(|v| v.to_str().ok())
+            .map(String::from);
+        let body = envelope_json(status, &fallback_message(status, allow.as_deref()));
+        res = res.map_body(|head, _| {
+            head.headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            BoxBody::new(body)
+        });
+    }
+    let verdict = res.request().extensions().get::<Verdict>().copied();
+    if let Some(verdict) = verdict {
+        for (name, value) in verdict.headers() {
+            res.headers_mut().insert(name, value);
+        }
+    }
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        res.headers_mut().insert(REQUEST_ID, value);
+    }
+
+    let route = res
+        .request()
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".into());
+    let method = res.request().method().to_string();
+    let elapsed = started.elapsed();
+    if let Some(state) = res.request().app_data::<web::Data<AppState>>() {
+        state
+            .metrics
+            .observe(&route, &method, status.as_u16(), elapsed);
+    }
+    tracing::info!(
+        request_id = %id,
+        method = %method,
+        path = %res.request().path(),
+        route = %route,
+        status = status.as_u16(),
+        latency_ms = elapsed.as_secs_f64() * 1000.0,
+        "request"
+    );
+    Ok(res)
+}

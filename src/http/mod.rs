@@ -1,0 +1,109 @@
+//! The HTTP layer: one module per resource, each with its DTOs and a `configure()`.
+
+mod admin;
+mod admin_catalog;
+mod health;
+mod middleware;
+mod openapi;
+mod page;
+
+use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
+use actix_web::{HttpRequest, web};
+use serde::{Deserialize, Deserializer};
+
+use crate::app::AppState;
+use crate::error::ApiError;
+use crate::store::{Store, StoreError};
+
+pub use middleware::request_context;
+
+/// Response shapes shared with the CLI, which prints the same JSON as the admin API.
+pub mod dto {
+    pub use super::admin::{KeyDto, TenantDto, new_key};
+}
+
+/// Bodies of ordinary routes; bulk import sets its own, larger limit.
+pub const BODY_LIMIT: usize = 64 * 1024;
+
+/// Registers every route, the extractor error handlers and the 404 fallback.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(json_config(BODY_LIMIT))
+        .app_data(web::QueryConfig::default().error_handler(query_error))
+        .app_data(web::PathConfig::default().error_handler(path_error))
+        .configure(health::configure)
+        .configure(openapi::configure)
+        .configure(page::configure)
+        .configure(admin::configure)
+        .configure(admin_catalog::configure);
+}
+
+/// Any path that matches no route: 404 whatever the credentials.
+pub async fn no_route(req: HttpRequest) -> Result<actix_web::HttpResponse, ApiError> {
+    Err(ApiError::not_found(format!(
+        "no route for {} {}",
+        req.method(),
+        req.path()
+    )))
+}
+
+pub fn json_config(limit: usize) -> web::JsonConfig {
+    web::JsonConfig::default()
+        .limit(limit)
+        .error_handler(move |err, _req| json_error(err, limit).into())
+}
+
+fn json_error(err: JsonPayloadError, limit: usize) -> ApiError {
+    match err {
+        JsonPayloadError::Overflow { .. } | JsonPayloadError::OverflowKnownLength { .. } => {
+            ApiError::new(
+                actix_web::http::StatusCode::PAYLOAD_TOO_LARGE,
+                format!("request body is larger than {limit} bytes"),
+            )
+        }
+        JsonPayloadError::ContentType => ApiError::new(
+            actix_web::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Content-Type must be application/json",
+        ),
+        JsonPayloadError::Deserialize(e) if e.is_data() => {
+            ApiError::bad_request(format!("invalid request body: {e}"))
+        }
+        JsonPayloadError::Deserialize(e) => ApiError::bad_request(format!("malformed JSON: {e}")),
+        other => ApiError::bad_request(format!("cannot read the request body: {other}")),
+    }
+}
+
+fn query_error(err: QueryPayloadError, _req: &HttpRequest) -> actix_web::Error {
+    let detail = match &err {
+        QueryPayloadError::Deserialize(e) => e.to_string(),
+        other => other.to_string(),
+    };
+    ApiError::bad_request(format!("invalid query string: {detail}")).into()
+}
+
+/// A path segment of the wrong shape names nothing that exists.
+fn path_error(_err: PathError, req: &HttpRequest) -> actix_web::Error {
+    ApiError::not_found(format!("{} not found", req.path())).into()
+}
+
+/// Runs a store call on the blocking pool.
+pub async fn blocking<R: Send + 'static>(
+    state: &web::Data<AppState>,
+    f: impl FnOnce(&Store) -> Result<R, StoreError> + Send + 'static,
+) -> Result<R, ApiError> {
+    let store = state.store.clone();
+    Ok(web::block(move || f(&store)).await??)
+}
+
+/// For PATCH bodies: absent → `None`, `null` → `Some(None)`, a value → `Some(Some(v))`.
+pub fn nullable<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// Parses an id from a path segment; a malformed id is a resource that does not exist.
+pub fn path_id<T>(raw: &str, what: &str, parse: impl Fn(&str) -> Option<T>) -> Result<T, ApiError> {
+    parse(raw).ok_or_else(|| ApiError::not_found(format!("{what} {raw} not found")))
+}

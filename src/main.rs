@@ -1,0 +1,23 @@
+use std::process::ExitCode;
+
+use clap::Parser;
+use leadbase::cli::{Cli, run};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match cli.load_config() {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("leadbase: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    leadbase::logging::init();
+    match run(cli.command, config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("leadbase: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

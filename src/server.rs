@@ -1,0 +1,140 @@
+//! Starting and stopping a server: used by `leadbase serve` and by the integration tests, which
+//! pass a listener bound to `127.0.0.1:0` and a temporary data file.
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use actix_web::dev::ServerHandle;
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpServer, web};
+
+use crate::admin_token::{self, AdminTokenError, AdminTokenSource};
+use crate::app::AppState;
+use crate::config::Config;
+use crate::http;
+use crate::store::{OpenError, Store};
+
+/// How long a graceful stop waits for in-flight requests.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+/// How often idle rate-limit state is reclaimed.
+const RECLAIM_EVERY: Duration = Duration::from_secs(60);
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Open(#[from] OpenError),
+    #[error(transparent)]
+    AdminToken(#[from] AdminTokenError),
+    #[error("cannot start the HTTP server: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+pub struct Options {
+    /// Stop gracefully on SIGTERM / ctrl-c. Off for servers embedded in tests.
+    pub handle_signals: bool,
+}
+
+/// A running server. Dropping it does not stop it; call [`Running::stop`] or [`Running::wait`].
+pub struct Running {
+    addr: SocketAddr,
+    admin_token: AdminTokenSource,
+    handle: ServerHandle,
+    thread: JoinHandle<()>,
+}
+
+pub fn start(
+    config: Config,
+    listener: TcpListener,
+    options: Options,
+) -> Result<Running, StartError> {
+    let store = Store::open(&config.storage.path)?;
+    let (admin_hash, admin_token) = admin_token::ensure(&config, &store)?;
+    let addr = listener.local_addr()?;
+    listener.set_nonblocking(true)?;
+    let workers = match config.server.workers {
+        0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+        n => n as usize,
+    };
+    let state = web::Data::new(AppState::new(config, store.clone(), admin_hash));
+
+    let (handle_tx, handle_rx) = mpsc::channel();
+    let thread = std::thread::Builder::new()
+        .name("leadbase-http".into())
+        .spawn(move || {
+            let system = actix_web::rt::System::new();
+            let served = system.block_on(serve(state, listener, workers, options, handle_tx));
+            if let Err(e) = served {
+                tracing::error!(error = %e, "HTTP server failed");
+            }
+            // Every request has finished: flush queued writes and release the data file.
+            store.shutdown();
+            tracing::info!("stopped; data file closed");
+        })?;
+    let handle = handle_rx
+        .recv()
+        .map_err(|_| std::io::Error::other("the HTTP server thread exited during start"))?;
+    Ok(Running {
+        addr,
+        admin_token,
+        handle,
+        thread,
+    })
+}
+
+async fn serve(
+    state: web::Data<AppState>,
+    listener: TcpListener,
+    workers: usize,
+    options: Options,
+    handle_tx: mpsc::Sender<ServerHandle>,
+) -> std::io::Result<()> {
+    let app_state = state.clone();
+    let mut server = HttpServer::new(move || {
+        App::new()
+            .app_data(app_state.clone())
+            .wrap(from_fn(http::request_context))
+            .configure(http::configure)
+            .default_service(web::to(http::no_route))
+    })
+    .workers(workers)
+    .shutdown_timeout(SHUTDOWN_GRACE.as_secs())
+    .listen(listener)?;
+    if !options.handle_signals {
+        server = server.disable_signals();
+    }
+    let server = server.run();
+    let _ = handle_tx.send(server.handle());
+    actix_web::rt::spawn(async move {
+        let mut tick = actix_web::rt::time::interval(RECLAIM_EVERY);
+        loop {
+            tick.tick().await;
+            state.limits.reclaim();
+        }
+    });
+    server.await
+}
+
+impl Running {
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn admin_token(&self) -> &AdminTokenSource {
+        &self.admin_token
+    }
+
+    /// Stops accepting, lets in-flight requests finish, closes the data file, and returns.
+    pub fn stop(self) {
+        // The stop command is sent when `stop` is called; its future only reports completion,
+        // which joining the thread observes as well.
+        drop(self.handle.stop(true));
+        let _ = self.thread.join();
+    }
+
+    /// Blocks until the server stops (SIGTERM or ctrl-c when signals are handled).
+    pub fn wait(self) {
+        let _ = self.thread.join();
+    }
+}

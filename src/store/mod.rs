@@ -1,0 +1,167 @@
+//! Everything redb. The rest of leadbase sees typed functions on [`Store`] and never a table.
+//!
+//! Reads open short read transactions on the caller's thread (callers on the async executor go
+//! through `web::block`). Every write goes through one writer thread ([`writer`]) that batches
+//! the writes queued at a moment into one durable commit.
+
+mod codec;
+pub mod keys;
+mod meta;
+pub mod tables;
+pub mod tenants;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use redb::{Database, ReadTransaction, ReadableDatabase, WriteTransaction};
+
+pub use codec::Record;
+pub use tenants::{CustomField, Owner, Stage, Tenant};
+
+/// The schema this build writes. Older files are migrated forward at open; newer ones refused.
+pub const SCHEMA_VERSION: u64 = 1;
+
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum StoreError {
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("storage error: {0}")]
+    Storage(String),
+    #[error("corrupt record: {0}")]
+    Corrupt(String),
+    #[error("the store is shut down")]
+    Closed,
+}
+
+impl StoreError {
+    /// Whether this error means the write transaction may hold partial writes and must not be
+    /// committed. Domain refusals (not found, conflict, invalid) are raised before any write.
+    fn poisons_batch(&self) -> bool {
+        matches!(self, StoreError::Storage(_) | StoreError::Corrupt(_))
+    }
+}
+
+macro_rules! storage_errors {
+    ($($t:ty),*) => {$(
+        impl From<$t> for StoreError {
+            fn from(e: $t) -> Self {
+                StoreError::Storage(e.to_string())
+            }
+        }
+    )*};
+}
+storage_errors!(
+    redb::Error,
+    redb::TableError,
+    redb::StorageError,
+    redb::TransactionError,
+    redb::CommitError
+);
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error(
+        "the data file {0} is in use by another process (is `leadbase serve` running?); stop it, or use another storage.path"
+    )]
+    Locked(PathBuf),
+    #[error(
+        "the data file {path} was written by a newer leadbase (schema {found}, this build knows {SCHEMA_VERSION}); upgrade leadbase"
+    )]
+    NewerSchema { path: PathBuf, found: u64 },
+    #[error("cannot open the data file {path}: {reason}")]
+    Other { path: PathBuf, reason: String },
+}
+
+/// A handle on the data file. Cheap to clone; all clones share one writer thread.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: Arc<Database>,
+    writer: writer::Writer,
+    path: PathBuf,
+}
+
+impl Store {
+    /// Opens (creating when absent, with its directory) the data file, takes its exclusive lock,
+    /// checks or migrates the schema and starts the writer thread.
+    pub fn open(path: &Path) -> Result<Store, OpenError> {
+        let other = |reason: String| OpenError::Other {
+            path: path.to_path_buf(),
+            reason,
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| other(format!("cannot create {}: {e}", dir.display())))?;
+        }
+        let db = Database::builder()
+            // Leads are small; a 256 MiB page cache holds the hot part of millions of them.
+            .set_cache_size(256 * 1024 * 1024)
+            .create(path)
+            .map_err(|e| match e {
+                redb::DatabaseError::DatabaseAlreadyOpen => OpenError::Locked(path.to_path_buf()),
+                other_err => other(other_err.to_string()),
+            })?;
+        let db = Arc::new(db);
+        meta::prepare(&db).map_err(|e| match e {
+            meta::PrepareError::Newer(found) => OpenError::NewerSchema {
+                path: path.to_path_buf(),
+                found,
+            },
+            meta::PrepareError::Store(e) => other(e.to_string()),
+        })?;
+        let writer = writer::Writer::start(Arc::clone(&db));
+        Ok(Store {
+            inner: Arc::new(Inner {
+                db,
+                writer,
+                path: path.to_path_buf(),
+            }),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Runs `f` in a fresh read transaction on the calling thread.
+    pub(crate) fn read<R>(
+        &self,
+        f: impl FnOnce(&ReadTransaction) -> Result<R, StoreError>,
+    ) -> Result<R, StoreError> {
+        let txn = self.inner.db.begin_read()?;
+        f(&txn)
+    }
+
+    /// Runs `f` inside the writer's next batch and waits until that batch is durable on disk.
+    /// `f` must check before it writes: an `Err` it returns after writing would leave its writes
+    /// in the batch (a storage error aborts the whole batch instead).
+    pub(crate) fn write<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&WriteTransaction) -> Result<R, StoreError> + Send + 'static,
+    ) -> Result<R, StoreError> {
+        self.inner.writer.run(f)
+    }
+
+    /// Queues `f` without waiting for it: for bookkeeping whose loss is harmless
+    /// (`last_used_at`).
+    pub(crate) fn write_detached(
+        &self,
+        f: impl FnOnce(&WriteTransaction) -> Result<(), StoreError> + Send + 'static,
+    ) {
+        self.inner.writer.submit(f);
+    }
+
+    /// Finishes queued writes and stops the writer. Later writes fail with `Closed`. The file
+    /// lock is released when the last clone of this store is dropped.
+    pub fn shutdown(&self) {
+        self.inner.writer.stop();
+    }
+}

@@ -1,0 +1,87 @@
+//! Table definitions and key encoding. Keys are fixed-width big-endian byte tuples, so that the
+//! byte order of a key is the order of its parts and a prefix range is a keyset page.
+
+use redb::TableDefinition;
+
+pub type Bytes = &'static [u8];
+
+/// `schema_version`, `admin_token_sha256`.
+pub const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+/// tenant_id -> Tenant
+pub const TENANTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("tenants");
+/// key_id -> ApiKey
+pub const API_KEYS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("api_keys");
+/// sha256(token) -> key_id
+pub const API_KEYS_BY_HASH: TableDefinition<&[u8], &[u8]> =
+    TableDefinition::new("api_keys_by_hash");
+/// (tenant_id, key_id) -> ()
+pub const API_KEYS_BY_TENANT: TableDefinition<&[u8], ()> =
+    TableDefinition::new("api_keys_by_tenant");
+/// (tenant_id, stage_id) -> Stage
+pub const STAGES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("stages");
+/// (tenant_id, field_id) -> CustomField
+pub const CUSTOM_FIELDS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("custom_fields");
+/// (tenant_id, owner_id) -> Owner
+pub const OWNERS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("owners");
+
+/// Concatenates key parts.
+pub fn key(parts: &[&[u8]]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(parts.iter().map(|p| p.len()).sum());
+    for part in parts {
+        out.extend_from_slice(part);
+    }
+    out
+}
+
+/// The first key after every key that starts with `prefix` (None when there is none, i.e. the
+/// prefix is all 0xff), so `prefix..end` is exactly the keys with that prefix.
+pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
+}
+
+/// Big-endian with the sign bit flipped, so signed values sort correctly as bytes.
+pub fn i64_key(value: i64) -> [u8; 8] {
+    ((value as u64) ^ (1 << 63)).to_be_bytes()
+}
+
+pub fn i64_from_key(bytes: &[u8]) -> Option<i64> {
+    let raw: [u8; 8] = bytes.get(..8)?.try_into().ok()?;
+    Some((u64::from_be_bytes(raw) ^ (1 << 63)) as i64)
+}
+
+pub fn id_at(bytes: &[u8], offset: usize) -> Option<[u8; 16]> {
+    bytes.get(offset..offset + 16)?.try_into().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signed_keys_sort_as_numbers() {
+        let values = [i64::MIN, -5, -1, 0, 1, 1_700_000_000_000, i64::MAX];
+        for pair in values.windows(2) {
+            assert!(i64_key(pair[0]) < i64_key(pair[1]));
+        }
+        for v in values {
+            assert_eq!(i64_from_key(&i64_key(v)), Some(v));
+        }
+    }
+
+    #[test]
+    fn prefix_end_bounds_the_prefix() {
+        assert_eq!(prefix_end(&[1, 2]), Some(vec![1, 3]));
+        assert_eq!(prefix_end(&[1, 0xff]), Some(vec![2]));
+        assert_eq!(prefix_end(&[0xff, 0xff]), None);
+        let end = prefix_end(&[7, 7]).unwrap();
+        assert!(key(&[&[7, 7], &[0xff; 16]]) < end);
+        assert!(key(&[&[7, 8]]) >= end);
+    }
+}
