@@ -4,6 +4,7 @@ use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use super::json::Json;
 use super::{blocking, path_id};
 use crate::app::AppState;
 use crate::auth::Admin;
@@ -92,6 +93,7 @@ pub async fn existing_tenant(state: &web::Data<AppState>, raw: &str) -> Result<T
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct TenantBody {
     name: String,
 }
@@ -105,7 +107,7 @@ async fn list_tenants(_: Admin, state: web::Data<AppState>) -> Result<HttpRespon
 async fn create_tenant(
     _: Admin,
     state: web::Data<AppState>,
-    body: web::Json<TenantBody>,
+    body: Json<TenantBody>,
 ) -> Result<HttpResponse, ApiError> {
     let name = parse_name("name", &body.name).map_err(ApiError::bad_request)?;
     let tenant = blocking(&state, move |s| s.create_tenant(name)).await?;
@@ -128,7 +130,7 @@ async fn rename_tenant(
     _: Admin,
     state: web::Data<AppState>,
     path: web::Path<String>,
-    body: web::Json<TenantBody>,
+    body: Json<TenantBody>,
 ) -> Result<HttpResponse, ApiError> {
     let id = tenant_id(&path)?;
     let name = parse_name("name", &body.name).map_err(ApiError::bad_request)?;
@@ -148,6 +150,7 @@ async fn list_keys(
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct KeyBody {
     name: String,
     scopes: Vec<String>,
@@ -186,7 +189,7 @@ async fn issue_key(
     _: Admin,
     state: web::Data<AppState>,
     path: web::Path<String>,
-    body: web::Json<KeyBody>,
+    body: Json<KeyBody>,
 ) -> Result<HttpResponse, ApiError> {
     let tenant = tenant_id(&path)?;
     let request = new_key(tenant, &body.name, &body.scopes, body.expires_at.as_deref())

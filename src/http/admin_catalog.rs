@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::admin::{existing_tenant, tenant_id};
+use super::json::Json;
 use super::{blocking, nullable, path_id};
 use crate::app::AppState;
 use crate::auth::Admin;
@@ -124,6 +125,7 @@ fn optional(
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct NewStageBody {
     slug: String,
     name: String,
@@ -131,6 +133,7 @@ struct NewStageBody {
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct StagePatchBody {
     slug: Option<String>,
     name: Option<String>,
@@ -154,7 +157,7 @@ async fn create_stage(
     _: Admin,
     state: web::Data<AppState>,
     path: web::Path<String>,
-    body: web::Json<NewStageBody>,
+    body: Json<NewStageBody>,
 ) -> Result<HttpResponse, ApiError> {
     let tenant = tenant_id(&path)?;
     let slug = parse_slug("slug", &body.slug).map_err(bad)?;
@@ -168,7 +171,7 @@ async fn update_stage(
     _: Admin,
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
-    body: web::Json<StagePatchBody>,
+    body: Json<StagePatchBody>,
 ) -> Result<HttpResponse, ApiError> {
     let tenant = tenant_id(&path.0)?;
     let id = path_id(&path.1, "stage", StageId::parse)?;
@@ -198,6 +201,7 @@ async fn delete_stage(
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct NewFieldBody {
     slug: String,
     name: String,
@@ -206,6 +210,7 @@ struct NewFieldBody {
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct FieldPatchBody {
     name: Option<String>,
     #[serde(rename = "type")]
@@ -227,7 +232,7 @@ async fn create_field(
     _: Admin,
     state: web::Data<AppState>,
     path: web::Path<String>,
-    body: web::Json<NewFieldBody>,
+    body: Json<NewFieldBody>,
 ) -> Result<HttpResponse, ApiError> {
     let tenant = tenant_id(&path)?;
     let slug = parse_slug("slug", &body.slug).map_err(bad)?;
@@ -250,7 +255,7 @@ async fn update_field(
     _: Admin,
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
-    body: web::Json<FieldPatchBody>,
+    body: Json<FieldPatchBody>,
 ) -> Result<HttpResponse, ApiError> {
     let tenant = tenant_id(&path.0)?;
     let id = path_id(&path.1, "custom field", CustomFieldId::parse)?;
@@ -279,12 +284,14 @@ async fn delete_field(
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct NewOwnerBody {
     name: String,
     role_name: Option<String>,
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct OwnerPatchBody {
     name: Option<String>,
     #[serde(default, deserialize_with = "nullable")]
@@ -306,7 +313,7 @@ async fn create_owner(
     _: Admin,
     state: web::Data<AppState>,
     path: web::Path<String>,
-    body: web::Json<NewOwnerBody>,
+    body: Json<NewOwnerBody>,
 ) -> Result<HttpResponse, ApiError> {
     let tenant = tenant_id(&path)?;
     let name = parse_name("name", &body.name).map_err(bad)?;
@@ -319,7 +326,7 @@ async fn update_owner(
     _: Admin,
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
-    body: web::Json<OwnerPatchBody>,
+    body: Json<OwnerPatchBody>,
 ) -> Result<HttpResponse, ApiError> {
     let tenant = tenant_id(&path.0)?;
     let id = path_id(&path.1, "owner", OwnerId::parse)?;

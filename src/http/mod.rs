@@ -3,6 +3,7 @@
 mod admin;
 mod admin_catalog;
 mod health;
+pub mod json;
 mod middleware;
 mod openapi;
 mod page;

@@ -9,6 +9,7 @@ const CSS: &str = include_str!("../../static/admin.css");
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/").route(web::get().to(|| async { redirect("/admin") })))
+        .service(web::resource("/favicon.ico").route(web::get().to(HttpResponse::NoContent)))
         .service(
             web::resource("/admin")
                 .route(web::get().to(|| async { asset(HTML, "text/html; charset=utf-8") })),

@@ -14,6 +14,7 @@ mod writer;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use parking_lot::RwLock;
 use redb::{Database, ReadTransaction, ReadableDatabase, WriteTransaction};
 
 pub use codec::Record;
@@ -84,7 +85,9 @@ pub struct Store {
 }
 
 struct Inner {
-    db: Arc<Database>,
+    /// Taken at shutdown, so the file is released even while clones of the store live on in
+    /// threads that have not been dropped yet.
+    db: RwLock<Option<Arc<Database>>>,
     writer: writer::Writer,
     path: PathBuf,
 }
@@ -120,7 +123,7 @@ impl Store {
         let writer = writer::Writer::start(Arc::clone(&db));
         Ok(Store {
             inner: Arc::new(Inner {
-                db,
+                db: RwLock::new(Some(db)),
                 writer,
                 path: path.to_path_buf(),
             }),
@@ -136,7 +139,8 @@ impl Store {
         &self,
         f: impl FnOnce(&ReadTransaction) -> Result<R, StoreError>,
     ) -> Result<R, StoreError> {
-        let txn = self.inner.db.begin_read()?;
+        let db = self.inner.db.read().clone().ok_or(StoreError::Closed)?;
+        let txn = db.begin_read()?;
         f(&txn)
     }
 
@@ -159,9 +163,10 @@ impl Store {
         self.inner.writer.submit(f);
     }
 
-    /// Finishes queued writes and stops the writer. Later writes fail with `Closed`. The file
-    /// lock is released when the last clone of this store is dropped.
+    /// Finishes queued writes, stops the writer and closes the file (once reads in progress
+    /// end). Later calls fail with `Closed`.
     pub fn shutdown(&self) {
         self.inner.writer.stop();
+        self.inner.db.write().take();
     }
 }

@@ -1,0 +1,60 @@
+//! The JSON body extractor. Bodies are read as a JSON value first (size, content type and
+//! syntax errors come from `JsonConfig`), then turned into the route's type with the path of the
+//! offending field in the message: `invalid request body: leads[3].contact_email: invalid type`.
+//! The value is kept, for idempotency's canonical comparison.
+
+use std::future::Future;
+use std::ops::Deref;
+use std::pin::Pin;
+
+use actix_web::dev::Payload;
+use actix_web::{FromRequest, HttpRequest, web};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::error::ApiError;
+
+pub struct Json<T> {
+    pub data: T,
+    pub raw: Value,
+}
+
+impl<T> Json<T> {
+    pub fn into_inner(self) -> T {
+        self.data
+    }
+}
+
+impl<T> Deref for Json<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.data
+    }
+}
+
+/// Turns a JSON value into `T`, naming the field that does not fit.
+pub fn from_value<T: DeserializeOwned>(value: &Value) -> Result<T, ApiError> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if path == "." {
+            ApiError::bad_request(format!("invalid request body: {inner}"))
+        } else {
+            ApiError::bad_request(format!("invalid request body: {path}: {inner}"))
+        }
+    })
+}
+
+impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
+    type Error = actix_web::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, actix_web::Error>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let value = web::Json::<Value>::from_request(req, payload);
+        Box::pin(async move {
+            let raw = value.await?.into_inner();
+            let data = from_value(&raw)?;
+            Ok(Json { data, raw })
+        })
+    }
+}

@@ -1,0 +1,259 @@
+//! Starts the real server on 127.0.0.1:0 with a temporary data file, and a small typed client
+//! that talks HTTP to it.
+
+use std::collections::HashMap;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use leadbase::config::Config;
+use leadbase::{Options, Running};
+use serde_json::{Value, json};
+
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789abcdef";
+pub const ALL_SCOPES: [&str; 3] = [
+    "public_api:leads:read",
+    "public_api:leads:write",
+    "public_api:webhooks:manage",
+];
+
+pub struct TestApp {
+    pub base: String,
+    pub dir: Arc<tempfile::TempDir>,
+    pub config: Config,
+    running: Option<Running>,
+    agent: ureq::Agent,
+}
+
+pub struct Resp {
+    pub status: u16,
+    pub headers: HashMap<String, String>,
+    pub text: String,
+}
+
+impl Resp {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text))
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .get(&name.to_ascii_lowercase())
+            .map(String::as_str)
+    }
+
+    /// Asserts the spec's error envelope with this status and type; returns the message.
+    pub fn assert_error(&self, status: u16, kind: &str) -> String {
+        assert_eq!(self.status, status, "body: {}", self.text);
+        let body = self.json();
+        assert_eq!(body["error"]["type"], kind, "body: {}", self.text);
+        assert_eq!(body["error"]["code"], status, "body: {}", self.text);
+        let message = body["error"]["message"]
+            .as_str()
+            .expect("message")
+            .to_string();
+        assert!(!message.is_empty());
+        assert_eq!(
+            body.as_object().map(|o| o.len()),
+            Some(1),
+            "only `error` at the top"
+        );
+        message
+    }
+}
+
+pub fn test_config(dir: &Path) -> Config {
+    let mut config = Config::default();
+    config.storage.path = dir.join("leadbase.redb");
+    config.admin.token = Some(ADMIN_TOKEN.into());
+    config.server.workers = 2;
+    config
+}
+
+pub fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .timeout_global(Some(Duration::from_secs(60)))
+        .build()
+        .into()
+}
+
+pub fn spawn_app() -> TestApp {
+    spawn_with(|_| {})
+}
+
+pub fn spawn_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
+    let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
+    let mut config = test_config(dir.path());
+    adjust(&mut config);
+    start_in(dir, config)
+}
+
+pub fn start_in(dir: Arc<tempfile::TempDir>, config: Config) -> TestApp {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let running = leadbase::start(
+        config.clone(),
+        listener,
+        Options {
+            handle_signals: false,
+        },
+    )
+    .expect("server starts");
+    TestApp {
+        base: format!("http://{}", running.addr()),
+        dir,
+        config,
+        running: Some(running),
+        agent: agent(),
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(running) = self.running.take() {
+            running.stop();
+        }
+    }
+}
+
+pub struct Req<'a> {
+    app: &'a TestApp,
+    method: &'a str,
+    path: String,
+    headers: Vec<(String, String)>,
+    body: Option<String>,
+}
+
+impl<'a> Req<'a> {
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    pub fn bearer(self, token: &str) -> Self {
+        self.header("authorization", &format!("Bearer {token}"))
+    }
+
+    pub fn json(mut self, body: &Value) -> Self {
+        self.body = Some(body.to_string());
+        self.header("content-type", "application/json")
+    }
+
+    /// A body as given, without a content type.
+    pub fn raw(mut self, body: &str) -> Self {
+        self.body = Some(body.into());
+        self
+    }
+
+    pub fn send(self) -> Resp {
+        let mut builder = ureq::http::Request::builder()
+            .method(self.method)
+            .uri(format!("{}{}", self.app.base, self.path));
+        for (name, value) in &self.headers {
+            builder = builder.header(name, value);
+        }
+        let request = builder
+            .body(self.body.unwrap_or_default())
+            .expect("request");
+        let mut response = self.app.agent.run(request).expect("HTTP exchange");
+        let headers = response
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
+            .collect();
+        let status = response.status().as_u16();
+        let text = response.body_mut().read_to_string().unwrap_or_default();
+        Resp {
+            status,
+            headers,
+            text,
+        }
+    }
+}
+
+impl TestApp {
+    pub fn req(&self, method: &'static str, path: &str) -> Req<'_> {
+        Req {
+            app: self,
+            method,
+            path: path.to_string(),
+            headers: Vec::new(),
+            body: None,
+        }
+    }
+
+    pub fn admin(&self, method: &'static str, path: &str) -> Req<'_> {
+        self.req(method, path).bearer(ADMIN_TOKEN)
+    }
+
+    /// An API call as a key of `tenant`.
+    pub fn api(&self, method: &'static str, path: &str, key: &Key) -> Req<'_> {
+        self.req(method, path)
+            .bearer(&key.token)
+            .header("x-customer-id", &key.tenant)
+    }
+
+    pub fn create_tenant(&self, name: &str) -> String {
+        let res = self
+            .admin("POST", "/admin/api/tenants")
+            .json(&json!({ "name": name }))
+            .send();
+        assert_eq!(res.status, 201, "{}", res.text);
+        res.json()["tenant"]["id"].as_str().expect("id").to_string()
+    }
+
+    pub fn issue_key(&self, tenant: &str, scopes: &[&str]) -> Key {
+        let res = self
+            .admin("POST", &format!("/admin/api/tenants/{tenant}/keys"))
+            .json(&json!({ "name": "test", "scopes": scopes }))
+            .send();
+        assert_eq!(res.status, 201, "{}", res.text);
+        let body = res.json();
+        Key {
+            id: body["key"]["id"].as_str().expect("id").into(),
+            token: body["token"].as_str().expect("token").into(),
+            tenant: tenant.into(),
+        }
+    }
+
+    /// A tenant with one key holding every scope.
+    pub fn tenant_with_key(&self, name: &str) -> Key {
+        let tenant = self.create_tenant(name);
+        self.issue_key(&tenant, &ALL_SCOPES)
+    }
+
+    /// Stops gracefully and returns what a restart needs.
+    pub fn stop(mut self) -> (Arc<tempfile::TempDir>, Config) {
+        if let Some(running) = self.running.take() {
+            running.stop();
+        }
+        (Arc::clone(&self.dir), self.config.clone())
+    }
+
+    pub fn data_file(&self) -> PathBuf {
+        self.config.storage.path.clone()
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Key {
+    pub id: String,
+    pub token: String,
+    pub tenant: String,
+}
+
+impl Key {
+    pub fn for_tenant(&self, tenant: &str) -> Key {
+        Key {
+            tenant: tenant.into(),
+            ..self.clone()
+        }
+    }
+}
+
+/// The compiled `leadbase` binary, for tests that need a separate process.
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_leadbase")
+}

@@ -1,0 +1,238 @@
+//! Process-level behaviour: restarts, the data-file lock, config errors, first start, signals
+//! and the offline commands.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+fn leadbase(data: &Path) -> Command {
+    let mut cmd = Command::new(binary());
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("RUST_LOG", "warn")
+        .arg("--set")
+        .arg(format!("storage.path={}", data.display()));
+    cmd
+}
+
+fn run_json(cmd: &mut Command) -> Value {
+    let out = cmd.output().expect("runs");
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("prints JSON")
+}
+
+/// A `leadbase serve` child on a free port; returns it with its base URL and the banner.
+fn serve(data: &Path) -> (Child, String, Vec<String>) {
+    let mut child = leadbase(data)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawns");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let first = lines.next().expect("banner").expect("utf-8");
+    let base = first
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .expect("address in banner")
+        .to_string();
+    let admin_line = lines.next().expect("admin line").expect("utf-8");
+    // A third line, about the first key, follows only when the token was just created.
+    let created = admin_line.contains("created");
+    let mut banner = vec![first, admin_line];
+    if created {
+        banner.push(lines.next().expect("first-key line").expect("utf-8"));
+    }
+    (child, base, banner)
+}
+
+#[test]
+fn data_survives_a_restart() {
+    let app = spawn_app();
+    let key = app.tenant_with_key("Acme");
+    let stage = app
+        .admin("POST", &format!("/admin/api/tenants/{}/stages", key.tenant))
+        .json(&json!({ "slug": "showing", "name": "Showing" }))
+        .send();
+    assert_eq!(stage.status, 201);
+    let (dir, config) = app.stop();
+
+    let app = start_in(dir, config);
+    let tenants = app.admin("GET", "/admin/api/tenants").send().json();
+    assert_eq!(tenants["tenants"][0]["id"], key.tenant.as_str());
+    let stages = app
+        .admin("GET", &format!("/admin/api/tenants/{}/stages", key.tenant))
+        .send()
+        .json();
+    assert_eq!(stages["stages"].as_array().unwrap().len(), 6);
+    let keys = app
+        .admin("GET", &format!("/admin/api/tenants/{}/keys", key.tenant))
+        .send()
+        .json();
+    assert_eq!(keys["keys"][0]["id"], key.id.as_str());
+}
+
+#[test]
+fn a_second_process_is_refused_on_a_held_file() {
+    let app = spawn_app();
+    let out = leadbase(&app.data_file())
+        .args(["tenant", "list"])
+        .output()
+        .expect("runs");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("is in use by another process"), "{stderr}");
+
+    let out = leadbase(&app.data_file())
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .output()
+        .expect("runs");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is in use by another process"));
+}
+
+#[test]
+fn invalid_config_is_refused_at_startup_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("leadbase.redb");
+    let out = leadbase(&data)
+        .env("LEADBASE_LIMITS_PER_MINUTE", "lots")
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("LEADBASE_LIMITS_PER_MINUTE"), "{stderr}");
+
+    let file = dir.path().join("leadbase.toml");
+    std::fs::write(&file, "[webhooks]\ntimeout_seconds = 5\n").unwrap();
+    let out = leadbase(&data)
+        .arg("--config")
+        .arg(&file)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("webhooks.timeout_seconds"));
+
+    std::fs::write(&file, "[webhooks]\nretry_schedule_seconds = []\n").unwrap();
+    let out = leadbase(&data)
+        .arg("--config")
+        .arg(&file)
+        .args(["tenant", "list"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("webhooks.retry_schedule_seconds"));
+    assert!(!data.exists(), "nothing was created");
+}
+
+#[test]
+fn first_start_creates_the_admin_token_and_says_where_it_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("nested").join("leadbase.redb");
+    let (mut child, base, banner) = serve(&data);
+    let token_file = dir.path().join("nested").join("admin-token");
+    assert!(banner[1].contains(&format!("{base}/admin")), "{banner:?}");
+    assert!(
+        banner[1].contains(&token_file.display().to_string()),
+        "{banner:?}"
+    );
+    assert!(banner[2].contains("First key"), "{banner:?}");
+
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&token_file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let token = std::fs::read_to_string(&token_file).unwrap();
+    let agent = agent();
+    let res = agent
+        .get(format!("{base}/admin/api/tenants"))
+        .header("authorization", format!("Bearer {}", token.trim()))
+        .call()
+        .unwrap();
+    assert_eq!(res.status(), 200);
+
+    // SIGTERM: a graceful stop that exits cleanly and releases the file.
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let exit = loop {
+        if let Some(exit) = child.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(Instant::now() < deadline, "server did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(exit.success(), "{exit:?}");
+
+    // A second start reuses the token; the banner no longer says it was created.
+    let (mut child, _, banner) = serve(&data);
+    assert!(banner[1].contains("admin token in"), "{banner:?}");
+    assert_eq!(std::fs::read_to_string(&token_file).unwrap(), token);
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[test]
+fn offline_commands_manage_tenants_and_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("leadbase.redb");
+    let tenant = run_json(leadbase(&data).args(["tenant", "create", "--name", "Acme"]));
+    let tenant_id = tenant["tenant"]["id"].as_str().unwrap().to_string();
+    let list = run_json(leadbase(&data).args(["tenant", "list"]));
+    assert_eq!(list["tenants"][0]["id"], tenant_id.as_str());
+
+    let issued = run_json(leadbase(&data).args([
+        "key",
+        "issue",
+        "--tenant",
+        &tenant_id,
+        "--scopes",
+        "public_api:leads:read,public_api:webhooks:manage",
+        "--name",
+        "ci",
+    ]));
+    let token = issued["token"].as_str().unwrap().to_string();
+    assert_eq!(
+        issued["key"]["scopes"],
+        json!(["public_api:leads:read", "public_api:webhooks:manage"])
+    );
+    let keys = run_json(leadbase(&data).args(["key", "list", "--tenant", &tenant_id]));
+    assert_eq!(keys["keys"].as_array().unwrap().len(), 1);
+    assert!(!keys.to_string().contains(&token[13..]));
+
+    let out = leadbase(&data)
+        .args(["key", "issue", "--tenant", &tenant_id, "--scopes", "nope"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown scope"));
+
+    let reset = leadbase(&data)
+        .args(["admin-token", "reset"])
+        .output()
+        .unwrap();
+    assert!(reset.status.success());
+    let printed = String::from_utf8_lossy(&reset.stdout).trim().to_string();
+    let stored = std::fs::read_to_string(dir.path().join("admin-token")).unwrap();
+    assert_eq!(printed, stored.trim());
+
+    let key_id = issued["key"]["id"].as_str().unwrap();
+    let revoked = run_json(leadbase(&data).args(["key", "revoke", key_id]));
+    assert_eq!(revoked, json!({ "id": key_id, "revoked": true }));
+}
