@@ -6,6 +6,7 @@ use ipnet::IpNet;
 use parking_lot::Mutex;
 
 use crate::config::Config;
+use crate::http::idempotency::InFlight;
 use crate::domain::ids::KeyId;
 use crate::domain::time::Timestamp;
 use crate::metrics::Metrics;
@@ -23,6 +24,7 @@ pub struct AppState {
     pub metrics: Metrics,
     pub admin_token_hash: [u8; 32],
     pub trusted_proxies: Vec<IpNet>,
+    pub in_flight: InFlight,
     touched: Mutex<HashMap<KeyId, i64>>,
 }
 
@@ -35,6 +37,7 @@ impl AppState {
             store,
             metrics: Metrics::default(),
             admin_token_hash,
+            in_flight: InFlight::default(),
             touched: Mutex::new(HashMap::new()),
         }
     }

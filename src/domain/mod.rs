@@ -3,7 +3,9 @@
 pub mod catalog;
 pub mod contact;
 pub mod cursor;
+pub mod event;
 pub mod ids;
+pub mod lead;
 pub mod time;
 pub mod token;
 pub mod url_policy;

@@ -3,7 +3,10 @@
 mod admin;
 mod admin_catalog;
 mod health;
+pub mod idempotency;
 pub mod json;
+mod lead_dto;
+mod leads;
 mod middleware;
 mod openapi;
 mod page;
@@ -35,7 +38,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(openapi::configure)
         .configure(page::configure)
         .configure(admin::configure)
-        .configure(admin_catalog::configure);
+        .configure(admin_catalog::configure)
+        .configure(leads::configure);
 }
 
 /// Any path that matches no route: 404 whatever the credentials.

@@ -5,10 +5,16 @@
 //! the writes queued at a moment into one durable commit.
 
 mod codec;
+pub mod idempotency;
 pub mod keys;
+pub mod lead_query;
+pub mod leads;
 mod meta;
+pub mod outbox;
 pub mod tables;
 pub mod tenants;
+mod wakeup;
+pub mod webhooks;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -18,6 +24,7 @@ use parking_lot::RwLock;
 use redb::{Database, ReadTransaction, ReadableDatabase, WriteTransaction};
 
 pub use codec::Record;
+pub use wakeup::Wakeup;
 pub use tenants::{CustomField, Owner, Stage, Tenant};
 
 /// The schema this build writes. Older files are migrated forward at open; newer ones refused.
@@ -90,6 +97,7 @@ struct Inner {
     db: RwLock<Option<Arc<Database>>>,
     writer: writer::Writer,
     path: PathBuf,
+    deliveries: Arc<Wakeup>,
 }
 
 impl Store {
@@ -126,6 +134,7 @@ impl Store {
                 db: RwLock::new(Some(db)),
                 writer,
                 path: path.to_path_buf(),
+                deliveries: Arc::new(Wakeup::default()),
             }),
         })
     }
@@ -152,6 +161,24 @@ impl Store {
         f: impl FnOnce(&WriteTransaction) -> Result<R, StoreError> + Send + 'static,
     ) -> Result<R, StoreError> {
         self.inner.writer.run(f)
+    }
+
+    /// Runs `f` in a transaction of its own that is then rolled back: a dry run that sees
+    /// exactly what a real write would, and leaves nothing.
+    pub(crate) fn write_discarded<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&WriteTransaction) -> Result<R, StoreError> + Send + 'static,
+    ) -> Result<R, StoreError> {
+        self.inner.writer.run_discarded(f)
+    }
+
+    /// Signalled after a commit that queued deliveries.
+    pub fn delivery_wakeup(&self) -> Arc<Wakeup> {
+        Arc::clone(&self.inner.deliveries)
+    }
+
+    pub(crate) fn wake_deliveries(&self) {
+        self.inner.deliveries.notify();
     }
 
     /// Queues `f` without waiting for it: for bookkeeping whose loss is harmless

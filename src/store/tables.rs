@@ -1,7 +1,9 @@
 //! Table definitions and key encoding. Keys are fixed-width big-endian byte tuples, so that the
 //! byte order of a key is the order of its parts and a prefix range is a keyset page.
 
-use redb::TableDefinition;
+use redb::{ReadTransaction, ReadableTable, TableDefinition, WriteTransaction};
+
+use super::StoreError;
 
 pub type Bytes = &'static [u8];
 
@@ -23,6 +25,61 @@ pub const STAGES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("stages")
 pub const CUSTOM_FIELDS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("custom_fields");
 /// (tenant_id, owner_id) -> Owner
 pub const OWNERS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("owners");
+
+/// (tenant_id, lead_id) -> Lead
+pub const LEADS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("leads");
+/// (tenant_id, normalised email) -> lead_id; unique.
+pub const LEADS_BY_EMAIL: TableDefinition<&[u8], &[u8]> = TableDefinition::new("leads_by_email");
+/// (tenant_id, last 10 phone digits) -> lead_id; the first lead holding them.
+pub const LEADS_BY_PHONE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("leads_by_phone");
+/// (tenant_id, updated_at, lead_id) -> ()
+pub const LEADS_BY_UPDATED: TableDefinition<&[u8], ()> = TableDefinition::new("leads_by_updated");
+/// (tenant_id, created_at, lead_id) -> ()
+pub const LEADS_BY_CREATED: TableDefinition<&[u8], ()> = TableDefinition::new("leads_by_created");
+/// tenant_id -> number of leads
+pub const LEAD_COUNTS: TableDefinition<&[u8], u64> = TableDefinition::new("lead_counts");
+/// (tenant_id, route, key) -> IdempotencyRecord
+pub const IDEMPOTENCY: TableDefinition<&[u8], &[u8]> = TableDefinition::new("idempotency");
+/// (expires_at, tenant_id, route, key) -> ()
+pub const IDEMPOTENCY_BY_EXPIRY: TableDefinition<&[u8], ()> = TableDefinition::new("idempotency_by_expiry");
+/// (tenant_id, webhook_id) -> Webhook
+pub const WEBHOOKS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("webhooks");
+/// event_id -> Event
+pub const EVENTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("events");
+/// delivery_id -> Delivery
+pub const DELIVERIES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("deliveries");
+/// (webhook_id, delivery_id) -> ()
+pub const DELIVERIES_BY_WEBHOOK: TableDefinition<&[u8], ()> = TableDefinition::new("deliveries_by_webhook");
+/// (due_at, delivery_id) -> ()
+pub const DELIVERIES_DUE: TableDefinition<&[u8], ()> = TableDefinition::new("deliveries_due");
+/// (delivery_id, attempt number) -> Attempt
+pub const ATTEMPTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("attempts");
+
+/// Reading a byte-keyed table the same way in a read or a write transaction.
+pub(crate) trait Txn {
+    fn table(
+        &self,
+        def: TableDefinition<&'static [u8], &'static [u8]>,
+    ) -> Result<impl ReadableTable<&'static [u8], &'static [u8]> + '_, StoreError>;
+}
+
+impl Txn for WriteTransaction {
+    fn table(
+        &self,
+        def: TableDefinition<&'static [u8], &'static [u8]>,
+    ) -> Result<impl ReadableTable<&'static [u8], &'static [u8]> + '_, StoreError> {
+        Ok(self.open_table(def)?)
+    }
+}
+
+impl Txn for ReadTransaction {
+    fn table(
+        &self,
+        def: TableDefinition<&'static [u8], &'static [u8]>,
+    ) -> Result<impl ReadableTable<&'static [u8], &'static [u8]> + '_, StoreError> {
+        Ok(self.open_table(def)?)
+    }
+}
 
 /// Concatenates key parts.
 pub fn key(parts: &[&[u8]]) -> Vec<u8> {

@@ -90,6 +90,23 @@ pub struct CustomFieldPatch {
     pub field_type: Option<FieldType>,
 }
 
+/// A tenant's catalogue, loaded once per job: stages in pipeline order.
+pub(crate) struct Catalog {
+    pub stages: Vec<Stage>,
+    pub owners: Vec<Owner>,
+    pub fields: Vec<CustomField>,
+}
+
+pub(crate) fn load_catalog(txn: &impl Txn, tenant: TenantId) -> Result<Catalog, StoreError> {
+    let mut stages: Vec<Stage> = scan_tenant(&txn.table(STAGES)?, tenant)?;
+    stages.sort_by_key(|s| s.position);
+    Ok(Catalog {
+        stages,
+        owners: scan_tenant(&txn.table(OWNERS)?, tenant)?,
+        fields: scan_tenant(&txn.table(CUSTOM_FIELDS)?, tenant)?,
+    })
+}
+
 pub(crate) fn tenant_exists(txn: &WriteTransaction, tenant: TenantId) -> Result<(), StoreError> {
     match txn.open_table(TENANTS)?.get(tenant.bytes().as_slice())? {
         Some(_) => Ok(()),

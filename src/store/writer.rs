@@ -29,6 +29,8 @@ type Job = Box<dyn FnOnce(&WriteTransaction) -> Ran + Send>;
 
 enum Msg {
     Job(Job),
+    /// Runs alone in a transaction that is rolled back.
+    Discarded(Job),
     Stop,
 }
 
@@ -50,9 +52,9 @@ impl Writer {
         }
     }
 
-    fn send(&self, job: Job) -> bool {
+    fn send(&self, msg: Msg) -> bool {
         match self.tx.lock().as_ref() {
-            Some(tx) => tx.send(Msg::Job(job)).is_ok(),
+            Some(tx) => tx.send(msg).is_ok(),
             None => false,
         }
     }
@@ -60,6 +62,21 @@ impl Writer {
     pub(super) fn run<R: Send + 'static>(
         &self,
         f: impl FnOnce(&WriteTransaction) -> Result<R, StoreError> + Send + 'static,
+    ) -> Result<R, StoreError> {
+        self.call(f, Msg::Job)
+    }
+
+    pub(super) fn run_discarded<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&WriteTransaction) -> Result<R, StoreError> + Send + 'static,
+    ) -> Result<R, StoreError> {
+        self.call(f, Msg::Discarded)
+    }
+
+    fn call<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&WriteTransaction) -> Result<R, StoreError> + Send + 'static,
+        wrap: fn(Job) -> Msg,
     ) -> Result<R, StoreError> {
         let (reply_tx, reply_rx) = mpsc::sync_channel(1);
         let job: Job = Box::new(move |txn| {
@@ -72,7 +89,7 @@ impl Writer {
                 }),
             }
         });
-        if !self.send(job) {
+        if !self.send(wrap(job)) {
             return Err(StoreError::Closed);
         }
         reply_rx.recv().unwrap_or_else(|_| {
@@ -96,7 +113,7 @@ impl Writer {
                 finish: Box::new(|_| {}),
             }
         });
-        self.send(job);
+        self.send(Msg::Job(job));
     }
 
     pub(super) fn stop(&self) {
@@ -132,21 +149,34 @@ fn run_loop(db: &Database, rx: &Receiver<Msg>) {
     while !stopping {
         let Ok(first) = rx.recv() else { break };
         let mut jobs = Vec::new();
+        let mut discarded = None;
         let mut next = Some(first);
         while let Some(msg) = next {
             match msg {
                 Msg::Job(job) => jobs.push(job),
+                Msg::Discarded(job) => discarded = Some(job),
                 Msg::Stop => stopping = true,
             }
-            next = if jobs.len() < MAX_BATCH {
-                rx.try_recv().ok()
-            } else {
-                None
-            };
+            let full = jobs.len() >= MAX_BATCH || discarded.is_some() || stopping;
+            next = if full { None } else { rx.try_recv().ok() };
         }
         if !jobs.is_empty() {
             commit_batch(db, jobs);
         }
+        if let Some(job) = discarded {
+            run_and_roll_back(db, job);
+        }
+    }
+}
+
+fn run_and_roll_back(db: &Database, job: Job) {
+    match db.begin_write() {
+        Ok(txn) => {
+            let ran = job(&txn);
+            let verdict = txn.abort().map_err(StoreError::from);
+            (ran.finish)(verdict);
+        }
+        Err(e) => tracing::error!(error = %StoreError::from(e), "cannot begin a write transaction"),
     }
 }
 

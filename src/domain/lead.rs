@@ -1,0 +1,228 @@
+//! Leads: the enumerations of the MEGA contract, validated input, and the merge rule.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::catalog::{FieldType, LEAD_LINE};
+use super::contact::{Email, Phone};
+use super::ids::OwnerId;
+
+macro_rules! wire_enum {
+    ($(#[$doc:meta])* $name:ident, $field:literal { $($variant:ident => $wire:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        pub enum $name {
+            $(#[serde(rename = $wire)] $variant),+
+        }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $wire),+ }
+            }
+
+            pub fn parse(raw: &str) -> Result<$name, String> {
+                match raw {
+                    $($wire => Ok($name::$variant),)+
+                    other => Err(format!(
+                        "{} must be one of {} (got `{}`)",
+                        $field,
+                        [$($wire),+].join(", "),
+                        other
+                    )),
+                }
+            }
+        }
+    };
+}
+
+wire_enum!(LeadStatus, "status" {
+    Active => "active", Won => "won", Lost => "lost", Nurture => "nurture", Archived => "archived",
+});
+wire_enum!(SourcePlatform, "source_platform" {
+    GoogleAds => "google_ads", MetaAds => "meta_ads", GoogleOrganic => "google_organic",
+    Direct => "direct", Referral => "referral", Hubspot => "hubspot", Zoho => "zoho", Ghl => "ghl",
+    Shopify => "shopify", Zenmaid => "zenmaid", LeadDocket => "lead_docket", Salesforce => "salesforce",
+});
+wire_enum!(SourceType, "source_type" {
+    Form => "form", PhoneCall => "phone_call", Email => "email", Chat => "chat", Sms => "sms",
+    Manual => "manual", Import => "import",
+});
+wire_enum!(LeadLine, "lead_line" { Buyer => "buyer", Seller => "seller" });
+
+/// A custom-field value: the contract allows scalars only.
+pub type CustomFields = BTreeMap<String, Value>;
+
+/// Create/merge fields after parsing. `None` means "not given".
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LeadInput {
+    pub contact_name: Option<String>,
+    pub contact_phone: Option<Phone>,
+    pub contact_email: Option<Email>,
+    pub source_platform: Option<SourcePlatform>,
+    pub source_type: Option<SourceType>,
+    pub stage_slug: Option<String>,
+    pub owner_id: Option<OwnerId>,
+    /// Custom fields as sent, `lead_line` folded in; checked against the tenant's definitions
+    /// when applied.
+    pub custom_fields: CustomFields,
+}
+
+/// A nullable field of a PATCH: absent, cleared, or set.
+pub type Change<T> = Option<Option<T>>;
+
+/// PATCH fields after parsing.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LeadPatch {
+    pub contact_name: Change<String>,
+    pub contact_phone: Change<Phone>,
+    pub contact_email: Change<Email>,
+    pub source_platform: Option<SourcePlatform>,
+    pub source_type: Option<SourceType>,
+    pub stage_slug: Option<String>,
+    pub owner_id: Change<OwnerId>,
+    pub status: Option<LeadStatus>,
+    pub score: Change<i64>,
+    pub qualified: Change<bool>,
+    pub custom_fields: CustomFields,
+}
+
+pub const MAX_NAME_CHARS: usize = 200;
+
+/// A contact name: trimmed; an empty one counts as not given.
+pub fn parse_contact_name(raw: &str) -> Result<Option<String>, String> {
+    let name = raw.trim();
+    if name.chars().count() > MAX_NAME_CHARS {
+        return Err(format!("contact_name must be at most {MAX_NAME_CHARS} characters"));
+    }
+    if name.chars().any(char::is_control) {
+        return Err("contact_name must not contain control characters".into());
+    }
+    Ok((!name.is_empty()).then(|| name.to_string()))
+}
+
+/// Folds the top-level `lead_line` into the custom fields, where the contract keeps it.
+pub fn fold_lead_line(custom: &mut CustomFields, lead_line: Option<LeadLine>) {
+    if let Some(line) = lead_line {
+        custom.insert(LEAD_LINE.into(), Value::String(line.as_str().into()));
+    }
+}
+
+/// The outcome of checking sent custom fields against the tenant's definitions.
+#[derive(Debug, Default, PartialEq)]
+pub struct CheckedFields {
+    pub accepted: CustomFields,
+    /// Slugs that match no definition: ignored, and reported.
+    pub ignored: Vec<String>,
+}
+
+/// Checks each sent value against its definition: unknown slugs are set aside, a value of the
+/// wrong type is an error naming the field. `null` is accepted for every type (it clears).
+pub fn check_custom_fields(
+    sent: &CustomFields,
+    definition: impl Fn(&str) -> Option<FieldType>,
+) -> Result<CheckedFields, String> {
+    let mut checked = CheckedFields::default();
+    for (slug, value) in sent {
+        let Some(field_type) = definition(slug) else {
+            checked.ignored.push(slug.clone());
+            continue;
+        };
+        let fits = match (field_type, value) {
+            (_, Value::Null) => true,
+            _ if slug == LEAD_LINE => value.as_str().is_some_and(|v| LeadLine::parse(v).is_ok()),
+            (FieldType::String, Value::String(_)) => true,
+            (FieldType::Number, Value::Number(_)) => true,
+            (FieldType::Boolean, Value::Bool(_)) => true,
+            _ => false,
+        };
+        if !fits {
+            let expected = match field_type {
+                _ if slug == LEAD_LINE => "buyer or seller",
+                FieldType::String => "a string",
+                FieldType::Number => "a number",
+                FieldType::Boolean => "true or false",
+            };
+            return Err(format!("custom_fields.{slug} must be {expected}"));
+        }
+        checked.accepted.insert(slug.clone(), value.clone());
+    }
+    Ok(checked)
+}
+
+/// Custom fields merge key by key; `null` removes a key.
+pub fn merge_custom_fields(current: &mut CustomFields, incoming: &CustomFields) -> bool {
+    let mut changed = false;
+    for (slug, value) in incoming {
+        if value.is_null() {
+            changed |= current.remove(slug).is_some();
+        } else if current.get(slug) != Some(value) {
+            current.insert(slug.clone(), value.clone());
+            changed = true;
+        }
+    }
+    changed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn defs(slug: &str) -> Option<FieldType> {
+        match slug {
+            "lead_line" | "notes" => Some(FieldType::String),
+            "budget" => Some(FieldType::Number),
+            "vip" => Some(FieldType::Boolean),
+            _ => None,
+        }
+    }
+
+    fn fields(v: Value) -> CustomFields {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn enums_parse_their_wire_names_only() {
+        assert_eq!(SourcePlatform::parse("lead_docket"), Ok(SourcePlatform::LeadDocket));
+        assert_eq!(SourceType::parse("phone_call"), Ok(SourceType::PhoneCall));
+        assert_eq!(LeadStatus::parse("nurture"), Ok(LeadStatus::Nurture));
+        let err = LeadStatus::parse("Active").unwrap_err();
+        assert_eq!(err, "status must be one of active, won, lost, nurture, archived (got `Active`)");
+        assert_eq!(SourcePlatform::ALL.len(), 12);
+        assert_eq!(SourceType::ALL.len(), 7);
+    }
+
+    #[test]
+    fn custom_fields_are_checked_against_definitions() {
+        let sent = fields(json!({ "budget": 500000, "notes": "x", "color": "red", "vip": null }));
+        let checked = check_custom_fields(&sent, defs).unwrap();
+        assert_eq!(checked.ignored, ["color"]);
+        assert_eq!(checked.accepted, fields(json!({ "budget": 500000, "notes": "x", "vip": null })));
+        let err = check_custom_fields(&fields(json!({ "budget": "500000" })), defs).unwrap_err();
+        assert_eq!(err, "custom_fields.budget must be a number");
+        let err = check_custom_fields(&fields(json!({ "lead_line": "renter" })), defs).unwrap_err();
+        assert_eq!(err, "custom_fields.lead_line must be buyer or seller");
+        assert!(check_custom_fields(&fields(json!({ "lead_line": "seller" })), defs).is_ok());
+    }
+
+    #[test]
+    fn custom_fields_merge_key_by_key() {
+        let mut current = fields(json!({ "budget": 1, "notes": "a" }));
+        assert!(merge_custom_fields(&mut current, &fields(json!({ "notes": "b", "vip": true }))));
+        assert_eq!(current, fields(json!({ "budget": 1, "notes": "b", "vip": true })));
+        assert!(merge_custom_fields(&mut current, &fields(json!({ "budget": null }))));
+        assert_eq!(current, fields(json!({ "notes": "b", "vip": true })));
+        assert!(!merge_custom_fields(&mut current, &fields(json!({ "notes": "b" }))), "no change");
+    }
+
+    #[test]
+    fn contact_names() {
+        assert_eq!(parse_contact_name("  Ada "), Ok(Some("Ada".into())));
+        assert_eq!(parse_contact_name("   "), Ok(None));
+        assert!(parse_contact_name(&"x".repeat(201)).is_err());
+    }
+}

@@ -1,0 +1,138 @@
+//! `Idempotency-Key` on the write routes: validation, the request fingerprint, the in-flight
+//! guard, and turning a store outcome into the response (replays marked
+//! `Idempotent-Replayed: true`).
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse};
+use parking_lot::Mutex;
+use serde_json::Value;
+
+use crate::domain::ids::TenantId;
+use crate::domain::token::sha256;
+use crate::error::{ApiError, envelope_json};
+use crate::store::StoreError;
+use crate::store::idempotency::{Idempotency, IdempotencyKey, IdempotentRoute, Outcome, StoredResponse};
+
+const HEADER: &str = "idempotency-key";
+const MAX_KEY_LEN: usize = 255;
+
+/// Keys whose first request is still running, in this process.
+#[derive(Default, Clone)]
+pub struct InFlight(Arc<Mutex<HashSet<IdempotencyKey>>>);
+
+/// Holds a key while its request runs; dropping it lets the key be used again.
+pub struct Claim {
+    pub idempotency: Option<Idempotency>,
+    in_flight: Option<(InFlight, IdempotencyKey)>,
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        if let Some((set, key)) = self.in_flight.take() {
+            set.0.lock().remove(&key);
+        }
+    }
+}
+
+/// JSON with object keys sorted at every level, so that key order does not make two equal
+/// bodies differ.
+pub fn canonical_json(value: &Value) -> String {
+    fn sorted(value: &Value) -> Value {
+        match value {
+            Value::Object(map) => {
+                let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+                entries.sort_by(|a, b| a.0.cmp(b.0));
+                Value::Object(entries.into_iter().map(|(k, v)| (k.clone(), sorted(v))).collect())
+            }
+            Value::Array(items) => Value::Array(items.iter().map(sorted).collect()),
+            other => other.clone(),
+        }
+    }
+    sorted(value).to_string()
+}
+
+/// Reads and checks the header, and claims the key for this request.
+pub fn claim(
+    req: &HttpRequest,
+    in_flight: &InFlight,
+    tenant: TenantId,
+    route: IdempotentRoute,
+    body: &Value,
+    ttl_hours: u32,
+) -> Result<Claim, ApiError> {
+    let Some(raw) = req.headers().get(HEADER) else {
+        return Ok(Claim {
+            idempotency: None,
+            in_flight: None,
+        });
+    };
+    let key = raw
+        .to_str()
+        .ok()
+        .filter(|k| (1..=MAX_KEY_LEN).contains(&k.len()) && k.bytes().all(|b| (0x20..=0x7e).contains(&b)))
+        .ok_or_else(|| {
+            ApiError::bad_request(format!("Idempotency-Key must be 1 to {MAX_KEY_LEN} printable ASCII characters"))
+        })?
+        .to_string();
+    let key = IdempotencyKey { tenant, route, key };
+    if !in_flight.0.lock().insert(key.clone()) {
+        return Err(ApiError::conflict(
+            "a request with this Idempotency-Key is still in progress; retry when it has finished",
+        ));
+    }
+    let fingerprint = format!("{} {}\n{}", req.method(), req.path(), canonical_json(body));
+    Ok(Claim {
+        idempotency: Some(Idempotency {
+            key: key.clone(),
+            request_hash: sha256(fingerprint.as_bytes()),
+            ttl_hours,
+        }),
+        in_flight: Some((in_flight.clone(), key)),
+    })
+}
+
+/// The stored form of a refusal, so that a retry with the same key gets the same answer.
+pub fn error_response(err: &StoreError) -> StoredResponse {
+    let api = ApiError::from(err.clone());
+    StoredResponse {
+        status: api.status().as_u16(),
+        body: envelope_json(api.status(), api.message()),
+    }
+}
+
+pub fn respond(outcome: Outcome) -> HttpResponse {
+    let (response, replayed) = match outcome {
+        Outcome::Fresh(r) => (r, false),
+        Outcome::Replayed(r) => (r, true),
+        Outcome::Mismatch => {
+            return actix_web::ResponseError::error_response(&ApiError::conflict(
+                "this Idempotency-Key was already used with a different request",
+            ));
+        }
+    };
+    let status = StatusCode::from_u16(response.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut builder = HttpResponse::build(status);
+    builder.content_type("application/json");
+    if replayed {
+        builder.insert_header(("Idempotent-Replayed", "true"));
+    }
+    builder.body(response.body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn canonical_json_ignores_key_order() {
+        let a = json!({ "b": 1, "a": { "y": [1, { "d": 1, "c": 2 }], "x": null } });
+        let b = json!({ "a": { "x": null, "y": [1, { "c": 2, "d": 1 }] }, "b": 1 });
+        assert_eq!(canonical_json(&a), canonical_json(&b));
+        assert_eq!(canonical_json(&json!({ "b": 1, "a": 2 })), r#"{"a":2,"b":1}"#);
+        assert_ne!(canonical_json(&json!([1, 2])), canonical_json(&json!([2, 1])));
+    }
+}

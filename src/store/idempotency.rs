@@ -1,0 +1,171 @@
+//! Idempotency keys: the response of a write, stored in the write's own transaction, replayed for
+//! a retry of the same request.
+
+use redb::{ReadableTable, WriteTransaction};
+use serde::{Deserialize, Serialize};
+
+use super::codec::{Record, decode, encode};
+use super::tables::*;
+use super::{Store, StoreError};
+use crate::domain::ids::TenantId;
+use crate::domain::time::Timestamp;
+
+/// The write routes that honour `Idempotency-Key`; keys are scoped per tenant and route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum IdempotentRoute {
+    CreateLead = 1,
+    BulkImport = 2,
+    PatchLead = 3,
+}
+
+/// A request's claim on a key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct IdempotencyKey {
+    pub tenant: TenantId,
+    pub route: IdempotentRoute,
+    pub key: String,
+}
+
+impl IdempotencyKey {
+    fn table_key(&self) -> Vec<u8> {
+        key(&[&self.tenant.bytes(), &[self.route as u8], self.key.as_bytes()])
+    }
+}
+
+/// A response as sent: replayed byte for byte.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredResponse {
+    pub status: u16,
+    pub body: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct IdempotencyRecord {
+    /// SHA-256 of the request (method, path, canonical JSON body).
+    request_hash: [u8; 32],
+    response: StoredResponse,
+    created_at: Timestamp,
+    expires_at: Timestamp,
+}
+
+impl Record for IdempotencyRecord {
+    const VERSION: u8 = 1;
+    const NAME: &'static str = "idempotency record";
+}
+
+/// What to remember about a request made with a key.
+#[derive(Debug, Clone)]
+pub struct Idempotency {
+    pub key: IdempotencyKey,
+    pub request_hash: [u8; 32],
+    pub ttl_hours: u32,
+}
+
+/// The fate of a write made with an optional idempotency key.
+#[derive(Debug)]
+pub enum Outcome {
+    /// The write ran; this is its response (stored when a key was given).
+    Fresh(StoredResponse),
+    /// The key was used before for the same request.
+    Replayed(StoredResponse),
+    /// The key was used before for a different request.
+    Mismatch,
+}
+
+/// Looks up a live record for `idem` within the transaction.
+fn lookup(txn: &WriteTransaction, idem: &Idempotency, now: Timestamp) -> Result<Option<Outcome>, StoreError> {
+    let table = txn.open_table(IDEMPOTENCY)?;
+    let Some(found) = table.get(idem.key.table_key().as_slice())? else {
+        return Ok(None);
+    };
+    let record: IdempotencyRecord = decode(found.value())?;
+    if record.expires_at <= now {
+        return Ok(None);
+    }
+    Ok(Some(if record.request_hash == idem.request_hash {
+        Outcome::Replayed(record.response)
+    } else {
+        Outcome::Mismatch
+    }))
+}
+
+fn save(txn: &WriteTransaction, idem: &Idempotency, response: &StoredResponse, now: Timestamp) -> Result<(), StoreError> {
+    let k = idem.key.table_key();
+    let mut table = txn.open_table(IDEMPOTENCY)?;
+    let mut by_expiry = txn.open_table(IDEMPOTENCY_BY_EXPIRY)?;
+    if let Some(old) = table.get(k.as_slice())?.map(|v| decode::<IdempotencyRecord>(v.value())) {
+        by_expiry.remove(key(&[&i64_key(old?.expires_at.ms()), &k]).as_slice())?;
+    }
+    let record = IdempotencyRecord {
+        request_hash: idem.request_hash,
+        response: response.clone(),
+        created_at: now,
+        expires_at: now.plus_hours(idem.ttl_hours),
+    };
+    table.insert(k.as_slice(), encode(&record)?.as_slice())?;
+    by_expiry.insert(key(&[&i64_key(record.expires_at.ms()), &k]).as_slice(), ())?;
+    Ok(())
+}
+
+impl Store {
+    /// Runs `work` in a write transaction and renders its result into the response, storing the
+    /// response with the write when `idem` is given. A key seen before short-cuts to a replay
+    /// (or a mismatch) without running `work`. `work` must check before it writes; `render`
+    /// maps its result, success or refusal, to what the client receives.
+    pub(crate) fn write_rendered<T: 'static>(
+        &self,
+        idem: Option<Idempotency>,
+        work: impl FnOnce(&WriteTransaction, Timestamp) -> Result<T, StoreError> + Send + 'static,
+        render: impl FnOnce(Result<&T, &StoreError>) -> StoredResponse + Send + 'static,
+    ) -> Result<(Outcome, Option<T>), StoreError>
+    where
+        T: Send,
+    {
+        self.write(move |txn| {
+            let now = Timestamp::now();
+            if let Some(idem) = &idem
+                && let Some(outcome) = lookup(txn, idem, now)?
+            {
+                return Ok((outcome, None));
+            }
+            let result = work(txn, now);
+            if let Err(e) = &result
+                && e.poisons_batch()
+            {
+                return Err(e.clone());
+            }
+            let response = render(result.as_ref());
+            if let Some(idem) = &idem {
+                save(txn, idem, &response, now)?;
+            }
+            Ok((Outcome::Fresh(response), result.ok()))
+        })
+    }
+
+    /// Deletes expired keys; returns how many.
+    pub fn sweep_idempotency(&self, now: Timestamp) -> Result<usize, StoreError> {
+        self.write(move |txn| {
+            let mut by_expiry = txn.open_table(IDEMPOTENCY_BY_EXPIRY)?;
+            let mut table = txn.open_table(IDEMPOTENCY)?;
+            let end = i64_key(now.ms());
+            let expired: Vec<Vec<u8>> = by_expiry
+                .range(..end.as_slice())?
+                .take(10_000)
+                .map(|entry| entry.map(|(k, _)| k.value().to_vec()))
+                .collect::<Result<_, _>>()?;
+            for k in &expired {
+                by_expiry.remove(k.as_slice())?;
+                table.remove(&k[8..])?;
+            }
+            Ok(expired.len())
+        })
+    }
+}
+
+impl Store {
+    /// Stores a refusal made before the store was reached (a body that failed validation), so a
+    /// retry with the same key gets the same answer and a different body gets 409.
+    pub fn remember_response(&self, idem: Idempotency, response: StoredResponse) -> Result<Outcome, StoreError> {
+        Ok(self.write_rendered(Some(idem), |_, _| Ok(()), move |_| response)?.0)
+    }
+}
