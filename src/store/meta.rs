@@ -45,11 +45,28 @@ pub(super) fn prepare(db: &Database) -> Result<(), PrepareError> {
         STAGES,
         CUSTOM_FIELDS,
         OWNERS,
+        LEADS,
+        LEADS_BY_EMAIL,
+        LEADS_BY_PHONE,
+        IDEMPOTENCY,
+        WEBHOOKS,
+        EVENTS,
+        DELIVERIES,
+        ATTEMPTS,
     ] {
         txn.open_table(table).map_err(StoreError::from)?;
     }
-    txn.open_table(API_KEYS_BY_TENANT)
-        .map_err(StoreError::from)?;
+    for table in [
+        API_KEYS_BY_TENANT,
+        LEADS_BY_UPDATED,
+        LEADS_BY_CREATED,
+        IDEMPOTENCY_BY_EXPIRY,
+        DELIVERIES_BY_WEBHOOK,
+        DELIVERIES_DUE,
+    ] {
+        txn.open_table(table).map_err(StoreError::from)?;
+    }
+    txn.open_table(LEAD_COUNTS).map_err(StoreError::from)?;
     txn.commit().map_err(StoreError::from)?;
     Ok(())
 }

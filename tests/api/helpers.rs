@@ -92,6 +92,8 @@ pub fn spawn_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
 }
 
 pub fn start_in(dir: Arc<tempfile::TempDir>, config: Config) -> TestApp {
+    // Internal errors are logged, not returned: show them when a test fails.
+    leadbase::logging::init("error");
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let running = leadbase::start(
         config.clone(),

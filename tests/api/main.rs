@@ -1,6 +1,12 @@
 //! Integration tests: the real server on 127.0.0.1:0 with a temporary data file, over HTTP.
 
 mod admin;
+mod auth;
 mod errors;
 mod helpers;
+mod idempotency;
+mod leads_bulk;
+mod leads_pull;
+mod leads_push;
 mod lifecycle;
+mod ratelimit;

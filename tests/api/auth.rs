@@ -1,0 +1,148 @@
+//! Authentication and authorisation of API keys, in the spec's order.
+
+use serde_json::json;
+
+use crate::helpers::*;
+
+const LEADS: &str = "/api/agents/crm/leads";
+
+#[test]
+fn a_valid_key_gets_200_and_its_use_is_recorded() {
+    let app = spawn_app();
+    let key = app.tenant_with_key("Acme");
+    let res = app.api("GET", LEADS, &key).send();
+    assert_eq!(res.status, 200, "{}", res.text);
+    assert_eq!(res.json()["leads"], json!([]));
+    let keys = app.admin("GET", &format!("/admin/api/tenants/{}/keys", key.tenant)).send().json();
+    // `last_used_at` is written in the background; give it a moment.
+    let mut used = keys["keys"][0]["last_used_at"].is_string();
+    for _ in 0..50 {
+        if used {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let keys = app.admin("GET", &format!("/admin/api/tenants/{}/keys", key.tenant)).send().json();
+        used = keys["keys"][0]["last_used_at"].is_string();
+    }
+    assert!(used, "last_used_at recorded");
+}
+
+#[test]
+fn missing_malformed_and_unknown_tokens_are_401() {
+    let app = spawn_app();
+    let key = app.tenant_with_key("Acme");
+    let cases = [
+        (None, "missing Authorization"),
+        (Some("Basic abc".to_string()), "malformed Authorization"),
+        (Some("Bearer mega_123".to_string()), "malformed Authorization"),
+        (Some(format!("Bearer {}", key.token.to_uppercase())), "malformed Authorization"),
+        (Some(format!("Bearer mega_{}", "0".repeat(64))), "invalid API key"),
+    ];
+    for (header, expected) in cases {
+        let mut req = app.req("GET", LEADS).header("x-customer-id", &key.tenant);
+        if let Some(h) = &header {
+            req = req.header("authorization", h);
+        }
+        let message = req.send().assert_error(401, "authentication_error");
+        assert!(message.contains(expected), "{header:?}: {message}");
+    }
+}
+
+#[test]
+fn a_missing_or_malformed_customer_id_is_401() {
+    let app = spawn_app();
+    let key = app.tenant_with_key("Acme");
+    let message = app.req("GET", LEADS).bearer(&key.token).send().assert_error(401, "authentication_error");
+    assert!(message.contains("x-customer-id"), "{message}");
+    let message = app
+        .req("GET", LEADS)
+        .bearer(&key.token)
+        .header("x-customer-id", "acme")
+        .send()
+        .assert_error(401, "authentication_error");
+    assert!(message.contains("UUID"), "{message}");
+}
+
+#[test]
+fn the_token_is_checked_before_the_customer_id() {
+    let app = spawn_app();
+    app.req("GET", LEADS)
+        .bearer(&format!("mega_{}", "1".repeat(64)))
+        .send()
+        .assert_error(401, "authentication_error");
+    let message = app.req("GET", LEADS).send().assert_error(401, "authentication_error");
+    assert!(message.contains("Authorization"), "{message}");
+}
+
+#[test]
+fn a_key_used_for_another_customer_is_403() {
+    let app = spawn_app();
+    let key = app.tenant_with_key("Acme");
+    let other = app.create_tenant("Globex");
+    let message = app.api("GET", LEADS, &key.for_tenant(&other)).send().assert_error(403, "authorization_error");
+    assert!(message.contains("another customer"), "{message}");
+    // A well-formed id naming no tenant is the same refusal: the key is locked elsewhere.
+    let nobody = uuid::Uuid::now_v7().to_string();
+    app.api("GET", LEADS, &key.for_tenant(&nobody)).send().assert_error(403, "authorization_error");
+}
+
+#[test]
+fn a_key_without_the_scope_is_403_even_for_missing_resources() {
+    let app = spawn_app();
+    let tenant = app.create_tenant("Acme");
+    let reader = app.issue_key(&tenant, &["public_api:leads:read"]);
+    let message = app
+        .api("POST", LEADS, &reader)
+        .json(&json!({ "contact_name": "Ada" }))
+        .send()
+        .assert_error(403, "authorization_error");
+    assert!(message.contains("public_api:leads:write"), "{message}");
+    app.api("PATCH", &format!("{LEADS}/{}", uuid::Uuid::now_v7()), &reader)
+        .json(&json!({}))
+        .send()
+        .assert_error(403, "authorization_error");
+    let writer = app.issue_key(&tenant, &["public_api:leads:write"]);
+    app.api("GET", &format!("{LEADS}/{}", uuid::Uuid::now_v7()), &writer)
+        .send()
+        .assert_error(403, "authorization_error");
+}
+
+#[test]
+fn a_revoked_key_is_refused() {
+    let app = spawn_app();
+    let key = app.tenant_with_key("Acme");
+    assert_eq!(app.api("GET", LEADS, &key).send().status, 200);
+    let res = app.admin("DELETE", &format!("/admin/api/keys/{}", key.id)).send();
+    assert_eq!(res.status, 200);
+    let message = app.api("GET", LEADS, &key).send().assert_error(401, "authentication_error");
+    assert!(message.contains("revoked"), "{message}");
+}
+
+#[test]
+fn an_expired_key_is_refused() {
+    let app = spawn_app();
+    let tenant = app.create_tenant("Acme");
+    let expires = leadbase::domain::time::Timestamp::now().plus_ms(1_500).to_iso();
+    let res = app
+        .admin("POST", &format!("/admin/api/tenants/{tenant}/keys"))
+        .json(&json!({ "name": "short", "scopes": ALL_SCOPES, "expires_at": expires }))
+        .send();
+    assert_eq!(res.status, 201, "{}", res.text);
+    let key = Key {
+        id: res.json()["key"]["id"].as_str().unwrap().into(),
+        token: res.json()["token"].as_str().unwrap().into(),
+        tenant,
+    };
+    assert_eq!(app.api("GET", LEADS, &key).send().status, 200);
+    std::thread::sleep(std::time::Duration::from_millis(1_600));
+    let message = app.api("GET", LEADS, &key).send().assert_error(401, "authentication_error");
+    assert!(message.contains("expired"), "{message}");
+}
+
+#[test]
+fn api_responses_carry_no_cors_headers() {
+    let app = spawn_app();
+    let key = app.tenant_with_key("Acme");
+    let res = app.api("GET", LEADS, &key).header("origin", "https://evil.example").send();
+    assert!(res.headers.keys().all(|h| !h.starts_with("access-control-")), "{:?}", res.headers);
+}
