@@ -6,6 +6,7 @@ use ipnet::IpNet;
 use parking_lot::Mutex;
 
 use crate::config::Config;
+use crate::domain::url_policy::UrlPolicy;
 use crate::http::idempotency::InFlight;
 use crate::domain::ids::KeyId;
 use crate::domain::time::Timestamp;
@@ -25,11 +26,17 @@ pub struct AppState {
     pub admin_token_hash: [u8; 32],
     pub trusted_proxies: Vec<IpNet>,
     pub in_flight: InFlight,
+    /// The SSRF rules for webhook URLs, shared with the delivery client.
+    pub url_policy: UrlPolicy,
     touched: Mutex<HashMap<KeyId, i64>>,
 }
 
 impl AppState {
     pub fn new(config: Config, store: Store, admin_token_hash: [u8; 32]) -> AppState {
+        let url_policy = UrlPolicy {
+            https_only: config.webhooks.https_only,
+            allowed_private: config.allowed_private_cidrs().unwrap_or_default(),
+        };
         AppState {
             limits: RateLimits::new(&config.limits),
             trusted_proxies: config.trusted_proxies().unwrap_or_default(),
@@ -38,6 +45,7 @@ impl AppState {
             metrics: Metrics::default(),
             admin_token_hash,
             in_flight: InFlight::default(),
+            url_policy,
             touched: Mutex::new(HashMap::new()),
         }
     }

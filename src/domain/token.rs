@@ -67,6 +67,15 @@ impl fmt::Debug for Pat {
     }
 }
 
+pub const WEBHOOK_SECRET_PREFIX: &str = "mega_whsec_";
+/// How much of a webhook secret is shown to tell secrets apart.
+pub const WEBHOOK_SECRET_SHOWN: usize = 16;
+
+/// A webhook signing secret: `mega_whsec_` + 64 hex (32 bytes from the OS RNG).
+pub fn generate_webhook_secret() -> String {
+    format!("{WEBHOOK_SECRET_PREFIX}{}", random_hex32())
+}
+
 /// Generates an admin token: `lbadm_` + 64 hex, visibly different from API keys.
 pub fn generate_admin_token() -> String {
     format!("lbadm_{}", random_hex32())

@@ -7,6 +7,7 @@ pub mod idempotency;
 pub mod json;
 mod lead_dto;
 mod leads;
+mod webhooks;
 mod middleware;
 mod openapi;
 mod page;
@@ -39,7 +40,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(page::configure)
         .configure(admin::configure)
         .configure(admin_catalog::configure)
-        .configure(leads::configure);
+        .configure(leads::configure)
+        .configure(webhooks::configure);
 }
 
 /// Any path that matches no route: 404 whatever the credentials.

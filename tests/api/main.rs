@@ -10,3 +10,4 @@ mod leads_pull;
 mod leads_push;
 mod lifecycle;
 mod ratelimit;
+mod webhooks;

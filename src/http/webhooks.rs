@@ -1,0 +1,287 @@
+//! `/api/agents/crm/lead-webhooks`: registration, changes, rotation and soft delete.
+
+use actix_web::{HttpResponse, web};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::admin::existing_tenant;
+use super::json::Json;
+use super::{blocking, nullable, path_id};
+use crate::app::AppState;
+use crate::auth::{Admin, Caller, WebhooksManage};
+use crate::domain::event::EventType;
+use crate::domain::ids::WebhookId;
+use crate::domain::time::Timestamp;
+use crate::domain::token::{WEBHOOK_SECRET_SHOWN, generate_webhook_secret};
+use crate::error::ApiError;
+use crate::store::webhooks::{Rotation, Webhook, WebhookPatch, WebhookSettings};
+
+const MAX_DESCRIPTION: usize = 200;
+const MAX_OVERLAP_HOURS: i64 = 168;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/api/agents/crm/lead-webhooks")
+            .route(web::get().to(list))
+            .route(web::post().to(create)),
+    )
+    .service(
+        web::resource("/api/agents/crm/lead-webhooks/{id}")
+            .route(web::get().to(get_one))
+            .route(web::patch().to(update))
+            .route(web::delete().to(delete)),
+    )
+    .service(web::resource("/api/agents/crm/lead-webhooks/{id}/rotate-secret").route(web::post().to(rotate_secret)))
+    .service(web::resource("/admin/api/tenants/{tenant_id}/webhooks").route(web::get().to(admin_list)));
+}
+
+/// The Webhook object: never the secret, only its first characters.
+#[derive(Serialize)]
+pub struct WebhookDto {
+    pub id: WebhookId,
+    pub url: String,
+    pub event_types: Vec<EventType>,
+    pub is_active: bool,
+    pub timeout_seconds: u32,
+    pub retry_attempts: u32,
+    pub description: Option<String>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub signing_secret_prefix: String,
+    pub last_delivery_at: Option<Timestamp>,
+    pub last_delivery_status: Option<u16>,
+    pub consecutive_failures: u32,
+    pub disabled_reason: Option<String>,
+    pub previous_secret_expires_at: Option<Timestamp>,
+}
+
+impl From<&Webhook> for WebhookDto {
+    fn from(w: &Webhook) -> Self {
+        let now = Timestamp::now();
+        WebhookDto {
+            id: w.id,
+            url: w.url.clone(),
+            event_types: w.event_types.clone(),
+            is_active: w.is_active,
+            timeout_seconds: w.timeout_seconds,
+            retry_attempts: w.retry_attempts,
+            description: w.description.clone(),
+            created_at: w.created_at,
+            updated_at: w.updated_at,
+            signing_secret_prefix: w.secret.chars().take(WEBHOOK_SECRET_SHOWN).collect(),
+            last_delivery_at: w.last_delivery_at,
+            last_delivery_status: w.last_delivery_status,
+            consecutive_failures: w.consecutive_failures,
+            disabled_reason: w.disabled_reason.clone(),
+            previous_secret_expires_at: w
+                .previous_secret_expires_at
+                .filter(|t| w.previous_secret.is_some() && *t > now),
+        }
+    }
+}
+
+fn bad(message: impl Into<String>) -> ApiError {
+    ApiError::bad_request(message)
+}
+
+fn in_range(name: &str, value: i64, min: i64, max: i64) -> Result<u32, ApiError> {
+    if (min..=max).contains(&value) {
+        Ok(value as u32)
+    } else {
+        Err(bad(format!("{name} must be between {min} and {max}")))
+    }
+}
+
+fn event_types(raw: &[String]) -> Result<Vec<EventType>, ApiError> {
+    let mut types = Vec::new();
+    for name in raw {
+        let t = EventType::parse_subscribable(name).map_err(bad)?;
+        if !types.contains(&t) {
+            types.push(t);
+        }
+    }
+    if types.is_empty() {
+        return Err(bad("event_types must name at least one event type"));
+    }
+    Ok(types)
+}
+
+fn description(raw: Option<String>) -> Result<Option<String>, ApiError> {
+    match raw {
+        Some(d) if d.chars().count() > MAX_DESCRIPTION => {
+            Err(bad(format!("description must be at most {MAX_DESCRIPTION} characters")))
+        }
+        other => Ok(other),
+    }
+}
+
+/// Applies the URL policy: syntax, then every resolved address (DNS on the blocking pool).
+async fn checked_url(state: &web::Data<AppState>, raw: String) -> Result<String, ApiError> {
+    let policy = state.url_policy.clone();
+    let target = web::block(move || policy.check_url_system(&raw))
+        .await?
+        .map_err(|e| bad(e.to_string()))?;
+    Ok(target.url.to_string())
+}
+
+fn webhook_id(raw: &str) -> Result<WebhookId, ApiError> {
+    path_id(raw, "webhook", WebhookId::parse)
+}
+
+fn rotation(state: &AppState, overlap_hours: Option<i64>) -> Result<Rotation, ApiError> {
+    let hours = match overlap_hours {
+        None => i64::from(state.config.webhooks.rotation_overlap_hours),
+        Some(h) => i64::from(in_range("overlap_hours", h, 0, MAX_OVERLAP_HOURS)?),
+    };
+    Ok(Rotation {
+        secret: generate_webhook_secret(),
+        overlap_ms: hours * 3_600_000,
+    })
+}
+
+#[derive(Deserialize)]
+struct CreateBody {
+    url: String,
+    event_types: Option<Vec<String>>,
+    timeout_seconds: Option<i64>,
+    retry_attempts: Option<i64>,
+    description: Option<String>,
+    is_active: Option<bool>,
+}
+
+async fn create(
+    caller: Caller<WebhooksManage>,
+    state: web::Data<AppState>,
+    body: Json<CreateBody>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let tenant = caller.tenant;
+    let settings = WebhookSettings {
+        event_types: match &body.event_types {
+            None => vec![EventType::LeadCreated],
+            Some(raw) => event_types(raw)?,
+        },
+        timeout_seconds: in_range("timeout_seconds", body.timeout_seconds.unwrap_or(10), 1, 60)?,
+        retry_attempts: in_range("retry_attempts", body.retry_attempts.unwrap_or(5), 0, 10)?,
+        description: description(body.description)?,
+        is_active: body.is_active.unwrap_or(true),
+        url: checked_url(&state, body.url).await?,
+    };
+    let secret = generate_webhook_secret();
+    let max = state.config.webhooks.max_per_tenant;
+    let stored_secret = secret.clone();
+    let webhook = blocking(&state, move |s| s.create_webhook(tenant, settings, stored_secret, max)).await?;
+    Ok(HttpResponse::Created().json(json!({ "webhook": WebhookDto::from(&webhook), "secret": secret })))
+}
+
+fn listing(webhooks: &[Webhook]) -> HttpResponse {
+    let webhooks: Vec<WebhookDto> = webhooks.iter().map(WebhookDto::from).collect();
+    HttpResponse::Ok().json(json!({ "webhooks": webhooks }))
+}
+
+async fn list(caller: Caller<WebhooksManage>, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let tenant = caller.tenant;
+    Ok(listing(&blocking(&state, move |s| s.list_webhooks(tenant)).await?))
+}
+
+async fn admin_list(_: Admin, state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let tenant = existing_tenant(&state, &path).await?;
+    Ok(listing(&blocking(&state, move |s| s.list_webhooks(tenant)).await?))
+}
+
+async fn get_one(
+    caller: Caller<WebhooksManage>,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = webhook_id(&path)?;
+    let tenant = caller.tenant;
+    let webhook = blocking(&state, move |s| s.get_webhook(tenant, id))
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("webhook {id} not found")))?;
+    Ok(HttpResponse::Ok().json(json!({ "webhook": WebhookDto::from(&webhook) })))
+}
+
+#[derive(Deserialize)]
+struct UpdateBody {
+    url: Option<String>,
+    event_types: Option<Vec<String>>,
+    timeout_seconds: Option<i64>,
+    retry_attempts: Option<i64>,
+    #[serde(default, deserialize_with = "nullable")]
+    description: Option<Option<String>>,
+    is_active: Option<bool>,
+    #[serde(default)]
+    rotate_secret: bool,
+}
+
+async fn update(
+    caller: Caller<WebhooksManage>,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: Json<UpdateBody>,
+) -> Result<HttpResponse, ApiError> {
+    let id = webhook_id(&path)?;
+    let tenant = caller.tenant;
+    let body = body.into_inner();
+    let mut patch = WebhookPatch {
+        event_types: body.event_types.as_deref().map(event_types).transpose()?,
+        timeout_seconds: body.timeout_seconds.map(|t| in_range("timeout_seconds", t, 1, 60)).transpose()?,
+        retry_attempts: body.retry_attempts.map(|r| in_range("retry_attempts", r, 0, 10)).transpose()?,
+        description: body.description.map(description).transpose()?,
+        is_active: body.is_active,
+        url: None,
+    };
+    // A deleted or foreign webhook is 404 before its new URL is looked at.
+    if blocking(&state, move |s| s.get_webhook(tenant, id)).await?.is_none() {
+        return Err(ApiError::not_found(format!("webhook {id} not found")));
+    }
+    if let Some(url) = body.url {
+        patch.url = Some(checked_url(&state, url).await?);
+    }
+    let rotation = body.rotate_secret.then(|| rotation(&state, None)).transpose()?;
+    let secret = rotation.as_ref().map(|r| r.secret.clone());
+    let webhook = blocking(&state, move |s| s.update_webhook(tenant, id, patch, rotation)).await?;
+    let mut response = json!({ "webhook": WebhookDto::from(&webhook) });
+    if let Some(secret) = secret {
+        response["secret"] = Value::String(secret);
+    }
+    Ok(HttpResponse::Ok().json(response))
+}
+
+async fn delete(
+    caller: Caller<WebhooksManage>,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = webhook_id(&path)?;
+    let tenant = caller.tenant;
+    blocking(&state, move |s| s.delete_webhook(tenant, id)).await?;
+    Ok(HttpResponse::Ok().json(json!({ "id": id, "deleted": true })))
+}
+
+#[derive(Deserialize, Default)]
+struct RotateBody {
+    overlap_hours: Option<i64>,
+}
+
+/// The body is optional here: an empty one means the configured overlap.
+async fn rotate_secret(
+    caller: Caller<WebhooksManage>,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let id = webhook_id(&path)?;
+    let tenant = caller.tenant;
+    let body: RotateBody = if body.iter().all(u8::is_ascii_whitespace) {
+        RotateBody::default()
+    } else {
+        let value: Value = serde_json::from_slice(&body).map_err(|e| bad(format!("malformed JSON: {e}")))?;
+        super::json::from_value(&value)?
+    };
+    let rotation = rotation(&state, body.overlap_hours)?;
+    let secret = rotation.secret.clone();
+    let webhook = blocking(&state, move |s| s.update_webhook(tenant, id, WebhookPatch::default(), Some(rotation))).await?;
+    Ok(HttpResponse::Ok().json(json!({ "webhook": WebhookDto::from(&webhook), "secret": secret })))
+}
