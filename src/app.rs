@@ -6,10 +6,11 @@ use ipnet::IpNet;
 use parking_lot::Mutex;
 
 use crate::config::Config;
-use crate::domain::url_policy::UrlPolicy;
-use crate::http::idempotency::InFlight;
+use crate::delivery::client::Lookup;
 use crate::domain::ids::KeyId;
 use crate::domain::time::Timestamp;
+use crate::domain::url_policy::UrlPolicy;
+use crate::http::idempotency::InFlight;
 use crate::metrics::Metrics;
 use crate::ratelimit::RateLimits;
 use crate::store::Store;
@@ -28,6 +29,8 @@ pub struct AppState {
     pub in_flight: InFlight,
     /// The SSRF rules for webhook URLs, shared with the delivery client.
     pub url_policy: UrlPolicy,
+    /// Name resolution for webhook hosts when not the system's (tests).
+    pub lookup: Option<Lookup>,
     touched: Mutex<HashMap<KeyId, i64>>,
 }
 
@@ -46,6 +49,7 @@ impl AppState {
             admin_token_hash,
             in_flight: InFlight::default(),
             url_policy,
+            lookup: None,
             touched: Mutex::new(HashMap::new()),
         }
     }

@@ -155,6 +155,7 @@ fn serve(config: Config) -> Result<(), CliError> {
         listener,
         Options {
             handle_signals: true,
+            ..Options::default()
         },
     )
     .map_err(failed)?;

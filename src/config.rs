@@ -622,6 +622,30 @@ mod tests {
     }
 
     #[test]
+    fn the_example_file_documents_every_key_with_its_default() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config.example.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let loaded = Config::load(&Sources {
+            file: Some(path),
+            ..Sources::default()
+        })
+        .unwrap();
+        assert_eq!(
+            loaded,
+            Config::default(),
+            "the example's values are the defaults"
+        );
+        for (section, key, _) in KEYS {
+            assert!(text.contains(&format!("[{section}]")), "section {section}");
+            assert!(
+                text.lines()
+                    .any(|l| l.trim_start_matches("# ").starts_with(&format!("{key} = "))),
+                "{section}.{key} is documented"
+            );
+        }
+    }
+
+    #[test]
     fn every_key_has_an_env_name_and_a_default_entry() {
         assert_eq!(
             env_name("webhooks.max_per_tenant"),

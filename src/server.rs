@@ -13,13 +13,19 @@ use actix_web::{App, HttpServer, web};
 use crate::admin_token::{self, AdminTokenError, AdminTokenSource};
 use crate::app::AppState;
 use crate::config::Config;
+use crate::delivery::client::{Client, Lookup};
+use crate::delivery::{Engine, EngineConfig};
+use crate::domain::time::Timestamp;
 use crate::http;
+use crate::store::deliveries::RetryPolicy;
 use crate::store::{OpenError, Store};
 
 /// How long a graceful stop waits for in-flight requests.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
-/// How often idle rate-limit state is reclaimed.
-const RECLAIM_EVERY: Duration = Duration::from_secs(60);
+/// How often idle rate-limit state is reclaimed and expired idempotency keys are swept.
+const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(60);
+/// How often old deliveries are pruned.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -29,11 +35,17 @@ pub enum StartError {
     AdminToken(#[from] AdminTokenError),
     #[error("cannot start the HTTP server: {0}")]
     Io(#[from] std::io::Error),
+    #[error("invalid config: webhooks.extra_ca_file: {0}")]
+    Tls(String),
 }
 
+#[derive(Default)]
 pub struct Options {
     /// Stop gracefully on SIGTERM / ctrl-c. Off for servers embedded in tests.
     pub handle_signals: bool,
+    /// Name resolution for webhook hosts instead of the system's: a seam for tests that must
+    /// make a host resolve somewhere without DNS.
+    pub lookup: Option<Lookup>,
 }
 
 /// A running server. Dropping it does not stop it; call [`Running::stop`] or [`Running::wait`].
@@ -57,7 +69,28 @@ pub fn start(
         0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
         n => n as usize,
     };
-    let state = web::Data::new(AppState::new(config, store.clone(), admin_hash));
+    let client = Client::new(
+        state_policy(&config),
+        options.lookup.clone(),
+        config.webhooks.extra_ca_file.as_deref(),
+    )
+    .map_err(StartError::Tls)?;
+    let engine = Engine::start(
+        store.clone(),
+        client,
+        EngineConfig {
+            threads: config.webhooks.delivery_threads as usize,
+            max_in_flight_per_webhook: config.webhooks.max_in_flight_per_webhook,
+            retry: RetryPolicy {
+                schedule: config.webhooks.retry_schedule_seconds.clone(),
+                disable_after_failing_ms: i64::from(config.webhooks.disable_after_failing_hours)
+                    * 3_600_000,
+            },
+        },
+    );
+    let mut app_state = AppState::new(config, store.clone(), admin_hash);
+    app_state.lookup = options.lookup.clone();
+    let state = web::Data::new(app_state);
 
     let (handle_tx, handle_rx) = mpsc::channel();
     let thread = std::thread::Builder::new()
@@ -68,7 +101,9 @@ pub fn start(
             if let Err(e) = served {
                 tracing::error!(error = %e, "HTTP server failed");
             }
-            // Every request has finished: flush queued writes and release the data file.
+            // Every request has finished; attempts in progress finish within their timeout.
+            engine.stop();
+            // Flush queued writes and release the data file.
             store.shutdown();
             tracing::info!("stopped; data file closed");
         })?;
@@ -106,14 +141,42 @@ async fn serve(
     }
     let server = server.run();
     let _ = handle_tx.send(server.handle());
+    let housekeeping = state.clone();
     actix_web::rt::spawn(async move {
-        let mut tick = actix_web::rt::time::interval(RECLAIM_EVERY);
+        let mut tick = actix_web::rt::time::interval(HOUSEKEEPING_EVERY);
         loop {
             tick.tick().await;
-            state.limits.reclaim();
+            housekeeping.limits.reclaim();
+            let store = housekeeping.store.clone();
+            match web::block(move || store.sweep_idempotency(Timestamp::now())).await {
+                Ok(Ok(n)) if n > 0 => tracing::debug!(keys = n, "expired idempotency keys swept"),
+                Ok(Err(e)) => tracing::warn!(error = %e, "idempotency sweep failed"),
+                _ => {}
+            }
+        }
+    });
+    actix_web::rt::spawn(async move {
+        let mut tick = actix_web::rt::time::interval(PRUNE_EVERY);
+        let retention_ms = i64::from(state.config.webhooks.delivery_retention_days) * 86_400_000;
+        loop {
+            tick.tick().await;
+            let store = state.store.clone();
+            let cutoff = Timestamp::now().plus_ms(-retention_ms);
+            match web::block(move || store.prune_deliveries(cutoff)).await {
+                Ok(Ok(n)) if n > 0 => tracing::info!(deliveries = n, "old deliveries pruned"),
+                Ok(Err(e)) => tracing::warn!(error = %e, "delivery pruning failed"),
+                _ => {}
+            }
         }
     });
     server.await
+}
+
+fn state_policy(config: &Config) -> crate::domain::url_policy::UrlPolicy {
+    crate::domain::url_policy::UrlPolicy {
+        https_only: config.webhooks.https_only,
+        allowed_private: config.allowed_private_cidrs().unwrap_or_default(),
+    }
 }
 
 impl Running {

@@ -96,7 +96,9 @@ pub const MAX_NAME_CHARS: usize = 200;
 pub fn parse_contact_name(raw: &str) -> Result<Option<String>, String> {
     let name = raw.trim();
     if name.chars().count() > MAX_NAME_CHARS {
-        return Err(format!("contact_name must be at most {MAX_NAME_CHARS} characters"));
+        return Err(format!(
+            "contact_name must be at most {MAX_NAME_CHARS} characters"
+        ));
     }
     if name.chars().any(char::is_control) {
         return Err("contact_name must not contain control characters".into());
@@ -187,11 +189,17 @@ mod tests {
 
     #[test]
     fn enums_parse_their_wire_names_only() {
-        assert_eq!(SourcePlatform::parse("lead_docket"), Ok(SourcePlatform::LeadDocket));
+        assert_eq!(
+            SourcePlatform::parse("lead_docket"),
+            Ok(SourcePlatform::LeadDocket)
+        );
         assert_eq!(SourceType::parse("phone_call"), Ok(SourceType::PhoneCall));
         assert_eq!(LeadStatus::parse("nurture"), Ok(LeadStatus::Nurture));
         let err = LeadStatus::parse("Active").unwrap_err();
-        assert_eq!(err, "status must be one of active, won, lost, nurture, archived (got `Active`)");
+        assert_eq!(
+            err,
+            "status must be one of active, won, lost, nurture, archived (got `Active`)"
+        );
         assert_eq!(SourcePlatform::ALL.len(), 12);
         assert_eq!(SourceType::ALL.len(), 7);
     }
@@ -201,7 +209,10 @@ mod tests {
         let sent = fields(json!({ "budget": 500000, "notes": "x", "color": "red", "vip": null }));
         let checked = check_custom_fields(&sent, defs).unwrap();
         assert_eq!(checked.ignored, ["color"]);
-        assert_eq!(checked.accepted, fields(json!({ "budget": 500000, "notes": "x", "vip": null })));
+        assert_eq!(
+            checked.accepted,
+            fields(json!({ "budget": 500000, "notes": "x", "vip": null }))
+        );
         let err = check_custom_fields(&fields(json!({ "budget": "500000" })), defs).unwrap_err();
         assert_eq!(err, "custom_fields.budget must be a number");
         let err = check_custom_fields(&fields(json!({ "lead_line": "renter" })), defs).unwrap_err();
@@ -212,11 +223,23 @@ mod tests {
     #[test]
     fn custom_fields_merge_key_by_key() {
         let mut current = fields(json!({ "budget": 1, "notes": "a" }));
-        assert!(merge_custom_fields(&mut current, &fields(json!({ "notes": "b", "vip": true }))));
-        assert_eq!(current, fields(json!({ "budget": 1, "notes": "b", "vip": true })));
-        assert!(merge_custom_fields(&mut current, &fields(json!({ "budget": null }))));
+        assert!(merge_custom_fields(
+            &mut current,
+            &fields(json!({ "notes": "b", "vip": true }))
+        ));
+        assert_eq!(
+            current,
+            fields(json!({ "budget": 1, "notes": "b", "vip": true }))
+        );
+        assert!(merge_custom_fields(
+            &mut current,
+            &fields(json!({ "budget": null }))
+        ));
         assert_eq!(current, fields(json!({ "notes": "b", "vip": true })));
-        assert!(!merge_custom_fields(&mut current, &fields(json!({ "notes": "b" }))), "no change");
+        assert!(
+            !merge_custom_fields(&mut current, &fields(json!({ "notes": "b" }))),
+            "no change"
+        );
     }
 
     #[test]

@@ -14,7 +14,9 @@ use crate::domain::ids::TenantId;
 use crate::domain::token::sha256;
 use crate::error::{ApiError, envelope_json};
 use crate::store::StoreError;
-use crate::store::idempotency::{Idempotency, IdempotencyKey, IdempotentRoute, Outcome, StoredResponse};
+use crate::store::idempotency::{
+    Idempotency, IdempotencyKey, IdempotentRoute, Outcome, StoredResponse,
+};
 
 const HEADER: &str = "idempotency-key";
 const MAX_KEY_LEN: usize = 255;
@@ -45,7 +47,12 @@ pub fn canonical_json(value: &Value) -> String {
             Value::Object(map) => {
                 let mut entries: Vec<(&String, &Value)> = map.iter().collect();
                 entries.sort_by(|a, b| a.0.cmp(b.0));
-                Value::Object(entries.into_iter().map(|(k, v)| (k.clone(), sorted(v))).collect())
+                Value::Object(
+                    entries
+                        .into_iter()
+                        .map(|(k, v)| (k.clone(), sorted(v)))
+                        .collect(),
+                )
             }
             Value::Array(items) => Value::Array(items.iter().map(sorted).collect()),
             other => other.clone(),
@@ -72,9 +79,13 @@ pub fn claim(
     let key = raw
         .to_str()
         .ok()
-        .filter(|k| (1..=MAX_KEY_LEN).contains(&k.len()) && k.bytes().all(|b| (0x20..=0x7e).contains(&b)))
+        .filter(|k| {
+            (1..=MAX_KEY_LEN).contains(&k.len()) && k.bytes().all(|b| (0x20..=0x7e).contains(&b))
+        })
         .ok_or_else(|| {
-            ApiError::bad_request(format!("Idempotency-Key must be 1 to {MAX_KEY_LEN} printable ASCII characters"))
+            ApiError::bad_request(format!(
+                "Idempotency-Key must be 1 to {MAX_KEY_LEN} printable ASCII characters"
+            ))
         })?
         .to_string();
     let key = IdempotencyKey { tenant, route, key };
@@ -132,7 +143,13 @@ mod tests {
         let a = json!({ "b": 1, "a": { "y": [1, { "d": 1, "c": 2 }], "x": null } });
         let b = json!({ "a": { "x": null, "y": [1, { "c": 2, "d": 1 }] }, "b": 1 });
         assert_eq!(canonical_json(&a), canonical_json(&b));
-        assert_eq!(canonical_json(&json!({ "b": 1, "a": 2 })), r#"{"a":2,"b":1}"#);
-        assert_ne!(canonical_json(&json!([1, 2])), canonical_json(&json!([2, 1])));
+        assert_eq!(
+            canonical_json(&json!({ "b": 1, "a": 2 })),
+            r#"{"a":2,"b":1}"#
+        );
+        assert_ne!(
+            canonical_json(&json!([1, 2])),
+            canonical_json(&json!([2, 1]))
+        );
     }
 }

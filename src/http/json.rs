@@ -58,3 +58,37 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
         })
     }
 }
+
+/// A JSON body read only when asked. Routes that authenticate asynchronously take this so the
+/// body is looked at after authentication and scope have passed: actix polls a handler's
+/// extractors together, and a body error must not answer for a request that would be 401/403.
+pub struct Deferred<T> {
+    req: HttpRequest,
+    payload: Payload,
+    body: std::marker::PhantomData<T>,
+}
+
+impl<T> FromRequest for Deferred<T> {
+    type Error = actix_web::Error;
+    type Future = std::future::Ready<Result<Self, actix_web::Error>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        std::future::ready(Ok(Deferred {
+            req: req.clone(),
+            payload: payload.take(),
+            body: std::marker::PhantomData,
+        }))
+    }
+}
+
+impl<T: DeserializeOwned + 'static> Deferred<T> {
+    pub async fn read(mut self) -> Result<Json<T>, ApiError> {
+        Json::<T>::from_request(&self.req, &mut self.payload)
+            .await
+            .map_err(|e| {
+                e.as_error::<ApiError>().cloned().unwrap_or_else(|| {
+                    ApiError::bad_request(format!("cannot read the request body: {e}"))
+                })
+            })
+    }
+}

@@ -7,8 +7,8 @@ use super::nullable;
 use crate::domain::contact::{Email, Phone};
 use crate::domain::ids::{LeadId, OwnerId, StageId, TenantId};
 use crate::domain::lead::{
-    CustomFields, LeadInput, LeadLine, LeadPatch, LeadStatus, SourcePlatform, SourceType, fold_lead_line,
-    parse_contact_name,
+    CustomFields, LeadInput, LeadLine, LeadPatch, LeadStatus, SourcePlatform, SourceType,
+    fold_lead_line, parse_contact_name,
 };
 use crate::domain::time::Timestamp;
 use crate::store::leads::LeadView;
@@ -70,7 +70,9 @@ fn custom_fields(raw: &Option<Map<String, Value>>, problems: &mut Problems) -> C
     let mut fields = CustomFields::new();
     for (slug, value) in raw.iter().flatten() {
         if value.is_array() || value.is_object() {
-            problems.0.push(format!("custom_fields.{slug} must be a string, number, boolean or null"));
+            problems.0.push(format!(
+                "custom_fields.{slug} must be a string, number, boolean or null"
+            ));
         } else {
             fields.insert(slug.clone(), value.clone());
         }
@@ -84,16 +86,38 @@ fn owner(raw: &str) -> Result<OwnerId, String> {
 
 impl LeadBody {
     /// Parses the fields; `default_source_type` is `manual` for single creates, `import` for rows.
-    pub fn parse(&self, country_code: &str, default_source_type: SourceType) -> Result<LeadInput, Vec<String>> {
+    pub fn parse(
+        &self,
+        country_code: &str,
+        default_source_type: SourceType,
+    ) -> Result<LeadInput, Vec<String>> {
         let mut p = Problems::default();
-        let contact_name = self.contact_name.as_deref().and_then(|n| p.take(parse_contact_name(n))).flatten();
-        let contact_phone = given(&self.contact_phone).and_then(|v| p.take(Phone::parse(v, country_code).map_err(|e| e.to_string())));
-        let contact_email = given(&self.contact_email).and_then(|v| p.take(Email::parse(v).map_err(|e| e.to_string())));
-        if contact_name.is_none() && contact_phone.is_none() && contact_email.is_none() && p.0.is_empty() {
-            p.0.push("at least one of contact_name, contact_phone, contact_email is required".into());
+        let contact_name = self
+            .contact_name
+            .as_deref()
+            .and_then(|n| p.take(parse_contact_name(n)))
+            .flatten();
+        let contact_phone = given(&self.contact_phone)
+            .and_then(|v| p.take(Phone::parse(v, country_code).map_err(|e| e.to_string())));
+        let contact_email = given(&self.contact_email)
+            .and_then(|v| p.take(Email::parse(v).map_err(|e| e.to_string())));
+        if contact_name.is_none()
+            && contact_phone.is_none()
+            && contact_email.is_none()
+            && p.0.is_empty()
+        {
+            p.0.push(
+                "at least one of contact_name, contact_phone, contact_email is required".into(),
+            );
         }
-        let source_platform = self.source_platform.as_deref().and_then(|v| p.take(SourcePlatform::parse(v)));
-        let source_type = self.source_type.as_deref().and_then(|v| p.take(SourceType::parse(v)));
+        let source_platform = self
+            .source_platform
+            .as_deref()
+            .and_then(|v| p.take(SourcePlatform::parse(v)));
+        let source_type = self
+            .source_type
+            .as_deref()
+            .and_then(|v| p.take(SourceType::parse(v)));
         let owner_id = given(&self.owner_id).and_then(|v| p.take(owner(v)));
         let lead_line = given(&self.lead_line).and_then(|v| p.take(LeadLine::parse(v)));
         let mut fields = custom_fields(&self.custom_fields, &mut p);
@@ -117,10 +141,11 @@ impl LeadBody {
 impl PatchBody {
     pub fn parse(&self, country_code: &str) -> Result<LeadPatch, Vec<String>> {
         let mut p = Problems::default();
-        let contact_name = self
-            .contact_name
-            .as_ref()
-            .map(|v| v.as_deref().and_then(|n| p.take(parse_contact_name(n))).flatten());
+        let contact_name = self.contact_name.as_ref().map(|v| {
+            v.as_deref()
+                .and_then(|n| p.take(parse_contact_name(n)))
+                .flatten()
+        });
         let contact_phone = self.contact_phone.as_ref().map(|v| {
             given(v).and_then(|v| p.take(Phone::parse(v, country_code).map_err(|e| e.to_string())))
         });
@@ -128,7 +153,10 @@ impl PatchBody {
             .contact_email
             .as_ref()
             .map(|v| given(v).and_then(|v| p.take(Email::parse(v).map_err(|e| e.to_string()))));
-        let owner_id = self.owner_id.as_ref().map(|v| given(v).and_then(|v| p.take(owner(v))));
+        let owner_id = self
+            .owner_id
+            .as_ref()
+            .map(|v| given(v).and_then(|v| p.take(owner(v))));
         let mut fields = custom_fields(&self.custom_fields, &mut p);
         match &self.lead_line {
             Some(Some(line)) => {
@@ -145,11 +173,20 @@ impl PatchBody {
             contact_name,
             contact_phone,
             contact_email,
-            source_platform: self.source_platform.as_deref().and_then(|v| p.take(SourcePlatform::parse(v))),
-            source_type: self.source_type.as_deref().and_then(|v| p.take(SourceType::parse(v))),
+            source_platform: self
+                .source_platform
+                .as_deref()
+                .and_then(|v| p.take(SourcePlatform::parse(v))),
+            source_type: self
+                .source_type
+                .as_deref()
+                .and_then(|v| p.take(SourceType::parse(v))),
             stage_slug: given(&self.stage_slug).map(|s| s.trim().to_string()),
             owner_id,
-            status: self.status.as_deref().and_then(|v| p.take(LeadStatus::parse(v))),
+            status: self
+                .status
+                .as_deref()
+                .and_then(|v| p.take(LeadStatus::parse(v))),
             score: self.score,
             qualified: self.qualified,
             custom_fields: fields,
@@ -244,7 +281,10 @@ mod tests {
         let errors = body(json!({ "contact_email": "  ", "source_platform": "direct" }))
             .parse("1", SourceType::Manual)
             .unwrap_err();
-        assert_eq!(errors, ["at least one of contact_name, contact_phone, contact_email is required"]);
+        assert_eq!(
+            errors,
+            ["at least one of contact_name, contact_phone, contact_email is required"]
+        );
     }
 
     #[test]
@@ -260,8 +300,16 @@ mod tests {
         .unwrap_err();
         assert_eq!(errors.len(), 5, "{errors:?}");
         assert!(errors[0].starts_with("contact_email"));
-        assert!(errors.iter().any(|e| e.starts_with("source_platform must be one of")));
-        assert!(errors.iter().any(|e| e == "custom_fields.tags must be a string, number, boolean or null"));
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.starts_with("source_platform must be one of"))
+        );
+        assert!(
+            errors
+                .iter()
+                .any(|e| e == "custom_fields.tags must be a string, number, boolean or null")
+        );
     }
 
     #[test]

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::admin::existing_tenant;
 use super::idempotency::{claim, error_response, respond};
-use super::json::{Json, from_value};
+use super::json::{Deferred, from_value};
 use super::lead_dto::{LeadBody, LeadDto, PatchBody};
 use super::{blocking, json_config, path_id};
 use crate::app::AppState;
@@ -46,7 +46,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::get().to(get_one))
             .route(web::patch().to(patch)),
     )
-    .service(web::resource("/admin/api/tenants/{tenant_id}/leads").route(web::get().to(admin_list)));
+    .service(
+        web::resource("/admin/api/tenants/{tenant_id}/leads").route(web::get().to(admin_list)),
+    );
 }
 
 /// Query parameters as sent; parsed one by one so each error names its parameter.
@@ -75,7 +77,10 @@ fn bad(message: impl Into<String>) -> ApiError {
 
 fn parse_time(name: &str, raw: &Option<String>) -> Result<Option<Timestamp>, ApiError> {
     raw.as_deref()
-        .map(|v| Timestamp::parse_iso(v).ok_or_else(|| bad(format!("{name} must be an ISO-8601 date-time (got `{v}`)"))))
+        .map(|v| {
+            Timestamp::parse_iso(v)
+                .ok_or_else(|| bad(format!("{name} must be an ISO-8601 date-time (got `{v}`)")))
+        })
         .transpose()
 }
 
@@ -104,39 +109,68 @@ impl ListParams {
         };
         let sort_dir = match self.sort_dir.as_deref() {
             None => SortDir::Asc,
-            Some(raw) => SortDir::parse(raw).ok_or_else(|| bad(format!("sort_dir must be asc or desc (got `{raw}`)")))?,
+            Some(raw) => SortDir::parse(raw)
+                .ok_or_else(|| bad(format!("sort_dir must be asc or desc (got `{raw}`)")))?,
         };
         let include_custom_fields = match self.include_custom_fields.as_deref() {
             None | Some("false" | "0") => false,
             Some("true" | "1") => true,
-            Some(raw) => return Err(bad(format!("include_custom_fields must be true or false (got `{raw}`)"))),
+            Some(raw) => {
+                return Err(bad(format!(
+                    "include_custom_fields must be true or false (got `{raw}`)"
+                )));
+            }
         };
         let cursor = match self.cursor.as_deref().filter(|c| !c.is_empty()) {
             None => None,
-            Some(_) if offset > 0 => return Err(bad("cursor cannot be combined with offset greater than 0")),
-            Some(_) if sort_by == SortBy::LastInteractionAt => {
-                return Err(bad("cursor paging is not available with sort_by=last_interaction_at; page with offset"));
+            Some(_) if offset > 0 => {
+                return Err(bad("cursor cannot be combined with offset greater than 0"));
             }
-            Some(raw) => Some(Cursor::decode_for(raw, sort_by, sort_dir).map_err(|e| bad(e.to_string()))?),
+            Some(_) if sort_by == SortBy::LastInteractionAt => {
+                return Err(bad(
+                    "cursor paging is not available with sort_by=last_interaction_at; page with offset",
+                ));
+            }
+            Some(raw) => {
+                Some(Cursor::decode_for(raw, sort_by, sort_dir).map_err(|e| bad(e.to_string()))?)
+            }
         };
         let stage = match (self.stage_id_camel.or(self.stage_id), self.stage_slug) {
-            (Some(id), _) => Some(StageFilter::Id(
-                StageId::parse(&id).ok_or_else(|| bad(format!("stageId must be a UUID (got `{id}`)")))?,
-            )),
+            (Some(id), _) => {
+                Some(StageFilter::Id(StageId::parse(&id).ok_or_else(|| {
+                    bad(format!("stageId must be a UUID (got `{id}`)"))
+                })?))
+            }
             (None, Some(slug)) => Some(StageFilter::Slug(slug)),
             (None, None) => None,
         };
-        let search = self.search.as_deref().map(str::trim).filter(|s| !s.is_empty());
+        let search = self
+            .search
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty());
         if search.is_some_and(|s| s.chars().count() > MAX_SEARCH_CHARS) {
-            return Err(bad(format!("search must be at most {MAX_SEARCH_CHARS} characters")));
+            return Err(bad(format!(
+                "search must be at most {MAX_SEARCH_CHARS} characters"
+            )));
         }
         let query = LeadQuery {
-            status: self.status.as_deref().map(LeadStatus::parse).transpose().map_err(bad)?,
+            status: self
+                .status
+                .as_deref()
+                .map(LeadStatus::parse)
+                .transpose()
+                .map_err(bad)?,
             stage,
             search: search.map(SearchQuery::new),
             created_since: parse_time("created_since", &self.created_since)?,
             updated_since: parse_time("updated_since", &self.updated_since)?,
-            lead_line: self.lead_line.as_deref().map(LeadLine::parse).transpose().map_err(bad)?,
+            lead_line: self
+                .lead_line
+                .as_deref()
+                .map(LeadLine::parse)
+                .transpose()
+                .map_err(bad)?,
             sort_by,
             sort_dir,
             cursor,
@@ -148,7 +182,11 @@ impl ListParams {
 }
 
 fn page_response(page: &LeadPage, query: &LeadQuery, include_custom_fields: bool) -> HttpResponse {
-    let leads: Vec<LeadDto> = page.leads.iter().map(|v| LeadDto::new(v, include_custom_fields)).collect();
+    let leads: Vec<LeadDto> = page
+        .leads
+        .iter()
+        .map(|v| LeadDto::new(v, include_custom_fields))
+        .collect();
     HttpResponse::Ok().json(json!({
         "leads": leads,
         "total": page.total,
@@ -158,7 +196,11 @@ fn page_response(page: &LeadPage, query: &LeadQuery, include_custom_fields: bool
     }))
 }
 
-async fn list_for(state: &web::Data<AppState>, tenant: TenantId, params: ListParams) -> Result<HttpResponse, ApiError> {
+async fn list_for(
+    state: &web::Data<AppState>,
+    tenant: TenantId,
+    params: ListParams,
+) -> Result<HttpResponse, ApiError> {
     let (query, include_custom_fields) = params.parse()?;
     let q = query.clone();
     let page = blocking(state, move |s| s.list_leads(tenant, &q)).await?;
@@ -239,14 +281,27 @@ async fn create(
     caller: Caller<LeadsWrite>,
     req: HttpRequest,
     state: web::Data<AppState>,
-    body: Json<LeadBody>,
+    body: Deferred<LeadBody>,
 ) -> Result<HttpResponse, ApiError> {
+    let body = body.read().await?;
     let tenant = caller.tenant;
-    let claim = claim(&req, &state.in_flight, tenant, IdempotentRoute::CreateLead, &body.raw, state.config.idempotency.ttl_hours)?;
+    let claim = claim(
+        &req,
+        &state.in_flight,
+        tenant,
+        IdempotentRoute::CreateLead,
+        &body.raw,
+        state.config.idempotency.ttl_hours,
+    )?;
     let idem = claim.idempotency.clone();
     let outcome = match body.parse(&state.config.leads.default_country_code, SourceType::Manual) {
         Err(errors) => refuse(&state, idem, errors).await?,
-        Ok(input) => blocking(&state, move |s| s.create_lead(tenant, input, idem, render_created)).await?,
+        Ok(input) => {
+            blocking(&state, move |s| {
+                s.create_lead(tenant, input, idem, render_created)
+            })
+            .await?
+        }
     };
     Ok(respond(outcome))
 }
@@ -256,11 +311,19 @@ async fn patch(
     req: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<String>,
-    body: Json<PatchBody>,
+    body: Deferred<PatchBody>,
 ) -> Result<HttpResponse, ApiError> {
+    let body = body.read().await?;
     let id = lead_id(&path)?;
     let tenant = caller.tenant;
-    let claim = claim(&req, &state.in_flight, tenant, IdempotentRoute::PatchLead, &body.raw, state.config.idempotency.ttl_hours)?;
+    let claim = claim(
+        &req,
+        &state.in_flight,
+        tenant,
+        IdempotentRoute::PatchLead,
+        &body.raw,
+        state.config.idempotency.ttl_hours,
+    )?;
     let idem = claim.idempotency.clone();
     let outcome = match body.parse(&state.config.leads.default_country_code) {
         Err(errors) => refuse(&state, idem, errors).await?,
@@ -269,7 +332,10 @@ async fn patch(
                 Ok(view) => stored(200, json!({ "lead": LeadDto::new(view, true) })),
                 Err(e) => error_response(e),
             };
-            blocking(&state, move |s| s.patch_lead(tenant, id, patch, idem, render)).await?
+            blocking(&state, move |s| {
+                s.patch_lead(tenant, id, patch, idem, render)
+            })
+            .await?
         }
     };
     Ok(respond(outcome))
@@ -293,7 +359,8 @@ fn render_bulk(
             Err(e) => return error_response(e),
         };
         let count = |status| rows.iter().filter(|r| r.status == status).count();
-        let unknown: BTreeSet<&String> = rows.iter().flat_map(|r| &r.ignored_custom_fields).collect();
+        let unknown: BTreeSet<&String> =
+            rows.iter().flat_map(|r| &r.ignored_custom_fields).collect();
         let results: Vec<Value> = rows
             .iter()
             .zip(row_refs)
@@ -330,26 +397,44 @@ async fn bulk(
     caller: Caller<LeadsBulk>,
     req: HttpRequest,
     state: web::Data<AppState>,
-    body: Json<BulkBody>,
+    body: Deferred<BulkBody>,
 ) -> Result<HttpResponse, ApiError> {
+    let body = body.read().await?;
     let tenant = caller.tenant;
-    let count = body.leads.len();
-    if !(1..=MAX_BULK_ROWS).contains(&count) {
-        return Err(bad(format!("leads must hold between 1 and {MAX_BULK_ROWS} rows (got {count})")));
-    }
-    let on_duplicate = match body.on_duplicate.as_deref() {
-        None | Some("update") => OnDuplicate::Update,
-        Some("skip") => OnDuplicate::Skip,
-        Some(other) => return Err(bad(format!("on_duplicate must be update or skip (got `{other}`)"))),
-    };
     let dry_run = body.dry_run;
-    // Dry runs are not stored: the claim is only taken for real imports.
+    // Dry runs are not stored: the key is only claimed for real imports, before anything is
+    // checked, so that refusals are remembered too.
     let claim = if dry_run {
         None
     } else {
-        Some(claim(&req, &state.in_flight, tenant, IdempotentRoute::BulkImport, &body.raw, state.config.idempotency.ttl_hours)?)
+        Some(claim(
+            &req,
+            &state.in_flight,
+            tenant,
+            IdempotentRoute::BulkImport,
+            &body.raw,
+            state.config.idempotency.ttl_hours,
+        )?)
     };
     let idem = claim.as_ref().and_then(|c| c.idempotency.clone());
+    let count = body.leads.len();
+    let on_duplicate = if !(1..=MAX_BULK_ROWS).contains(&count) {
+        Err(format!(
+            "leads must hold between 1 and {MAX_BULK_ROWS} rows (got {count})"
+        ))
+    } else {
+        match body.on_duplicate.as_deref() {
+            None | Some("update") => Ok(OnDuplicate::Update),
+            Some("skip") => Ok(OnDuplicate::Skip),
+            Some(other) => Err(format!(
+                "on_duplicate must be update or skip (got `{other}`)"
+            )),
+        }
+    };
+    let on_duplicate = match on_duplicate {
+        Ok(mode) => mode,
+        Err(message) => return Ok(respond(refuse(&state, idem, vec![message]).await?)),
+    };
     let country = state.config.leads.default_country_code.clone();
     let mut row_refs = Vec::with_capacity(count);
     let rows = body
@@ -367,7 +452,10 @@ async fn bulk(
         })
         .collect();
     let render = render_bulk(dry_run, row_refs);
-    let outcome = blocking(&state, move |s| s.bulk_import(tenant, rows, on_duplicate, dry_run, idem, render)).await?;
+    let outcome = blocking(&state, move |s| {
+        s.bulk_import(tenant, rows, on_duplicate, dry_run, idem, render)
+    })
+    .await?;
     drop(claim);
     Ok(respond(outcome))
 }

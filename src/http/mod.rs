@@ -2,15 +2,16 @@
 
 mod admin;
 mod admin_catalog;
+mod deliveries;
 mod health;
 pub mod idempotency;
 pub mod json;
 mod lead_dto;
 mod leads;
-mod webhooks;
 mod middleware;
 mod openapi;
 mod page;
+mod webhooks;
 
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
 use actix_web::{HttpRequest, web};
@@ -41,7 +42,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(admin::configure)
         .configure(admin_catalog::configure)
         .configure(leads::configure)
-        .configure(webhooks::configure);
+        .configure(webhooks::configure)
+        .configure(deliveries::configure);
 }
 
 /// Any path that matches no route: 404 whatever the credentials.

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::admin::existing_tenant;
-use super::json::Json;
+use super::json::Deferred;
 use super::{blocking, nullable, path_id};
 use crate::app::AppState;
 use crate::auth::{Admin, Caller, WebhooksManage};
@@ -31,8 +31,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::patch().to(update))
             .route(web::delete().to(delete)),
     )
-    .service(web::resource("/api/agents/crm/lead-webhooks/{id}/rotate-secret").route(web::post().to(rotate_secret)))
-    .service(web::resource("/admin/api/tenants/{tenant_id}/webhooks").route(web::get().to(admin_list)));
+    .service(
+        web::resource("/api/agents/crm/lead-webhooks/{id}/rotate-secret")
+            .route(web::post().to(rotate_secret)),
+    )
+    .service(
+        web::resource("/admin/api/tenants/{tenant_id}/webhooks").route(web::get().to(admin_list)),
+    );
 }
 
 /// The Webhook object: never the secret, only its first characters.
@@ -108,9 +113,9 @@ fn event_types(raw: &[String]) -> Result<Vec<EventType>, ApiError> {
 
 fn description(raw: Option<String>) -> Result<Option<String>, ApiError> {
     match raw {
-        Some(d) if d.chars().count() > MAX_DESCRIPTION => {
-            Err(bad(format!("description must be at most {MAX_DESCRIPTION} characters")))
-        }
+        Some(d) if d.chars().count() > MAX_DESCRIPTION => Err(bad(format!(
+            "description must be at most {MAX_DESCRIPTION} characters"
+        ))),
         other => Ok(other),
     }
 }
@@ -118,9 +123,13 @@ fn description(raw: Option<String>) -> Result<Option<String>, ApiError> {
 /// Applies the URL policy: syntax, then every resolved address (DNS on the blocking pool).
 async fn checked_url(state: &web::Data<AppState>, raw: String) -> Result<String, ApiError> {
     let policy = state.url_policy.clone();
-    let target = web::block(move || policy.check_url_system(&raw))
-        .await?
-        .map_err(|e| bad(e.to_string()))?;
+    let lookup = state.lookup.clone();
+    let target = web::block(move || match lookup {
+        Some(lookup) => policy.check_url(&raw, |host, port| lookup(host, port)),
+        None => policy.check_url_system(&raw),
+    })
+    .await?
+    .map_err(|e| bad(e.to_string()))?;
     Ok(target.url.to_string())
 }
 
@@ -152,8 +161,9 @@ struct CreateBody {
 async fn create(
     caller: Caller<WebhooksManage>,
     state: web::Data<AppState>,
-    body: Json<CreateBody>,
+    body: Deferred<CreateBody>,
 ) -> Result<HttpResponse, ApiError> {
+    let body = body.read().await?;
     let body = body.into_inner();
     let tenant = caller.tenant;
     let settings = WebhookSettings {
@@ -170,8 +180,12 @@ async fn create(
     let secret = generate_webhook_secret();
     let max = state.config.webhooks.max_per_tenant;
     let stored_secret = secret.clone();
-    let webhook = blocking(&state, move |s| s.create_webhook(tenant, settings, stored_secret, max)).await?;
-    Ok(HttpResponse::Created().json(json!({ "webhook": WebhookDto::from(&webhook), "secret": secret })))
+    let webhook = blocking(&state, move |s| {
+        s.create_webhook(tenant, settings, stored_secret, max)
+    })
+    .await?;
+    Ok(HttpResponse::Created()
+        .json(json!({ "webhook": WebhookDto::from(&webhook), "secret": secret })))
 }
 
 fn listing(webhooks: &[Webhook]) -> HttpResponse {
@@ -179,14 +193,25 @@ fn listing(webhooks: &[Webhook]) -> HttpResponse {
     HttpResponse::Ok().json(json!({ "webhooks": webhooks }))
 }
 
-async fn list(caller: Caller<WebhooksManage>, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+async fn list(
+    caller: Caller<WebhooksManage>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     let tenant = caller.tenant;
-    Ok(listing(&blocking(&state, move |s| s.list_webhooks(tenant)).await?))
+    Ok(listing(
+        &blocking(&state, move |s| s.list_webhooks(tenant)).await?,
+    ))
 }
 
-async fn admin_list(_: Admin, state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+async fn admin_list(
+    _: Admin,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let tenant = existing_tenant(&state, &path).await?;
-    Ok(listing(&blocking(&state, move |s| s.list_webhooks(tenant)).await?))
+    Ok(listing(
+        &blocking(&state, move |s| s.list_webhooks(tenant)).await?,
+    ))
 }
 
 async fn get_one(
@@ -219,29 +244,45 @@ async fn update(
     caller: Caller<WebhooksManage>,
     state: web::Data<AppState>,
     path: web::Path<String>,
-    body: Json<UpdateBody>,
+    body: Deferred<UpdateBody>,
 ) -> Result<HttpResponse, ApiError> {
+    let body = body.read().await?;
     let id = webhook_id(&path)?;
     let tenant = caller.tenant;
     let body = body.into_inner();
     let mut patch = WebhookPatch {
         event_types: body.event_types.as_deref().map(event_types).transpose()?,
-        timeout_seconds: body.timeout_seconds.map(|t| in_range("timeout_seconds", t, 1, 60)).transpose()?,
-        retry_attempts: body.retry_attempts.map(|r| in_range("retry_attempts", r, 0, 10)).transpose()?,
+        timeout_seconds: body
+            .timeout_seconds
+            .map(|t| in_range("timeout_seconds", t, 1, 60))
+            .transpose()?,
+        retry_attempts: body
+            .retry_attempts
+            .map(|r| in_range("retry_attempts", r, 0, 10))
+            .transpose()?,
         description: body.description.map(description).transpose()?,
         is_active: body.is_active,
         url: None,
     };
     // A deleted or foreign webhook is 404 before its new URL is looked at.
-    if blocking(&state, move |s| s.get_webhook(tenant, id)).await?.is_none() {
+    if blocking(&state, move |s| s.get_webhook(tenant, id))
+        .await?
+        .is_none()
+    {
         return Err(ApiError::not_found(format!("webhook {id} not found")));
     }
     if let Some(url) = body.url {
         patch.url = Some(checked_url(&state, url).await?);
     }
-    let rotation = body.rotate_secret.then(|| rotation(&state, None)).transpose()?;
+    let rotation = body
+        .rotate_secret
+        .then(|| rotation(&state, None))
+        .transpose()?;
     let secret = rotation.as_ref().map(|r| r.secret.clone());
-    let webhook = blocking(&state, move |s| s.update_webhook(tenant, id, patch, rotation)).await?;
+    let webhook = blocking(&state, move |s| {
+        s.update_webhook(tenant, id, patch, rotation)
+    })
+    .await?;
     let mut response = json!({ "webhook": WebhookDto::from(&webhook) });
     if let Some(secret) = secret {
         response["secret"] = Value::String(secret);
@@ -277,11 +318,15 @@ async fn rotate_secret(
     let body: RotateBody = if body.iter().all(u8::is_ascii_whitespace) {
         RotateBody::default()
     } else {
-        let value: Value = serde_json::from_slice(&body).map_err(|e| bad(format!("malformed JSON: {e}")))?;
+        let value: Value =
+            serde_json::from_slice(&body).map_err(|e| bad(format!("malformed JSON: {e}")))?;
         super::json::from_value(&value)?
     };
     let rotation = rotation(&state, body.overlap_hours)?;
     let secret = rotation.secret.clone();
-    let webhook = blocking(&state, move |s| s.update_webhook(tenant, id, WebhookPatch::default(), Some(rotation))).await?;
+    let webhook = blocking(&state, move |s| {
+        s.update_webhook(tenant, id, WebhookPatch::default(), Some(rotation))
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(json!({ "webhook": WebhookDto::from(&webhook), "secret": secret })))
 }

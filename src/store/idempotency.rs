@@ -28,7 +28,11 @@ pub struct IdempotencyKey {
 
 impl IdempotencyKey {
     fn table_key(&self) -> Vec<u8> {
-        key(&[&self.tenant.bytes(), &[self.route as u8], self.key.as_bytes()])
+        key(&[
+            &self.tenant.bytes(),
+            &[self.route as u8],
+            self.key.as_bytes(),
+        ])
     }
 }
 
@@ -73,7 +77,11 @@ pub enum Outcome {
 }
 
 /// Looks up a live record for `idem` within the transaction.
-fn lookup(txn: &WriteTransaction, idem: &Idempotency, now: Timestamp) -> Result<Option<Outcome>, StoreError> {
+fn lookup(
+    txn: &WriteTransaction,
+    idem: &Idempotency,
+    now: Timestamp,
+) -> Result<Option<Outcome>, StoreError> {
     let table = txn.open_table(IDEMPOTENCY)?;
     let Some(found) = table.get(idem.key.table_key().as_slice())? else {
         return Ok(None);
@@ -89,11 +97,19 @@ fn lookup(txn: &WriteTransaction, idem: &Idempotency, now: Timestamp) -> Result<
     }))
 }
 
-fn save(txn: &WriteTransaction, idem: &Idempotency, response: &StoredResponse, now: Timestamp) -> Result<(), StoreError> {
+fn save(
+    txn: &WriteTransaction,
+    idem: &Idempotency,
+    response: &StoredResponse,
+    now: Timestamp,
+) -> Result<(), StoreError> {
     let k = idem.key.table_key();
     let mut table = txn.open_table(IDEMPOTENCY)?;
     let mut by_expiry = txn.open_table(IDEMPOTENCY_BY_EXPIRY)?;
-    if let Some(old) = table.get(k.as_slice())?.map(|v| decode::<IdempotencyRecord>(v.value())) {
+    if let Some(old) = table
+        .get(k.as_slice())?
+        .map(|v| decode::<IdempotencyRecord>(v.value()))
+    {
         by_expiry.remove(key(&[&i64_key(old?.expires_at.ms()), &k]).as_slice())?;
     }
     let record = IdempotencyRecord {
@@ -112,15 +128,12 @@ impl Store {
     /// response with the write when `idem` is given. A key seen before short-cuts to a replay
     /// (or a mismatch) without running `work`. `work` must check before it writes; `render`
     /// maps its result, success or refusal, to what the client receives.
-    pub(crate) fn write_rendered<T: 'static>(
+    pub(crate) fn write_rendered<T: Send + 'static>(
         &self,
         idem: Option<Idempotency>,
         work: impl FnOnce(&WriteTransaction, Timestamp) -> Result<T, StoreError> + Send + 'static,
         render: impl FnOnce(Result<&T, &StoreError>) -> StoredResponse + Send + 'static,
-    ) -> Result<(Outcome, Option<T>), StoreError>
-    where
-        T: Send,
-    {
+    ) -> Result<(Outcome, Option<T>), StoreError> {
         self.write(move |txn| {
             let now = Timestamp::now();
             if let Some(idem) = &idem
@@ -165,7 +178,13 @@ impl Store {
 impl Store {
     /// Stores a refusal made before the store was reached (a body that failed validation), so a
     /// retry with the same key gets the same answer and a different body gets 409.
-    pub fn remember_response(&self, idem: Idempotency, response: StoredResponse) -> Result<Outcome, StoreError> {
-        Ok(self.write_rendered(Some(idem), |_, _| Ok(()), move |_| response)?.0)
+    pub fn remember_response(
+        &self,
+        idem: Idempotency,
+        response: StoredResponse,
+    ) -> Result<Outcome, StoreError> {
+        Ok(self
+            .write_rendered(Some(idem), |_, _| Ok(()), move |_| response)?
+            .0)
     }
 }

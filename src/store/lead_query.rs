@@ -102,7 +102,8 @@ impl Filter<'_> {
             && self.stage.is_none_or(|s| lead.stage_id == s)
             && q.created_since.is_none_or(|t| lead.created_at >= t)
             && q.updated_since.is_none_or(|t| lead.updated_at >= t)
-            && q.lead_line.is_none_or(|line| lead.lead_line().as_deref() == Some(line.as_str()))
+            && q.lead_line
+                .is_none_or(|line| lead.lead_line().as_deref() == Some(line.as_str()))
             && q.search.as_ref().is_none_or(|s| {
                 s.matches(
                     lead.contact_name.as_deref(),
@@ -115,7 +116,10 @@ impl Filter<'_> {
     /// Whether the sort index alone can answer: only a `*_since` bound on the sort column.
     fn index_only(&self) -> Option<Option<Timestamp>> {
         let q = self.query;
-        let plain = q.status.is_none() && self.stage.is_none() && q.lead_line.is_none() && q.search.is_none();
+        let plain = q.status.is_none()
+            && self.stage.is_none()
+            && q.lead_line.is_none()
+            && q.search.is_none();
         match q.sort_by {
             SortBy::CreatedAt if plain && q.updated_since.is_none() => Some(q.created_since),
             SortBy::UpdatedAt if plain && q.created_since.is_none() => Some(q.updated_since),
@@ -137,7 +141,11 @@ impl Store {
                         .iter()
                         .find(|s| &s.slug == slug)
                         .map(|s| s.id)
-                        .ok_or_else(|| StoreError::Invalid(format!("stage_slug `{slug}` is not a stage of this customer's pipeline")))?,
+                        .ok_or_else(|| {
+                            StoreError::Invalid(format!(
+                                "stage_slug `{slug}` is not a stage of this customer's pipeline"
+                            ))
+                        })?,
                 ),
             };
             let filter = Filter { query, stage };
@@ -196,9 +204,18 @@ fn index_page(
         .as_ref()
         .map(|c| key(&[&prefix, &i64_key(c.last_value_ms), c.last_id.as_bytes()]));
     let (start, end) = match (query.sort_dir, &after) {
-        (SortDir::Asc, Some(after)) => (Bound::Excluded(after.as_slice()), Bound::Excluded(upper.as_slice())),
-        (SortDir::Desc, Some(after)) => (Bound::Included(lower.as_slice()), Bound::Excluded(after.as_slice())),
-        (_, None) => (Bound::Included(lower.as_slice()), Bound::Excluded(upper.as_slice())),
+        (SortDir::Asc, Some(after)) => (
+            Bound::Excluded(after.as_slice()),
+            Bound::Excluded(upper.as_slice()),
+        ),
+        (SortDir::Desc, Some(after)) => (
+            Bound::Included(lower.as_slice()),
+            Bound::Excluded(after.as_slice()),
+        ),
+        (_, None) => (
+            Bound::Included(lower.as_slice()),
+            Bound::Excluded(upper.as_slice()),
+        ),
     };
     let range = index.range::<&[u8]>((start, end))?;
     let wanted = query.offset + query.limit + 1;
@@ -209,7 +226,9 @@ fn index_page(
     let leads_table = txn.open_table(LEADS)?;
     let mut leads = Vec::with_capacity(keys.len());
     for k in keys.iter().skip(query.offset) {
-        let id = LeadId::from_bytes(id_at(k, 24).ok_or_else(|| StoreError::Corrupt("short index key".into()))?);
+        let id = LeadId::from_bytes(
+            id_at(k, 24).ok_or_else(|| StoreError::Corrupt("short index key".into()))?,
+        );
         if let Some(v) = leads_table.get(lead_key(tenant, id).as_slice())? {
             leads.push(decode(v.value())?);
         }
@@ -218,7 +237,15 @@ fn index_page(
 }
 
 fn collect_keys<'a>(
-    entries: impl Iterator<Item = Result<(redb::AccessGuard<'a, &'static [u8]>, redb::AccessGuard<'a, ()>), redb::StorageError>>,
+    entries: impl Iterator<
+        Item = Result<
+            (
+                redb::AccessGuard<'a, &'static [u8]>,
+                redb::AccessGuard<'a, ()>,
+            ),
+            redb::StorageError,
+        >,
+    >,
     wanted: usize,
 ) -> Result<Vec<Vec<u8>>, StoreError> {
     entries
@@ -228,13 +255,20 @@ fn collect_keys<'a>(
 }
 
 /// One pass over the tenant's leads: counts matches, keeps the best positions after the cursor.
-fn scan_page(txn: &ReadTransaction, tenant: TenantId, filter: &Filter<'_>) -> Result<(Vec<Lead>, u64), StoreError> {
+fn scan_page(
+    txn: &ReadTransaction,
+    tenant: TenantId,
+    filter: &Filter<'_>,
+) -> Result<(Vec<Lead>, u64), StoreError> {
     let query = filter.query;
     let wanted = query.offset + query.limit + 1;
-    let after = query
-        .cursor
-        .as_ref()
-        .map(|c| Position::new(Some(c.last_value_ms), LeadId::from_uuid(c.last_id), query.sort_dir));
+    let after = query.cursor.as_ref().map(|c| {
+        Position::new(
+            Some(c.last_value_ms),
+            LeadId::from_uuid(c.last_id),
+            query.sort_dir,
+        )
+    });
     let table = txn.open_table(LEADS)?;
     let prefix = tenant.bytes();
     let mut total = 0u64;
@@ -278,13 +312,23 @@ mod tests {
         let b = LeadId::new();
         for dir in [SortDir::Asc, SortDir::Desc] {
             let null = Position::new(None, a, dir);
-            assert!(Position::new(Some(5), a, dir) < null, "nulls last ({dir:?})");
+            assert!(
+                Position::new(Some(5), a, dir) < null,
+                "nulls last ({dir:?})"
+            );
             assert!(Position::new(Some(-5), b, dir) < null);
         }
         assert!(Position::new(Some(1), b, SortDir::Asc) < Position::new(Some(2), a, SortDir::Asc));
-        assert!(Position::new(Some(1), a, SortDir::Asc) < Position::new(Some(1), b, SortDir::Asc), "ties by id");
-        assert!(Position::new(Some(2), a, SortDir::Desc) < Position::new(Some(1), b, SortDir::Desc));
-        assert!(Position::new(Some(1), b, SortDir::Desc) < Position::new(Some(1), a, SortDir::Desc));
+        assert!(
+            Position::new(Some(1), a, SortDir::Asc) < Position::new(Some(1), b, SortDir::Asc),
+            "ties by id"
+        );
+        assert!(
+            Position::new(Some(2), a, SortDir::Desc) < Position::new(Some(1), b, SortDir::Desc)
+        );
+        assert!(
+            Position::new(Some(1), b, SortDir::Desc) < Position::new(Some(1), a, SortDir::Desc)
+        );
         assert!(Position::new(Some(-1), a, SortDir::Asc) < Position::new(Some(0), a, SortDir::Asc));
     }
 }

@@ -8,14 +8,14 @@ use super::codec::{Record, decode, encode};
 use super::idempotency::{Idempotency, Outcome, StoredResponse};
 use super::outbox::publish;
 use super::tables::*;
-use super::tenants::{load_catalog, Catalog};
+use super::tenants::{Catalog, load_catalog};
 use super::{CustomField, Owner, Stage, Store, StoreError};
 use crate::domain::catalog::LEAD_LINE;
 use crate::domain::event::EventType;
 use crate::domain::ids::{LeadId, OwnerId, StageId, TenantId};
 use crate::domain::lead::{
-    CustomFields, LeadInput, LeadPatch, LeadStatus, SourcePlatform, SourceType, check_custom_fields,
-    merge_custom_fields,
+    CustomFields, LeadInput, LeadPatch, LeadStatus, SourcePlatform, SourceType,
+    check_custom_fields, merge_custom_fields,
 };
 use crate::domain::time::Timestamp;
 
@@ -53,12 +53,20 @@ impl Lead {
 
     /// The last ten digits of the phone, when it has at least ten.
     pub fn phone_last10(&self) -> Option<[u8; 10]> {
-        let digits: Vec<u8> = self.contact_phone.as_deref()?.bytes().filter(u8::is_ascii_digit).collect();
+        let digits: Vec<u8> = self
+            .contact_phone
+            .as_deref()?
+            .bytes()
+            .filter(u8::is_ascii_digit)
+            .collect();
         digits.get(digits.len().checked_sub(10)?..)?.try_into().ok()
     }
 
     pub fn lead_line(&self) -> Option<String> {
-        self.custom_fields().get(LEAD_LINE).and_then(Value::as_str).map(String::from)
+        self.custom_fields()
+            .get(LEAD_LINE)
+            .and_then(Value::as_str)
+            .map(String::from)
     }
 }
 
@@ -147,15 +155,19 @@ fn email_key(tenant: TenantId, email: &str) -> Vec<u8> {
     key(&[&tenant.bytes(), email.as_bytes()])
 }
 
-fn phone_key(tenant: TenantId, last10: &[u8; 10]) -> Vec<u8> {
+fn phone_prefix(tenant: TenantId, last10: &[u8; 10]) -> Vec<u8> {
     key(&[&tenant.bytes(), last10])
+}
+
+fn phone_key(tenant: TenantId, last10: &[u8; 10], id: LeadId) -> Vec<u8> {
+    key(&[&tenant.bytes(), last10, &id.bytes()])
 }
 
 /// The tables a lead lives in, opened once per job.
 pub(crate) struct LeadTables<'txn> {
     pub leads: Table<'txn, &'static [u8], &'static [u8]>,
     by_email: Table<'txn, &'static [u8], &'static [u8]>,
-    by_phone: Table<'txn, &'static [u8], &'static [u8]>,
+    by_phone: Table<'txn, &'static [u8], ()>,
     by_updated: Table<'txn, &'static [u8], ()>,
     by_created: Table<'txn, &'static [u8], ()>,
     counts: Table<'txn, &'static [u8], u64>,
@@ -180,7 +192,10 @@ impl<'txn> LeadTables<'txn> {
             .transpose()
     }
 
-    fn lookup(table: &Table<'txn, &'static [u8], &'static [u8]>, k: &[u8]) -> Result<Option<LeadId>, StoreError> {
+    fn lookup(
+        table: &Table<'txn, &'static [u8], &'static [u8]>,
+        k: &[u8],
+    ) -> Result<Option<LeadId>, StoreError> {
         Ok(table
             .get(k)?
             .and_then(|v| <[u8; 16]>::try_from(v.value()).ok())
@@ -188,14 +203,18 @@ impl<'txn> LeadTables<'txn> {
     }
 
     /// The lead a request merges into: same normalised email, else same last 10 phone digits.
-    fn find_match(&self, tenant: TenantId, input: &LeadInput) -> Result<Option<(LeadId, MatchedBy)>, StoreError> {
+    fn find_match(
+        &self,
+        tenant: TenantId,
+        input: &LeadInput,
+    ) -> Result<Option<(LeadId, MatchedBy)>, StoreError> {
         if let Some(email) = &input.contact_email
             && let Some(id) = Self::lookup(&self.by_email, &email_key(tenant, email.as_str()))?
         {
             return Ok(Some((id, MatchedBy::Email)));
         }
         if let Some(last10) = input.contact_phone.as_ref().and_then(|p| p.last10())
-            && let Some(id) = Self::lookup(&self.by_phone, &phone_key(tenant, &last10))?
+            && let Some(id) = self.phone_holder(tenant, &last10, None)?
         {
             return Ok(Some((id, MatchedBy::Phone)));
         }
@@ -203,12 +222,35 @@ impl<'txn> LeadTables<'txn> {
     }
 
     /// The lead already holding `email`, other than `except`.
-    fn email_holder(&self, tenant: TenantId, email: &str, except: LeadId) -> Result<Option<LeadId>, StoreError> {
+    fn email_holder(
+        &self,
+        tenant: TenantId,
+        email: &str,
+        except: LeadId,
+    ) -> Result<Option<LeadId>, StoreError> {
         Ok(Self::lookup(&self.by_email, &email_key(tenant, email))?.filter(|id| *id != except))
     }
 
-    fn phone_holder(&self, tenant: TenantId, last10: &[u8; 10], except: LeadId) -> Result<Option<LeadId>, StoreError> {
-        Ok(Self::lookup(&self.by_phone, &phone_key(tenant, last10))?.filter(|id| *id != except))
+    /// The oldest lead holding these last 10 digits, other than `except`.
+    fn phone_holder(
+        &self,
+        tenant: TenantId,
+        last10: &[u8; 10],
+        except: Option<LeadId>,
+    ) -> Result<Option<LeadId>, StoreError> {
+        let prefix = phone_prefix(tenant, last10);
+        for entry in self.by_phone.range(prefix.as_slice()..)? {
+            let (k, _) = entry?;
+            let k = k.value();
+            if !k.starts_with(&prefix) {
+                break;
+            }
+            let id = id_at(k, prefix.len()).map(LeadId::from_bytes);
+            if id.is_some() && id != except {
+                return Ok(id);
+            }
+        }
+        Ok(None)
     }
 
     /// Writes `lead`, keeping every index in step with what `old` had.
@@ -227,17 +269,20 @@ impl<'txn> LeadTables<'txn> {
             if old.phone_last10() != lead.phone_last10()
                 && let Some(last10) = old.phone_last10()
             {
-                let k = phone_key(tenant, &last10);
-                if Self::lookup(&self.by_phone, &k)? == Some(lead.id) {
-                    self.by_phone.remove(k.as_slice())?;
-                }
+                self.by_phone
+                    .remove(phone_key(tenant, &last10, lead.id).as_slice())?;
             }
             if old.updated_at != lead.updated_at {
-                self.by_updated.remove(sort_key(tenant, old.updated_at, lead.id).as_slice())?;
+                self.by_updated
+                    .remove(sort_key(tenant, old.updated_at, lead.id).as_slice())?;
             }
         } else {
-            self.by_created.insert(sort_key(tenant, lead.created_at, lead.id).as_slice(), ())?;
-            let count = self.counts.get(tenant.bytes().as_slice())?.map_or(0, |v| v.value());
+            self.by_created
+                .insert(sort_key(tenant, lead.created_at, lead.id).as_slice(), ())?;
+            let count = self
+                .counts
+                .get(tenant.bytes().as_slice())?
+                .map_or(0, |v| v.value());
             self.counts.insert(tenant.bytes().as_slice(), count + 1)?;
         }
         if let Some(email) = &lead.contact_email {
@@ -247,13 +292,15 @@ impl<'txn> LeadTables<'txn> {
             }
         }
         if let Some(last10) = lead.phone_last10() {
-            let k = phone_key(tenant, &last10);
-            if Self::lookup(&self.by_phone, &k)?.is_none() {
-                self.by_phone.insert(k.as_slice(), id.as_slice())?;
-            }
+            self.by_phone
+                .insert(phone_key(tenant, &last10, lead.id).as_slice(), ())?;
         }
-        self.by_updated.insert(sort_key(tenant, lead.updated_at, lead.id).as_slice(), ())?;
-        self.leads.insert(lead_key(tenant, lead.id).as_slice(), encode(lead)?.as_slice())?;
+        self.by_updated
+            .insert(sort_key(tenant, lead.updated_at, lead.id).as_slice(), ())?;
+        self.leads.insert(
+            lead_key(tenant, lead.id).as_slice(),
+            encode(lead)?.as_slice(),
+        )?;
         Ok(())
     }
 }
@@ -261,19 +308,23 @@ impl<'txn> LeadTables<'txn> {
 impl Catalog {
     fn stage_by_slug(&self, slug: &str) -> Result<&Stage, StoreError> {
         self.stages.iter().find(|s| s.slug == slug).ok_or_else(|| {
-            StoreError::Invalid(format!("stage_slug `{slug}` is not a stage of this customer's pipeline"))
+            StoreError::Invalid(format!(
+                "stage_slug `{slug}` is not a stage of this customer's pipeline"
+            ))
         })
     }
 
     fn owner(&self, id: OwnerId) -> Result<&Owner, StoreError> {
-        self.owners
-            .iter()
-            .find(|o| o.id == id)
-            .ok_or_else(|| StoreError::Invalid(format!("owner_id {id} is not an owner of this customer")))
+        self.owners.iter().find(|o| o.id == id).ok_or_else(|| {
+            StoreError::Invalid(format!("owner_id {id} is not an owner of this customer"))
+        })
     }
 
     fn field_type(&self, slug: &str) -> Option<crate::domain::catalog::FieldType> {
-        self.fields.iter().find(|f| f.slug == slug).map(|f: &CustomField| f.field_type)
+        self.fields
+            .iter()
+            .find(|f| f.slug == slug)
+            .map(|f: &CustomField| f.field_type)
     }
 
     pub(crate) fn view(&self, lead: Lead) -> Result<LeadView, StoreError> {
@@ -282,8 +333,12 @@ impl Catalog {
             .iter()
             .find(|s| s.id == lead.stage_id)
             .cloned()
-            .ok_or_else(|| StoreError::Corrupt(format!("lead {} refers to a missing stage", lead.id)))?;
-        let owner = lead.owner_id.and_then(|id| self.owners.iter().find(|o| o.id == id).cloned());
+            .ok_or_else(|| {
+                StoreError::Corrupt(format!("lead {} refers to a missing stage", lead.id))
+            })?;
+        let owner = lead
+            .owner_id
+            .and_then(|id| self.owners.iter().find(|o| o.id == id).cloned());
         Ok(LeadView { lead, stage, owner })
     }
 }
@@ -300,34 +355,58 @@ fn assign<T: PartialEq>(slot: &mut T, value: T, name: &str, changed: &mut Vec<St
     }
 }
 
-fn merge_custom(lead: &mut Lead, incoming: &CustomFields, changed: &mut Vec<String>) -> Result<(), StoreError> {
+fn merge_custom(
+    lead: &mut Lead,
+    incoming: &CustomFields,
+    changed: &mut Vec<String>,
+) -> Result<(), StoreError> {
     let mut fields = lead.custom_fields();
     let before = fields.clone();
     if merge_custom_fields(&mut fields, incoming) {
         for slug in incoming.keys().filter(|s| before.get(*s) != fields.get(*s)) {
-            changed.push(if slug == LEAD_LINE { LEAD_LINE.to_string() } else { format!("custom_fields.{slug}") });
+            changed.push(if slug == LEAD_LINE {
+                LEAD_LINE.to_string()
+            } else {
+                format!("custom_fields.{slug}")
+            });
         }
         lead.custom_fields_json = custom_json(&fields)?;
     }
     Ok(())
 }
 
+/// What every lead change inside one job shares.
+pub(crate) struct Ctx<'a> {
+    pub txn: &'a WriteTransaction,
+    pub catalog: &'a Catalog,
+    pub tenant: TenantId,
+    pub now: Timestamp,
+}
+
 /// Create-or-merge of one request, inside a job. Checks everything before writing.
 pub(crate) fn apply(
     tables: &mut LeadTables<'_>,
-    txn: &WriteTransaction,
-    catalog: &Catalog,
-    tenant: TenantId,
+    ctx: &Ctx<'_>,
     input: &LeadInput,
     on_duplicate: OnDuplicate,
     emit: bool,
-    now: Timestamp,
 ) -> Result<Applied, StoreError> {
-    let stage = input.stage_slug.as_deref().map(|s| catalog.stage_by_slug(s)).transpose()?;
+    let Ctx {
+        txn,
+        catalog,
+        tenant,
+        now,
+    } = *ctx;
+    let stage = input
+        .stage_slug
+        .as_deref()
+        .map(|s| catalog.stage_by_slug(s))
+        .transpose()?;
     if let Some(owner) = input.owner_id {
         catalog.owner(owner)?;
     }
-    let fields = check_custom_fields(&input.custom_fields, |slug| catalog.field_type(slug)).map_err(StoreError::Invalid)?;
+    let fields = check_custom_fields(&input.custom_fields, |slug| catalog.field_type(slug))
+        .map_err(StoreError::Invalid)?;
 
     let Some((id, matched_by)) = tables.find_match(tenant, input)? else {
         let default_stage = catalog
@@ -358,7 +437,14 @@ pub(crate) fn apply(
         tables.put(None, &lead)?;
         let view = catalog.view(lead)?;
         let queued = if emit {
-            publish(txn, tenant, EventType::LeadCreated, view.payload().to_string(), None, now)?
+            publish(
+                txn,
+                tenant,
+                EventType::LeadCreated,
+                view.payload().to_string(),
+                None,
+                now,
+            )?
         } else {
             0
         };
@@ -386,13 +472,28 @@ pub(crate) fn apply(
     let mut lead = old.clone();
     let mut changed = Vec::new();
     if let Some(name) = &input.contact_name {
-        assign(&mut lead.contact_name, Some(name.clone()), "contact_name", &mut changed);
+        assign(
+            &mut lead.contact_name,
+            Some(name.clone()),
+            "contact_name",
+            &mut changed,
+        );
     }
     if let Some(phone) = &input.contact_phone {
-        assign(&mut lead.contact_phone, Some(phone.as_str().to_string()), "contact_phone", &mut changed);
+        assign(
+            &mut lead.contact_phone,
+            Some(phone.as_str().to_string()),
+            "contact_phone",
+            &mut changed,
+        );
     }
     if let Some(email) = &input.contact_email {
-        assign(&mut lead.contact_email, Some(email.as_str().to_string()), "contact_email", &mut changed);
+        assign(
+            &mut lead.contact_email,
+            Some(email.as_str().to_string()),
+            "contact_email",
+            &mut changed,
+        );
     }
     if let Some(stage) = stage {
         assign(&mut lead.stage_id, stage.id, "current_stage", &mut changed);
@@ -401,7 +502,7 @@ pub(crate) fn apply(
         assign(&mut lead.owner_id, Some(owner), "owner", &mut changed);
     }
     merge_custom(&mut lead, &fields.accepted, &mut changed)?;
-    let queued = finish_update(tables, txn, catalog, &old, &mut lead, changed, emit, now)?;
+    let queued = finish_update(tables, ctx, &old, &mut lead, changed, emit)?;
     Ok(Applied {
         status: RowStatus::Updated,
         view: catalog.view(lead)?,
@@ -413,17 +514,17 @@ pub(crate) fn apply(
 
 /// Writes a changed lead (moving `updated_at`) and emits `lead.updated`; a request that changed
 /// nothing writes nothing.
-#[allow(clippy::too_many_arguments)]
 fn finish_update(
     tables: &mut LeadTables<'_>,
-    txn: &WriteTransaction,
-    catalog: &Catalog,
+    ctx: &Ctx<'_>,
     old: &Lead,
     lead: &mut Lead,
     changed: Vec<String>,
     emit: bool,
-    now: Timestamp,
 ) -> Result<usize, StoreError> {
+    let Ctx {
+        txn, catalog, now, ..
+    } = *ctx;
     if changed.is_empty() {
         return Ok(0);
     }
@@ -434,26 +535,38 @@ fn finish_update(
         return Ok(0);
     }
     let payload = catalog.view(lead.clone())?.payload().to_string();
-    publish(txn, lead.tenant_id, EventType::LeadUpdated, payload, Some(changed), now)
+    publish(
+        txn,
+        lead.tenant_id,
+        EventType::LeadUpdated,
+        payload,
+        Some(changed),
+        now,
+    )
 }
 
 fn patch_lead(
     tables: &mut LeadTables<'_>,
-    txn: &WriteTransaction,
-    catalog: &Catalog,
-    tenant: TenantId,
+    ctx: &Ctx<'_>,
     id: LeadId,
     patch: &LeadPatch,
-    now: Timestamp,
 ) -> Result<(LeadView, usize), StoreError> {
+    let Ctx {
+        catalog, tenant, ..
+    } = *ctx;
     let old = tables
         .get(tenant, id)?
         .ok_or_else(|| StoreError::NotFound(format!("lead {id} not found")))?;
-    let stage = patch.stage_slug.as_deref().map(|s| catalog.stage_by_slug(s)).transpose()?;
+    let stage = patch
+        .stage_slug
+        .as_deref()
+        .map(|s| catalog.stage_by_slug(s))
+        .transpose()?;
     if let Some(Some(owner)) = patch.owner_id {
         catalog.owner(owner)?;
     }
-    let fields = check_custom_fields(&patch.custom_fields, |slug| catalog.field_type(slug)).map_err(StoreError::Invalid)?;
+    let fields = check_custom_fields(&patch.custom_fields, |slug| catalog.field_type(slug))
+        .map_err(StoreError::Invalid)?;
     if !fields.ignored.is_empty() {
         return Err(StoreError::Invalid(format!(
             "custom_fields: unknown custom field slugs {}",
@@ -463,25 +576,45 @@ fn patch_lead(
     if let Some(Some(email)) = &patch.contact_email
         && let Some(holder) = tables.email_holder(tenant, email.as_str(), id)?
     {
-        return Err(StoreError::Conflict(format!("lead {holder} already has contact_email {}", email.as_str())));
+        return Err(StoreError::Conflict(format!(
+            "lead {holder} already has contact_email {}",
+            email.as_str()
+        )));
     }
     if let Some(Some(phone)) = &patch.contact_phone
         && let Some(last10) = phone.last10()
-        && let Some(holder) = tables.phone_holder(tenant, &last10, id)?
+        && let Some(holder) = tables.phone_holder(tenant, &last10, Some(id))?
     {
-        return Err(StoreError::Conflict(format!("lead {holder} already has a phone ending in these 10 digits")));
+        return Err(StoreError::Conflict(format!(
+            "lead {holder} already has a phone ending in these 10 digits"
+        )));
     }
 
     let mut lead = old.clone();
     let mut changed = Vec::new();
     if let Some(name) = &patch.contact_name {
-        assign(&mut lead.contact_name, name.clone(), "contact_name", &mut changed);
+        assign(
+            &mut lead.contact_name,
+            name.clone(),
+            "contact_name",
+            &mut changed,
+        );
     }
     if let Some(phone) = &patch.contact_phone {
-        assign(&mut lead.contact_phone, phone.as_ref().map(|p| p.as_str().to_string()), "contact_phone", &mut changed);
+        assign(
+            &mut lead.contact_phone,
+            phone.as_ref().map(|p| p.as_str().to_string()),
+            "contact_phone",
+            &mut changed,
+        );
     }
     if let Some(email) = &patch.contact_email {
-        assign(&mut lead.contact_email, email.as_ref().map(|e| e.as_str().to_string()), "contact_email", &mut changed);
+        assign(
+            &mut lead.contact_email,
+            email.as_ref().map(|e| e.as_str().to_string()),
+            "contact_email",
+            &mut changed,
+        );
     }
     if lead.contact_name.is_none() && lead.contact_phone.is_none() && lead.contact_email.is_none() {
         return Err(StoreError::Invalid(
@@ -489,10 +622,20 @@ fn patch_lead(
         ));
     }
     if let Some(platform) = patch.source_platform {
-        assign(&mut lead.source_platform, platform, "source_platform", &mut changed);
+        assign(
+            &mut lead.source_platform,
+            platform,
+            "source_platform",
+            &mut changed,
+        );
     }
     if let Some(source_type) = patch.source_type {
-        assign(&mut lead.source_type, source_type, "source_type", &mut changed);
+        assign(
+            &mut lead.source_type,
+            source_type,
+            "source_type",
+            &mut changed,
+        );
     }
     if let Some(stage) = stage {
         assign(&mut lead.stage_id, stage.id, "current_stage", &mut changed);
@@ -510,7 +653,7 @@ fn patch_lead(
         assign(&mut lead.qualified, qualified, "qualified", &mut changed);
     }
     merge_custom(&mut lead, &fields.accepted, &mut changed)?;
-    let queued = finish_update(tables, txn, catalog, &old, &mut lead, changed, true, now)?;
+    let queued = finish_update(tables, ctx, &old, &mut lead, changed, true)?;
     Ok((catalog.view(lead)?, queued))
 }
 
@@ -528,7 +671,13 @@ impl Store {
             move |txn, now| {
                 let catalog = load_catalog(txn, tenant)?;
                 let mut tables = LeadTables::open(txn)?;
-                apply(&mut tables, txn, &catalog, tenant, &input, OnDuplicate::Update, true, now)
+                let ctx = Ctx {
+                    txn,
+                    catalog: &catalog,
+                    tenant,
+                    now,
+                };
+                apply(&mut tables, &ctx, &input, OnDuplicate::Update, true)
             },
             render,
         )?;
@@ -551,7 +700,13 @@ impl Store {
             move |txn, now| {
                 let catalog = load_catalog(txn, tenant)?;
                 let mut tables = LeadTables::open(txn)?;
-                patch_lead(&mut tables, txn, &catalog, tenant, id, &patch, now)
+                let ctx = Ctx {
+                    txn,
+                    catalog: &catalog,
+                    tenant,
+                    now,
+                };
+                patch_lead(&mut tables, &ctx, id, &patch)
             },
             move |result| render(result.map(|(view, _)| view)),
         )?;
@@ -573,41 +728,48 @@ impl Store {
         idem: Option<Idempotency>,
         render: impl FnOnce(Result<&Vec<RowResult>, &StoreError>) -> StoredResponse + Send + 'static,
     ) -> Result<Outcome, StoreError> {
-        let work = move |txn: &WriteTransaction, now: Timestamp| -> Result<Vec<RowResult>, StoreError> {
-            let catalog = load_catalog(txn, tenant)?;
-            let mut tables = LeadTables::open(txn)?;
-            let mut results = Vec::with_capacity(rows.len());
-            // Leads this request creates: a dry run reports no id for them, not even when a
-            // later row matches one.
-            let mut created = std::collections::HashSet::new();
-            for row in &rows {
-                let input = match row {
-                    Ok(input) => input,
-                    Err(errors) => {
-                        results.push(RowResult::failed(errors.clone()));
-                        continue;
-                    }
+        let work =
+            move |txn: &WriteTransaction, now: Timestamp| -> Result<Vec<RowResult>, StoreError> {
+                let catalog = load_catalog(txn, tenant)?;
+                let mut tables = LeadTables::open(txn)?;
+                let ctx = Ctx {
+                    txn,
+                    catalog: &catalog,
+                    tenant,
+                    now,
                 };
-                match apply(&mut tables, txn, &catalog, tenant, input, on_duplicate, false, now) {
-                    Ok(applied) => results.push(RowResult {
-                        status: applied.status,
-                        lead_id: {
-                            let id = applied.view.lead.id;
-                            if applied.status == RowStatus::Created {
-                                created.insert(id);
-                            }
-                            (!(dry_run && created.contains(&id))).then_some(id)
-                        },
-                        matched_by: applied.matched_by,
-                        errors: Vec::new(),
-                        ignored_custom_fields: applied.ignored_custom_fields,
-                    }),
-                    Err(e) if e.poisons_batch() => return Err(e),
-                    Err(e) => results.push(RowResult::failed(vec![e.to_string()])),
+                let mut results = Vec::with_capacity(rows.len());
+                // Leads this request creates: a dry run reports no id for them, not even when a
+                // later row matches one.
+                let mut created = std::collections::HashSet::new();
+                for row in &rows {
+                    let input = match row {
+                        Ok(input) => input,
+                        Err(errors) => {
+                            results.push(RowResult::failed(errors.clone()));
+                            continue;
+                        }
+                    };
+                    match apply(&mut tables, &ctx, input, on_duplicate, false) {
+                        Ok(applied) => results.push(RowResult {
+                            status: applied.status,
+                            lead_id: {
+                                let id = applied.view.lead.id;
+                                if applied.status == RowStatus::Created {
+                                    created.insert(id);
+                                }
+                                (!(dry_run && created.contains(&id))).then_some(id)
+                            },
+                            matched_by: applied.matched_by,
+                            errors: Vec::new(),
+                            ignored_custom_fields: applied.ignored_custom_fields,
+                        }),
+                        Err(e) if e.poisons_batch() => return Err(e),
+                        Err(e) => results.push(RowResult::failed(vec![e.to_string()])),
+                    }
                 }
-            }
-            Ok(results)
-        };
+                Ok(results)
+            };
         if dry_run {
             let render_dry = render;
             return self.write_discarded(move |txn| {
@@ -626,7 +788,10 @@ impl Store {
 
     pub fn get_lead(&self, tenant: TenantId, id: LeadId) -> Result<Option<LeadView>, StoreError> {
         self.read(|txn| {
-            let Some(found) = txn.open_table(LEADS)?.get(lead_key(tenant, id).as_slice())? else {
+            let Some(found) = txn
+                .open_table(LEADS)?
+                .get(lead_key(tenant, id).as_slice())?
+            else {
                 return Ok(None);
             };
             let lead: Lead = decode(found.value())?;

@@ -47,7 +47,6 @@ pub(super) fn prepare(db: &Database) -> Result<(), PrepareError> {
         OWNERS,
         LEADS,
         LEADS_BY_EMAIL,
-        LEADS_BY_PHONE,
         IDEMPOTENCY,
         WEBHOOKS,
         EVENTS,
@@ -58,6 +57,7 @@ pub(super) fn prepare(db: &Database) -> Result<(), PrepareError> {
     }
     for table in [
         API_KEYS_BY_TENANT,
+        LEADS_BY_PHONE,
         LEADS_BY_UPDATED,
         LEADS_BY_CREATED,
         IDEMPOTENCY_BY_EXPIRY,

@@ -5,6 +5,7 @@
 //! the writes queued at a moment into one durable commit.
 
 mod codec;
+pub mod deliveries;
 pub mod idempotency;
 pub mod keys;
 pub mod lead_query;
@@ -24,8 +25,8 @@ use parking_lot::RwLock;
 use redb::{Database, ReadTransaction, ReadableDatabase, WriteTransaction};
 
 pub use codec::Record;
-pub use wakeup::Wakeup;
 pub use tenants::{CustomField, Owner, Stage, Tenant};
+pub use wakeup::Wakeup;
 
 /// The schema this build writes. Older files are migrated forward at open; newer ones refused.
 pub const SCHEMA_VERSION: u64 = 1;

@@ -4,10 +4,10 @@
 use redb::{ReadableTable, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
+use super::StoreError;
 use super::codec::{Record, decode, encode};
 use super::tables::*;
 use super::webhooks::Webhook;
-use super::StoreError;
 use crate::domain::event::EventType;
 use crate::domain::ids::{DeliveryId, EventId, TenantId, WebhookId};
 use crate::domain::time::Timestamp;

@@ -30,8 +30,9 @@ pub const OWNERS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("owners")
 pub const LEADS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("leads");
 /// (tenant_id, normalised email) -> lead_id; unique.
 pub const LEADS_BY_EMAIL: TableDefinition<&[u8], &[u8]> = TableDefinition::new("leads_by_email");
-/// (tenant_id, last 10 phone digits) -> lead_id; the first lead holding them.
-pub const LEADS_BY_PHONE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("leads_by_phone");
+/// (tenant_id, last 10 phone digits, lead_id) -> (); several leads may share a phone, the
+/// oldest is the one a request merges into.
+pub const LEADS_BY_PHONE: TableDefinition<&[u8], ()> = TableDefinition::new("leads_by_phone");
 /// (tenant_id, updated_at, lead_id) -> ()
 pub const LEADS_BY_UPDATED: TableDefinition<&[u8], ()> = TableDefinition::new("leads_by_updated");
 /// (tenant_id, created_at, lead_id) -> ()
@@ -41,7 +42,8 @@ pub const LEAD_COUNTS: TableDefinition<&[u8], u64> = TableDefinition::new("lead_
 /// (tenant_id, route, key) -> IdempotencyRecord
 pub const IDEMPOTENCY: TableDefinition<&[u8], &[u8]> = TableDefinition::new("idempotency");
 /// (expires_at, tenant_id, route, key) -> ()
-pub const IDEMPOTENCY_BY_EXPIRY: TableDefinition<&[u8], ()> = TableDefinition::new("idempotency_by_expiry");
+pub const IDEMPOTENCY_BY_EXPIRY: TableDefinition<&[u8], ()> =
+    TableDefinition::new("idempotency_by_expiry");
 /// (tenant_id, webhook_id) -> Webhook
 pub const WEBHOOKS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("webhooks");
 /// event_id -> Event
@@ -49,7 +51,8 @@ pub const EVENTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("events")
 /// delivery_id -> Delivery
 pub const DELIVERIES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("deliveries");
 /// (webhook_id, delivery_id) -> ()
-pub const DELIVERIES_BY_WEBHOOK: TableDefinition<&[u8], ()> = TableDefinition::new("deliveries_by_webhook");
+pub const DELIVERIES_BY_WEBHOOK: TableDefinition<&[u8], ()> =
+    TableDefinition::new("deliveries_by_webhook");
 /// (due_at, delivery_id) -> ()
 pub const DELIVERIES_DUE: TableDefinition<&[u8], ()> = TableDefinition::new("deliveries_due");
 /// (delivery_id, attempt number) -> Attempt

@@ -64,7 +64,8 @@ impl Webhook {
     /// while its overlap lasts.
     pub fn live_secrets(&self, now: Timestamp) -> Vec<&str> {
         let mut secrets = vec![self.secret.as_str()];
-        if let (Some(previous), Some(until)) = (&self.previous_secret, self.previous_secret_expires_at)
+        if let (Some(previous), Some(until)) =
+            (&self.previous_secret, self.previous_secret_expires_at)
             && until > now
         {
             secrets.push(previous);
@@ -132,7 +133,11 @@ fn tenant_webhooks(
     Ok(out)
 }
 
-fn load_live(txn: &WriteTransaction, tenant: TenantId, id: WebhookId) -> Result<Webhook, StoreError> {
+fn load_live(
+    txn: &WriteTransaction,
+    tenant: TenantId,
+    id: WebhookId,
+) -> Result<Webhook, StoreError> {
     txn.open_table(WEBHOOKS)?
         .get(webhook_key(tenant, id).as_slice())?
         .map(|v| decode::<Webhook>(v.value()))
@@ -149,10 +154,21 @@ pub(crate) fn save_webhook(txn: &WriteTransaction, webhook: &Webhook) -> Result<
     Ok(())
 }
 
-fn refuse_duplicate_url(txn: &WriteTransaction, tenant: TenantId, url: &str, except: Option<WebhookId>) -> Result<(), StoreError> {
+fn refuse_duplicate_url(
+    txn: &WriteTransaction,
+    tenant: TenantId,
+    url: &str,
+    except: Option<WebhookId>,
+) -> Result<(), StoreError> {
     // Inactive webhooks count: the URL is still registered.
-    match live_webhooks(txn, tenant)?.into_iter().find(|w| w.url == url && Some(w.id) != except) {
-        Some(existing) => Err(StoreError::Conflict(format!("webhook {} is already registered for this url", existing.id))),
+    match live_webhooks(txn, tenant)?
+        .into_iter()
+        .find(|w| w.url == url && Some(w.id) != except)
+    {
+        Some(existing) => Err(StoreError::Conflict(format!(
+            "webhook {} is already registered for this url",
+            existing.id
+        ))),
         None => Ok(()),
     }
 }
@@ -189,10 +205,17 @@ fn cancel_open_deliveries(txn: &WriteTransaction, webhook: WebhookId) -> Result<
     let mut due = txn.open_table(DELIVERIES_DUE)?;
     let mut cancelled = 0;
     for id in ids {
-        let Some(mut delivery) = deliveries.get(id.as_slice())?.map(|v| decode::<Delivery>(v.value())).transpose()? else {
+        let Some(mut delivery) = deliveries
+            .get(id.as_slice())?
+            .map(|v| decode::<Delivery>(v.value()))
+            .transpose()?
+        else {
             continue;
         };
-        if !matches!(delivery.status, DeliveryStatus::Pending | DeliveryStatus::Delivering) {
+        if !matches!(
+            delivery.status,
+            DeliveryStatus::Pending | DeliveryStatus::Delivering
+        ) {
             continue;
         }
         if let Some(at) = delivery.next_attempt_at.take() {
@@ -258,7 +281,11 @@ impl Store {
         })
     }
 
-    pub fn get_webhook(&self, tenant: TenantId, id: WebhookId) -> Result<Option<Webhook>, StoreError> {
+    pub fn get_webhook(
+        &self,
+        tenant: TenantId,
+        id: WebhookId,
+    ) -> Result<Option<Webhook>, StoreError> {
         self.read(|txn| {
             Ok(txn
                 .open_table(WEBHOOKS)?

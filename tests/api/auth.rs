@@ -13,7 +13,10 @@ fn a_valid_key_gets_200_and_its_use_is_recorded() {
     let res = app.api("GET", LEADS, &key).send();
     assert_eq!(res.status, 200, "{}", res.text);
     assert_eq!(res.json()["leads"], json!([]));
-    let keys = app.admin("GET", &format!("/admin/api/tenants/{}/keys", key.tenant)).send().json();
+    let keys = app
+        .admin("GET", &format!("/admin/api/tenants/{}/keys", key.tenant))
+        .send()
+        .json();
     // `last_used_at` is written in the background; give it a moment.
     let mut used = keys["keys"][0]["last_used_at"].is_string();
     for _ in 0..50 {
@@ -21,7 +24,10 @@ fn a_valid_key_gets_200_and_its_use_is_recorded() {
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
-        let keys = app.admin("GET", &format!("/admin/api/tenants/{}/keys", key.tenant)).send().json();
+        let keys = app
+            .admin("GET", &format!("/admin/api/tenants/{}/keys", key.tenant))
+            .send()
+            .json();
         used = keys["keys"][0]["last_used_at"].is_string();
     }
     assert!(used, "last_used_at recorded");
@@ -34,9 +40,18 @@ fn missing_malformed_and_unknown_tokens_are_401() {
     let cases = [
         (None, "missing Authorization"),
         (Some("Basic abc".to_string()), "malformed Authorization"),
-        (Some("Bearer mega_123".to_string()), "malformed Authorization"),
-        (Some(format!("Bearer {}", key.token.to_uppercase())), "malformed Authorization"),
-        (Some(format!("Bearer mega_{}", "0".repeat(64))), "invalid API key"),
+        (
+            Some("Bearer mega_123".to_string()),
+            "malformed Authorization",
+        ),
+        (
+            Some(format!("Bearer {}", key.token.to_uppercase())),
+            "malformed Authorization",
+        ),
+        (
+            Some(format!("Bearer mega_{}", "0".repeat(64))),
+            "invalid API key",
+        ),
     ];
     for (header, expected) in cases {
         let mut req = app.req("GET", LEADS).header("x-customer-id", &key.tenant);
@@ -52,7 +67,11 @@ fn missing_malformed_and_unknown_tokens_are_401() {
 fn a_missing_or_malformed_customer_id_is_401() {
     let app = spawn_app();
     let key = app.tenant_with_key("Acme");
-    let message = app.req("GET", LEADS).bearer(&key.token).send().assert_error(401, "authentication_error");
+    let message = app
+        .req("GET", LEADS)
+        .bearer(&key.token)
+        .send()
+        .assert_error(401, "authentication_error");
     assert!(message.contains("x-customer-id"), "{message}");
     let message = app
         .req("GET", LEADS)
@@ -70,7 +89,10 @@ fn the_token_is_checked_before_the_customer_id() {
         .bearer(&format!("mega_{}", "1".repeat(64)))
         .send()
         .assert_error(401, "authentication_error");
-    let message = app.req("GET", LEADS).send().assert_error(401, "authentication_error");
+    let message = app
+        .req("GET", LEADS)
+        .send()
+        .assert_error(401, "authentication_error");
     assert!(message.contains("Authorization"), "{message}");
 }
 
@@ -79,11 +101,16 @@ fn a_key_used_for_another_customer_is_403() {
     let app = spawn_app();
     let key = app.tenant_with_key("Acme");
     let other = app.create_tenant("Globex");
-    let message = app.api("GET", LEADS, &key.for_tenant(&other)).send().assert_error(403, "authorization_error");
+    let message = app
+        .api("GET", LEADS, &key.for_tenant(&other))
+        .send()
+        .assert_error(403, "authorization_error");
     assert!(message.contains("another customer"), "{message}");
     // A well-formed id naming no tenant is the same refusal: the key is locked elsewhere.
     let nobody = uuid::Uuid::now_v7().to_string();
-    app.api("GET", LEADS, &key.for_tenant(&nobody)).send().assert_error(403, "authorization_error");
+    app.api("GET", LEADS, &key.for_tenant(&nobody))
+        .send()
+        .assert_error(403, "authorization_error");
 }
 
 #[test]
@@ -97,10 +124,14 @@ fn a_key_without_the_scope_is_403_even_for_missing_resources() {
         .send()
         .assert_error(403, "authorization_error");
     assert!(message.contains("public_api:leads:write"), "{message}");
-    app.api("PATCH", &format!("{LEADS}/{}", uuid::Uuid::now_v7()), &reader)
-        .json(&json!({}))
-        .send()
-        .assert_error(403, "authorization_error");
+    app.api(
+        "PATCH",
+        &format!("{LEADS}/{}", uuid::Uuid::now_v7()),
+        &reader,
+    )
+    .json(&json!({}))
+    .send()
+    .assert_error(403, "authorization_error");
     let writer = app.issue_key(&tenant, &["public_api:leads:write"]);
     app.api("GET", &format!("{LEADS}/{}", uuid::Uuid::now_v7()), &writer)
         .send()
@@ -112,9 +143,14 @@ fn a_revoked_key_is_refused() {
     let app = spawn_app();
     let key = app.tenant_with_key("Acme");
     assert_eq!(app.api("GET", LEADS, &key).send().status, 200);
-    let res = app.admin("DELETE", &format!("/admin/api/keys/{}", key.id)).send();
+    let res = app
+        .admin("DELETE", &format!("/admin/api/keys/{}", key.id))
+        .send();
     assert_eq!(res.status, 200);
-    let message = app.api("GET", LEADS, &key).send().assert_error(401, "authentication_error");
+    let message = app
+        .api("GET", LEADS, &key)
+        .send()
+        .assert_error(401, "authentication_error");
     assert!(message.contains("revoked"), "{message}");
 }
 
@@ -122,7 +158,9 @@ fn a_revoked_key_is_refused() {
 fn an_expired_key_is_refused() {
     let app = spawn_app();
     let tenant = app.create_tenant("Acme");
-    let expires = leadbase::domain::time::Timestamp::now().plus_ms(1_500).to_iso();
+    let expires = leadbase::domain::time::Timestamp::now()
+        .plus_ms(1_500)
+        .to_iso();
     let res = app
         .admin("POST", &format!("/admin/api/tenants/{tenant}/keys"))
         .json(&json!({ "name": "short", "scopes": ALL_SCOPES, "expires_at": expires }))
@@ -135,7 +173,10 @@ fn an_expired_key_is_refused() {
     };
     assert_eq!(app.api("GET", LEADS, &key).send().status, 200);
     std::thread::sleep(std::time::Duration::from_millis(1_600));
-    let message = app.api("GET", LEADS, &key).send().assert_error(401, "authentication_error");
+    let message = app
+        .api("GET", LEADS, &key)
+        .send()
+        .assert_error(401, "authentication_error");
     assert!(message.contains("expired"), "{message}");
 }
 
@@ -143,6 +184,15 @@ fn an_expired_key_is_refused() {
 fn api_responses_carry_no_cors_headers() {
     let app = spawn_app();
     let key = app.tenant_with_key("Acme");
-    let res = app.api("GET", LEADS, &key).header("origin", "https://evil.example").send();
-    assert!(res.headers.keys().all(|h| !h.starts_with("access-control-")), "{:?}", res.headers);
+    let res = app
+        .api("GET", LEADS, &key)
+        .header("origin", "https://evil.example")
+        .send();
+    assert!(
+        res.headers
+            .keys()
+            .all(|h| !h.starts_with("access-control-")),
+        "{:?}",
+        res.headers
+    );
 }

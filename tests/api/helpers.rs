@@ -95,14 +95,8 @@ pub fn start_in(dir: Arc<tempfile::TempDir>, config: Config) -> TestApp {
     // Internal errors are logged, not returned: show them when a test fails.
     leadbase::logging::init("error");
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let running = leadbase::start(
-        config.clone(),
-        listener,
-        Options {
-            handle_signals: false,
-        },
-    )
-    .expect("server starts");
+    let running =
+        leadbase::start(config.clone(), listener, Options::default()).expect("server starts");
     TestApp {
         base: format!("http://{}", running.addr()),
         dir,

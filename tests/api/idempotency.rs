@@ -1,1 +1,499 @@
-//! (being written)
+//! Idempotency-Key on POST /leads, POST /leads/bulk and PATCH /leads/{id}.
+
+use std::sync::Barrier;
+use std::thread;
+
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+const LEADS: &str = "/api/agents/crm/leads";
+const BULK: &str = "/api/agents/crm/leads/bulk";
+const REPLAYED: &str = "idempotent-replayed";
+
+fn app() -> TestApp {
+    spawn_with(|c| {
+        c.limits.per_minute = 1_000_000;
+        c.limits.per_hour = 1_000_000;
+        c.limits.bulk_per_minute = 1_000_000;
+    })
+}
+
+/// A JSON body sent exactly as written, so key order is the caller's.
+fn send_raw(
+    app: &TestApp,
+    method: &'static str,
+    path: &str,
+    key: &Key,
+    idem: &str,
+    body: &str,
+) -> Resp {
+    app.api(method, path, key)
+        .header("idempotency-key", idem)
+        .header("content-type", "application/json")
+        .raw(body)
+        .send()
+}
+
+fn send(
+    app: &TestApp,
+    method: &'static str,
+    path: &str,
+    key: &Key,
+    idem: &str,
+    body: &Value,
+) -> Resp {
+    app.api(method, path, key)
+        .header("idempotency-key", idem)
+        .json(body)
+        .send()
+}
+
+fn total(app: &TestApp, key: &Key) -> u64 {
+    let res = app.api("GET", LEADS, key).send();
+    assert_eq!(res.status, 200, "{}", res.text);
+    res.json()["total"].as_u64().unwrap()
+}
+
+fn get(app: &TestApp, key: &Key, id: &str) -> Value {
+    let res = app.api("GET", &format!("{LEADS}/{id}"), key).send();
+    assert_eq!(res.status, 200, "{}", res.text);
+    res.json()["lead"].clone()
+}
+
+fn assert_fresh(res: &Resp, status: u16) {
+    assert_eq!(res.status, status, "{}", res.text);
+    assert_eq!(
+        res.header(REPLAYED),
+        None,
+        "a first response is not a replay"
+    );
+}
+
+fn assert_replay_of(res: &Resp, original: &Resp) {
+    assert_eq!(res.status, original.status, "{}", res.text);
+    assert_eq!(res.text, original.text, "the stored body, byte for byte");
+    assert_eq!(res.header(REPLAYED), Some("true"));
+}
+
+#[test]
+fn a_replay_returns_the_stored_response_and_writes_nothing() {
+    let app = app();
+    let key = app.tenant_with_key("Acme");
+    // No email or phone: without the key, a second request would make a second lead.
+    let first = send_raw(
+        &app,
+        "POST",
+        LEADS,
+        &key,
+        "create-1",
+        r#"{"contact_name": "Ivy", "source_platform": "referral", "custom_fields": {"b": 1, "a": 2}}"#,
+    );
+    assert_fresh(&first, 201);
+    assert_eq!(first.json()["lead"]["contact_name"], "Ivy");
+    assert_eq!(total(&app, &key), 1);
+
+    let again = send_raw(
+        &app,
+        "POST",
+        LEADS,
+        &key,
+        "create-1",
+        r#"{"contact_name": "Ivy", "source_platform": "referral", "custom_fields": {"b": 1, "a": 2}}"#,
+    );
+    assert_replay_of(&again, &first);
+    // Key order does not matter: the bodies are compared as canonical JSON.
+    let reordered = send_raw(
+        &app,
+        "POST",
+        LEADS,
+        &key,
+        "create-1",
+        r#"{ "custom_fields": {"a": 2, "b": 1}, "source_platform": "referral",
+             "contact_name": "Ivy" }"#,
+    );
+    assert_replay_of(&reordered, &first);
+    assert_eq!(total(&app, &key), 1, "a replay writes nothing");
+    let id = first.json()["lead"]["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        get(&app, &key, &id)["updated_at"],
+        first.json()["lead"]["updated_at"]
+    );
+
+    // A bulk import replays the same way.
+    let body = json!({ "leads": [{ "row_ref": 1, "contact_name": "Row" }, { "row_ref": 2, "contact_name": "Row" }] });
+    let bulk = send(&app, "POST", BULK, &key, "bulk-1", &body);
+    assert_fresh(&bulk, 200);
+    assert_eq!(bulk.json()["summary"]["created"], 2);
+    let bulk_again = send(&app, "POST", BULK, &key, "bulk-1", &body);
+    assert_replay_of(&bulk_again, &bulk);
+    assert_eq!(total(&app, &key), 3);
+
+    // Without a key, the same request is simply made again.
+    let res = app
+        .api("POST", LEADS, &key)
+        .json(&json!({ "contact_name": "Ivy" }))
+        .send();
+    assert_fresh(&res, 201);
+    assert_eq!(total(&app, &key), 4);
+}
+
+#[test]
+fn the_same_key_with_a_different_body_is_409() {
+    let app = app();
+    let key = app.tenant_with_key("Acme");
+    let first = send(
+        &app,
+        "POST",
+        LEADS,
+        &key,
+        "k",
+        &json!({ "contact_name": "One" }),
+    );
+    assert_fresh(&first, 201);
+    let message = send(
+        &app,
+        "POST",
+        LEADS,
+        &key,
+        "k",
+        &json!({ "contact_name": "Two" }),
+    )
+    .assert_error(409, "api_error");
+    assert!(message.contains("Idempotency-Key"), "{message}");
+    send(
+        &app,
+        "POST",
+        LEADS,
+        &key,
+        "k",
+        &json!({ "contact_name": "One", "score": 1 }),
+    )
+    .assert_error(409, "api_error");
+    assert_eq!(total(&app, &key), 1);
+
+    let rows = json!({ "leads": [{ "contact_name": "Bulk" }] });
+    assert_fresh(&send(&app, "POST", BULK, &key, "b", &rows), 200);
+    let other_rows = json!({ "leads": [{ "contact_name": "Bulk" }], "on_duplicate": "skip" });
+    send(&app, "POST", BULK, &key, "b", &other_rows).assert_error(409, "api_error");
+    assert_eq!(total(&app, &key), 2);
+    // The original still replays.
+    let replay = send(
+        &app,
+        "POST",
+        LEADS,
+        &key,
+        "k",
+        &json!({ "contact_name": "One" }),
+    );
+    assert_replay_of(&replay, &first);
+}
+
+#[test]
+fn keys_are_scoped_per_route_and_per_tenant() {
+    let app = app();
+    let key = app.tenant_with_key("Acme");
+    let create = send(
+        &app,
+        "POST",
+        LEADS,
+        &key,
+        "shared",
+        &json!({ "contact_name": "Sam" }),
+    );
+    assert_fresh(&create, 201);
+    let id = create.json()["lead"]["id"].as_str().unwrap().to_string();
+
+    let bulk = send(
+        &app,
+        "POST",
+        BULK,
+        &key,
+        "shared",
+        &json!({ "leads": [{ "contact_name": "Sam" }] }),
+    );
+    assert_fresh(&bulk, 200);
+    assert_eq!(bulk.json()["summary"]["created"], 1);
+    let patched = send(
+        &app,
+        "PATCH",
+        &format!("{LEADS}/{id}"),
+        &key,
+        "shared",
+        &json!({ "score": 9 }),
+    );
+    assert_fresh(&patched, 200);
+    assert_eq!(patched.json()["lead"]["score"], 9);
+    assert_eq!(total(&app, &key), 2);
+
+    // Another tenant, same key and body: its own fresh request.
+    let other = app.tenant_with_key("Bravo");
+    let theirs = send(
+        &app,
+        "POST",
+        LEADS,
+        &other,
+        "shared",
+        &json!({ "contact_name": "Sam" }),
+    );
+    assert_fresh(&theirs, 201);
+    assert_ne!(theirs.json()["lead"]["id"], create.json()["lead"]["id"]);
+    assert_eq!(theirs.json()["lead"]["customer_id"], other.tenant.as_str());
+    assert_eq!(total(&app, &other), 1);
+    // And both still replay their own response.
+    assert_replay_of(
+        &send(
+            &app,
+            "POST",
+            LEADS,
+            &other,
+            "shared",
+            &json!({ "contact_name": "Sam" }),
+        ),
+        &theirs,
+    );
+    assert_replay_of(
+        &send(
+            &app,
+            "POST",
+            LEADS,
+            &key,
+            "shared",
+            &json!({ "contact_name": "Sam" }),
+        ),
+        &create,
+    );
+}
+
+#[test]
+fn validation_errors_are_stored_and_replayed() {
+    let app = app();
+    let key = app.tenant_with_key("Acme");
+    let bad = json!({ "contact_email": "nope" });
+    let first = send(&app, "POST", LEADS, &key, "bad-1", &bad);
+    first.assert_error(400, "invalid_request_error");
+    assert_eq!(first.header(REPLAYED), None);
+    let again = send(&app, "POST", LEADS, &key, "bad-1", &bad);
+    again.assert_error(400, "invalid_request_error");
+    assert_replay_of(&again, &first);
+    // The key is used up: a corrected body under it is a different request.
+    send(
+        &app,
+        "POST",
+        LEADS,
+        &key,
+        "bad-1",
+        &json!({ "contact_email": "ok@example.com" }),
+    )
+    .assert_error(409, "api_error");
+
+    // A refusal found against the tenant's catalogue (unknown stage) is stored as well.
+    let unknown_stage = json!({ "contact_name": "S", "stage_slug": "nope" });
+    let first = send(&app, "POST", LEADS, &key, "bad-2", &unknown_stage);
+    first.assert_error(400, "invalid_request_error");
+    assert_replay_of(
+        &send(&app, "POST", LEADS, &key, "bad-2", &unknown_stage),
+        &first,
+    );
+
+    // And on PATCH: a 404 for an unknown lead, a 400 for a bad value.
+    let missing = format!("{LEADS}/{}", uuid::Uuid::now_v7());
+    let first = send(
+        &app,
+        "PATCH",
+        &missing,
+        &key,
+        "bad-3",
+        &json!({ "score": 1 }),
+    );
+    first.assert_error(404, "not_found_error");
+    assert_replay_of(
+        &send(
+            &app,
+            "PATCH",
+            &missing,
+            &key,
+            "bad-3",
+            &json!({ "score": 1 }),
+        ),
+        &first,
+    );
+    assert_eq!(total(&app, &key), 0);
+}
+
+#[test]
+fn bulk_validation_errors_are_stored_and_replayed() {
+    let app = app();
+    let key = app.tenant_with_key("Acme");
+    for (idem, body) in [
+        ("no-rows", json!({ "leads": [] })),
+        (
+            "merge",
+            json!({ "leads": [{ "contact_name": "x" }], "on_duplicate": "merge" }),
+        ),
+    ] {
+        let first = send(&app, "POST", BULK, &key, idem, &body);
+        first.assert_error(400, "invalid_request_error");
+        assert_eq!(first.header(REPLAYED), None);
+        let again = send(&app, "POST", BULK, &key, idem, &body);
+        again.assert_error(400, "invalid_request_error");
+        assert_replay_of(&again, &first);
+    }
+    assert_eq!(total(&app, &key), 0);
+}
+
+#[test]
+fn dry_runs_are_not_stored() {
+    let app = app();
+    let key = app.tenant_with_key("Acme");
+    let rows = json!([{ "row_ref": "a", "contact_email": "a@example.com" }, { "row_ref": "b", "contact_name": "B" }]);
+    let dry_body = json!({ "leads": rows, "dry_run": true });
+    let dry = send(&app, "POST", BULK, &key, "import-1", &dry_body);
+    assert_fresh(&dry, 200);
+    assert_eq!(dry.json()["dry_run"], true);
+    // The same dry run again is computed again, not replayed.
+    let dry_again = send(&app, "POST", BULK, &key, "import-1", &dry_body);
+    assert_fresh(&dry_again, 200);
+    assert_eq!(total(&app, &key), 0);
+
+    let real_body = json!({ "leads": rows, "dry_run": false });
+    let real = send(&app, "POST", BULK, &key, "import-1", &real_body);
+    assert_fresh(&real, 200);
+    let body = real.json();
+    assert_eq!(body["dry_run"], false);
+    assert_eq!(body["summary"]["created"], 2);
+    assert!(body["results"][0]["lead_id"].is_string());
+    assert_eq!(body["summary"], dry.json()["summary"]);
+    assert_eq!(total(&app, &key), 2);
+    assert_replay_of(
+        &send(&app, "POST", BULK, &key, "import-1", &real_body),
+        &real,
+    );
+    assert_eq!(total(&app, &key), 2);
+}
+
+#[test]
+fn patch_honours_idempotency_keys() {
+    let app = app();
+    let key = app.tenant_with_key("Acme");
+    let lead = app
+        .api("POST", LEADS, &key)
+        .json(&json!({ "contact_name": "Pat" }))
+        .send()
+        .json()["lead"]
+        .clone();
+    let path = format!("{LEADS}/{}", lead["id"].as_str().unwrap());
+    let first = send(&app, "PATCH", &path, &key, "p-1", &json!({ "score": 5 }));
+    assert_fresh(&first, 200);
+    assert_eq!(first.json()["lead"]["score"], 5);
+
+    let res = app
+        .api("PATCH", &path, &key)
+        .json(&json!({ "score": 7 }))
+        .send();
+    assert_eq!(res.status, 200, "{}", res.text);
+
+    // The replay answers with the stored response and does not set the score back.
+    let replay = send(&app, "PATCH", &path, &key, "p-1", &json!({ "score": 5 }));
+    assert_replay_of(&replay, &first);
+    assert_eq!(replay.json()["lead"]["score"], 5);
+    assert_eq!(get(&app, &key, lead["id"].as_str().unwrap())["score"], 7);
+    send(&app, "PATCH", &path, &key, "p-1", &json!({ "score": 6 })).assert_error(409, "api_error");
+    // The same key on another lead's PATCH never answers with the first lead's response.
+    let other = app
+        .api("POST", LEADS, &key)
+        .json(&json!({ "contact_name": "Other" }))
+        .send()
+        .json()["lead"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let res = send(
+        &app,
+        "PATCH",
+        &format!("{LEADS}/{other}"),
+        &key,
+        "p-1",
+        &json!({ "score": 5 }),
+    );
+    assert_eq!(res.header(REPLAYED), None, "{}", res.text);
+    assert_ne!(res.text, first.text);
+    assert_eq!(get(&app, &key, lead["id"].as_str().unwrap())["score"], 7);
+}
+
+#[test]
+fn malformed_keys_are_400() {
+    let app = app();
+    let key = app.tenant_with_key("Acme");
+    let body = json!({ "contact_name": "K" });
+    for idem in [
+        "k".repeat(256),
+        "clé-1".to_string(),
+        "tab\there".to_string(),
+    ] {
+        let message = send(&app, "POST", LEADS, &key, &idem, &body)
+            .assert_error(400, "invalid_request_error");
+        assert!(message.contains("Idempotency-Key"), "{message}");
+        let message = send(&app, "POST", BULK, &key, &idem, &json!({ "leads": [body] }))
+            .assert_error(400, "invalid_request_error");
+        assert!(message.contains("Idempotency-Key"), "{message}");
+    }
+    assert_eq!(total(&app, &key), 0, "nothing written");
+    let longest = "k".repeat(255);
+    assert_fresh(&send(&app, "POST", LEADS, &key, &longest, &body), 201);
+    let printable = "order-42 ~!@#$%^&*()_+{}|:<>?";
+    assert_fresh(&send(&app, "POST", LEADS, &key, printable, &body), 201);
+    assert_eq!(total(&app, &key), 2);
+}
+
+#[test]
+fn concurrent_duplicates_with_one_key_make_one_lead() {
+    let app = app();
+    let key = app.tenant_with_key("Acme");
+    let body = json!({ "contact_name": "Concurrent" });
+    let threads = 8;
+    let barrier = Barrier::new(threads);
+    let responses: Vec<Resp> = thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    barrier.wait();
+                    send(&app, "POST", LEADS, &key, "once", &body)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("thread"))
+            .collect()
+    });
+
+    let mut originals = Vec::new();
+    for res in &responses {
+        match res.status {
+            201 => {
+                if res.header(REPLAYED).is_none() {
+                    originals.push(res);
+                } else {
+                    assert_eq!(res.header(REPLAYED), Some("true"));
+                }
+            }
+            409 => {
+                res.assert_error(409, "api_error");
+            }
+            other => panic!("unexpected {other}: {}", res.text),
+        }
+    }
+    assert_eq!(originals.len(), 1, "exactly one request did the work");
+    for res in responses.iter().filter(|r| r.status == 201) {
+        assert_eq!(
+            res.text, originals[0].text,
+            "every 201 is the same response"
+        );
+    }
+    assert_eq!(total(&app, &key), 1);
+    assert_replay_of(
+        &send(&app, "POST", LEADS, &key, "once", &body),
+        originals[0],
+    );
+}

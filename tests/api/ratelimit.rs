@@ -38,12 +38,17 @@ fn every_authenticated_response_carries_the_headers_and_a_spent_quota_is_429() {
     let message = refused.assert_error(429, "rate_limit_error");
     assert_eq!(message, "Rate limit exceeded. Please retry later.");
     let retry_after = header_u64(&refused, "retry-after");
-    assert!((1..=12).contains(&retry_after), "one request refills in 12 s: {retry_after}");
+    assert!(
+        (1..=12).contains(&retry_after),
+        "one request refills in 12 s: {retry_after}"
+    );
     assert_eq!(header_u64(&refused, "ratelimit-remaining"), 0);
 
     // Error responses of an authenticated key carry the headers too.
     let other = app.tenant_with_key("Globex");
-    let not_found = app.api("GET", &format!("{LEADS}/{}", uuid::Uuid::now_v7()), &other).send();
+    let not_found = app
+        .api("GET", &format!("{LEADS}/{}", uuid::Uuid::now_v7()), &other)
+        .send();
     not_found.assert_error(404, "not_found_error");
     assert_eq!(header_u64(&not_found, "ratelimit-remaining"), 4);
 }
@@ -59,7 +64,10 @@ fn the_bulk_bucket_is_independent() {
         assert_eq!(header_u64(&res, "ratelimit-limit"), 2);
         assert_eq!(header_u64(&res, "ratelimit-remaining"), expected);
     }
-    app.api("POST", BULK, &key).json(&body).send().assert_error(429, "rate_limit_error");
+    app.api("POST", BULK, &key)
+        .json(&body)
+        .send()
+        .assert_error(429, "rate_limit_error");
     // The default bucket was not touched by bulk requests, nor is bulk by default requests.
     let res = app.api("GET", LEADS, &key).send();
     assert_eq!(res.status, 200);
@@ -72,11 +80,19 @@ fn failed_authentication_is_limited_per_ip_without_blocking_valid_keys() {
     let key = app.tenant_with_key("Acme");
     let bad = format!("mega_{}", "f".repeat(64));
     for expected in [2, 1, 0] {
-        let res = app.req("GET", LEADS).bearer(&bad).header("x-customer-id", &key.tenant).send();
+        let res = app
+            .req("GET", LEADS)
+            .bearer(&bad)
+            .header("x-customer-id", &key.tenant)
+            .send();
         res.assert_error(401, "authentication_error");
         assert_eq!(header_u64(&res, "ratelimit-remaining"), expected);
     }
-    let res = app.req("GET", LEADS).bearer(&bad).header("x-customer-id", &key.tenant).send();
+    let res = app
+        .req("GET", LEADS)
+        .bearer(&bad)
+        .header("x-customer-id", &key.tenant)
+        .send();
     res.assert_error(429, "rate_limit_error");
     assert!(res.header("retry-after").is_some());
     // A valid key from the same address is not blocked by those failures.

@@ -1,1 +1,1275 @@
-//! (being written)
+//! Webhook management (§5, §10): registration, the URL policy, changes, secrets and their
+//! rotation, duplicates, the per-tenant maximum, soft delete, tenant isolation and scopes.
+//!
+//! There is no DNS here and nothing may leave the machine: URLs are IP literals, either
+//! loopback ones opened by `allowed_private_cidrs` (never connected to at registration) or
+//! public ones, which are accepted without a lookup or a connection.
+
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::helpers::*;
+
+const HOOKS: &str = "/api/agents/crm/lead-webhooks";
+const SECRET_PREFIX: &str = "mega_whsec_";
+
+/// Every field of the Webhook object, extensions included.
+const FIELDS: [&str; 15] = [
+    "id",
+    "url",
+    "event_types",
+    "is_active",
+    "timeout_seconds",
+    "retry_attempts",
+    "description",
+    "created_at",
+    "updated_at",
+    "signing_secret_prefix",
+    "last_delivery_at",
+    "last_delivery_status",
+    "consecutive_failures",
+    "disabled_reason",
+    "previous_secret_expires_at",
+];
+
+/// Generous limits, and loopback opened so `https://127.x.y.z/...` can be registered.
+fn spawn() -> TestApp {
+    spawn_with(|c| {
+        relax_limits(c);
+        c.webhooks.allowed_private_cidrs = vec!["127.0.0.0/8".into()];
+    })
+}
+
+/// Generous limits and the default URL policy: no private range is open.
+fn spawn_strict() -> TestApp {
+    spawn_with(relax_limits)
+}
+
+fn relax_limits(c: &mut leadbase::config::Config) {
+    c.limits.per_minute = 1_000_000;
+    c.limits.per_hour = 1_000_000;
+}
+
+fn hook(id: &str) -> String {
+    format!("{HOOKS}/{id}")
+}
+
+fn rotate_path(id: &str) -> String {
+    format!("{HOOKS}/{id}/rotate-secret")
+}
+
+/// Registers a webhook; returns the whole 201 body (`webhook` and `secret`).
+fn create(app: &TestApp, key: &Key, body: Value) -> Value {
+    let res = app.api("POST", HOOKS, key).json(&body).send();
+    assert_eq!(res.status, 201, "create {body}: {}", res.text);
+    res.json()
+}
+
+fn create_url(app: &TestApp, key: &Key, url: &str) -> Value {
+    create(app, key, json!({ "url": url }))
+}
+
+fn id_of(body: &Value) -> String {
+    body["webhook"]["id"]
+        .as_str()
+        .expect("webhook id")
+        .to_string()
+}
+
+/// Asserts a 400 `invalid_request_error` whose message mentions every one of `words`.
+fn assert_bad_request(res: &Resp, what: &str, words: &[&str]) {
+    let message = res.assert_error(400, "invalid_request_error");
+    for word in words {
+        assert!(
+            message.contains(word),
+            "{what}: message {message:?} should mention {word:?}"
+        );
+    }
+}
+
+fn assert_secret(secret: &Value) -> String {
+    let secret = secret.as_str().expect("secret is a string");
+    let hex = secret
+        .strip_prefix(SECRET_PREFIX)
+        .unwrap_or_else(|| panic!("secret {secret} starts with {SECRET_PREFIX}"));
+    assert_eq!(hex.len(), 64, "{secret}");
+    assert!(
+        hex.chars()
+            .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c)),
+        "lowercase hex: {secret}"
+    );
+    secret.to_string()
+}
+
+/// The random part of a secret: never to be seen again after it is shown.
+fn hex_part(secret: &str) -> &str {
+    &secret[SECRET_PREFIX.len()..]
+}
+
+fn parse_time(value: &Value) -> OffsetDateTime {
+    let text = value.as_str().unwrap_or_else(|| panic!("time: {value}"));
+    assert!(text.ends_with('Z'), "UTC with Z: {text}");
+    // `2026-07-02T14:04:59.000Z`: milliseconds, always three digits.
+    assert_eq!(text.len(), 24, "milliseconds: {text}");
+    assert_eq!(&text[19..20], ".", "milliseconds: {text}");
+    OffsetDateTime::parse(text, &Rfc3339).unwrap_or_else(|e| panic!("{text}: {e}"))
+}
+
+/// Hours from now until `value`.
+fn hours_ahead(value: &Value) -> f64 {
+    (parse_time(value) - OffsetDateTime::now_utc()).as_seconds_f64() / 3600.0
+}
+
+fn assert_uuid(value: &Value) {
+    let text = value.as_str().unwrap_or_else(|| panic!("id: {value}"));
+    assert!(uuid::Uuid::parse_str(text).is_ok(), "uuid: {text}");
+}
+
+fn list(app: &TestApp, key: &Key) -> Vec<Value> {
+    let res = app.api("GET", HOOKS, key).send();
+    assert_eq!(res.status, 200, "{}", res.text);
+    let body = res.json();
+    assert_eq!(body.as_object().map(|o| o.len()), Some(1), "{body}");
+    body["webhooks"].as_array().expect("webhooks array").clone()
+}
+
+fn listed_ids(app: &TestApp, key: &Key) -> Vec<String> {
+    list(app, key)
+        .iter()
+        .map(|w| w["id"].as_str().expect("id").to_string())
+        .collect()
+}
+
+fn get(app: &TestApp, key: &Key, id: &str) -> Value {
+    let res = app.api("GET", &hook(id), key).send();
+    assert_eq!(res.status, 200, "{}", res.text);
+    res.json()["webhook"].clone()
+}
+
+fn patch(app: &TestApp, key: &Key, id: &str, body: Value) -> Value {
+    let res = app.api("PATCH", &hook(id), key).json(&body).send();
+    assert_eq!(res.status, 200, "patch {body}: {}", res.text);
+    res.json()
+}
+
+#[test]
+fn create_returns_the_webhook_and_its_secret_with_defaults() {
+    let app = spawn();
+    let key = app.tenant_with_key("Acme");
+    let res = app
+        .api("POST", HOOKS, &key)
+        .json(&json!({ "url": "https://127.0.0.1/hook-a" }))
+        .send();
+    assert_eq!(res.status, 201, "{}", res.text);
+    let body = res.json();
+    let top: Vec<&str> = body
+        .as_object()
+        .expect("object")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(top.len(), 2, "only webhook and secret: {body}");
+    let secret = assert_secret(&body["secret"]);
+
+    let webhook = &body["webhook"];
+    let mut keys: Vec<&str> = webhook
+        .as_object()
+        .expect("webhook object")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort_unstable();
+    let mut expected = FIELDS.to_vec();
+    expected.sort_unstable();
+    assert_eq!(keys, expected, "every field of §5: {webhook}");
+
+    assert_uuid(&webhook["id"]);
+    assert_eq!(webhook["url"], "https://127.0.0.1/hook-a");
+    assert_eq!(webhook["event_types"], json!(["lead.created"]));
+    assert_eq!(webhook["is_active"], true);
+    assert_eq!(webhook["timeout_seconds"], 10);
+    assert_eq!(webhook["retry_attempts"], 5);
+    assert_eq!(webhook["description"], Value::Null);
+    assert_eq!(webhook["signing_secret_prefix"], secret[..16]);
+    assert_eq!(webhook["last_delivery_at"], Value::Null);
+    assert_eq!(webhook["last_delivery_status"], Value::Null);
+    assert_eq!(webhook["consecutive_failures"], 0);
+    assert_eq!(webhook["disabled_reason"], Value::Null);
+    assert_eq!(webhook["previous_secret_expires_at"], Value::Null);
+    let created = parse_time(&webhook["created_at"]);
+    let updated = parse_time(&webhook["updated_at"]);
+    assert!(updated >= created);
+    let age = OffsetDateTime::now_utc() - created;
+    assert!(
+        age.whole_seconds().abs() < 60,
+        "created just now: {created}"
+    );
+
+    // What GET returns is the same object.
+    let id = id_of(&body);
+    assert_eq!(&get(&app, &key, &id), webhook);
+    assert_eq!(list(&app, &key), vec![webhook.clone()]);
+}
+
+#[test]
+fn create_accepts_every_field() {
+    let app = spawn();
+    let key = app.tenant_with_key("Acme");
+    let body = create(
+        &app,
+        &key,
+        json!({
+            "url": "https://127.0.0.2:8443/b",
+            "event_types": ["lead.created", "lead.updated"],
+            "timeout_seconds": 30,
+            "retry_attempts": 2,
+            "description": "Zapier",
+            "is_active": false,
+        }),
+    );
+    let webhook = &body["webhook"];
+    assert_eq!(webhook["url"], "https://127.0.0.2:8443/b");
+    assert_eq!(
+        webhook["event_types"],
+        json!(["lead.created", "lead.updated"])
+    );
+    assert_eq!(webhook["timeout_seconds"], 30);
+    assert_eq!(webhook["retry_attempts"], 2);
+    assert_eq!(webhook["description"], "Zapier");
+    assert_eq!(webhook["is_active"], false);
+
+    // A public literal passes without DNS and without a connection.
+    let public = create_url(&app, &key, "https://8.8.8.8/hook");
+    assert_eq!(public["webhook"]["url"], "https://8.8.8.8/hook");
+}
+
+#[test]
+fn timeout_seconds_must_be_between_1_and_60() {
+    let app = spawn();
+    let key = app.tenant_with_key("Acme");
+    for bad in [0, 61, -1, 3600] {
+        let res = app
+            .api("POST", HOOKS, &key)
+            .json(&json!({ "url": "https://127.0.0.1/t", "timeout_seconds": bad }))
+            .send();
+        assert_bad_request(
+            &res,
+            &format!("timeout_seconds {bad}"),
+            &["timeout_seconds", "1", "60"],
+        );
+    }
+    for bad in [json!(u64::MAX), json!(2.5), json!("10"), json!(true)] {
+        let res = app
+            .api("POST", HOOKS, &key)
+            .json(&json!({ "url": "https://127.0.0.1/t", "timeout_seconds": bad }))
+            .send();
+        assert_bad_request(
+            &res,
+            &format!("timeout_seconds {bad}"),
+            &["timeout_seconds"],
+        );
+    }
+    for (n, ok) in [1, 60].into_iter().enumerate() {
+        let body = create(
+            &app,
+            &key,
+            json!({ "url": format!("https://127.0.0.1/t{n}"), "timeout_seconds": ok }),
+        );
+        assert_eq!(body["webhook"]["timeout_seconds"], ok);
+    }
+    assert_eq!(list(&app, &key).len(), 2, "refused ones were not stored");
+}
+
+#[test]
+fn retry_attempts_must_be_between_0_and_10() {
+    let app = spawn();
+    let key = app.tenant_with_key("Acme");
+    for bad in [-1, 11] {
+        let res = app
+            .api("POST", HOOKS, &key)
+            .json(&json!({ "url": "https://127.0.0.1/r", "retry_attempts": bad }))
+            .send();
+        assert_bad_request(
+            &res,
+            &format!("retry_attempts {bad}"),
+            &["retry_attempts", "0", "10"],
+        );
+    }
+    for bad in [json!(u64::MAX), json!(2.5), json!("5")] {
+        let res = app
+            .api("POST", HOOKS, &key)
+            .json(&json!({ "url": "https://127.0.0.1/r", "retry_attempts": bad }))
+            .send();
+        assert_bad_request(&res, &format!("retry_attempts {bad}"), &["retry_attempts"]);
+    }
+    for (n, ok) in [0, 10].into_iter().enumerate() {
+        let body = create(
+            &app,
+            &key,
+            json!({ "url": format!("https://127.0.0.1/r{n}"), "retry_attempts": ok }),
+        );
+        assert_eq!(body["webhook"]["retry_attempts"], ok);
+    }
+    assert_eq!(list(&app, &key).len(), 2);
+}
+
+#[test]
+fn description_is_at_most_200_characters() {
+    let app = spawn();
+    let key = app.tenant_with_key("Acme");
+    let res = app
+        .api("POST", HOOKS, &key)
+        .json(&json!({ "url": "https://127.0.0.1/d", "description": "x".repeat(201) }))
+        .send();
+    assert_bad_request(&res, "description 201", &["description", "200"]);
+
+    let body = create(
+        &app,
+        &key,
+        json!({ "url": "https://127.0.0.1/d", "description": "é".repeat(200) }),
+    );
+    assert_eq!(body["webhook"]["description"], "é".repeat(200));
+    let body = create(
+        &app,
+        &key,
+        json!({ "url": "https://127.0.0.1/d2", "description": null }),
+    );
+    assert_eq!(body["webhook"]["description"], Value::Null);
+}
+
+#[test]
+fn event_types_come_from_the_catalogue_and_duplicates_collapse() {
+    let app = spawn();
+    let key = app.tenant_with_key("Acme");
+    for (bad, words) in [
+        (
+            json!(["lead.deleted"]),
+            &["event_types", "lead.deleted"][..],
+        ),
+        (
+            json!(["lead.created", "nope"]),
+            &["event_types", "nope"][..],
+        ),
+        (
+            json!(["webhook.test"]),
+            &["event_types", "webhook.test"][..],
+        ),
+        (json!([]), &["event_types"][..]),
+    ] {
+        let res = app
+            .api("POST", HOOKS, &key)
+            .json(&json!({ "url": "https://127.0.0.1/e", "event_types": bad }))
+            .send();
+        assert_bad_request(&res, &format!("event_types {bad}"), words);
+    }
+    let res = app
+        .api("POST", HOOKS, &key)
+        .json(&json!({ "url": "https://127.0.0.1/e", "event_types": "lead.created" }))
+        .send();
+    assert_bad_request(&res, "event_types as a string", &["event_types"]);
+    assert!(list(&app, &key).is_empty());
+
+    let both = create(
+        &app,
+        &key,
+        json!({ "url": "https://127.0.0.1/e1", "event_types": ["lead.created", "lead.updated"] }),
+    );
+    assert_eq!(
+        both["webhook"]["event_types"],
+        json!(["lead.created", "lead.updated"])
+    );
+    let updated_only = create(
+        &app,
+        &key,
+        json!({ "url": "https://127.0.0.1/e2", "event_types": ["lead.updated"] }),
+    );
+    assert_eq!(
+        updated_only["webhook"]["event_types"],
+        json!(["lead.updated"])
+    );
+    let dupes = create(
+        &app,
+        &key,
+        json!({
+            "url": "https://127.0.0.1/e3",
+            "event_types": ["lead.created", "lead.created", "lead.updated", "lead.created"],
+        }),
+    );
+    assert_eq!(
+        dupes["webhook"]["event_types"],
+        json!(["lead.created", "lead.updated"])
+    );
+}
+
+#[test]
+fn url_is_a_required_absolute_https_string_without_user_info_of_at_most_2048_chars() {
+    let app = spawn();
+    let key = app.tenant_with_key("Acme");
+    let send = |body: Value| app.api("POST", HOOKS, &key).json(&body).send();
+
+    assert_bad_request(&send(json!({})), "url missing", &["url"]);
+    assert_bad_request(
+        &send(json!({ "event_types": ["lead.created"] })),
+        "url missing",
+        &["url"],
+    );
+    assert_bad_request(&send(json!({ "url": 42 })), "url a number", &["url"]);
+    assert_bad_request(&send(json!({ "url": null })), "url null", &["url"]);
+    assert_bad_request(
+        &send(json!({ "url": ["https://127.0.0.1/x"] })),
+        "url an array",
+        &["url"],
+    );
+
+    // 2048 characters pass, 2049 do not.
+    let base = "https://127.0.0.1/";
+    let at_limit = format!("{base}{}", "a".repeat(2048 - base.len()));
+    assert_eq!(at_limit.len(), 2048);
+    let body = create_url(&app, &key, &at_limit);
+    assert_eq!(body["webhook"]["url"], at_limit);
+    let over = format!("{base}{}", "b".repeat(2049 - base.len()));
+    assert_bad_request(&send(json!({ "url": over })), "url 2049", &["url", "2048"]);
+
+    for (url, words) in [
+        ("http://127.0.0.1/plain", &["url", "https"][..]),
+        ("http://8.8.8.8/plain", &["url", "https"][..]),
+        ("ftp://127.0.0.1/file", &["url", "https", "ftp"][..]),
+        ("https://u:p@8.8.8.8/", &["url", "user info"][..]),
+        ("https://u@8.8.8.8/", &["url", "user info"][..]),
+        ("/relative/hook", &["url"][..]),
+        ("127.0.0.1/hook", &["url"][..]),
+        ("", &["url"][..]),
+        ("not a url", &["url"][..]),
+    ] {
+        assert_bad_request(&send(json!({ "url": url })), url, words);
+    }
+    assert_eq!(list(&app, &key).len(), 1, "only the 2048-char one");
+}
+
+#[test]
+fn url_policy_refuses_addresses_that_are_not_globally_routable() {
+    let app = spawn_strict();
+    let key = app.tenant_with_key("Acme");
+    for (url, rule) in [
+        ("https://127.0.0.1/", "loopback"),
+        ("https://127.0.0.2:8443/b", "loopback"),
+        ("https://10.1.2.3/", "private"),
+        ("https://192.168.1.1/", "private"),
+        ("https://172.16.0.1/", "private"),
+        ("https://169.254.169.254/", "link-local"),
+        ("https://100.64.0.1/", "carrier-grade NAT"),
+        ("https://0.0.0.0/", "this network"),
+        ("https://[::1]/", "loopback"),
+        ("https://[::ffff:127.0.0.1]/", "loopback"),
+        ("https://[::ffff:10.0.0.1]/", "private"),
+        ("https://[fe80::1]/", "link-local"),
+        ("https://[fd00::1]/", "unique local"),
+        ("https://2130706433/", "loopback"),
+        ("https://0x7f.1/", "loopback"),
+        ("https://0177.0.0.1/", "loopback"),
+        // Names are judged by what they resolve to (here: the hosts file, no DNS).
+        ("https://localhost/", "loopback"),
+        ("https://LocalHost./hook", "loopback"),
+    ] {
+        let res = app
+            .api("POST", HOOKS, &key)
+            .json(&json!({ "url": url }))
+            .send();
+        assert_bad_request(&res, url, &[rule]);
+    }
+    assert!(list(&app, &key).is_empty());
+
+    // Public addresses are fine, v4 and v6.
+    create_url(&app, &key, "https://8.8.8.8/hook");
+    create_url(&app, &key, "https://[2606:4700:4700::1111]/hook");
+}
+
+#[test]
+fn a_host_that_does_not_resolve_is_refused() {
+    let app = spawn();
+    let key = app.tenant_with_key("Acme");
+    let res = app
+        .api("POST", HOOKS, &key)
+        .json(&json!({ "url": "https://no-such-host.invalid/hook" }))
+        .send();
+    assert_bad_request(
+        &res,
+        "unresolvable host",
+        &["no-such-host.invalid", "resolve"],
+    );
+    assert!(list(&app, &key).is_empty());
+}
+
+#[test]
+fn allow_listed_ranges_admit_exactly_their_addresses() {
+    let app = spawn();
+    let key = app.tenant_with_key("Acme");
+    create_url(&app, &key, "https://127.0.0.1/hook-a");
+    create_url(&app, &key, "https://127.255.0.9:8443/hook");
+    for (url, rule) in [
+        ("https://10.1.2.3/", "private"),
+        ("https://169.254.169.254/", "link-local"),
+        ("https://[::1]/", "loopback"),
+    ] {
+        let res = app
+            .api("POST", HOOKS, &key)
+            .json(&json!({ "url": url }))
+            .send();
+        assert_bad_request(&res, url, &[rule]);
+    }
+}
+
+#[test]
+fn http_is_accepted_when_https_only_is_off() {
+    let app = spawn_with(|c| {
+        relax_limits(c);
+        c.webhooks.allowed_private_cidrs = vec!["127.0.0.0/8".into()];
+        c.webhooks.https_only = false;
+    });
+    let key = app.tenant_with_key("Acme");
+    let body = create_url(&app, &key, "http://127.0.0.1:8080/plain");
+    assert_eq!(body["webhook"]["url"], "http://127.0.0.1:8080/plain");
+    create_url(&app, &key, "https://127.0.0.1/tls");
+    // Other schemes and the address rules still apply.
+    let res = app
+        .api("POST", HOOKS, &key)
+        .json(&json!({ "url": "ftp://127.0.0.1/file" }))
+        .send();
+    assert_bad_request(&res, "ftp", &["url", "ftp"]);
+    let res = app
+        .api("POST", HOOKS, &key)
+        .json(&json!({ "url": "http://10.0.0.1/plain" }))
+        .send();
+    assert_bad_request(&res, "private over http", &["private"]);
+}
+
+#[test]
+fn patch_applies_the_same_rules() {
+    let app = spawn();
+    let key = app.tenant_with_key("Acme");
+    let created = create(
+        &app,
+        &key,
+        json!({ "url": "https://127.0.0.1/p", "description": "keep" }),
+    );
+    let id = id_of(&created);
+    let before = created["webhook"].clone();
+
+    for (body, words) in [
+        (json!({ "timeout_seconds": 0 }), &["timeout_seconds"][..]),
+        (json!({ "timeout_seconds": 61 }), &["timeout_seconds"][..]),
+        (json!({ "retry_attempts": -1 }), &["retry_attempts"][..]),
+        (json!({ "retry_attempts": 11 }), &["retry_attempts"][..]),
+        (
+            json!({ "description": "x".repeat(201) }),
+            &["description", "200"][..],
+        ),
+        (json!({ "event_types": [] }), &["event_types"][..]),
+        (
+            json!({ "event_types": ["lead.nope"] }),
+            &["event_types", "lead.nope"][..],
+        ),
+        (
+            json!({ "url": "http://127.0.0.1/p2" }),
+            &["url", "https"][..],
+        ),
+        (
+            json!({ "url": "https://u:p@8.8.8.8/" }),
+            &["url", "user info"][..],
+        ),
+        (json!({ "url": "/relative" }), &["url"][..]),
+        (json!({ "url": 7 }), &["url"][..]),
+        (json!({ "url": "https://10.1.2.3/" }), &["private"][..]),
+        (json!({ "url": "https://[::1]/" }), &["loopback"][..]),
+        (
+            json!({ "url": "https://no-such-host.invalid/" }),
+            &["resolve"][..],
+        ),
+        (json!({ "is_active": "yes" }), &["is_active"][..]),
+        // A valid change does not get through beside an invalid one.
+        (
+            json!({ "timeout_seconds": 20, "retry_attempts": 11 }),
+            &["retry_attempts"][..],
+        ),
+    ] {
+        let res = app.api("PATCH", &hook(&id), &key).json(&body).send();
+        assert_bad_request(&res, &format!("PATCH {body}"), words);
+    }
+    assert_eq!(get(&app, &key, &id), before, "nothing changed");
+
+    // The bounds are inclusive here too.
+    let changed = patch(
+        &app,
+        &key,
+        &id,
+        json!({ "timeout_seconds": 60, "retry_attempts": 0, "description": "y".repeat(200) }),
+    );
+    assert_eq!(changed["webhook"]["timeout_seconds"], 60);
+    assert_eq!(changed["webhook"]["retry_attempts"], 0);
+    assert_eq!(changed["webhook"]["description"], "y".repeat(200));
+    let changed = patch(
+        &app,
+        &key,
+        &id,
+        json!({ "timeout_seconds": 1, "retry_attempts": 10 }),
+    );
+    assert_eq!(changed["webhook"]["timeout_seconds"], 1);
+    assert_eq!(changed["webhook"]["retry_attempts"], 10);
+}
+
+#[test]
+fn patch_changes_only_the_fields_it_names() {
+    let app = spawn();
+    let key = app.tenant_with_key("Acme");
+    let created = create(
+        &app,
+        &key,
+        json!({ "url": "https://127.0.0.1/c", "description": "first" }),
+    );
+    let id = id_of(&created);
+    let original = created["webhook"].clone();
+
+    let off = patch(&app, &key, &id, json!({ "is_active": false }));
+    assert!(off.get("secret").is_none(), "no secret without rotation");
+    let webhook = &off["webhook"];
+    assert_eq!(webhook["is_active"], false);
+    for field in FIELDS {
+        if !["is_active", "updated_at"].contains(&field) {
+            assert_eq!(webhook[field], original[field], "{field} untouched");
+        }
+    }
+    assert!(parse_time(&webhook["updated_at"]) >= parse_time(&original["updated_at"]));
+    assert_eq!(get(&app, &key, &id)["is_active"], false);
+
+    let on = patch(&app, &key, &id, json!({ "is_active": true }));
+    assert_eq!(on["webhook"]["is_active"], true);
+    assert_eq!(on["webhook"]["disabled_reason"], Value::Null);
+    assert_eq!(on["webhook"]["consecutive_failures"], 0);
+
+    let cleared = patch(&app, &key, &id, json!({ "description": null }));
+    assert_eq!(cleared["webhook"]["description"], Value::Null);
+    assert_eq!(get(&app, &key, &id)["description"], Value::Null);
+    let described = patch(&app, &key, &id, json!({ "description": "again" }));
+    assert_eq!(described["webhook"]["description"], "again");
+    // Leaving description out keeps it.
+    let kept = patch(&app, &key, &id, json!({ "timeout_seconds": 15 }));
+    assert_eq!(kept["webhook"]["description"], "again");
+    assert_eq!(kept["webhook"]["timeout_seconds"], 15);
+
+    let types = patch(
+        &app,
+        &key,
+        &id,
+        json!({ "event_types": ["lead.updated", "lead.updated"] }),
+    );
+    assert_eq!(types["webhook"]["event_types"], json!(["lead.updated"]));
+    let types = patch(
+        &app,
+        &key,
+        &id,
+        json!({ "event_types": ["lead.created", "lead.updated"] }),
+    );
+    assert_eq!(
+        types["webhook"]["event_types"],
+        json!(["lead.created", "lead.updated"])
+    );
+
+    let moved = patch(&app, &key, &id, json!({ "url": "https://127.0.0.3/moved" }));
+    assert_eq!(moved["webhook"]["url"], "https://127.0.0.3/moved");
+    // Its own URL again is not a duplicate of itself.
+    let same = patch(&app, &key, &id, json!({ "url": "https://127.0.0.3/moved" }));
+    assert_eq!(same["webhook"]["url"], "https://127.0.0.3/moved");
+
+    // An empty PATCH changes nothing that matters.
+    let empty = patch(&app, &key, &id, json!({}));
+    let now = get(&app, &key, &id);
+    for field in FIELDS {
+        if field != "updated_at" {
+            assert_eq!(empty["webhook"][field], now[field], "{field}");
+        }
+    }
+    assert_eq!(now["id"], original["id"]);
+    assert_eq!(now["created_at"], original["created_at"]);
+    assert_eq!(
+        now["signing_secret_prefix"],
+        original["signing_secret_prefix"]
+    );
+}
+
+#[test]
+fn list_returns_webhooks_oldest_first() {
+    let app = spawn();
+    let key = app.tenant_with_key("Acme");
+    assert!(list(&app, &key).is_empty());
+    let ids: Vec<String> = (1..=5)
+        .map(|n| {
+            id_of(&create_url(
+                &app,
+                &key,
+                &format!("https://127.0.0.{n}/hook"),
+            ))
+        })
+        .collect();
+    assert_eq!(listed_ids(&app, &key), ids);
+    let listed = list(&app, &key);
+    let created: Vec<OffsetDateTime> = listed
+        .iter()
+        .map(|w| parse_time(&w["created_at"]))
+        .collect();
+    assert!(created.windows(2).all(|w| w[0] <= w[1]), "{created:?}");
+
+    // Changing one does not move it.
+    patch(&app, &key, &ids[0], json!({ "description": "touched" }));
+    assert_eq!(listed_ids(&app, &key), ids);
+
+    // The admin view lists the same, in the same order.
+    let admin = app
+        .admin(
+            "GET",
+            &format!("/admin/api/tenants/{}/webhooks", key.tenant),
+        )
+        .send();
+    assert_eq!(admin.status, 200, "{}", admin.text);
+    let admin_ids: Vec<String> = admin.json()["webhooks"]
+        .as_array()
+        .expect("webhooks")
+        .iter()
+        .map(|w| w["id"].as_str().expect("id").to_string())
+        .collect();
+    assert_eq!(admin_ids, ids);
+}
+
+#[test]
+fn secrets_are_returned_only_on_create_and_rotate() {
+    let app = spawn();
+    let key = app.tenant_with_key("Acme");
+    let created = create_url(&app, &key, "https://127.0.0.1/s");
+    let id = id_of(&created);
+    let first = assert_secret(&created["secret"]);
+    let mut seen = vec![first.clone()];
+
+    let check_hidden = |seen: &[String], current: &str| {
+        let admin_path = format!("/admin/api/tenants/{}/webhooks", key.tenant);
+        let views = [
+            ("list", app.api("GET", HOOKS, &key).send()),
+            ("get", app.api("GET", &hook(&id), &key).send()),
+            (
+                "patch",
+                app.api("PATCH", &hook(&id), &key)
+                    .json(&json!({ "timeout_seconds": 12 }))
+                    .send(),
+            ),
+            ("admin list", app.admin("GET", &admin_path).send()),
+        ];
+        for (what, res) in views {
+            assert_eq!(res.status, 200, "{what}: {}", res.text);
+            for secret in seen {
+                assert!(
+                    !res.text.contains(hex_part(secret)),
+                    "{what} shows a secret: {}",
+                    res.text
+                );
+            }
+            assert!(res.json().get("secret").is_none(), "{what}");
+            assert!(
+                res.text.contains(&format!("\"{}\"", &current[..16])),
+                "{what} shows the prefix: {}",
+                res.text
+            );
+        }
+    };
+    check_hidden(&seen, &first);
+
+    // PATCH with rotate_secret: a fresh secret, shown once.
+    let rotated = patch(&app, &key, &id, json!({ "rotate_secret": true }));
+    let second = assert_secret(&rotated["secret"]);
+    assert_ne!(second, first);
+    assert_eq!(rotated["webhook"]["signing_secret_prefix"], second[..16]);
+    seen.push(second.clone());
+    check_hidden(&seen, &second);
+
+    // rotate_secret: false is not a rotation.
+    let not_rotated = app
+        .api("PATCH", &hook(&id), &key)
+        .json(&json!({ "rotate_secret": false, "description": "d" }))
+        .send();
+    assert_eq!(not_rotated.status, 200, "{}", not_rotated.text);
+    assert!(not_rotated.json().get("secret").is_none());
+    assert_eq!(
+        not_rotated.json()["webhook"]["signing_secret_prefix"],
+        second[..16]
+    );
+
+    // The rotate-secret route.
+    let res = app.api("POST", &rotate_path(&id), &key).send();
+    assert_eq!(res.status, 200, "{}", res.text);
+    let body = res.json();
+    let third = assert_secret(&body["secret"]);
+    assert!(!seen.contains(&third));
+    assert_eq!(body["webhook"]["signing_secret_prefix"], third[..16]);
+    assert_eq!(body["webhook"]["id"], id.as_str());
+    seen.push(third.clone());
+    check_hidden(&seen, &third);
+}
+
+#[test]
+fn rotate_secret_keeps_the_previous_secret_for_the_overlap() {
+    let app = spawn();
+    let key = app.tenant_with_key("Acme");
+    let created = create_url(&app, &key, "https://127.0.0.1/r");
+    let id = id_of(&created);
+    let mut secret = assert_secret(&created["secret"]);
+
+    let mut rotate = |body: Option<Value>| -> Value {
+        let req = app.api("POST", &rotate_path(&id), &key);
+        let res = match &body {
+            Some(b) => req.json(b).send(),
+            None => req.send(),
+        };
+        assert_eq!(res.status, 200, "rotate {body:?}: {}", res.text);
+        let out = res.json();
+        let new = assert_secret(&out["secret"]);
+        assert_ne!(new, secret, "a new secret");
+        assert_ne!(
+            out["webhook"]["signing_secret_prefix"], created["webhook"]["signing_secret_prefix"],
+            "the prefix follows the secret"
+        );
+        assert_eq!(out["webhook"]["signing_secret_prefix"], new[..16]);
+        secret = new;
+        out["webhook"].clone()
+    };
+
+    // No body at all, no content type: the configured overlap, 24 hours.
+    let webhook = rotate(None);
+    let hours = hours_ahead(&webhook["previous_secret_expires_at"]);
+    assert!((23.9..=24.1).contains(&hours), "{hours} h ahead: {webhook}");
+    assert_eq!(
+        get(&app, &key, &id)["previous_secret_expires_at"],
+        webhook["previous_secret_expires_at"]
+    );
+
+    let webhook = rotate(Some(json!({})));
+    let hours = hours_ahead(&webhook["previous_secret_expires_at"]);
+    assert!((23.9..=24.1).contains(&hours), "{{}}: {hours} h ahead");
+
+    let webhook = rotate(Some(json!({ "overlap_hours": 2 })));
+    let hours = hours_ahead(&webhook["previous_secret_expires_at"]);
+    assert!((1.9..=2.1).contains(&hours), "{hours} h ahead");
+
+    let webhook = rotate(Some(json!({ "overlap_hours": 168 })));
+    let hours = hours_ahead(&webhook["previous_secret_expires_at"]);
+    assert!((167.9..=168.1).contains(&hours), "{hours} h ahead");
+
+    let webhook = rotate(Some(json!({ "overlap_hours": 0 })));
+    assert_eq!(webhook["previous_secret_expires_at"], Value::Null);
+    assert_eq!(
+        get(&app, &key, &id)["previous_secret_expires_at"],
+        Value::Null
+    );
+
+    let prefix_before = get(&app, &key, &id)["signing_secret_prefix"].clone();
+    for bad in [json!(169), json!(-1), json!("2"), json!(1.5)] {
+        let res = app
+            .api("POST", &rotate_path(&id), &key)
+            .json(&json!({ "overlap_hours": bad }))
+            .send();
+        assert_bad_request(&res, &format!("overlap_hours {bad}"), &["overlap_hours"]);
+    }
+    let res = app
+        .api("POST", &rotate_path(&id), &key)
+        .json(&json!({ "overlap_hours": 169 }))
+        .send();
+    assert_bad_request(&res, "overlap 169", &["overlap_hours", "168"]);
+    assert_eq!(
+        get(&app, &key, &id)["signing_secret_prefix"],
+        prefix_before,
+        "a refused rotation rotates nothing"
+    );
+}
+
+#[test]
+fn patch_rotate_secret_uses_the_configured_overlap() {
+    let app = spawn_with(|c| {
+        relax_limits(c);
+        c.webhooks.allowed_private_cidrs = vec!["127.0.0.0/8".into()];
+        c.webhooks.rotation_overlap_hours = 6;
+    });
+    let key = app.tenant_with_key("Acme");
+    let created = create_url(&app, &key, "https://127.0.0.1/o");
+    let id = id_of(&created);
+    let first = assert_secret(&created["secret"]);
+
+    let rotated = patch(
+        &app,
+        &key,
+        &id,
+        json!({ "rotate_secret": true, "description": "rotated" }),
+    );
+    let second = assert_secret(&rotated["secret"]);
+    assert_ne!(second, first);
+    assert_eq!(rotated["webhook"]["description"], "rotated");
+    assert_eq!(rotated["webhook"]["signing_secret_prefix"], second[..16]);
+    let hours = hours_ahead(&rotated["webhook"]["previous_secret_expires_at"]);
+    assert!((5.9..=6.1).contains(&hours), "{hours} h ahead");
+
+    let res = app.api("POST", &rotate_path(&id), &key).send();
+    assert_eq!(res.status, 200, "{}", res.text);
+    let hours = hours_ahead(&res.json()["webhook"]["previous_secret_expires_at"]);
+    assert!((5.9..=6.1).contains(&hours), "{hours} h ahead");
+}
+
+#[test]
+fn a_url_is_registered_once_per_tenant() {
+    let app = spawn();
+    let acme = app.tenant_with_key("Acme");
+    let globex = app.tenant_with_key("Globex");
+    let a = create_url(&app, &acme, "https://127.0.0.1/hook-a");
+    let a_id = id_of(&a);
+
+    let res = app
+        .api("POST", HOOKS, &acme)
+        .json(&json!({ "url": "https://127.0.0.1/hook-a", "event_types": ["lead.updated"] }))
+        .send();
+    let message = res.assert_error(409, "api_error");
+    assert!(message.contains("url"), "{message}");
+
+    // Inactive still counts.
+    patch(&app, &acme, &a_id, json!({ "is_active": false }));
+    let res = app
+        .api("POST", HOOKS, &acme)
+        .json(&json!({ "url": "https://127.0.0.1/hook-a" }))
+        .send();
+    res.assert_error(409, "api_error");
+    // Created inactive, too.
+    create(
+        &app,
+        &acme,
+        json!({ "url": "https://127.0.0.2:8443/b", "is_active": false }),
+    );
+    let res = app
+        .api("POST", HOOKS, &acme)
+        .json(&json!({ "url": "https://127.0.0.2:8443/b" }))
+        .send();
+    res.assert_error(409, "api_error");
+
+    // Another tenant may register the same URL.
+    create_url(&app, &globex, "https://127.0.0.1/hook-a");
+
+    // PATCHing a URL onto another webhook's URL is a duplicate too.
+    let c = create_url(&app, &acme, "https://127.0.0.3/c");
+    let c_id = id_of(&c);
+    let res = app
+        .api("PATCH", &hook(&c_id), &acme)
+        .json(&json!({ "url": "https://127.0.0.1/hook-a" }))
+        .send();
+    res.assert_error(409, "api_error");
+    assert_eq!(get(&app, &acme, &c_id)["url"], "https://127.0.0.3/c");
+    assert_eq!(list(&app, &acme).len(), 3);
+
+    // Once deleted, the URL is free again.
+    let res = app.api("DELETE", &hook(&a_id), &acme).send();
+    assert_eq!(res.status, 200, "{}", res.text);
+    let again = create_url(&app, &acme, "https://127.0.0.1/hook-a");
+    assert_ne!(id_of(&again), a_id, "a new webhook, not the old one back");
+    let moved = patch(
+        &app,
+        &acme,
+        &c_id,
+        json!({ "url": "https://127.0.0.2:8443/b2" }),
+    );
+    assert_eq!(moved["webhook"]["url"], "https://127.0.0.2:8443/b2");
+    let res = app.api("DELETE", &hook(&id_of(&again)), &acme).send();
+    assert_eq!(res.status, 200, "{}", res.text);
+    let moved = patch(
+        &app,
+        &acme,
+        &c_id,
+        json!({ "url": "https://127.0.0.1/hook-a" }),
+    );
+    assert_eq!(moved["webhook"]["url"], "https://127.0.0.1/hook-a");
+}
+
+#[test]
+fn a_tenant_at_max_per_tenant_gets_409_naming_the_limit() {
+    let app = spawn_with(|c| {
+        relax_limits(c);
+        c.webhooks.allowed_private_cidrs = vec!["127.0.0.0/8".into()];
+        c.webhooks.max_per_tenant = 3;
+    });
+    let acme = app.tenant_with_key("Acme");
+    let globex = app.tenant_with_key("Globex");
+    let mut ids: Vec<String> = (1..=3)
+        .map(|n| id_of(&create_url(&app, &acme, &format!("https://127.0.0.1/m{n}"))))
+        .collect();
+    // Inactive ones count.
+    patch(&app, &acme, &ids[2], json!({ "is_active": false }));
+
+    let res = app
+        .api("POST", HOOKS, &acme)
+        .json(&json!({ "url": "https://127.0.0.1/m4" }))
+        .send();
+    let message = res.assert_error(409, "api_error");
+    assert!(message.contains('3'), "names the limit: {message}");
+    assert_eq!(list(&app, &acme).len(), 3);
+
+    // The limit is per tenant.
+    for n in 1..=3 {
+        create_url(&app, &globex, &format!("https://127.0.0.1/m{n}"));
+    }
+
+    // Deleting one frees a slot, exactly one.
+    let removed = ids.remove(0);
+    let res = app.api("DELETE", &hook(&removed), &acme).send();
+    assert_eq!(res.status, 200, "{}", res.text);
+    ids.push(id_of(&create_url(&app, &acme, "https://127.0.0.1/m4")));
+    let res = app
+        .api("POST", HOOKS, &acme)
+        .json(&json!({ "url": "https://127.0.0.1/m5" }))
+        .send();
+    res.assert_error(409, "api_error");
+    assert_eq!(listed_ids(&app, &acme), ids);
+}
+
+#[test]
+fn delete_is_soft_and_the_webhook_is_gone_everywhere() {
+    let app = spawn();
+    let key = app.tenant_with_key("Acme");
+    let keep = id_of(&create_url(&app, &key, "https://127.0.0.1/keep"));
+    let gone = id_of(&create_url(&app, &key, "https://127.0.0.1/gone"));
+
+    let res = app.api("DELETE", &hook(&gone), &key).send();
+    assert_eq!(res.status, 200, "{}", res.text);
+    assert_eq!(res.json(), json!({ "id": gone, "deleted": true }));
+
+    let not_found = |res: Resp, what: &str| {
+        let message = res.assert_error(404, "not_found_error");
+        assert!(!message.is_empty(), "{what}");
+    };
+    not_found(app.api("GET", &hook(&gone), &key).send(), "GET");
+    not_found(
+        app.api("PATCH", &hook(&gone), &key)
+            .json(&json!({ "description": "back?" }))
+            .send(),
+        "PATCH",
+    );
+    not_found(
+        app.api("PATCH", &hook(&gone), &key)
+            .json(&json!({ "is_active": true }))
+            .send(),
+        "PATCH is_active",
+    );
+    not_found(app.api("DELETE", &hook(&gone), &key).send(), "DELETE again");
+    not_found(app.api("POST", &rotate_path(&gone), &key).send(), "rotate");
+    not_found(
+        app.api("POST", &rotate_path(&gone), &key)
+            .json(&json!({ "overlap_hours": 1 }))
+            .send(),
+        "rotate with a body",
+    );
+
+    assert_eq!(listed_ids(&app, &key), vec![keep.clone()]);
+    let admin = app
+        .admin(
+            "GET",
+            &format!("/admin/api/tenants/{}/webhooks", key.tenant),
+        )
+        .send();
+    assert_eq!(admin.status, 200, "{}", admin.text);
+    assert!(!admin.text.contains(&gone), "{}", admin.text);
+    assert_eq!(get(&app, &key, &keep)["url"], "https://127.0.0.1/keep");
+
+    // A well-formed id that never existed is 404 on every route, too.
+    let missing = uuid::Uuid::now_v7().to_string();
+    not_found(app.api("GET", &hook(&missing), &key).send(), "GET missing");
+    not_found(
+        app.api("PATCH", &hook(&missing), &key)
+            .json(&json!({}))
+            .send(),
+        "PATCH missing",
+    );
+    not_found(
+        app.api("DELETE", &hook(&missing), &key).send(),
+        "DELETE missing",
+    );
+    not_found(
+        app.api("POST", &rotate_path(&missing), &key).send(),
+        "rotate missing",
+    );
+}
+
+#[test]
+fn another_tenants_webhook_is_not_found() {
+    let app = spawn();
+    let acme = app.tenant_with_key("Acme");
+    let globex = app.tenant_with_key("Globex");
+    let created = create(
+        &app,
+        &acme,
+        json!({ "url": "https://127.0.0.1/private", "description": "acme's" }),
+    );
+    let id = id_of(&created);
+    let before = created["webhook"].clone();
+
+    for (what, res) in [
+        ("GET", app.api("GET", &hook(&id), &globex).send()),
+        (
+            "PATCH",
+            app.api("PATCH", &hook(&id), &globex)
+                .json(&json!({ "description": "mine now" }))
+                .send(),
+        ),
+        (
+            "PATCH url",
+            app.api("PATCH", &hook(&id), &globex)
+                .json(&json!({ "url": "https://127.0.0.9/x" }))
+                .send(),
+        ),
+        ("rotate", app.api("POST", &rotate_path(&id), &globex).send()),
+        ("DELETE", app.api("DELETE", &hook(&id), &globex).send()),
+    ] {
+        let message = res.assert_error(404, "not_found_error");
+        assert!(!message.contains("acme"), "{what}: {message}");
+        assert!(res.json().get("secret").is_none(), "{what}");
+    }
+    assert!(list(&app, &globex).is_empty(), "not in the other list");
+    assert_eq!(get(&app, &acme, &id), before, "untouched");
+
+    // Globex's key sent with Acme's tenant id is locked out before any lookup.
+    let crossed = globex.for_tenant(&acme.tenant);
+    app.api("GET", &hook(&id), &crossed)
+        .send()
+        .assert_error(403, "authorization_error");
+    app.api("GET", HOOKS, &crossed)
+        .send()
+        .assert_error(403, "authorization_error");
+
+    // A malformed id names nothing: 404 on every route.
+    for bad in ["not-a-uuid", "123", "00000000-0000-0000-0000-00000000000g"] {
+        app.api("GET", &hook(bad), &acme)
+            .send()
+            .assert_error(404, "not_found_error");
+        app.api("PATCH", &hook(bad), &acme)
+            .json(&json!({ "description": "x" }))
+            .send()
+            .assert_error(404, "not_found_error");
+        app.api("DELETE", &hook(bad), &acme)
+            .send()
+            .assert_error(404, "not_found_error");
+        app.api("POST", &rotate_path(bad), &acme)
+            .send()
+            .assert_error(404, "not_found_error");
+    }
+    assert_eq!(get(&app, &acme, &id), before);
+}
+
+#[test]
+fn a_key_without_webhooks_manage_is_forbidden_on_every_webhook_route() {
+    let app = spawn();
+    let owner = app.tenant_with_key("Acme");
+    let created = create_url(&app, &owner, "https://127.0.0.1/scoped");
+    let id = id_of(&created);
+    let before = created["webhook"].clone();
+    let leads_only = app.issue_key(
+        &owner.tenant,
+        &["public_api:leads:read", "public_api:leads:write"],
+    );
+    let missing = uuid::Uuid::now_v7().to_string();
+
+    let mut requests: Vec<(String, Resp)> = vec![
+        ("list".into(), app.api("GET", HOOKS, &leads_only).send()),
+        (
+            "create".into(),
+            app.api("POST", HOOKS, &leads_only)
+                .json(&json!({ "url": "https://127.0.0.1/sneaky" }))
+                .send(),
+        ),
+    ];
+    for target in [id.as_str(), missing.as_str(), "not-a-uuid"] {
+        requests.push((
+            format!("GET {target}"),
+            app.api("GET", &hook(target), &leads_only).send(),
+        ));
+        requests.push((
+            format!("PATCH {target}"),
+            app.api("PATCH", &hook(target), &leads_only)
+                .json(&json!({ "is_active": false }))
+                .send(),
+        ));
+        requests.push((
+            format!("DELETE {target}"),
+            app.api("DELETE", &hook(target), &leads_only).send(),
+        ));
+        requests.push((
+            format!("rotate {target}"),
+            app.api("POST", &rotate_path(target), &leads_only).send(),
+        ));
+    }
+    for (what, res) in requests {
+        let message = res.assert_error(403, "authorization_error");
+        assert!(!message.is_empty(), "{what}");
+    }
+    assert_eq!(get(&app, &owner, &id), before, "nothing changed");
+    assert_eq!(list(&app, &owner).len(), 1);
+
+    // The scope alone is enough.
+    let manage_only = app.issue_key(&owner.tenant, &["public_api:webhooks:manage"]);
+    assert_eq!(listed_ids(&app, &manage_only), vec![id]);
+}
+
+/// §1 and §10: authentication and scope come before anything else, the body included. The
+/// same request must get the same answer every time, so it is sent repeatedly.
+#[test]
+fn scope_is_checked_before_the_body_is_looked_at() {
+    let app = spawn_with(|c| {
+        relax_limits(c);
+        c.limits.unauthenticated_per_minute = 1_000_000;
+        c.webhooks.allowed_private_cidrs = vec!["127.0.0.0/8".into()];
+    });
+    let owner = app.tenant_with_key("Acme");
+    let id = id_of(&create_url(&app, &owner, "https://127.0.0.1/order"));
+    let leads_only = app.issue_key(&owner.tenant, &["public_api:leads:read"]);
+    let mut statuses = Vec::new();
+    for _ in 0..20 {
+        for res in [
+            app.api("POST", HOOKS, &leads_only)
+                .json(&json!({ "url": 1 }))
+                .send(),
+            app.api("PATCH", &hook(&id), &leads_only)
+                .json(&json!({ "timeout_seconds": "ten" }))
+                .send(),
+            app.api("PATCH", &hook(&id), &leads_only)
+                .json(&json!({ "timeout_seconds": 0 }))
+                .send(),
+            app.api("POST", &rotate_path(&id), &leads_only)
+                .json(&json!({ "overlap_hours": 169 }))
+                .send(),
+        ] {
+            statuses.push(res.status);
+            if res.status != 403 {
+                eprintln!("not 403: {}", res.text);
+            }
+        }
+    }
+    let scope_statuses = statuses;
+
+    // Likewise an unknown (well-formed) token is 401 whatever the body holds.
+    let unknown = Key {
+        id: String::new(),
+        token: format!("mega_{}", "ab".repeat(32)),
+        tenant: owner.tenant.clone(),
+    };
+    let auth_statuses: Vec<u16> = (0..20)
+        .map(|_| {
+            app.api("POST", HOOKS, &unknown)
+                .json(&json!({ "url": 1 }))
+                .send()
+                .status
+        })
+        .collect();
+    assert!(
+        scope_statuses.iter().all(|&s| s == 403) && auth_statuses.iter().all(|&s| s == 401),
+        "a key without the scope must always get 403, got {scope_statuses:?}; \
+         an unknown token must always get 401, got {auth_statuses:?}"
+    );
+}

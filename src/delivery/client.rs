@@ -1,0 +1,229 @@
+//! The outbound HTTP client: ureq + rustls, proxy off, redirects off, the URL policy enforced in
+//! the resolver (the addresses checked are the addresses dialled, so DNS rebinding cannot slip
+//! a private address in after registration), the webhook's timeout as the whole-attempt budget,
+//! and at most 2 KiB of the response read.
+
+use std::fmt;
+use std::io::Read;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ureq::http::Uri;
+use ureq::tls::{Certificate, RootCerts, TlsConfig};
+use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
+use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
+
+use super::schedule::{AttemptError, AttemptResult, retry_after, status_error};
+use crate::domain::time::Timestamp;
+use crate::domain::url_policy::UrlPolicy;
+
+/// Response bytes kept for the delivery log.
+pub const EXCERPT_BYTES: u64 = 2048;
+
+/// Name resolution, replaceable so tests can make a host resolve where they want without DNS.
+pub type Lookup = Arc<dyn Fn(&str, u16) -> std::io::Result<Vec<SocketAddr>> + Send + Sync>;
+
+/// Refusal by the URL policy at connect time.
+#[derive(Debug)]
+struct SsrfBlocked(String);
+
+impl fmt::Display for SsrfBlocked {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for SsrfBlocked {}
+
+struct GuardedResolver {
+    policy: UrlPolicy,
+    lookup: Option<Lookup>,
+    system: DefaultResolver,
+}
+
+impl fmt::Debug for GuardedResolver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GuardedResolver")
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Resolver for GuardedResolver {
+    fn resolve(
+        &self,
+        uri: &Uri,
+        config: &ureq::config::Config,
+        timeout: NextTimeout,
+    ) -> Result<ResolvedSocketAddrs, ureq::Error> {
+        let host = uri
+            .host()
+            .unwrap_or_default()
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        let addrs: Vec<SocketAddr> = match &self.lookup {
+            Some(lookup) => {
+                let default_port = if uri.scheme_str() == Some("http") {
+                    80
+                } else {
+                    443
+                };
+                let port = uri.port_u16().unwrap_or(default_port);
+                lookup(host.trim_end_matches('.'), port).map_err(|_| ureq::Error::HostNotFound)?
+            }
+            None => self.system.resolve(uri, config, timeout)?.to_vec(),
+        };
+        if addrs.is_empty() {
+            return Err(ureq::Error::HostNotFound);
+        }
+        self.policy
+            .check_resolved(host, &addrs)
+            .map_err(|e| ureq::Error::Other(Box::new(SsrfBlocked(e.to_string()))))?;
+        let mut out = self.empty();
+        // ureq holds at most 16 addresses; every one was checked above.
+        for addr in addrs.into_iter().take(16) {
+            out.push(addr);
+        }
+        Ok(out)
+    }
+}
+
+pub struct Client {
+    agent: ureq::Agent,
+}
+
+/// The web PKI roots, plus the PEM certificates of `extra` when given.
+fn root_certs(extra: Option<&Path>) -> Result<RootCerts, String> {
+    let Some(path) = extra else {
+        return Ok(RootCerts::WebPki);
+    };
+    let pem = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let mut certs: Vec<Certificate<'static>> = webpki_root_certs::TLS_SERVER_ROOT_CERTS
+        .iter()
+        .map(|der| Certificate::from_der(der.as_ref()).to_owned())
+        .collect();
+    let mut extra_count = 0;
+    for item in ureq::tls::parse_pem(&pem) {
+        if let ureq::tls::PemItem::Certificate(cert) =
+            item.map_err(|e| format!("{}: {e}", path.display()))?
+        {
+            certs.push(cert);
+            extra_count += 1;
+        }
+    }
+    if extra_count == 0 {
+        return Err(format!("{} holds no PEM certificate", path.display()));
+    }
+    Ok(RootCerts::from(certs))
+}
+
+impl Client {
+    pub fn new(
+        policy: UrlPolicy,
+        lookup: Option<Lookup>,
+        extra_ca: Option<&Path>,
+    ) -> Result<Client, String> {
+        let config = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .proxy(None)
+            .https_only(policy.https_only)
+            .user_agent(format!("leadbase/{}", env!("CARGO_PKG_VERSION")))
+            .tls_config(
+                TlsConfig::builder()
+                    .root_certs(root_certs(extra_ca)?)
+                    .build(),
+            )
+            .max_idle_connections(256)
+            .max_idle_connections_per_host(8)
+            .build();
+        let resolver = GuardedResolver {
+            policy,
+            lookup,
+            system: DefaultResolver::default(),
+        };
+        Ok(Client {
+            agent: ureq::Agent::with_parts(config, DefaultConnector::new(), resolver),
+        })
+    }
+
+    /// POSTs `body` and reports what happened; never panics, never errors.
+    pub fn post(
+        &self,
+        url: &str,
+        headers: &[(&str, String)],
+        body: &[u8],
+        timeout: Duration,
+    ) -> AttemptResult {
+        let started_at = Timestamp::now();
+        let clock = Instant::now();
+        let mut request = self
+            .agent
+            .post(url)
+            .config()
+            .timeout_global(Some(timeout))
+            .build();
+        for (name, value) in headers {
+            request = request.header(*name, value);
+        }
+        let outcome = request.send(body);
+        let latency =
+            |clock: Instant| u32::try_from(clock.elapsed().as_millis()).unwrap_or(u32::MAX);
+        match outcome {
+            Ok(mut response) => {
+                let status = response.status().as_u16();
+                let retry = retry_after(
+                    status,
+                    response
+                        .headers()
+                        .get("retry-after")
+                        .and_then(|v| v.to_str().ok()),
+                    Timestamp::now(),
+                );
+                let mut excerpt = Vec::new();
+                let _ = response
+                    .body_mut()
+                    .as_reader()
+                    .take(EXCERPT_BYTES)
+                    .read_to_end(&mut excerpt);
+                AttemptResult {
+                    started_at,
+                    latency_ms: latency(clock),
+                    response_status: Some(status),
+                    error: status_error(status),
+                    response_body_excerpt: String::from_utf8_lossy(&excerpt).into_owned(),
+                    retry_after_secs: retry,
+                }
+            }
+            Err(err) => {
+                let kind = classify(&err);
+                tracing::debug!(%url, error = %err, "delivery attempt failed");
+                AttemptResult {
+                    started_at,
+                    latency_ms: latency(clock),
+                    response_status: None,
+                    error: Some(kind),
+                    response_body_excerpt: String::new(),
+                    retry_after_secs: None,
+                }
+            }
+        }
+    }
+}
+
+fn classify(err: &ureq::Error) -> AttemptError {
+    match err {
+        ureq::Error::Timeout(_) => AttemptError::Timeout,
+        ureq::Error::HostNotFound => AttemptError::Dns,
+        ureq::Error::Other(inner) if inner.is::<SsrfBlocked>() => AttemptError::SsrfBlocked,
+        ureq::Error::RequireHttpsOnly(_) => AttemptError::SsrfBlocked,
+        ureq::Error::Tls(_) | ureq::Error::Rustls(_) | ureq::Error::Pem(_) => AttemptError::Tls,
+        ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::TimedOut => AttemptError::Timeout,
+        ureq::Error::Io(io) if io.get_ref().is_some_and(|e| e.is::<rustls::Error>()) => {
+            AttemptError::Tls
+        }
+        _ => AttemptError::Connect,
+    }
+}

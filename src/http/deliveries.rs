@@ -1,0 +1,242 @@
+//! The delivery log of a webhook: list, one delivery with its attempts, redeliver, recover,
+//! and the test event.
+
+use actix_web::{HttpResponse, web};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::admin::existing_tenant;
+use super::json::Deferred;
+use super::{blocking, path_id};
+use crate::app::AppState;
+use crate::auth::{Admin, Caller, WebhooksManage};
+use crate::delivery::schedule::AttemptError;
+use crate::domain::ids::{DeliveryId, TenantId, WebhookId};
+use crate::domain::time::Timestamp;
+use crate::error::ApiError;
+use crate::store::deliveries::Attempt;
+use crate::store::outbox::{Delivery, DeliveryStatus};
+
+const BASE: &str = "/api/agents/crm/lead-webhooks/{id}";
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource(format!("{BASE}/test")).route(web::post().to(test)))
+        .service(web::resource(format!("{BASE}/deliveries")).route(web::get().to(list)))
+        .service(
+            web::resource(format!("{BASE}/deliveries/{{delivery_id}}"))
+                .route(web::get().to(get_one)),
+        )
+        .service(
+            web::resource(format!("{BASE}/deliveries/{{delivery_id}}/redeliver"))
+                .route(web::post().to(redeliver)),
+        )
+        .service(web::resource(format!("{BASE}/recover")).route(web::post().to(recover)))
+        .service(
+            web::resource("/admin/api/tenants/{tenant_id}/webhooks/{id}/deliveries")
+                .route(web::get().to(admin_list)),
+        );
+}
+
+#[derive(Serialize)]
+struct DeliveryDto {
+    id: DeliveryId,
+    event: &'static str,
+    status: DeliveryStatus,
+    attempts: u32,
+    response_status: Option<u16>,
+    latency_ms: Option<u32>,
+    next_attempt_at: Option<Timestamp>,
+    created_at: Timestamp,
+    delivered_at: Option<Timestamp>,
+}
+
+impl From<&Delivery> for DeliveryDto {
+    fn from(d: &Delivery) -> Self {
+        DeliveryDto {
+            id: d.id,
+            event: d.event_type.as_str(),
+            status: d.status,
+            attempts: d.attempts,
+            response_status: d.response_status,
+            latency_ms: d.latency_ms,
+            // A claimed delivery's due time is its lease, not a planned attempt.
+            next_attempt_at: d
+                .next_attempt_at
+                .filter(|_| d.status == DeliveryStatus::Pending),
+            created_at: d.created_at,
+            delivered_at: d.delivered_at,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct AttemptDto<'a> {
+    number: u32,
+    started_at: Timestamp,
+    latency_ms: u32,
+    response_status: Option<u16>,
+    error: Option<AttemptError>,
+    response_body_excerpt: &'a str,
+}
+
+impl<'a> From<&'a Attempt> for AttemptDto<'a> {
+    fn from(a: &'a Attempt) -> Self {
+        AttemptDto {
+            number: a.number,
+            started_at: a.started_at,
+            latency_ms: a.latency_ms,
+            response_status: a.response_status,
+            error: a.error,
+            response_body_excerpt: &a.response_body_excerpt,
+        }
+    }
+}
+
+fn webhook_id(raw: &str) -> Result<WebhookId, ApiError> {
+    path_id(raw, "webhook", WebhookId::parse)
+}
+
+fn delivery_id(raw: &str) -> Result<DeliveryId, ApiError> {
+    path_id(raw, "delivery", DeliveryId::parse)
+}
+
+#[derive(Deserialize)]
+struct ListParams {
+    status: Option<String>,
+    cursor: Option<String>,
+    limit: Option<String>,
+}
+
+async fn list_for(
+    state: &web::Data<AppState>,
+    tenant: TenantId,
+    webhook: WebhookId,
+    params: ListParams,
+) -> Result<HttpResponse, ApiError> {
+    let status = match params.status.as_deref() {
+        None => None,
+        Some(raw) => Some(
+            [
+                DeliveryStatus::Pending,
+                DeliveryStatus::Delivering,
+                DeliveryStatus::Delivered,
+                DeliveryStatus::Failed,
+                DeliveryStatus::Cancelled,
+            ]
+            .into_iter()
+            .find(|s| s.as_str() == raw)
+            .ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "status must be one of pending, delivering, delivered, failed, cancelled (got `{raw}`)"
+                ))
+            })?,
+        ),
+    };
+    let limit = match params.limit.as_deref() {
+        None => 20,
+        Some(raw) => raw
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=100).contains(n))
+            .ok_or_else(|| ApiError::bad_request("limit must be between 1 and 100"))?,
+    };
+    let before = params
+        .cursor
+        .as_deref()
+        .filter(|c| !c.is_empty())
+        .map(|c| DeliveryId::parse(c).ok_or_else(|| ApiError::bad_request("cursor is malformed")))
+        .transpose()?;
+    let (page, next) = blocking(state, move |s| {
+        s.list_deliveries(tenant, webhook, status, before, limit)
+    })
+    .await?;
+    let data: Vec<DeliveryDto> = page.iter().map(DeliveryDto::from).collect();
+    Ok(HttpResponse::Ok().json(json!({ "data": data, "next_cursor": next })))
+}
+
+async fn list(
+    caller: Caller<WebhooksManage>,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    params: web::Query<ListParams>,
+) -> Result<HttpResponse, ApiError> {
+    list_for(
+        &state,
+        caller.tenant,
+        webhook_id(&path)?,
+        params.into_inner(),
+    )
+    .await
+}
+
+async fn admin_list(
+    _: Admin,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+    params: web::Query<ListParams>,
+) -> Result<HttpResponse, ApiError> {
+    let tenant = existing_tenant(&state, &path.0).await?;
+    list_for(&state, tenant, webhook_id(&path.1)?, params.into_inner()).await
+}
+
+async fn get_one(
+    caller: Caller<WebhooksManage>,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let webhook = webhook_id(&path.0)?;
+    let id = delivery_id(&path.1)?;
+    let tenant = caller.tenant;
+    let (delivery, attempts) =
+        blocking(&state, move |s| s.get_delivery(tenant, webhook, id)).await?;
+    let attempts: Vec<AttemptDto> = attempts.iter().map(AttemptDto::from).collect();
+    Ok(HttpResponse::Ok()
+        .json(json!({ "delivery": DeliveryDto::from(&delivery), "attempts": attempts })))
+}
+
+async fn redeliver(
+    caller: Caller<WebhooksManage>,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let webhook = webhook_id(&path.0)?;
+    let id = delivery_id(&path.1)?;
+    let tenant = caller.tenant;
+    blocking(&state, move |s| s.redeliver(tenant, webhook, id)).await?;
+    Ok(HttpResponse::Accepted().json(json!({ "delivery_id": id })))
+}
+
+#[derive(Deserialize)]
+struct RecoverBody {
+    since: String,
+}
+
+async fn recover(
+    caller: Caller<WebhooksManage>,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: Deferred<RecoverBody>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.read().await?;
+    let webhook = webhook_id(&path)?;
+    let since = Timestamp::parse_iso(&body.since).ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "since must be an ISO-8601 date-time (got `{}`)",
+            body.since
+        ))
+    })?;
+    let tenant = caller.tenant;
+    let requeued = blocking(&state, move |s| s.recover(tenant, webhook, since)).await?;
+    Ok(HttpResponse::Accepted().json(json!({ "requeued": requeued })))
+}
+
+async fn test(
+    caller: Caller<WebhooksManage>,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let webhook = webhook_id(&path)?;
+    let tenant = caller.tenant;
+    let id = blocking(&state, move |s| s.queue_test(tenant, webhook)).await?;
+    Ok(HttpResponse::Accepted().json(json!({ "delivery_id": id })))
+}

@@ -1,0 +1,565 @@
+//! The delivery queue and log: claiming due deliveries, recording attempts and their
+//! consequences, redelivery, and pruning.
+
+use std::collections::HashMap;
+
+use redb::{ReadableTable, WriteTransaction};
+use serde::{Deserialize, Serialize};
+
+use super::codec::{Record, decode, encode};
+use super::outbox::{Delivery, DeliveryStatus, Event, due_key, insert_event, queue_delivery};
+use super::tables::*;
+use super::webhooks::{Webhook, save_webhook};
+use super::{Store, StoreError};
+use crate::delivery::schedule::{AttemptError, AttemptResult, Next, next_step};
+use crate::domain::event::EventType;
+use crate::domain::ids::{DeliveryId, EventId, TenantId, WebhookId};
+use crate::domain::time::Timestamp;
+
+/// At most this many due entries are looked at per claim, so a backlog for saturated webhooks
+/// cannot make each claim slow.
+const CLAIM_SCAN: usize = 2_000;
+/// A claimed delivery whose attempt never reports back (the process died) is due again after
+/// its timeout plus this margin. Startup also requeues claims at once.
+const LEASE_MARGIN_MS: i64 = 30_000;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Attempt {
+    pub number: u32,
+    pub started_at: Timestamp,
+    pub latency_ms: u32,
+    pub response_status: Option<u16>,
+    pub error: Option<AttemptError>,
+    pub response_body_excerpt: String,
+}
+
+impl Record for Attempt {
+    const VERSION: u8 = 1;
+    const NAME: &'static str = "attempt";
+}
+
+/// A delivery taken for an attempt, with everything the attempt needs.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    pub delivery: Delivery,
+    pub event: Event,
+    pub webhook: Webhook,
+}
+
+/// How the engine's retry policy is configured.
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    pub schedule: Vec<u64>,
+    pub disable_after_failing_ms: i64,
+}
+
+fn load<T: Record>(
+    table: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    k: &[u8],
+) -> Result<Option<T>, StoreError> {
+    table.get(k)?.map(|v| decode(v.value())).transpose()
+}
+
+fn save_delivery(txn: &WriteTransaction, delivery: &Delivery) -> Result<(), StoreError> {
+    txn.open_table(DELIVERIES)?
+        .insert(delivery.id.bytes().as_slice(), encode(delivery)?.as_slice())?;
+    Ok(())
+}
+
+/// Moves a delivery's due entry from where it was to `at` (or removes it).
+fn reschedule(
+    txn: &WriteTransaction,
+    delivery: &mut Delivery,
+    at: Option<Timestamp>,
+) -> Result<(), StoreError> {
+    let mut due = txn.open_table(DELIVERIES_DUE)?;
+    if let Some(old) = delivery.next_attempt_at {
+        due.remove(due_key(old, delivery.id).as_slice())?;
+    }
+    if let Some(at) = at {
+        due.insert(due_key(at, delivery.id).as_slice(), ())?;
+    }
+    delivery.next_attempt_at = at;
+    Ok(())
+}
+
+fn webhook_of(txn: &WriteTransaction, delivery: &Delivery) -> Result<Option<Webhook>, StoreError> {
+    load(
+        &txn.open_table(WEBHOOKS)?,
+        &key(&[&delivery.tenant_id.bytes(), &delivery.webhook_id.bytes()]),
+    )
+}
+
+fn delivery_of(
+    txn: &WriteTransaction,
+    tenant: TenantId,
+    webhook: WebhookId,
+    id: DeliveryId,
+) -> Result<Delivery, StoreError> {
+    load::<Delivery>(&txn.open_table(DELIVERIES)?, &id.bytes())?
+        .filter(|d| d.tenant_id == tenant && d.webhook_id == webhook)
+        .ok_or_else(|| StoreError::NotFound(format!("delivery {id} not found")))
+}
+
+fn live_webhook(txn: &impl Txn, tenant: TenantId, id: WebhookId) -> Result<Webhook, StoreError> {
+    load::<Webhook>(&txn.table(WEBHOOKS)?, &key(&[&tenant.bytes(), &id.bytes()]))?
+        .filter(|w| w.deleted_at.is_none())
+        .ok_or_else(|| StoreError::NotFound(format!("webhook {id} not found")))
+}
+
+/// Starts a fresh attempt cycle for a delivery, due now.
+fn requeue(
+    txn: &WriteTransaction,
+    delivery: &mut Delivery,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    delivery.status = DeliveryStatus::Pending;
+    delivery.cycle_attempts = 0;
+    reschedule(txn, delivery, Some(now))?;
+    save_delivery(txn, delivery)
+}
+
+impl Store {
+    /// After a restart, claims of the previous run are attempts that may or may not have
+    /// happened: they are due again at once (at least once, never zero).
+    pub fn requeue_in_flight(&self) -> Result<usize, StoreError> {
+        self.write(|txn| {
+            let now = Timestamp::now();
+            let keys: Vec<Vec<u8>> = txn
+                .open_table(DELIVERIES_DUE)?
+                .iter()?
+                .map(|e| e.map(|(k, _)| k.value().to_vec()))
+                .collect::<Result<_, _>>()?;
+            let mut requeued = 0;
+            for k in keys {
+                let Some(id) = id_at(&k, 8) else { continue };
+                let Some(mut delivery) = load::<Delivery>(&txn.open_table(DELIVERIES)?, &id)?
+                else {
+                    continue;
+                };
+                if delivery.status == DeliveryStatus::Delivering {
+                    delivery.status = DeliveryStatus::Pending;
+                    reschedule(txn, &mut delivery, Some(now))?;
+                    save_delivery(txn, &delivery)?;
+                    requeued += 1;
+                }
+            }
+            Ok(requeued)
+        })
+    }
+
+    /// Takes up to `max` due deliveries, skipping webhooks that already have `max_per_webhook`
+    /// attempts in flight (as counted in `in_flight`). A claim is a lease: the delivery is
+    /// `delivering` and due again when the lease runs out.
+    pub fn claim_due(
+        &self,
+        max: usize,
+        in_flight: HashMap<WebhookId, u32>,
+        max_per_webhook: u32,
+    ) -> Result<Vec<Claimed>, StoreError> {
+        self.write(move |txn| {
+            let mut in_flight = in_flight;
+            let now = Timestamp::now();
+            let end = due_key(now, DeliveryId::from_bytes([0xff; 16]));
+            let due: Vec<Vec<u8>> = txn
+                .open_table(DELIVERIES_DUE)?
+                .range(..=end.as_slice())?
+                .take(CLAIM_SCAN)
+                .map(|e| e.map(|(k, _)| k.value().to_vec()))
+                .collect::<Result<_, _>>()?;
+            let mut claimed = Vec::new();
+            for k in due {
+                if claimed.len() >= max {
+                    break;
+                }
+                let Some(id) = id_at(&k, 8) else { continue };
+                let Some(mut delivery) = load::<Delivery>(&txn.open_table(DELIVERIES)?, &id)?
+                else {
+                    txn.open_table(DELIVERIES_DUE)?.remove(k.as_slice())?;
+                    continue;
+                };
+                let webhook = webhook_of(txn, &delivery)?.filter(|w| w.deleted_at.is_none());
+                let Some(webhook) = webhook else {
+                    delivery.status = DeliveryStatus::Cancelled;
+                    reschedule(txn, &mut delivery, None)?;
+                    save_delivery(txn, &delivery)?;
+                    continue;
+                };
+                if !webhook.is_active {
+                    // Turned off since this was queued: nothing is sent; `recover` can requeue.
+                    delivery.status = DeliveryStatus::Failed;
+                    reschedule(txn, &mut delivery, None)?;
+                    save_delivery(txn, &delivery)?;
+                    continue;
+                }
+                let busy = in_flight.entry(webhook.id).or_default();
+                if *busy >= max_per_webhook {
+                    continue;
+                }
+                let Some(event) =
+                    load::<Event>(&txn.open_table(EVENTS)?, &delivery.event_id.bytes())?
+                else {
+                    delivery.status = DeliveryStatus::Failed;
+                    reschedule(txn, &mut delivery, None)?;
+                    save_delivery(txn, &delivery)?;
+                    continue;
+                };
+                *busy += 1;
+                delivery.status = DeliveryStatus::Delivering;
+                let lease =
+                    now.plus_ms(i64::from(webhook.timeout_seconds) * 1000 + LEASE_MARGIN_MS);
+                reschedule(txn, &mut delivery, Some(lease))?;
+                save_delivery(txn, &delivery)?;
+                claimed.push(Claimed {
+                    delivery,
+                    event,
+                    webhook,
+                });
+            }
+            Ok(claimed)
+        })
+    }
+
+    /// When the earliest queued delivery is due.
+    pub fn next_due(&self) -> Result<Option<Timestamp>, StoreError> {
+        self.read(|txn| {
+            let due = txn.open_table(DELIVERIES_DUE)?;
+            Ok(due
+                .first()?
+                .and_then(|(k, _)| i64_from_key(k.value()))
+                .map(Timestamp))
+        })
+    }
+
+    /// Records an attempt and what follows from it: the delivery's next state and the webhook's
+    /// health (last status, failure streak, turned off after 410 or sustained failure).
+    pub fn record_attempt(
+        &self,
+        delivery: DeliveryId,
+        result: AttemptResult,
+        policy: RetryPolicy,
+        jitter: f64,
+    ) -> Result<Next, StoreError> {
+        self.write(move |txn| {
+            let now = Timestamp::now();
+            let Some(mut delivery) =
+                load::<Delivery>(&txn.open_table(DELIVERIES)?, &delivery.bytes())?
+            else {
+                return Err(StoreError::NotFound(format!(
+                    "delivery {delivery} not found"
+                )));
+            };
+            delivery.attempts += 1;
+            delivery.cycle_attempts += 1;
+            delivery.response_status = result.response_status;
+            delivery.latency_ms = Some(result.latency_ms);
+            let attempt = Attempt {
+                number: delivery.attempts,
+                started_at: result.started_at,
+                latency_ms: result.latency_ms,
+                response_status: result.response_status,
+                error: result.error,
+                response_body_excerpt: result.response_body_excerpt.clone(),
+            };
+            txn.open_table(ATTEMPTS)?.insert(
+                key(&[&delivery.id.bytes(), &attempt.number.to_be_bytes()]).as_slice(),
+                encode(&attempt)?.as_slice(),
+            )?;
+            let webhook = webhook_of(txn, &delivery)?;
+            let cancelled = delivery.status == DeliveryStatus::Cancelled
+                || webhook.as_ref().is_none_or(|w| w.deleted_at.is_some());
+            let next = if cancelled {
+                Next::GiveUp
+            } else {
+                let retries = webhook.as_ref().map_or(0, |w| w.retry_attempts);
+                next_step(
+                    &result,
+                    delivery.cycle_attempts,
+                    retries,
+                    &policy.schedule,
+                    now,
+                    jitter,
+                )
+            };
+            if cancelled {
+                delivery.status = DeliveryStatus::Cancelled;
+                reschedule(txn, &mut delivery, None)?;
+            } else {
+                match &next {
+                    Next::Delivered => {
+                        delivery.status = DeliveryStatus::Delivered;
+                        delivery.delivered_at = Some(now);
+                        reschedule(txn, &mut delivery, None)?;
+                    }
+                    Next::RetryAt(at) => {
+                        delivery.status = DeliveryStatus::Pending;
+                        reschedule(txn, &mut delivery, Some(*at))?;
+                    }
+                    Next::GiveUp | Next::Disable(_) => {
+                        delivery.status = DeliveryStatus::Failed;
+                        reschedule(txn, &mut delivery, None)?;
+                    }
+                }
+            }
+            save_delivery(txn, &delivery)?;
+            if let Some(mut webhook) = webhook.filter(|w| w.deleted_at.is_none()) {
+                note_health(&mut webhook, &result, &next, &policy, now);
+                save_webhook(txn, &webhook)?;
+            }
+            Ok(next)
+        })
+    }
+
+    pub fn list_deliveries(
+        &self,
+        tenant: TenantId,
+        webhook: WebhookId,
+        status: Option<DeliveryStatus>,
+        before: Option<DeliveryId>,
+        limit: usize,
+    ) -> Result<(Vec<Delivery>, Option<DeliveryId>), StoreError> {
+        self.read(|txn| {
+            live_webhook(txn, tenant, webhook)?;
+            let index = txn.open_table(DELIVERIES_BY_WEBHOOK)?;
+            let deliveries = txn.open_table(DELIVERIES)?;
+            let prefix = webhook.bytes();
+            let end = match before {
+                Some(id) => key(&[&prefix, &id.bytes()]),
+                None => prefix_end(&prefix).unwrap_or_else(|| vec![0xff; 33]),
+            };
+            let mut page = Vec::new();
+            // Newest first: delivery ids are time ordered.
+            for entry in index.range(prefix.as_slice()..end.as_slice())?.rev() {
+                let (k, _) = entry?;
+                let Some(id) = id_at(k.value(), 16) else {
+                    continue;
+                };
+                let Some(delivery) = load::<Delivery>(&deliveries, &id)? else {
+                    continue;
+                };
+                if status.is_some_and(|s| s != delivery.status) {
+                    continue;
+                }
+                page.push(delivery);
+                if page.len() > limit {
+                    break;
+                }
+            }
+            let more = page.len() > limit;
+            page.truncate(limit);
+            let next = if more {
+                page.last().map(|d| d.id)
+            } else {
+                None
+            };
+            Ok((page, next))
+        })
+    }
+
+    pub fn get_delivery(
+        &self,
+        tenant: TenantId,
+        webhook: WebhookId,
+        id: DeliveryId,
+    ) -> Result<(Delivery, Vec<Attempt>), StoreError> {
+        self.read(|txn| {
+            live_webhook(txn, tenant, webhook)?;
+            let delivery = load::<Delivery>(&txn.open_table(DELIVERIES)?, &id.bytes())?
+                .filter(|d| d.tenant_id == tenant && d.webhook_id == webhook)
+                .ok_or_else(|| StoreError::NotFound(format!("delivery {id} not found")))?;
+            let attempts_table = txn.open_table(ATTEMPTS)?;
+            let prefix = id.bytes();
+            let mut attempts = Vec::new();
+            for entry in attempts_table.range(prefix.as_slice()..)? {
+                let (k, v) = entry?;
+                if !k.value().starts_with(&prefix) {
+                    break;
+                }
+                attempts.push(decode(v.value())?);
+            }
+            Ok((delivery, attempts))
+        })
+    }
+
+    /// A fresh attempt cycle for one delivery, keeping its id.
+    pub fn redeliver(
+        &self,
+        tenant: TenantId,
+        webhook: WebhookId,
+        id: DeliveryId,
+    ) -> Result<(), StoreError> {
+        self.write(move |txn| {
+            live_webhook(txn, tenant, webhook)?;
+            let mut delivery = delivery_of(txn, tenant, webhook, id)?;
+            if delivery.status == DeliveryStatus::Delivering {
+                return Err(StoreError::Conflict(format!(
+                    "delivery {id} is being attempted right now"
+                )));
+            }
+            requeue(txn, &mut delivery, Timestamp::now())
+        })?;
+        self.wake_deliveries();
+        Ok(())
+    }
+
+    /// Requeues the webhook's failed deliveries created at or after `since`.
+    pub fn recover(
+        &self,
+        tenant: TenantId,
+        webhook: WebhookId,
+        since: Timestamp,
+    ) -> Result<usize, StoreError> {
+        let requeued = self.write(move |txn| {
+            live_webhook(txn, tenant, webhook)?;
+            let ids: Vec<[u8; 16]> = {
+                let index = txn.open_table(DELIVERIES_BY_WEBHOOK)?;
+                let prefix = webhook.bytes();
+                let mut ids = Vec::new();
+                for entry in index.range(prefix.as_slice()..)? {
+                    let (k, _) = entry?;
+                    if !k.value().starts_with(&prefix) {
+                        break;
+                    }
+                    ids.extend(id_at(k.value(), 16));
+                }
+                ids
+            };
+            let now = Timestamp::now();
+            let mut requeued = 0;
+            for id in ids {
+                let Some(mut delivery) = load::<Delivery>(&txn.open_table(DELIVERIES)?, &id)?
+                else {
+                    continue;
+                };
+                if delivery.status == DeliveryStatus::Failed && delivery.created_at >= since {
+                    requeue(txn, &mut delivery, now)?;
+                    requeued += 1;
+                }
+            }
+            Ok(requeued)
+        })?;
+        if requeued > 0 {
+            self.wake_deliveries();
+        }
+        Ok(requeued)
+    }
+
+    /// Queues a `webhook.test` event for one webhook.
+    pub fn queue_test(
+        &self,
+        tenant: TenantId,
+        webhook: WebhookId,
+    ) -> Result<DeliveryId, StoreError> {
+        let id = self.write(move |txn| {
+            let target = live_webhook(txn, tenant, webhook)?;
+            if !target.is_active {
+                return Err(StoreError::Conflict(format!(
+                    "webhook {webhook} is not active; turn it on first"
+                )));
+            }
+            let now = Timestamp::now();
+            let event = Event {
+                id: EventId::new(),
+                tenant_id: tenant,
+                event_type: EventType::WebhookTest,
+                lead_json: "null".into(),
+                changed_fields: None,
+                created_at: now,
+            };
+            insert_event(txn, &event)?;
+            queue_delivery(txn, &event, webhook, now)
+        })?;
+        self.wake_deliveries();
+        Ok(id)
+    }
+
+    /// Removes finished deliveries (with their attempts) and events created before `cutoff`.
+    /// Returns how many deliveries went; bounded per call so the writer is never held long.
+    pub fn prune_deliveries(&self, cutoff: Timestamp) -> Result<usize, StoreError> {
+        const BATCH: usize = 5_000;
+        self.write(move |txn| {
+            let mut pruned = 0;
+            let old: Vec<(Vec<u8>, Delivery)> = txn
+                .open_table(DELIVERIES)?
+                .iter()?
+                .take(BATCH)
+                .map(|e| {
+                    e.map_err(StoreError::from)
+                        .and_then(|(k, v)| Ok((k.value().to_vec(), decode::<Delivery>(v.value())?)))
+                })
+                .take_while(|r| r.as_ref().map_or(true, |(_, d)| d.created_at < cutoff))
+                .collect::<Result<_, _>>()?;
+            for (k, delivery) in old {
+                if matches!(
+                    delivery.status,
+                    DeliveryStatus::Pending | DeliveryStatus::Delivering
+                ) {
+                    continue;
+                }
+                let mut attempts = txn.open_table(ATTEMPTS)?;
+                let numbers: Vec<Vec<u8>> = attempts
+                    .range(k.as_slice()..)?
+                    .map(|e| e.map(|(a, _)| a.value().to_vec()))
+                    .take_while(|r| r.as_ref().map_or(true, |a| a.starts_with(&k)))
+                    .collect::<Result<_, _>>()?;
+                for a in numbers {
+                    attempts.remove(a.as_slice())?;
+                }
+                txn.open_table(DELIVERIES_BY_WEBHOOK)?
+                    .remove(key(&[&delivery.webhook_id.bytes(), &k]).as_slice())?;
+                txn.open_table(DELIVERIES)?.remove(k.as_slice())?;
+                pruned += 1;
+            }
+            let mut events = txn.open_table(EVENTS)?;
+            let stale: Vec<Vec<u8>> = events
+                .iter()?
+                .take(BATCH)
+                .map(|e| {
+                    e.map_err(StoreError::from)
+                        .and_then(|(k, v)| Ok((k.value().to_vec(), decode::<Event>(v.value())?)))
+                })
+                .take_while(|r| r.as_ref().map_or(true, |(_, e)| e.created_at < cutoff))
+                .map(|r| r.map(|(k, _)| k))
+                .collect::<Result<_, _>>()?;
+            for k in stale {
+                events.remove(k.as_slice())?;
+            }
+            Ok(pruned)
+        })
+    }
+}
+
+/// Keeps the webhook's delivery health current after an attempt.
+fn note_health(
+    webhook: &mut Webhook,
+    result: &AttemptResult,
+    next: &Next,
+    policy: &RetryPolicy,
+    now: Timestamp,
+) {
+    webhook.last_delivery_at = Some(now);
+    webhook.last_delivery_status = result.response_status;
+    if result.succeeded() {
+        webhook.consecutive_failures = 0;
+        webhook.failing_since = None;
+        return;
+    }
+    webhook.consecutive_failures += 1;
+    let since = *webhook.failing_since.get_or_insert(result.started_at);
+    let reason = match next {
+        Next::Disable(reason) => Some(reason.clone()),
+        _ if now.ms() - since.ms() >= policy.disable_after_failing_ms => Some(format!(
+            "every delivery failed for {} hours",
+            policy.disable_after_failing_ms / 3_600_000
+        )),
+        _ => None,
+    };
+    if let Some(reason) = reason
+        && webhook.is_active
+    {
+        tracing::warn!(webhook = %webhook.id, %reason, "webhook turned off");
+        webhook.is_active = false;
+        webhook.disabled_reason = Some(reason);
+        webhook.updated_at = now;
+    }
+}
