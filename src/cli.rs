@@ -50,6 +50,15 @@ pub enum Command {
     /// Manage the admin token offline.
     #[command(subcommand, name = "admin-token")]
     AdminToken(AdminTokenCommand),
+    /// Run a local webhook receiver that verifies signatures and prints each verified event.
+    Receive {
+        /// The webhook's signing secret (mega_whsec_...).
+        #[arg(long, env = "MEGA_WEBHOOK_SECRET", hide_env_values = true)]
+        secret: String,
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:9000", value_name = "ADDR")]
+        listen: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -132,6 +141,7 @@ pub fn run(command: Command, config: Config) -> Result<(), CliError> {
         Command::Serve { .. } => serve(config),
         Command::Tenant(cmd) => offline(&config, |store| tenant(store, cmd)),
         Command::Key(cmd) => offline(&config, |store| key(store, cmd)),
+        Command::Receive { secret, listen } => crate::receive::run(secret, &listen).map_err(failed),
         Command::AdminToken(AdminTokenCommand::Reset) => offline(&config, |store| {
             let (_, path) = admin_token::reset(&config, store).map_err(failed)?;
             let token = std::fs::read_to_string(&path).map_err(failed)?;

@@ -15,6 +15,7 @@ pub mod http;
 pub mod logging;
 pub mod metrics;
 pub mod ratelimit;
+pub mod receive;
 mod server;
 pub mod store;
 

@@ -2,8 +2,10 @@
 //! that talks HTTP to it.
 
 use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -252,4 +254,54 @@ impl Key {
 /// The compiled `leadbase` binary, for tests that need a separate process.
 pub fn binary() -> &'static str {
     env!("CARGO_BIN_EXE_leadbase")
+}
+
+pub fn leadbase(data: &Path) -> Command {
+    let mut cmd = Command::new(binary());
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("RUST_LOG", "warn")
+        .arg("--set")
+        .arg(format!("storage.path={}", data.display()));
+    cmd
+}
+
+pub fn run_json(cmd: &mut Command) -> Value {
+    let out = cmd.output().expect("runs");
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("prints JSON")
+}
+
+/// A `leadbase serve` child on a free port, with extra `--set` flags; returns it with its base
+/// URL and the banner.
+pub fn serve(data: &Path, sets: &[&str]) -> (Child, String, Vec<String>) {
+    let mut cmd = leadbase(data);
+    for set in sets {
+        cmd.arg("--set").arg(set);
+    }
+    let mut child = cmd
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawns");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let first = lines.next().expect("banner").expect("utf-8");
+    let base = first
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .expect("address in banner")
+        .to_string();
+    let admin_line = lines.next().expect("admin line").expect("utf-8");
+    // A third line, about the first key, follows only when the token was just created.
+    let created = admin_line.contains("created");
+    let mut banner = vec![first, admin_line];
+    if created {
+        banner.push(lines.next().expect("first-key line").expect("utf-8"));
+    }
+    (child, base, banner)
 }

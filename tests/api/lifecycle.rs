@@ -1,59 +1,12 @@
 //! Process-level behaviour: restarts, the data-file lock, config errors, first start, signals
 //! and the offline commands.
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::helpers::*;
-
-fn leadbase(data: &Path) -> Command {
-    let mut cmd = Command::new(binary());
-    cmd.env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("RUST_LOG", "warn")
-        .arg("--set")
-        .arg(format!("storage.path={}", data.display()));
-    cmd
-}
-
-fn run_json(cmd: &mut Command) -> Value {
-    let out = cmd.output().expect("runs");
-    assert!(
-        out.status.success(),
-        "stderr: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("prints JSON")
-}
-
-/// A `leadbase serve` child on a free port; returns it with its base URL and the banner.
-fn serve(data: &Path) -> (Child, String, Vec<String>) {
-    let mut child = leadbase(data)
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawns");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let first = lines.next().expect("banner").expect("utf-8");
-    let base = first
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .expect("address in banner")
-        .to_string();
-    let admin_line = lines.next().expect("admin line").expect("utf-8");
-    // A third line, about the first key, follows only when the token was just created.
-    let created = admin_line.contains("created");
-    let mut banner = vec![first, admin_line];
-    if created {
-        banner.push(lines.next().expect("first-key line").expect("utf-8"));
-    }
-    (child, base, banner)
-}
 
 #[test]
 fn data_survives_a_restart() {
@@ -140,7 +93,7 @@ fn invalid_config_is_refused_at_startup_naming_the_key() {
 fn first_start_creates_the_admin_token_and_says_where_it_is() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("nested").join("leadbase.redb");
-    let (mut child, base, banner) = serve(&data);
+    let (mut child, base, banner) = serve(&data, &[]);
     let token_file = dir.path().join("nested").join("admin-token");
     assert!(banner[1].contains(&format!("{base}/admin")), "{banner:?}");
     assert!(
@@ -181,7 +134,7 @@ fn first_start_creates_the_admin_token_and_says_where_it_is() {
     assert!(exit.success(), "{exit:?}");
 
     // A second start reuses the token; the banner no longer says it was created.
-    let (mut child, _, banner) = serve(&data);
+    let (mut child, _, banner) = serve(&data, &[]);
     assert!(banner[1].contains("admin token in"), "{banner:?}");
     assert_eq!(std::fs::read_to_string(&token_file).unwrap(), token);
     child.kill().unwrap();

@@ -2,6 +2,7 @@
 
 mod admin;
 mod auth;
+mod crash;
 mod errors;
 mod helpers;
 mod idempotency;
@@ -10,4 +11,5 @@ mod leads_pull;
 mod leads_push;
 mod lifecycle;
 mod ratelimit;
+mod receive;
 mod webhooks;

@@ -1,0 +1,164 @@
+//! At least once across crashes: deliveries pending or in flight when the process is killed
+//! with SIGKILL are all delivered after a restart.
+
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+const LEADS: usize = 20;
+
+fn call(base: &str, method: &str, path: &str, headers: &[(&str, &str)], body: Value) -> Value {
+    let mut req = ureq::http::Request::builder()
+        .method(method)
+        .uri(format!("{base}{path}"));
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let req = req
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .unwrap();
+    let mut res = agent().run(req).expect("exchange");
+    let text = res.body_mut().read_to_string().unwrap();
+    assert!(res.status().is_success(), "{method} {path}: {text}");
+    serde_json::from_str(&text).unwrap()
+}
+
+#[test]
+fn deliveries_pending_or_in_flight_at_sigkill_are_delivered_after_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("leadbase.redb");
+    // A receiver that accepts connections and never answers: attempts stay in flight.
+    let hang = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = hang.local_addr().unwrap().port();
+    let held: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let (holder, stopped) = (Arc::clone(&held), Arc::clone(&stop));
+    let hang_thread = std::thread::spawn(move || {
+        for stream in hang.incoming() {
+            if stopped.load(Ordering::SeqCst) {
+                break;
+            }
+            if let Ok(s) = stream {
+                holder.lock().unwrap().push(s);
+            }
+        }
+    });
+
+    let admin_token = format!("admin.token={ADMIN_TOKEN}");
+    let sets = [
+        admin_token.as_str(),
+        "webhooks.https_only=false",
+        "webhooks.allowed_private_cidrs=127.0.0.0/8",
+        "webhooks.retry_schedule_seconds=1",
+        "limits.per_minute=100000",
+    ];
+    let (mut server, base, _) = serve(&data, &sets);
+    let admin = format!("Bearer {ADMIN_TOKEN}");
+    let tenant = call(
+        &base,
+        "POST",
+        "/admin/api/tenants",
+        &[("authorization", &admin)],
+        json!({ "name": "Acme" }),
+    );
+    let tenant = tenant["tenant"]["id"].as_str().unwrap().to_string();
+    let key = call(
+        &base,
+        "POST",
+        &format!("/admin/api/tenants/{tenant}/keys"),
+        &[("authorization", &admin)],
+        json!({ "name": "crash", "scopes": ALL_SCOPES }),
+    );
+    let bearer = format!("Bearer {}", key["token"].as_str().unwrap());
+    let auth = [
+        ("authorization", bearer.as_str()),
+        ("x-customer-id", tenant.as_str()),
+    ];
+    let webhook = call(
+        &base,
+        "POST",
+        "/api/agents/crm/lead-webhooks",
+        &auth,
+        json!({ "url": format!("http://127.0.0.1:{port}/crash"), "timeout_seconds": 60, "retry_attempts": 10 }),
+    );
+    let secret = webhook["secret"].as_str().unwrap().to_string();
+    let mut expected = HashSet::new();
+    for i in 0..LEADS {
+        let lead = call(
+            &base,
+            "POST",
+            "/api/agents/crm/leads",
+            &auth,
+            json!({ "contact_name": format!("Lead {i}") }),
+        );
+        expected.insert(lead["lead"]["id"].as_str().unwrap().to_string());
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while held.lock().unwrap().len() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "attempts never reached the receiver"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    server.kill().expect("SIGKILL");
+    server.wait().unwrap();
+    // Free the port: stop accepting and drop the connections the dead server left.
+    stop.store(true, Ordering::SeqCst);
+    let _ = TcpStream::connect(("127.0.0.1", port));
+    hang_thread.join().unwrap();
+    held.lock().unwrap().clear();
+
+    let mut receiver = Command::new(binary())
+        .args([
+            "receive",
+            "--secret",
+            &secret,
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("receiver");
+    let mut lines = BufReader::new(receiver.stdout.take().unwrap()).lines();
+    lines.next().expect("banner").unwrap();
+    let (mut restarted, _, _) = serve(&data, &sets);
+
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = HashSet::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !expected.is_subset(&seen) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let Ok(line) = rx.recv_timeout(left) else {
+            panic!(
+                "only {} of {LEADS} leads delivered after the restart",
+                expected.intersection(&seen).count()
+            );
+        };
+        let event: Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(event["verified"], true);
+        seen.insert(event["body"]["lead"]["id"].as_str().unwrap().to_string());
+    }
+    let _ = restarted.kill();
+    let _ = restarted.wait();
+    let _ = receiver.kill();
+    let _ = receiver.wait();
+}
