@@ -4,6 +4,7 @@ use redb::{ReadableTable, Table, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
 use super::codec::{Record, decode, encode};
+use super::leads::Lead;
 use super::tables::*;
 use super::{Store, StoreError};
 use crate::domain::catalog::{DEFAULT_STAGES, FieldType, LEAD_LINE};
@@ -105,6 +106,16 @@ pub(crate) fn load_catalog(txn: &impl Txn, tenant: TenantId) -> Result<Catalog, 
         owners: scan_tenant(&txn.table(OWNERS)?, tenant)?,
         fields: scan_tenant(&txn.table(CUSTOM_FIELDS)?, tenant)?,
     })
+}
+
+/// How many of the tenant's leads satisfy `uses`; for refusing to remove what leads point at.
+fn leads_using(
+    txn: &WriteTransaction,
+    tenant: TenantId,
+    uses: impl Fn(&Lead) -> bool,
+) -> Result<usize, StoreError> {
+    let leads: Vec<Lead> = scan_tenant(&txn.open_table(LEADS)?, tenant)?;
+    Ok(leads.iter().filter(|l| uses(l)).count())
 }
 
 pub(crate) fn tenant_exists(txn: &WriteTransaction, tenant: TenantId) -> Result<(), StoreError> {
@@ -306,7 +317,7 @@ impl Store {
         })
     }
 
-    /// Refuses to remove the last stage: every lead needs one.
+    /// Refuses to remove the last stage, or one that leads are at: every lead needs one.
     pub fn delete_stage(&self, tenant: TenantId, id: StageId) -> Result<(), StoreError> {
         self.write(move |txn| {
             tenant_exists(txn, tenant)?;
@@ -321,6 +332,12 @@ impl Store {
                 return Err(StoreError::Conflict(
                     "the last stage of a pipeline cannot be deleted".into(),
                 ));
+            }
+            let used = leads_using(txn, tenant, |l| l.stage_id == id)?;
+            if used > 0 {
+                return Err(StoreError::Conflict(format!(
+                    "{used} leads are at this stage; move them to another stage first"
+                )));
             }
             let removed = stages.remove(index);
             table.remove(key(&[&tenant.bytes(), &removed.id.bytes()]).as_slice())?;
@@ -479,9 +496,16 @@ impl Store {
         })
     }
 
+    /// Refuses to remove an owner that leads are assigned to.
     pub fn delete_owner(&self, tenant: TenantId, id: OwnerId) -> Result<(), StoreError> {
         self.write(move |txn| {
             tenant_exists(txn, tenant)?;
+            let used = leads_using(txn, tenant, |l| l.owner_id == Some(id))?;
+            if used > 0 {
+                return Err(StoreError::Conflict(format!(
+                    "{used} leads are assigned to this owner; reassign them first"
+                )));
+            }
             let removed = txn
                 .open_table(OWNERS)?
                 .remove(key(&[&tenant.bytes(), &id.bytes()]).as_slice())?

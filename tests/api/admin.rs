@@ -276,3 +276,65 @@ fn custom_fields_and_owners() {
         .send()
         .assert_error(404, "not_found_error");
 }
+
+#[test]
+fn stages_and_owners_in_use_by_leads_cannot_be_deleted() {
+    let app = spawn_app();
+    let key = app.tenant_with_key("Acme");
+    let tenant = &key.tenant;
+    let owner = app
+        .admin("POST", &format!("/admin/api/tenants/{tenant}/owners"))
+        .json(&json!({ "name": "Dana" }))
+        .send()
+        .json()["owner"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let lead = app
+        .api("POST", "/api/agents/crm/leads", &key)
+        .json(&json!({ "contact_name": "Ada", "stage_slug": "contacted", "owner_id": owner }))
+        .send();
+    assert_eq!(lead.status, 201, "{}", lead.text);
+    let stage = lead.json()["lead"]["current_stage"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let message = app
+        .admin(
+            "DELETE",
+            &format!("/admin/api/tenants/{tenant}/stages/{stage}"),
+        )
+        .send()
+        .assert_error(409, "api_error");
+    assert!(message.contains("1 leads are at this stage"), "{message}");
+    app.admin(
+        "DELETE",
+        &format!("/admin/api/tenants/{tenant}/owners/{owner}"),
+    )
+    .send()
+    .assert_error(409, "api_error");
+    let id = lead.json()["lead"]["id"].as_str().unwrap().to_string();
+    let moved = app
+        .api("PATCH", &format!("/api/agents/crm/leads/{id}"), &key)
+        .json(&json!({ "stage_slug": "new", "owner_id": null }))
+        .send();
+    assert_eq!(moved.status, 200, "{}", moved.text);
+    assert_eq!(
+        app.admin(
+            "DELETE",
+            &format!("/admin/api/tenants/{tenant}/stages/{stage}")
+        )
+        .send()
+        .status,
+        200
+    );
+    assert_eq!(
+        app.admin(
+            "DELETE",
+            &format!("/admin/api/tenants/{tenant}/owners/{owner}")
+        )
+        .send()
+        .status,
+        200
+    );
+}
