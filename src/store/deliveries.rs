@@ -563,3 +563,93 @@ fn note_health(
         webhook.updated_at = now;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::webhooks::WebhookSettings;
+
+    fn ok_attempt() -> AttemptResult {
+        AttemptResult {
+            started_at: Timestamp::now(),
+            latency_ms: 3,
+            response_status: Some(200),
+            error: None,
+            response_body_excerpt: "ok".into(),
+            retry_after_secs: None,
+        }
+    }
+
+    fn policy() -> RetryPolicy {
+        RetryPolicy {
+            schedule: vec![1],
+            disable_after_failing_ms: 3_600_000,
+        }
+    }
+
+    #[test]
+    fn claims_lease_deliveries_and_finished_ones_are_pruned_with_their_attempts() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.redb")).unwrap();
+        let tenant = store.create_tenant("Acme".into()).unwrap().id;
+        let settings = WebhookSettings {
+            url: "https://8.8.8.8/hook".into(),
+            event_types: vec![EventType::LeadCreated],
+            is_active: true,
+            timeout_seconds: 5,
+            retry_attempts: 1,
+            description: None,
+        };
+        let webhook = store
+            .create_webhook(tenant, settings, "mega_whsec_x".into(), 20)
+            .unwrap()
+            .id;
+        let first = store.queue_test(tenant, webhook).unwrap();
+        let second = store.queue_test(tenant, webhook).unwrap();
+
+        // One in flight per webhook at most: only the first is claimed.
+        let claimed = store.claim_due(10, HashMap::new(), 1).unwrap();
+        assert_eq!(
+            claimed.iter().map(|c| c.delivery.id).collect::<Vec<_>>(),
+            [first]
+        );
+        assert_eq!(claimed[0].delivery.status, DeliveryStatus::Delivering);
+        assert!(
+            store
+                .claim_due(10, HashMap::from([(webhook, 1)]), 1)
+                .unwrap()
+                .is_empty()
+        );
+
+        // A restart makes the claim due again at once.
+        assert_eq!(store.requeue_in_flight().unwrap(), 1);
+        let claimed = store.claim_due(10, HashMap::new(), 2).unwrap();
+        assert_eq!(claimed.len(), 2);
+        for c in &claimed {
+            assert_eq!(
+                store
+                    .record_attempt(c.delivery.id, ok_attempt(), policy(), 0.0)
+                    .unwrap(),
+                Next::Delivered
+            );
+        }
+        let (delivered, attempts) = store.get_delivery(tenant, webhook, second).unwrap();
+        assert_eq!(delivered.status, DeliveryStatus::Delivered);
+        assert_eq!(attempts.len(), 1);
+        assert_eq!(store.next_due().unwrap(), None);
+
+        assert_eq!(
+            store.prune_deliveries(Timestamp::now().plus_ms(1)).unwrap(),
+            2
+        );
+        assert!(matches!(
+            store.get_delivery(tenant, webhook, first),
+            Err(StoreError::NotFound(_))
+        ));
+        let (page, _) = store
+            .list_deliveries(tenant, webhook, None, None, 10)
+            .unwrap();
+        assert!(page.is_empty());
+        store.shutdown();
+    }
+}

@@ -188,3 +188,89 @@ impl Store {
             .0)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.redb")).unwrap();
+        (dir, store)
+    }
+
+    fn idem(tenant: TenantId, key: &str, hash: u8, ttl_hours: u32) -> Idempotency {
+        Idempotency {
+            key: IdempotencyKey {
+                tenant,
+                route: IdempotentRoute::CreateLead,
+                key: key.into(),
+            },
+            request_hash: [hash; 32],
+            ttl_hours,
+        }
+    }
+
+    fn response(body: &str) -> StoredResponse {
+        StoredResponse {
+            status: 201,
+            body: body.into(),
+        }
+    }
+
+    #[test]
+    fn a_key_replays_its_response_and_refuses_another_request() {
+        let (_dir, store) = store();
+        let tenant = TenantId::new();
+        assert!(matches!(
+            store.remember_response(idem(tenant, "k", 1, 24), response("a")),
+            Ok(Outcome::Fresh(_))
+        ));
+        match store.remember_response(idem(tenant, "k", 1, 24), response("b")) {
+            Ok(Outcome::Replayed(r)) => assert_eq!(r.body, "a"),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            store.remember_response(idem(tenant, "k", 2, 24), response("c")),
+            Ok(Outcome::Mismatch)
+        ));
+        let other_tenant = TenantId::new();
+        assert!(matches!(
+            store.remember_response(idem(other_tenant, "k", 2, 24), response("d")),
+            Ok(Outcome::Fresh(_))
+        ));
+    }
+
+    #[test]
+    fn expired_keys_are_swept_and_no_longer_replay() {
+        let (_dir, store) = store();
+        let tenant = TenantId::new();
+        store
+            .remember_response(idem(tenant, "old", 1, 0), response("a"))
+            .unwrap();
+        store
+            .remember_response(idem(tenant, "live", 1, 24), response("b"))
+            .unwrap();
+        assert_eq!(
+            store
+                .sweep_idempotency(Timestamp::now().plus_ms(1))
+                .unwrap(),
+            1
+        );
+        assert_eq!(
+            store
+                .sweep_idempotency(Timestamp::now().plus_ms(1))
+                .unwrap(),
+            0
+        );
+        assert!(matches!(
+            store.remember_response(idem(tenant, "old", 2, 24), response("c")),
+            Ok(Outcome::Fresh(_))
+        ));
+        assert!(matches!(
+            store.remember_response(idem(tenant, "live", 1, 24), response("d")),
+            Ok(Outcome::Replayed(_))
+        ));
+        store.shutdown();
+    }
+}
