@@ -162,3 +162,139 @@ fn deliveries_pending_or_in_flight_at_sigkill_are_delivered_after_restart() {
     let _ = receiver.kill();
     let _ = receiver.wait();
 }
+
+/// A plain-HTTP receiver that reads each request, waits `delay`, then answers 200; it counts
+/// the requests it has read.
+fn slow_receiver(delay: Duration) -> (u16, Arc<Mutex<usize>>) {
+    use std::io::{Read, Write};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen: Arc<Mutex<usize>> = Arc::default();
+    let counter = Arc::clone(&seen);
+    std::thread::spawn(move || {
+        for stream in listener.incoming().map_while(Result::ok) {
+            let counter = Arc::clone(&counter);
+            std::thread::spawn(move || {
+                let mut stream = stream;
+                let mut buf = vec![0u8; 64 * 1024];
+                let mut read = 0;
+                // Headers and a small JSON body arrive in a few reads; stop at the end of the body.
+                while let Ok(n) = stream.read(&mut buf[read..]) {
+                    if n == 0 {
+                        return;
+                    }
+                    read += n;
+                    let text = String::from_utf8_lossy(&buf[..read]);
+                    if let Some(end) = text.find("\r\n\r\n") {
+                        let length = text[..end]
+                            .lines()
+                            .find_map(|l| {
+                                l.to_ascii_lowercase()
+                                    .strip_prefix("content-length:")
+                                    .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                            })
+                            .unwrap_or(0);
+                        if read >= end + 4 + length {
+                            break;
+                        }
+                    }
+                }
+                *counter.lock().unwrap() += 1;
+                std::thread::sleep(delay);
+                let _ = stream.write_all(
+                    b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
+                );
+            });
+        }
+    });
+    (port, seen)
+}
+
+#[test]
+fn sigterm_lets_an_attempt_in_flight_finish_and_records_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("leadbase.redb");
+    let (port, seen) = slow_receiver(Duration::from_millis(1500));
+    let admin_token = format!("admin.token={ADMIN_TOKEN}");
+    let sets = [
+        admin_token.as_str(),
+        "webhooks.https_only=false",
+        "webhooks.allowed_private_cidrs=127.0.0.0/8",
+    ];
+    let (mut server, base, _) = serve(&data, &sets);
+    let admin = format!("Bearer {ADMIN_TOKEN}");
+    let tenant = call(
+        &base,
+        "POST",
+        "/admin/api/tenants",
+        &[("authorization", &admin)],
+        json!({ "name": "Acme" }),
+    );
+    let tenant = tenant["tenant"]["id"].as_str().unwrap().to_string();
+    let key = call(
+        &base,
+        "POST",
+        &format!("/admin/api/tenants/{tenant}/keys"),
+        &[("authorization", &admin)],
+        json!({ "name": "term", "scopes": ALL_SCOPES }),
+    );
+    let bearer = format!("Bearer {}", key["token"].as_str().unwrap());
+    let auth = [
+        ("authorization", bearer.as_str()),
+        ("x-customer-id", tenant.as_str()),
+    ];
+    let webhook = call(
+        &base,
+        "POST",
+        "/api/agents/crm/lead-webhooks",
+        &auth,
+        json!({ "url": format!("http://127.0.0.1:{port}/slow"), "timeout_seconds": 10 }),
+    );
+    let webhook = webhook["webhook"]["id"].as_str().unwrap().to_string();
+    call(
+        &base,
+        "POST",
+        "/api/agents/crm/leads",
+        &auth,
+        json!({ "contact_name": "Ada" }),
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while *seen.lock().unwrap() == 0 {
+        assert!(Instant::now() < deadline, "the attempt never started");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+
+    let asked = Instant::now();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &server.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = server.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    assert!(
+        asked.elapsed() >= Duration::from_millis(1000),
+        "the stop waited for the attempt"
+    );
+
+    let (mut restarted, base, _) = serve(&data, &sets);
+    let log = call(
+        &base,
+        "GET",
+        &format!("/api/agents/crm/lead-webhooks/{webhook}/deliveries"),
+        &auth,
+        Value::Null,
+    );
+    assert_eq!(log["data"][0]["status"], "delivered", "{log}");
+    assert_eq!(log["data"][0]["attempts"], 1);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        *seen.lock().unwrap(),
+        1,
+        "a finished attempt is not sent again"
+    );
+    let _ = restarted.kill();
+    let _ = restarted.wait();
+}
