@@ -135,3 +135,5 @@ pub fn rss_mib() -> f64 {
         })
         .map_or(0.0, |kb| kb / 1024.0)
 }
+
+pub mod tls_receiver;

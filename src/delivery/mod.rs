@@ -205,9 +205,12 @@ fn dispatch_loop(shared: &Shared) {
             shared.wakeup.wait(seen, MAX_IDLE);
             continue;
         }
+        // Something already due but not claimed belongs to a webhook at its in-flight limit:
+        // a worker finishing wakes us, so there is no point in looking again before then.
+        let now = Timestamp::now();
         let wait = match shared.store.next_due() {
-            Ok(Some(at)) => Duration::from_millis(
-                (at.ms() - Timestamp::now().ms()).clamp(1, MAX_IDLE.as_millis() as i64) as u64,
+            Ok(Some(at)) if at > now => Duration::from_millis(
+                (at.ms() - now.ms()).clamp(1, MAX_IDLE.as_millis() as i64) as u64,
             ),
             _ => MAX_IDLE,
         };

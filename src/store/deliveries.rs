@@ -74,10 +74,10 @@ fn reschedule(
 ) -> Result<(), StoreError> {
     let mut due = txn.open_table(DELIVERIES_DUE)?;
     if let Some(old) = delivery.next_attempt_at {
-        due.remove(due_key(old, delivery.id).as_slice())?;
+        due.remove(due_key(old, delivery).as_slice())?;
     }
     if let Some(at) = at {
-        due.insert(due_key(at, delivery.id).as_slice(), ())?;
+        due.insert(due_key(at, delivery).as_slice(), ())?;
     }
     delivery.next_attempt_at = at;
     Ok(())
@@ -150,34 +150,61 @@ impl Store {
 
     /// Takes up to `max` due deliveries, skipping webhooks that already have `max_per_webhook`
     /// attempts in flight (as counted in `in_flight`). A claim is a lease: the delivery is
-    /// `delivering` and due again when the lease runs out.
+    /// `delivering` and due again when the lease runs out. Candidates are found in a read
+    /// transaction, so a wake-up with nothing to claim costs no commit.
     pub fn claim_due(
         &self,
         max: usize,
         in_flight: HashMap<WebhookId, u32>,
         max_per_webhook: u32,
     ) -> Result<Vec<Claimed>, StoreError> {
-        self.write(move |txn| {
-            let mut in_flight = in_flight;
-            let now = Timestamp::now();
-            let end = due_key(now, DeliveryId::from_bytes([0xff; 16]));
-            let due: Vec<Vec<u8>> = txn
+        let now = Timestamp::now();
+        let candidates = self.read(|txn| {
+            let mut busy = in_flight;
+            let end = key(&[&i64_key(now.ms()), &[0xff; 32]]);
+            let mut found = Vec::new();
+            for entry in txn
                 .open_table(DELIVERIES_DUE)?
                 .range(..=end.as_slice())?
                 .take(CLAIM_SCAN)
-                .map(|e| e.map(|(k, _)| k.value().to_vec()))
-                .collect::<Result<_, _>>()?;
-            let mut claimed = Vec::new();
-            for k in due {
-                if claimed.len() >= max {
-                    break;
-                }
-                let Some(id) = id_at(&k, 8) else { continue };
-                let Some(mut delivery) = load::<Delivery>(&txn.open_table(DELIVERIES)?, &id)?
-                else {
-                    txn.open_table(DELIVERIES_DUE)?.remove(k.as_slice())?;
+            {
+                let (k, _) = entry?;
+                let k = k.value();
+                let (Some(id), Some(webhook)) = (id_at(k, 8), id_at(k, 24)) else {
                     continue;
                 };
+                let count = busy.entry(WebhookId::from_bytes(webhook)).or_default();
+                if *count >= max_per_webhook {
+                    continue;
+                }
+                *count += 1;
+                found.push(id);
+                if found.len() >= max {
+                    break;
+                }
+            }
+            Ok(found)
+        })?;
+        if candidates.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.write(move |txn| {
+            let mut claimed = Vec::new();
+            for id in candidates {
+                let Some(mut delivery) = load::<Delivery>(&txn.open_table(DELIVERIES)?, &id)?
+                else {
+                    continue;
+                };
+                // Re-checked inside the transaction: an attempt, a cancel or a redelivery may
+                // have moved it since the scan. A `delivering` one that is due has outlived its
+                // lease: its attempt never reported back.
+                let due = matches!(
+                    delivery.status,
+                    DeliveryStatus::Pending | DeliveryStatus::Delivering
+                ) && delivery.next_attempt_at.is_some_and(|t| t <= now);
+                if !due {
+                    continue;
+                }
                 let webhook = webhook_of(txn, &delivery)?.filter(|w| w.deleted_at.is_none());
                 let Some(webhook) = webhook else {
                     delivery.status = DeliveryStatus::Cancelled;
@@ -192,10 +219,6 @@ impl Store {
                     save_delivery(txn, &delivery)?;
                     continue;
                 }
-                let busy = in_flight.entry(webhook.id).or_default();
-                if *busy >= max_per_webhook {
-                    continue;
-                }
                 let Some(event) =
                     load::<Event>(&txn.open_table(EVENTS)?, &delivery.event_id.bytes())?
                 else {
@@ -204,7 +227,6 @@ impl Store {
                     save_delivery(txn, &delivery)?;
                     continue;
                 };
-                *busy += 1;
                 delivery.status = DeliveryStatus::Delivering;
                 let lease =
                     now.plus_ms(i64::from(webhook.timeout_seconds) * 1000 + LEASE_MARGIN_MS);

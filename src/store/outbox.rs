@@ -79,8 +79,12 @@ impl Record for Delivery {
     const NAME: &'static str = "delivery";
 }
 
-pub(crate) fn due_key(at: Timestamp, id: DeliveryId) -> Vec<u8> {
-    key(&[&i64_key(at.ms()), &id.bytes()])
+pub(crate) fn due_key(at: Timestamp, delivery: &Delivery) -> Vec<u8> {
+    key(&[
+        &i64_key(at.ms()),
+        &delivery.id.bytes(),
+        &delivery.webhook_id.bytes(),
+    ])
 }
 
 /// Queues a fresh delivery of `event` to `webhook`, due now.
@@ -111,7 +115,7 @@ pub(crate) fn queue_delivery(
     txn.open_table(DELIVERIES_BY_WEBHOOK)?
         .insert(key(&[&webhook.bytes(), &id]).as_slice(), ())?;
     txn.open_table(DELIVERIES_DUE)?
-        .insert(due_key(now, delivery.id).as_slice(), ())?;
+        .insert(due_key(now, &delivery).as_slice(), ())?;
     Ok(delivery.id)
 }
 

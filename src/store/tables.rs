@@ -53,7 +53,8 @@ pub const DELIVERIES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("deli
 /// (webhook_id, delivery_id) -> ()
 pub const DELIVERIES_BY_WEBHOOK: TableDefinition<&[u8], ()> =
     TableDefinition::new("deliveries_by_webhook");
-/// (due_at, delivery_id) -> ()
+/// (due_at, delivery_id, webhook_id) -> (); the webhook in the key lets a claim skip busy
+/// webhooks without reading their deliveries.
 pub const DELIVERIES_DUE: TableDefinition<&[u8], ()> = TableDefinition::new("deliveries_due");
 /// (delivery_id, attempt number) -> Attempt
 pub const ATTEMPTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("attempts");

@@ -219,7 +219,7 @@ fn cancel_open_deliveries(txn: &WriteTransaction, webhook: WebhookId) -> Result<
             continue;
         }
         if let Some(at) = delivery.next_attempt_at.take() {
-            due.remove(due_key(at, delivery.id).as_slice())?;
+            due.remove(due_key(at, &delivery).as_slice())?;
         }
         delivery.status = DeliveryStatus::Cancelled;
         deliveries.insert(id.as_slice(), encode(&delivery)?.as_slice())?;

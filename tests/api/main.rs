@@ -3,6 +3,7 @@
 mod admin;
 mod auth;
 mod crash;
+mod deliveries;
 mod errors;
 mod helpers;
 mod idempotency;
@@ -12,4 +13,5 @@ mod leads_push;
 mod lifecycle;
 mod ratelimit;
 mod receive;
+mod receiver;
 mod webhooks;

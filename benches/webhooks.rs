@@ -1,0 +1,145 @@
+//! Prints deliveries/s to a local HTTPS receiver with 1, 10 and 100 webhooks, and
+//! create-to-receipt latency p50/p99 at a steady 200 leads/s.
+//!
+//! `cargo bench --bench webhooks` (server, clients and receiver share the machine).
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+/// Deliveries per throughput scenario.
+const DELIVERIES: usize = 6_000;
+const STEADY_RATE: u64 = 200;
+const STEADY_SECONDS: u64 = 10;
+
+struct Scenario {
+    bench: common::Bench,
+    receiver: common::tls_receiver::Receiver,
+    tenant: String,
+    token: String,
+}
+
+impl Scenario {
+    fn start(webhooks: usize) -> Scenario {
+        let receiver = common::tls_receiver::Receiver::start();
+        let ca = receiver.ca_file.clone();
+        let bench = common::start(|c| {
+            c.webhooks.allowed_private_cidrs = vec!["127.0.0.0/8".into()];
+            c.webhooks.extra_ca_file = Some(ca);
+            c.webhooks.max_per_tenant = webhooks as u32;
+        });
+        let (tenant, token) = bench.tenant();
+        let scenario = Scenario {
+            bench,
+            receiver,
+            tenant,
+            token,
+        };
+        for i in 0..webhooks {
+            let (status, body) = scenario.call(
+                "POST",
+                "/api/agents/crm/lead-webhooks",
+                Some(&json!({ "url": scenario.receiver.url(&format!("hook{i}")) })),
+            );
+            assert_eq!(status, 201, "{body}");
+        }
+        scenario
+    }
+
+    fn call(&self, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
+        let bearer = format!("Bearer {}", self.token);
+        self.bench.call(
+            method,
+            path,
+            &[("authorization", &bearer), ("x-customer-id", &self.tenant)],
+            body,
+        )
+    }
+
+    fn create(&self, i: usize) -> String {
+        let (status, body) = self.call("POST", "/api/agents/crm/leads", Some(&json!({ "contact_name": format!("Lead {i}"), "contact_email": format!("l{i}@bench.example") })));
+        assert_eq!(status, 201, "{body}");
+        body["lead"]["id"].as_str().expect("id").to_string()
+    }
+}
+
+fn throughput(webhooks: usize) {
+    let scenario = Scenario::start(webhooks);
+    let leads = DELIVERIES / webhooks;
+    let started = Instant::now();
+    std::thread::scope(|scope| {
+        for part in 0..4 {
+            let scenario = &scenario;
+            scope.spawn(move || {
+                for i in (part..leads).step_by(4) {
+                    scenario.create(i);
+                }
+            });
+        }
+    });
+    let created = started.elapsed();
+    let total = leads * webhooks;
+    let arrived = scenario.receiver.wait_for(total, Duration::from_secs(300));
+    let elapsed = started.elapsed();
+    assert_eq!(arrived, total, "every delivery arrives");
+    println!(
+        "{webhooks:>3} webhooks: {total} deliveries in {:.2} s = {:.0} deliveries/s (leads created in {:.2} s)",
+        elapsed.as_secs_f64(),
+        total as f64 / elapsed.as_secs_f64(),
+        created.as_secs_f64()
+    );
+    let mut scenario = scenario;
+    scenario.bench.stop();
+}
+
+fn steady_latency() {
+    let scenario = Scenario::start(1);
+    let interval = Duration::from_micros(1_000_000 / STEADY_RATE);
+    let count = (STEADY_RATE * STEADY_SECONDS) as usize;
+    let mut sent: HashMap<String, Instant> = HashMap::with_capacity(count);
+    let start = Instant::now();
+    for i in 0..count {
+        let due = start + interval * i as u32;
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+        let at = Instant::now();
+        sent.insert(scenario.create(i), at);
+    }
+    assert_eq!(
+        scenario.receiver.wait_for(count, Duration::from_secs(60)),
+        count
+    );
+    let mut latencies: Vec<Duration> = scenario
+        .receiver
+        .take()
+        .into_iter()
+        .filter_map(|a| {
+            let body: Value = serde_json::from_slice(&a.body).ok()?;
+            let id = body["lead"]["id"].as_str()?;
+            Some(a.at.duration_since(*sent.get(id)?))
+        })
+        .collect();
+    assert_eq!(latencies.len(), count);
+    let (p50, p99) = common::percentiles(&mut latencies);
+    println!(
+        "steady {STEADY_RATE} leads/s for {STEADY_SECONDS} s, 1 webhook: create-to-receipt p50 {p50:.1} ms, p99 {p99:.1} ms (achieved {:.0} leads/s)",
+        count as f64 / start.elapsed().as_secs_f64()
+    );
+    let mut scenario = scenario;
+    scenario.bench.stop();
+}
+
+fn main() {
+    println!(
+        "leadbase webhooks benchmark: {} CPUs, default delivery settings (4 threads, 2 in flight per webhook)",
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+    for webhooks in [1, 10, 100] {
+        throughput(webhooks);
+    }
+    steady_latency();
+}
