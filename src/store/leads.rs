@@ -657,6 +657,24 @@ fn patch_lead(
     Ok((catalog.view(lead)?, queued))
 }
 
+/// Runs `work` over the tenant's lead tables and catalogue, inside a write job.
+fn with_leads<T>(
+    txn: &WriteTransaction,
+    tenant: TenantId,
+    now: Timestamp,
+    work: impl FnOnce(&mut LeadTables<'_>, &Ctx<'_>) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    let catalog = load_catalog(txn, tenant)?;
+    let mut tables = LeadTables::open(txn)?;
+    let ctx = Ctx {
+        txn,
+        catalog: &catalog,
+        tenant,
+        now,
+    };
+    work(&mut tables, &ctx)
+}
+
 impl Store {
     /// `POST /leads`: create, or merge into the lead with the same email or phone.
     pub fn create_lead(
@@ -669,15 +687,9 @@ impl Store {
         let (outcome, applied) = self.write_rendered(
             idem,
             move |txn, now| {
-                let catalog = load_catalog(txn, tenant)?;
-                let mut tables = LeadTables::open(txn)?;
-                let ctx = Ctx {
-                    txn,
-                    catalog: &catalog,
-                    tenant,
-                    now,
-                };
-                apply(&mut tables, &ctx, &input, OnDuplicate::Update, true)
+                with_leads(txn, tenant, now, |tables, ctx| {
+                    apply(tables, ctx, &input, OnDuplicate::Update, true)
+                })
             },
             render,
         )?;
@@ -698,15 +710,9 @@ impl Store {
         let (outcome, patched) = self.write_rendered(
             idem,
             move |txn, now| {
-                let catalog = load_catalog(txn, tenant)?;
-                let mut tables = LeadTables::open(txn)?;
-                let ctx = Ctx {
-                    txn,
-                    catalog: &catalog,
-                    tenant,
-                    now,
-                };
-                patch_lead(&mut tables, &ctx, id, &patch)
+                with_leads(txn, tenant, now, |tables, ctx| {
+                    patch_lead(tables, ctx, id, &patch)
+                })
             },
             move |result| render(result.map(|(view, _)| view)),
         )?;
@@ -730,45 +736,39 @@ impl Store {
     ) -> Result<Outcome, StoreError> {
         let work =
             move |txn: &WriteTransaction, now: Timestamp| -> Result<Vec<RowResult>, StoreError> {
-                let catalog = load_catalog(txn, tenant)?;
-                let mut tables = LeadTables::open(txn)?;
-                let ctx = Ctx {
-                    txn,
-                    catalog: &catalog,
-                    tenant,
-                    now,
-                };
-                let mut results = Vec::with_capacity(rows.len());
-                // Leads this request creates: a dry run reports no id for them, not even when a
-                // later row matches one.
-                let mut created = std::collections::HashSet::new();
-                for row in &rows {
-                    let input = match row {
-                        Ok(input) => input,
-                        Err(errors) => {
-                            results.push(RowResult::failed(errors.clone()));
-                            continue;
+                with_leads(txn, tenant, now, |tables, ctx| {
+                    let mut results = Vec::with_capacity(rows.len());
+                    // Leads this request creates: a dry run reports no id for them, not even when a
+                    // later row matches one.
+                    let mut created = std::collections::HashSet::new();
+                    for row in &rows {
+                        let input = match row {
+                            Ok(input) => input,
+                            Err(errors) => {
+                                results.push(RowResult::failed(errors.clone()));
+                                continue;
+                            }
+                        };
+                        match apply(tables, ctx, input, on_duplicate, false) {
+                            Ok(applied) => results.push(RowResult {
+                                status: applied.status,
+                                lead_id: {
+                                    let id = applied.view.lead.id;
+                                    if applied.status == RowStatus::Created {
+                                        created.insert(id);
+                                    }
+                                    (!(dry_run && created.contains(&id))).then_some(id)
+                                },
+                                matched_by: applied.matched_by,
+                                errors: Vec::new(),
+                                ignored_custom_fields: applied.ignored_custom_fields,
+                            }),
+                            Err(e) if e.poisons_batch() => return Err(e),
+                            Err(e) => results.push(RowResult::failed(vec![e.to_string()])),
                         }
-                    };
-                    match apply(&mut tables, &ctx, input, on_duplicate, false) {
-                        Ok(applied) => results.push(RowResult {
-                            status: applied.status,
-                            lead_id: {
-                                let id = applied.view.lead.id;
-                                if applied.status == RowStatus::Created {
-                                    created.insert(id);
-                                }
-                                (!(dry_run && created.contains(&id))).then_some(id)
-                            },
-                            matched_by: applied.matched_by,
-                            errors: Vec::new(),
-                            ignored_custom_fields: applied.ignored_custom_fields,
-                        }),
-                        Err(e) if e.poisons_batch() => return Err(e),
-                        Err(e) => results.push(RowResult::failed(vec![e.to_string()])),
                     }
-                }
-                Ok(results)
+                    Ok(results)
+                })
             };
         if dry_run {
             let render_dry = render;
