@@ -36,10 +36,7 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(config: Config, store: Store, admin_token_hash: [u8; 32]) -> AppState {
-        let url_policy = UrlPolicy {
-            https_only: config.webhooks.https_only,
-            allowed_private: config.allowed_private_cidrs().unwrap_or_default(),
-        };
+        let url_policy = config.url_policy();
         AppState {
             limits: RateLimits::new(&config.limits),
             trusted_proxies: config.trusted_proxies().unwrap_or_default(),

@@ -370,6 +370,14 @@ impl Config {
         )
     }
 
+    /// The SSRF rules for webhook URLs, used at registration and by the delivery client.
+    pub fn url_policy(&self) -> crate::domain::url_policy::UrlPolicy {
+        crate::domain::url_policy::UrlPolicy {
+            https_only: self.webhooks.https_only,
+            allowed_private: self.allowed_private_cidrs().unwrap_or_default(),
+        }
+    }
+
     /// The directory that holds the data file (and the generated admin token).
     pub fn data_dir(&self) -> PathBuf {
         match self.storage.path.parent() {

@@ -70,7 +70,7 @@ pub fn start(
         n => n as usize,
     };
     let client = Client::new(
-        state_policy(&config),
+        config.url_policy(),
         options.lookup.clone(),
         config.webhooks.extra_ca_file.as_deref(),
     )
@@ -170,13 +170,6 @@ async fn serve(
         }
     });
     server.await
-}
-
-fn state_policy(config: &Config) -> crate::domain::url_policy::UrlPolicy {
-    crate::domain::url_policy::UrlPolicy {
-        https_only: config.webhooks.https_only,
-        allowed_private: config.allowed_private_cidrs().unwrap_or_default(),
-    }
 }
 
 impl Running {
