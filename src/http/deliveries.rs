@@ -7,7 +7,7 @@ use serde_json::json;
 
 use super::admin::existing_tenant;
 use super::json::Deferred;
-use super::{blocking, path_id};
+use super::{blocking, non_blank, path_id};
 use crate::app::AppState;
 use crate::auth::{Admin, Caller, WebhooksManage};
 use crate::delivery::schedule::AttemptError;
@@ -102,8 +102,11 @@ fn delivery_id(raw: &str) -> Result<DeliveryId, ApiError> {
 
 #[derive(Deserialize)]
 struct ListParams {
+    #[serde(default, deserialize_with = "non_blank")]
     status: Option<String>,
+    #[serde(default, deserialize_with = "non_blank")]
     cursor: Option<String>,
+    #[serde(default, deserialize_with = "non_blank")]
     limit: Option<String>,
 }
 

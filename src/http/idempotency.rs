@@ -61,6 +61,24 @@ pub fn canonical_json(value: &Value) -> String {
     sorted(value).to_string()
 }
 
+/// The `Idempotency-Key` header, checked: `None` when absent.
+pub fn header_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
+    let Some(raw) = req.headers().get(HEADER) else {
+        return Ok(None);
+    };
+    raw.to_str()
+        .ok()
+        .filter(|k| {
+            (1..=MAX_KEY_LEN).contains(&k.len()) && k.bytes().all(|b| (0x20..=0x7e).contains(&b))
+        })
+        .map(|k| Some(k.to_string()))
+        .ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "Idempotency-Key must be 1 to {MAX_KEY_LEN} printable ASCII characters"
+            ))
+        })
+}
+
 /// Reads and checks the header, and claims the key for this request.
 pub fn claim(
     req: &HttpRequest,
@@ -70,24 +88,12 @@ pub fn claim(
     body: &Value,
     ttl_hours: u32,
 ) -> Result<Claim, ApiError> {
-    let Some(raw) = req.headers().get(HEADER) else {
+    let Some(key) = header_key(req)? else {
         return Ok(Claim {
             idempotency: None,
             in_flight: None,
         });
     };
-    let key = raw
-        .to_str()
-        .ok()
-        .filter(|k| {
-            (1..=MAX_KEY_LEN).contains(&k.len()) && k.bytes().all(|b| (0x20..=0x7e).contains(&b))
-        })
-        .ok_or_else(|| {
-            ApiError::bad_request(format!(
-                "Idempotency-Key must be 1 to {MAX_KEY_LEN} printable ASCII characters"
-            ))
-        })?
-        .to_string();
     let key = IdempotencyKey { tenant, route, key };
     if !in_flight.0.lock().insert(key.clone()) {
         return Err(ApiError::conflict(

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::nullable;
+use super::{nullable, nullable_whole_number};
 use crate::domain::contact::{Email, Phone};
 use crate::domain::ids::{LeadId, OwnerId, StageId, TenantId};
 use crate::domain::lead::{
@@ -45,7 +45,7 @@ pub struct PatchBody {
     pub lead_line: Option<Option<String>>,
     pub custom_fields: Option<Map<String, Value>>,
     pub status: Option<String>,
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(default, deserialize_with = "nullable_whole_number")]
     pub score: Option<Option<i64>>,
     #[serde(default, deserialize_with = "nullable")]
     pub qualified: Option<Option<bool>>,

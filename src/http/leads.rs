@@ -8,10 +8,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::admin::existing_tenant;
-use super::idempotency::{claim, error_response, respond};
+use super::idempotency::{claim, error_response, header_key, respond};
 use super::json::{Deferred, from_value};
 use super::lead_dto::{LeadBody, LeadDto, PatchBody};
-use super::{blocking, json_config, path_id};
+use super::{blocking, json_config, non_blank, path_id};
 use crate::app::AppState;
 use crate::auth::{Admin, Caller, LeadsBulk, LeadsRead, LeadsWrite};
 use crate::domain::contact::SearchQuery;
@@ -54,20 +54,33 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 /// Query parameters as sent; parsed one by one so each error names its parameter.
 #[derive(Debug, Default, Deserialize)]
 pub struct ListParams {
+    #[serde(default, deserialize_with = "non_blank")]
     status: Option<String>,
-    #[serde(rename = "stageId")]
+    #[serde(rename = "stageId", default, deserialize_with = "non_blank")]
     stage_id_camel: Option<String>,
+    #[serde(default, deserialize_with = "non_blank")]
     stage_id: Option<String>,
+    #[serde(default, deserialize_with = "non_blank")]
     stage_slug: Option<String>,
+    #[serde(default, deserialize_with = "non_blank")]
     search: Option<String>,
+    #[serde(default, deserialize_with = "non_blank")]
     created_since: Option<String>,
+    #[serde(default, deserialize_with = "non_blank")]
     updated_since: Option<String>,
+    #[serde(default, deserialize_with = "non_blank")]
     lead_line: Option<String>,
+    #[serde(default, deserialize_with = "non_blank")]
     sort_by: Option<String>,
+    #[serde(default, deserialize_with = "non_blank")]
     sort_dir: Option<String>,
+    #[serde(default, deserialize_with = "non_blank")]
     include_custom_fields: Option<String>,
+    #[serde(default, deserialize_with = "non_blank")]
     cursor: Option<String>,
+    #[serde(default, deserialize_with = "non_blank")]
     limit: Option<String>,
+    #[serde(default, deserialize_with = "non_blank")]
     offset: Option<String>,
 }
 
@@ -402,9 +415,10 @@ async fn bulk(
     let body = body.read().await?;
     let tenant = caller.tenant;
     let dry_run = body.dry_run;
-    // Dry runs are not stored: the key is only claimed for real imports, before anything is
-    // checked, so that refusals are remembered too.
+    // Dry runs are not stored: the key is only checked for them, and claimed for real imports
+    // before anything else is checked, so that refusals are remembered too.
     let claim = if dry_run {
+        header_key(&req)?;
         None
     } else {
         Some(claim(

@@ -112,6 +112,57 @@ where
     Option::<T>::deserialize(d).map(Some)
 }
 
+/// An integer that, as JSON Schema's `integer` does, also takes a number without a fraction
+/// (`8.0`).
+struct WholeNumber(i64);
+
+impl<'de> Deserialize<'de> for WholeNumber {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = WholeNumber;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a whole number")
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<WholeNumber, E> {
+                Ok(WholeNumber(v))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<WholeNumber, E> {
+                i64::try_from(v)
+                    .map(WholeNumber)
+                    .map_err(|_| E::custom("number too large"))
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<WholeNumber, E> {
+                // Beyond 2^53 a float no longer names one integer.
+                const EXACT: f64 = 9_007_199_254_740_992.0;
+                if v.fract() == 0.0 && v.abs() <= EXACT {
+                    Ok(WholeNumber(v as i64))
+                } else {
+                    Err(E::invalid_type(serde::de::Unexpected::Float(v), &self))
+                }
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
+/// For optional integer fields: absent or `null` → `None`.
+pub fn whole_number<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    Ok(Option::<WholeNumber>::deserialize(d)?.map(|n| n.0))
+}
+
+/// For nullable integer fields of PATCH bodies, as [`nullable`].
+pub fn nullable_whole_number<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Option<i64>>, D::Error> {
+    Ok(Some(Option::<WholeNumber>::deserialize(d)?.map(|n| n.0)))
+}
+
+/// Query parameters: an empty value (`?limit=`) counts as absent, as HTML forms send them.
+pub fn non_blank<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(Option::<String>::deserialize(d)?.filter(|v| !v.trim().is_empty()))
+}
+
 /// Parses an id from a path segment; a malformed id is a resource that does not exist.
 pub fn path_id<T>(raw: &str, what: &str, parse: impl Fn(&str) -> Option<T>) -> Result<T, ApiError> {
     parse(raw).ok_or_else(|| ApiError::not_found(format!("{what} {raw} not found")))

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use super::admin::existing_tenant;
 use super::json::Deferred;
-use super::{blocking, nullable, path_id};
+use super::{blocking, nullable, path_id, whole_number};
 use crate::app::AppState;
 use crate::auth::{Admin, Caller, WebhooksManage};
 use crate::domain::event::EventType;
@@ -152,7 +152,9 @@ fn rotation(state: &AppState, overlap_hours: Option<i64>) -> Result<Rotation, Ap
 struct CreateBody {
     url: String,
     event_types: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "whole_number")]
     timeout_seconds: Option<i64>,
+    #[serde(default, deserialize_with = "whole_number")]
     retry_attempts: Option<i64>,
     description: Option<String>,
     is_active: Option<bool>,
@@ -231,7 +233,9 @@ async fn get_one(
 struct UpdateBody {
     url: Option<String>,
     event_types: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "whole_number")]
     timeout_seconds: Option<i64>,
+    #[serde(default, deserialize_with = "whole_number")]
     retry_attempts: Option<i64>,
     #[serde(default, deserialize_with = "nullable")]
     description: Option<Option<String>>,
@@ -303,6 +307,7 @@ async fn delete(
 
 #[derive(Deserialize, Default)]
 struct RotateBody {
+    #[serde(default, deserialize_with = "whole_number")]
     overlap_hours: Option<i64>,
 }
 

@@ -178,7 +178,7 @@ impl Store {
     }
 }
 
-/// Up to `offset + limit + 1` leads in order from the sort index, and the number matching.
+/// The page (`limit + 1` leads after `offset`) in order from the sort index, and the number matching.
 fn index_page(
     txn: &ReadTransaction,
     tenant: TenantId,
@@ -218,14 +218,13 @@ fn index_page(
         ),
     };
     let range = index.range::<&[u8]>((start, end))?;
-    let wanted = query.offset + query.limit + 1;
     let keys: Vec<Vec<u8>> = match query.sort_dir {
-        SortDir::Asc => collect_keys(range, wanted)?,
-        SortDir::Desc => collect_keys(range.rev(), wanted)?,
+        SortDir::Asc => page_keys(range, query)?,
+        SortDir::Desc => page_keys(range.rev(), query)?,
     };
     let leads_table = txn.open_table(LEADS)?;
     let mut leads = Vec::with_capacity(keys.len());
-    for k in keys.iter().skip(query.offset) {
+    for k in &keys {
         let id = LeadId::from_bytes(
             id_at(k, 24).ok_or_else(|| StoreError::Corrupt("short index key".into()))?,
         );
@@ -236,7 +235,8 @@ fn index_page(
     Ok((leads, total))
 }
 
-fn collect_keys<'a>(
+/// The index keys of the page: `offset` skipped, then `limit + 1`.
+fn page_keys<'a>(
     entries: impl Iterator<
         Item = Result<
             (
@@ -246,10 +246,11 @@ fn collect_keys<'a>(
             redb::StorageError,
         >,
     >,
-    wanted: usize,
+    query: &LeadQuery,
 ) -> Result<Vec<Vec<u8>>, StoreError> {
     entries
-        .take(wanted)
+        .skip(query.offset)
+        .take(query.limit + 1)
         .map(|entry| Ok(entry?.0.value().to_vec()))
         .collect()
 }
@@ -261,7 +262,8 @@ fn scan_page(
     filter: &Filter<'_>,
 ) -> Result<(Vec<Lead>, u64), StoreError> {
     let query = filter.query;
-    let wanted = query.offset + query.limit + 1;
+    // An offset beyond the matches only makes the heap hold every match: never more.
+    let wanted = query.offset.saturating_add(query.limit + 1);
     let after = query.cursor.as_ref().map(|c| {
         Position::new(
             Some(c.last_value_ms),
@@ -272,7 +274,8 @@ fn scan_page(
     let table = txn.open_table(LEADS)?;
     let prefix = tenant.bytes();
     let mut total = 0u64;
-    let mut best: BinaryHeap<(Position, [u8; 16])> = BinaryHeap::with_capacity(wanted + 1);
+    let mut best: BinaryHeap<(Position, [u8; 16])> =
+        BinaryHeap::with_capacity(wanted.min(4096) + 1);
     for entry in table.range(prefix.as_slice()..)? {
         let (k, v) = entry?;
         if !k.value().starts_with(&prefix) {

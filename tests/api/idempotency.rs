@@ -437,6 +437,11 @@ fn malformed_keys_are_400() {
         let message = send(&app, "POST", BULK, &key, &idem, &json!({ "leads": [body] }))
             .assert_error(400, "invalid_request_error");
         assert!(message.contains("Idempotency-Key"), "{message}");
+        // A dry run stores nothing, but a malformed header is still refused.
+        let dry = json!({ "leads": [body], "dry_run": true });
+        let message =
+            send(&app, "POST", BULK, &key, &idem, &dry).assert_error(400, "invalid_request_error");
+        assert!(message.contains("Idempotency-Key"), "{message}");
     }
     assert_eq!(total(&app, &key), 0, "nothing written");
     let longest = "k".repeat(255);

@@ -217,6 +217,27 @@ fn list_defaults_to_twenty_leads_by_updated_at_ascending() {
         ],
     );
     assert_eq!(explicit, page);
+    // Empty values, as an HTML form sends them, count as absent.
+    let blanks: Vec<(&str, &str)> = [
+        "status",
+        "stageId",
+        "stage_id",
+        "stage_slug",
+        "search",
+        "created_since",
+        "updated_since",
+        "lead_line",
+        "sort_by",
+        "sort_dir",
+        "include_custom_fields",
+        "cursor",
+        "limit",
+        "offset",
+    ]
+    .into_iter()
+    .map(|name| (name, ""))
+    .collect();
+    assert_eq!(list(&app, &key, &blanks), page);
 
     let with_custom = list(&app, &key, &[("include_custom_fields", "true")]);
     for lead in with_custom["leads"].as_array().unwrap() {
@@ -831,6 +852,20 @@ fn offset_paging_and_last_interaction_at() {
     assert_eq!(ids(&past), Vec::<String>::new());
     assert_eq!(total(&past), 5);
     assert_eq!(past["next_cursor"], Value::Null);
+    // Offsets far past the end, on the index path and on the scan path, are empty pages: the
+    // server neither reserves memory for them nor overflows.
+    let huge = usize::MAX.to_string();
+    for extra in [
+        None,
+        Some(("search", "off")),
+        Some(("sort_by", "last_interaction_at")),
+    ] {
+        let mut params = vec![("offset", huge.as_str())];
+        params.extend(extra);
+        let page = list(&app, &key, &params);
+        assert_eq!(ids(&page), Vec::<String>::new(), "{extra:?}");
+        assert_eq!(total(&page), 5, "{extra:?}");
+    }
 
     // last_interaction_at (nulls last) pages by offset only: no cursor, ever.
     for sort_dir in ["asc", "desc"] {

@@ -278,7 +278,14 @@ fn timeout_seconds_must_be_between_1_and_60() {
         );
         assert_eq!(body["webhook"]["timeout_seconds"], ok);
     }
-    assert_eq!(list(&app, &key).len(), 2, "refused ones were not stored");
+    // A whole number written as a float is that integer, as in JSON Schema.
+    let body = create(
+        &app,
+        &key,
+        json!({ "url": "https://127.0.0.1/t-float", "timeout_seconds": 30.0 }),
+    );
+    assert_eq!(body["webhook"]["timeout_seconds"], 30);
+    assert_eq!(list(&app, &key).len(), 3, "refused ones were not stored");
 }
 
 #[test]
