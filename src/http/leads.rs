@@ -455,13 +455,20 @@ async fn bulk(
         .leads
         .iter()
         .map(|raw| {
-            // A bulk row is the create fields plus `row_ref`, which is echoed and otherwise unused.
-            let row: Result<LeadBody, Vec<String>> = if raw.is_object() {
-                from_value(raw).map_err(|e| vec![e.message().replace("invalid request body: ", "")])
-            } else {
+            // A bulk row is the create fields plus `row_ref`, the caller's correlation id: a
+            // string (a number is taken too), echoed and otherwise unused.
+            let row_ref = raw.get("row_ref").cloned().unwrap_or(Value::Null);
+            let row: Result<LeadBody, Vec<String>> = if !raw.is_object() {
                 Err(vec!["a row must be a JSON object".to_string()])
+            } else if !(row_ref.is_string() || row_ref.is_number() || row_ref.is_null()) {
+                Err(vec!["row_ref must be a string".to_string()])
+            } else {
+                from_value(raw).map_err(|e| vec![e.message().replace("invalid request body: ", "")])
             };
-            row_refs.push(raw.get("row_ref").cloned().unwrap_or(Value::Null));
+            row_refs.push(match row_ref {
+                Value::String(_) | Value::Number(_) => row_ref,
+                _ => Value::Null,
+            });
             row.and_then(|r| r.parse(&country, SourceType::Import))
         })
         .collect();

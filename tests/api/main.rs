@@ -11,6 +11,7 @@ mod leads_bulk;
 mod leads_pull;
 mod leads_push;
 mod lifecycle;
+mod openapi;
 mod ratelimit;
 mod receive;
 mod receiver;

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Fuzzes the running server against its own OpenAPI document with schemathesis: no request may
+# crash it or get a 5xx, and every response must match the documented status codes, headers,
+# content type and schemas. Starts a release server on a temporary data file and port.
+#
+#   scripts/contract-check.sh [max examples per operation, default 100]
+#
+# Needs python3 with venv; schemathesis is installed into target/contract-venv on first use.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+examples="${1:-100}"
+venv=target/contract-venv
+if [[ ! -x "$venv/bin/schemathesis" ]]; then
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check 'schemathesis==4.32.5'
+fi
+
+cargo build --release --locked --quiet
+bin=target/release/leadbase
+work=$(mktemp -d)
+server_pid=""
+cleanup() {
+    if [[ -n "$server_pid" ]]; then kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; fi
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+export LEADBASE_STORAGE_PATH="$work/leadbase.redb"
+json_field() { python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
+tenant=$("$bin" tenant create --name contract | json_field "['tenant']['id']")
+token=$("$bin" key issue --tenant "$tenant" --name contract \
+    --scopes public_api:leads:read,public_api:leads:write,public_api:webhooks:manage |
+    json_field "['token']")
+
+# Limits high enough that the fuzzer measures the API, not the rate limiter.
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+LEADBASE_SERVER_LISTEN="127.0.0.1:$port" \
+LEADBASE_LIMITS_PER_MINUTE=1000000 LEADBASE_LIMITS_PER_HOUR=10000000 \
+LEADBASE_LIMITS_BULK_PER_MINUTE=1000000 LEADBASE_LIMITS_UNAUTHENTICATED_PER_MINUTE=1000000 \
+    "$bin" serve >"$work/server.log" 2>&1 &
+server_pid=$!
+base="http://127.0.0.1:$port"
+for _ in $(seq 100); do
+    curl -fs "$base/healthz" >/dev/null && break
+    sleep 0.1
+done
+
+status=0
+"$venv/bin/schemathesis" run "$base/openapi.json" --url "$base" \
+    --header "Authorization: Bearer $token" --header "x-customer-id: $tenant" \
+    --max-examples "$examples" --seed 1 --no-color \
+    --checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance,missing_required_header,ignored_auth,unsupported_method,use_after_free,ensure_resource_availability \
+    || status=$?
+if ! kill -0 "$server_pid" 2>/dev/null; then
+    echo "the server died during the run; its log ends with:" >&2
+    tail -n 40 "$work/server.log" >&2
+    status=1
+fi
+exit "$status"
