@@ -389,16 +389,7 @@ impl Store {
             let delivery = load::<Delivery>(&txn.open_table(DELIVERIES)?, &id.bytes())?
                 .filter(|d| d.tenant_id == tenant && d.webhook_id == webhook)
                 .ok_or_else(|| StoreError::NotFound(format!("delivery {id} not found")))?;
-            let attempts_table = txn.open_table(ATTEMPTS)?;
-            let prefix = id.bytes();
-            let mut attempts = Vec::new();
-            for entry in attempts_table.range(prefix.as_slice()..)? {
-                let (k, v) = entry?;
-                if !k.value().starts_with(&prefix) {
-                    break;
-                }
-                attempts.push(decode(v.value())?);
-            }
+            let attempts = records_under(&txn.open_table(ATTEMPTS)?, &id.bytes())?;
             Ok((delivery, attempts))
         })
     }
@@ -433,19 +424,7 @@ impl Store {
     ) -> Result<usize, StoreError> {
         let requeued = self.write(move |txn| {
             live_webhook(txn, tenant, webhook)?;
-            let ids: Vec<[u8; 16]> = {
-                let index = txn.open_table(DELIVERIES_BY_WEBHOOK)?;
-                let prefix = webhook.bytes();
-                let mut ids = Vec::new();
-                for entry in index.range(prefix.as_slice()..)? {
-                    let (k, _) = entry?;
-                    if !k.value().starts_with(&prefix) {
-                        break;
-                    }
-                    ids.extend(id_at(k.value(), 16));
-                }
-                ids
-            };
+            let ids = ids_under(&txn.open_table(DELIVERIES_BY_WEBHOOK)?, &webhook.bytes())?;
             let now = Timestamp::now();
             let mut requeued = 0;
             for id in ids {

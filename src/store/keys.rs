@@ -99,15 +99,9 @@ impl Store {
         self.read(|txn| {
             let by_tenant = txn.open_table(API_KEYS_BY_TENANT)?;
             let keys = txn.open_table(API_KEYS)?;
-            let prefix = tenant.bytes();
             let mut out = Vec::new();
-            for entry in by_tenant.range(prefix.as_slice()..)? {
-                let (k, _) = entry?;
-                let k = k.value();
-                if !k.starts_with(&prefix) {
-                    break;
-                }
-                if let Some(v) = keys.get(&k[16..])? {
+            for id in ids_under(&by_tenant, &tenant.bytes())? {
+                if let Some(v) = keys.get(id.as_slice())? {
                     out.push(decode(v.value())?);
                 }
             }

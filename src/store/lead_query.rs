@@ -276,12 +276,8 @@ fn scan_page(
     let mut total = 0u64;
     let mut best: BinaryHeap<(Position, [u8; 16])> =
         BinaryHeap::with_capacity(wanted.min(4096) + 1);
-    for entry in table.range(prefix.as_slice()..)? {
-        let (k, v) = entry?;
-        if !k.value().starts_with(&prefix) {
-            break;
-        }
-        let lead: Lead = decode(v.value())?;
+    for entry in prefixed(&table, &prefix)? {
+        let lead: Lead = decode(entry?.1.value())?;
         if !filter.matches(&lead) {
             continue;
         }

@@ -239,13 +239,8 @@ impl<'txn> LeadTables<'txn> {
         except: Option<LeadId>,
     ) -> Result<Option<LeadId>, StoreError> {
         let prefix = phone_prefix(tenant, last10);
-        for entry in self.by_phone.range(prefix.as_slice()..)? {
-            let (k, _) = entry?;
-            let k = k.value();
-            if !k.starts_with(&prefix) {
-                break;
-            }
-            let id = id_at(k, prefix.len()).map(LeadId::from_bytes);
+        for entry in prefixed(&self.by_phone, &prefix)? {
+            let id = id_at(entry?.0.value(), prefix.len()).map(LeadId::from_bytes);
             if id.is_some() && id != except {
                 return Ok(id);
             }

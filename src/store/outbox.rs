@@ -1,11 +1,11 @@
 //! The transactional outbox: events, and one delivery per subscribed webhook, written in the
 //! same transaction as the change they describe.
 
-use redb::{ReadableTable, WriteTransaction};
+use redb::WriteTransaction;
 use serde::{Deserialize, Serialize};
 
 use super::StoreError;
-use super::codec::{Record, decode, encode};
+use super::codec::{Record, encode};
 use super::tables::*;
 use super::webhooks::Webhook;
 use crate::domain::event::EventType;
@@ -135,22 +135,12 @@ pub(crate) fn publish(
     changed_fields: Option<Vec<String>>,
     now: Timestamp,
 ) -> Result<usize, StoreError> {
-    let receivers: Vec<WebhookId> = {
-        let webhooks = txn.open_table(WEBHOOKS)?;
-        let prefix = tenant.bytes();
-        let mut ids = Vec::new();
-        for entry in webhooks.range(prefix.as_slice()..)? {
-            let (k, v) = entry?;
-            if !k.value().starts_with(&prefix) {
-                break;
-            }
-            let webhook: Webhook = decode(v.value())?;
-            if webhook.receives(event_type) {
-                ids.push(webhook.id);
-            }
-        }
-        ids
-    };
+    let webhooks: Vec<Webhook> = records_under(&txn.open_table(WEBHOOKS)?, &tenant.bytes())?;
+    let receivers: Vec<WebhookId> = webhooks
+        .iter()
+        .filter(|w| w.receives(event_type))
+        .map(|w| w.id)
+        .collect();
     if receivers.is_empty() {
         return Ok(0);
     }

@@ -4,6 +4,7 @@
 use redb::{ReadTransaction, ReadableTable, TableDefinition, WriteTransaction};
 
 use super::StoreError;
+use super::codec::{Record, decode};
 
 pub type Bytes = &'static [u8];
 
@@ -105,6 +106,39 @@ pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
         }
     }
     None
+}
+
+/// The entries whose keys start with `prefix`, in key order.
+pub fn prefixed<'t, V: redb::Value + 'static>(
+    table: &'t impl ReadableTable<&'static [u8], V>,
+    prefix: &[u8],
+) -> Result<redb::Range<'t, &'static [u8], V>, StoreError> {
+    Ok(match prefix_end(prefix) {
+        Some(end) => table.range::<&[u8]>(prefix..end.as_slice())?,
+        None => table.range::<&[u8]>(prefix..)?,
+    })
+}
+
+/// Every record whose key starts with `prefix` (a tenant's rows, a delivery's attempts).
+pub fn records_under<T: Record>(
+    table: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    prefix: &[u8],
+) -> Result<Vec<T>, StoreError> {
+    prefixed(table, prefix)?
+        .map(|entry| decode(entry?.1.value()))
+        .collect()
+}
+
+/// The id found right after `prefix` in every key of an index table that starts with it.
+pub fn ids_under(
+    index: &impl ReadableTable<&'static [u8], ()>,
+    prefix: &[u8],
+) -> Result<Vec<[u8; 16]>, StoreError> {
+    let mut ids = Vec::new();
+    for entry in prefixed(index, prefix)? {
+        ids.extend(id_at(entry?.0.value(), prefix.len()));
+    }
+    Ok(ids)
 }
 
 /// Big-endian with the sign bit flipped, so signed values sort correctly as bytes.

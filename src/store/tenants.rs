@@ -99,12 +99,12 @@ pub(crate) struct Catalog {
 }
 
 pub(crate) fn load_catalog(txn: &impl Txn, tenant: TenantId) -> Result<Catalog, StoreError> {
-    let mut stages: Vec<Stage> = scan_tenant(&txn.table(STAGES)?, tenant)?;
+    let mut stages: Vec<Stage> = records_under(&txn.table(STAGES)?, &tenant.bytes())?;
     stages.sort_by_key(|s| s.position);
     Ok(Catalog {
         stages,
-        owners: scan_tenant(&txn.table(OWNERS)?, tenant)?,
-        fields: scan_tenant(&txn.table(CUSTOM_FIELDS)?, tenant)?,
+        owners: records_under(&txn.table(OWNERS)?, &tenant.bytes())?,
+        fields: records_under(&txn.table(CUSTOM_FIELDS)?, &tenant.bytes())?,
     })
 }
 
@@ -114,7 +114,7 @@ fn leads_using(
     tenant: TenantId,
     uses: impl Fn(&Lead) -> bool,
 ) -> Result<usize, StoreError> {
-    let leads: Vec<Lead> = scan_tenant(&txn.open_table(LEADS)?, tenant)?;
+    let leads: Vec<Lead> = records_under(&txn.open_table(LEADS)?, &tenant.bytes())?;
     Ok(leads.iter().filter(|l| uses(l)).count())
 }
 
@@ -123,23 +123,6 @@ pub(crate) fn tenant_exists(txn: &WriteTransaction, tenant: TenantId) -> Result<
         Some(_) => Ok(()),
         None => Err(StoreError::NotFound(format!("tenant {tenant} not found"))),
     }
-}
-
-/// Every record of one tenant in a `(tenant_id, id)`-keyed table.
-fn scan_tenant<T: Record>(
-    table: &impl ReadableTable<&'static [u8], &'static [u8]>,
-    tenant: TenantId,
-) -> Result<Vec<T>, StoreError> {
-    let prefix = tenant.bytes();
-    let mut out = Vec::new();
-    for entry in table.range(prefix.as_slice()..)? {
-        let (k, v) = entry?;
-        if !k.value().starts_with(&prefix) {
-            break;
-        }
-        out.push(decode(v.value())?);
-    }
-    Ok(out)
 }
 
 fn put<T: Record>(
@@ -234,7 +217,7 @@ impl Store {
     /// Stages in pipeline order.
     pub fn list_stages(&self, tenant: TenantId) -> Result<Vec<Stage>, StoreError> {
         self.read(|txn| {
-            let mut stages: Vec<Stage> = scan_tenant(&txn.open_table(STAGES)?, tenant)?;
+            let mut stages: Vec<Stage> = records_under(&txn.open_table(STAGES)?, &tenant.bytes())?;
             stages.sort_by_key(|s| s.position);
             Ok(stages)
         })
@@ -250,7 +233,7 @@ impl Store {
         self.write(move |txn| {
             tenant_exists(txn, tenant)?;
             let mut table = txn.open_table(STAGES)?;
-            let stages: Vec<Stage> = scan_tenant(&table, tenant)?;
+            let stages: Vec<Stage> = records_under(&table, &tenant.bytes())?;
             if stages.iter().any(|s| s.slug == slug) {
                 return Err(StoreError::Conflict(format!(
                     "a stage with slug `{slug}` already exists"
@@ -282,7 +265,7 @@ impl Store {
         self.write(move |txn| {
             tenant_exists(txn, tenant)?;
             let mut table = txn.open_table(STAGES)?;
-            let mut stages: Vec<Stage> = scan_tenant(&table, tenant)?;
+            let mut stages: Vec<Stage> = records_under(&table, &tenant.bytes())?;
             stages.sort_by_key(|s| s.position);
             let index = stages
                 .iter()
@@ -322,7 +305,7 @@ impl Store {
         self.write(move |txn| {
             tenant_exists(txn, tenant)?;
             let mut table = txn.open_table(STAGES)?;
-            let mut stages: Vec<Stage> = scan_tenant(&table, tenant)?;
+            let mut stages: Vec<Stage> = records_under(&table, &tenant.bytes())?;
             stages.sort_by_key(|s| s.position);
             let index = stages
                 .iter()
@@ -352,7 +335,7 @@ impl Store {
     }
 
     pub fn list_custom_fields(&self, tenant: TenantId) -> Result<Vec<CustomField>, StoreError> {
-        self.read(|txn| scan_tenant(&txn.open_table(CUSTOM_FIELDS)?, tenant))
+        self.read(|txn| records_under(&txn.open_table(CUSTOM_FIELDS)?, &tenant.bytes()))
     }
 
     pub fn create_custom_field(
@@ -365,7 +348,7 @@ impl Store {
         self.write(move |txn| {
             tenant_exists(txn, tenant)?;
             let mut table = txn.open_table(CUSTOM_FIELDS)?;
-            let fields: Vec<CustomField> = scan_tenant(&table, tenant)?;
+            let fields: Vec<CustomField> = records_under(&table, &tenant.bytes())?;
             if fields.iter().any(|f| f.slug == slug) {
                 return Err(StoreError::Conflict(format!(
                     "a custom field with slug `{slug}` already exists"
@@ -445,7 +428,7 @@ impl Store {
     }
 
     pub fn list_owners(&self, tenant: TenantId) -> Result<Vec<Owner>, StoreError> {
-        self.read(|txn| scan_tenant(&txn.open_table(OWNERS)?, tenant))
+        self.read(|txn| records_under(&txn.open_table(OWNERS)?, &tenant.bytes()))
     }
 
     pub fn create_owner(

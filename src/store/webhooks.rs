@@ -111,26 +111,12 @@ fn webhook_key(tenant: TenantId, id: WebhookId) -> Vec<u8> {
 }
 
 fn live_webhooks(txn: &WriteTransaction, tenant: TenantId) -> Result<Vec<Webhook>, StoreError> {
-    Ok(tenant_webhooks(&txn.table(WEBHOOKS)?, tenant)?
-        .into_iter()
-        .filter(|w| w.deleted_at.is_none())
-        .collect())
-}
-
-fn tenant_webhooks(
-    table: &impl ReadableTable<&'static [u8], &'static [u8]>,
-    tenant: TenantId,
-) -> Result<Vec<Webhook>, StoreError> {
-    let prefix = tenant.bytes();
-    let mut out = Vec::new();
-    for entry in table.range(prefix.as_slice()..)? {
-        let (k, v) = entry?;
-        if !k.value().starts_with(&prefix) {
-            break;
-        }
-        out.push(decode(v.value())?);
-    }
-    Ok(out)
+    Ok(
+        records_under::<Webhook>(&txn.table(WEBHOOKS)?, &tenant.bytes())?
+            .into_iter()
+            .filter(|w| w.deleted_at.is_none())
+            .collect(),
+    )
 }
 
 fn load_live(
@@ -188,19 +174,7 @@ fn rotate(webhook: &mut Webhook, rotation: Rotation, now: Timestamp) {
 
 /// Cancels a webhook's deliveries that have not been delivered or given up on.
 fn cancel_open_deliveries(txn: &WriteTransaction, webhook: WebhookId) -> Result<usize, StoreError> {
-    let ids: Vec<[u8; 16]> = {
-        let index = txn.open_table(DELIVERIES_BY_WEBHOOK)?;
-        let prefix = webhook.bytes();
-        let mut ids = Vec::new();
-        for entry in index.range(prefix.as_slice()..)? {
-            let (k, _) = entry?;
-            if !k.value().starts_with(&prefix) {
-                break;
-            }
-            ids.extend(id_at(k.value(), 16));
-        }
-        ids
-    };
+    let ids = ids_under(&txn.open_table(DELIVERIES_BY_WEBHOOK)?, &webhook.bytes())?;
     let mut deliveries = txn.open_table(DELIVERIES)?;
     let mut due = txn.open_table(DELIVERIES_DUE)?;
     let mut cancelled = 0;
@@ -274,10 +248,12 @@ impl Store {
     /// The tenant's webhooks, deleted ones left out, oldest first.
     pub fn list_webhooks(&self, tenant: TenantId) -> Result<Vec<Webhook>, StoreError> {
         self.read(|txn| {
-            Ok(tenant_webhooks(&txn.open_table(WEBHOOKS)?, tenant)?
-                .into_iter()
-                .filter(|w| w.deleted_at.is_none())
-                .collect())
+            Ok(
+                records_under::<Webhook>(&txn.open_table(WEBHOOKS)?, &tenant.bytes())?
+                    .into_iter()
+                    .filter(|w| w.deleted_at.is_none())
+                    .collect(),
+            )
         })
     }
 

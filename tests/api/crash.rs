@@ -2,9 +2,8 @@
 //! with SIGKILL are all delivered after a restart.
 
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader};
 use std::net::{TcpListener, TcpStream};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -30,6 +29,30 @@ fn call(base: &str, method: &str, path: &str, headers: &[(&str, &str)], body: Va
     let text = res.body_mut().read_to_string().unwrap();
     assert!(res.status().is_success(), "{method} {path}: {text}");
     serde_json::from_str(&text).unwrap()
+}
+
+/// A tenant and a key with every scope, through the admin API: (tenant id, `Bearer …`).
+fn tenant_with_key(base: &str) -> (String, String) {
+    let admin = format!("Bearer {ADMIN_TOKEN}");
+    let auth = [("authorization", admin.as_str())];
+    let tenant = call(
+        base,
+        "POST",
+        "/admin/api/tenants",
+        &auth,
+        json!({ "name": "Acme" }),
+    );
+    let tenant = tenant["tenant"]["id"].as_str().unwrap().to_string();
+    let path = format!("/admin/api/tenants/{tenant}/keys");
+    let key = call(
+        base,
+        "POST",
+        &path,
+        &auth,
+        json!({ "name": "k", "scopes": ALL_SCOPES }),
+    );
+    let bearer = format!("Bearer {}", key["token"].as_str().unwrap());
+    (tenant, bearer)
 }
 
 #[test]
@@ -62,23 +85,7 @@ fn deliveries_pending_or_in_flight_at_sigkill_are_delivered_after_restart() {
         "limits.per_minute=100000",
     ];
     let (mut server, base, _) = serve(&data, &sets);
-    let admin = format!("Bearer {ADMIN_TOKEN}");
-    let tenant = call(
-        &base,
-        "POST",
-        "/admin/api/tenants",
-        &[("authorization", &admin)],
-        json!({ "name": "Acme" }),
-    );
-    let tenant = tenant["tenant"]["id"].as_str().unwrap().to_string();
-    let key = call(
-        &base,
-        "POST",
-        &format!("/admin/api/tenants/{tenant}/keys"),
-        &[("authorization", &admin)],
-        json!({ "name": "crash", "scopes": ALL_SCOPES }),
-    );
-    let bearer = format!("Bearer {}", key["token"].as_str().unwrap());
+    let (tenant, bearer) = tenant_with_key(&base);
     let auth = [
         ("authorization", bearer.as_str()),
         ("x-customer-id", tenant.as_str()),
@@ -119,35 +126,14 @@ fn deliveries_pending_or_in_flight_at_sigkill_are_delivered_after_restart() {
     hang_thread.join().unwrap();
     held.lock().unwrap().clear();
 
-    let mut receiver = Command::new(binary())
-        .args([
-            "receive",
-            "--secret",
-            &secret,
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("receiver");
-    let mut lines = BufReader::new(receiver.stdout.take().unwrap()).lines();
-    lines.next().expect("banner").unwrap();
+    let receiver = receive(&secret, &format!("127.0.0.1:{port}"));
     let (mut restarted, _, _) = serve(&data, &sets);
 
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in lines.map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
     let mut seen = HashSet::new();
     let deadline = Instant::now() + Duration::from_secs(30);
     while !expected.is_subset(&seen) {
         let left = deadline.saturating_duration_since(Instant::now());
-        let Ok(line) = rx.recv_timeout(left) else {
+        let Some(line) = receiver.next_line(left) else {
             panic!(
                 "only {} of {LEADS} leads delivered after the restart",
                 expected.intersection(&seen).count()
@@ -159,8 +145,6 @@ fn deliveries_pending_or_in_flight_at_sigkill_are_delivered_after_restart() {
     }
     let _ = restarted.kill();
     let _ = restarted.wait();
-    let _ = receiver.kill();
-    let _ = receiver.wait();
 }
 
 /// A plain-HTTP receiver that reads each request, waits `delay`, then answers 200; it counts
@@ -222,23 +206,7 @@ fn sigterm_lets_an_attempt_in_flight_finish_and_records_it() {
         "webhooks.allowed_private_cidrs=127.0.0.0/8",
     ];
     let (mut server, base, _) = serve(&data, &sets);
-    let admin = format!("Bearer {ADMIN_TOKEN}");
-    let tenant = call(
-        &base,
-        "POST",
-        "/admin/api/tenants",
-        &[("authorization", &admin)],
-        json!({ "name": "Acme" }),
-    );
-    let tenant = tenant["tenant"]["id"].as_str().unwrap().to_string();
-    let key = call(
-        &base,
-        "POST",
-        &format!("/admin/api/tenants/{tenant}/keys"),
-        &[("authorization", &admin)],
-        json!({ "name": "term", "scopes": ALL_SCOPES }),
-    );
-    let bearer = format!("Bearer {}", key["token"].as_str().unwrap());
+    let (tenant, bearer) = tenant_with_key(&base);
     let auth = [
         ("authorization", bearer.as_str()),
         ("x-customer-id", tenant.as_str()),

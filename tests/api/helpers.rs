@@ -305,3 +305,116 @@ pub fn serve(data: &Path, sets: &[&str]) -> (Child, String, Vec<String>) {
     }
     (child, base, banner)
 }
+
+/// A `leadbase receive` child, killed when dropped; what it prints arrives line by line.
+pub struct Receiver {
+    child: Child,
+    /// `http://addr/`, from its banner.
+    pub url: String,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl Receiver {
+    /// The next line it prints (one verified event each), or `None` after `timeout`.
+    pub fn next_line(&self, timeout: Duration) -> Option<String> {
+        self.lines.recv_timeout(timeout).ok()
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `leadbase receive --secret SECRET --listen LISTEN` and waits for its banner.
+pub fn receive(secret: &str, listen: &str) -> Receiver {
+    let mut child = Command::new(binary())
+        .env_remove("RUST_LOG")
+        .args(["receive", "--secret", secret, "--listen", listen])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawns");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let banner = lines.next().expect("banner").expect("utf-8");
+    let url = banner
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .expect("address")
+        .to_string();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    Receiver {
+        child,
+        url,
+        lines: rx,
+    }
+}
+
+// Shared by the lead and webhook tests.
+
+pub const LEADS: &str = "/api/agents/crm/leads";
+pub const BULK: &str = "/api/agents/crm/leads/bulk";
+
+/// Limits high enough that a test never meets them unless it means to.
+pub fn relax_limits(c: &mut Config) {
+    c.limits.per_minute = 1_000_000;
+    c.limits.per_hour = 1_000_000;
+    c.limits.bulk_per_minute = 1_000_000;
+}
+
+/// A server with [`relax_limits`].
+pub fn app() -> TestApp {
+    spawn_with(relax_limits)
+}
+
+/// A 201 create-or-merge; returns the lead.
+pub fn create(app: &TestApp, key: &Key, body: Value) -> Value {
+    let res = app.api("POST", LEADS, key).json(&body).send();
+    assert_eq!(res.status, 201, "{}", res.text);
+    res.json()["lead"].clone()
+}
+
+pub fn get(app: &TestApp, key: &Key, id: &str) -> Value {
+    let res = app.api("GET", &format!("{LEADS}/{id}"), key).send();
+    assert_eq!(res.status, 200, "{}", res.text);
+    res.json()["lead"].clone()
+}
+
+/// How many leads the tenant has.
+pub fn total(app: &TestApp, key: &Key) -> u64 {
+    let res = app.api("GET", LEADS, key).send();
+    assert_eq!(res.status, 200, "{}", res.text);
+    res.json()["total"].as_u64().unwrap()
+}
+
+pub fn custom_field(app: &TestApp, tenant: &str, slug: &str, kind: &str) {
+    let res = app
+        .admin(
+            "POST",
+            &format!("/admin/api/tenants/{tenant}/custom-fields"),
+        )
+        .json(&json!({ "slug": slug, "name": slug, "type": kind }))
+        .send();
+    assert_eq!(res.status, 201, "{}", res.text);
+}
+
+/// A JSON array of strings, sorted.
+pub fn sorted(values: &Value) -> Vec<String> {
+    let mut v: Vec<String> = values
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|s| s.as_str().expect("string").to_string())
+        .collect();
+    v.sort();
+    v
+}

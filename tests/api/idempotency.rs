@@ -7,17 +7,7 @@ use serde_json::{Value, json};
 
 use crate::helpers::*;
 
-const LEADS: &str = "/api/agents/crm/leads";
-const BULK: &str = "/api/agents/crm/leads/bulk";
 const REPLAYED: &str = "idempotent-replayed";
-
-fn app() -> TestApp {
-    spawn_with(|c| {
-        c.limits.per_minute = 1_000_000;
-        c.limits.per_hour = 1_000_000;
-        c.limits.bulk_per_minute = 1_000_000;
-    })
-}
 
 /// A JSON body sent exactly as written, so key order is the caller's.
 fn send_raw(
@@ -47,18 +37,6 @@ fn send(
         .header("idempotency-key", idem)
         .json(body)
         .send()
-}
-
-fn total(app: &TestApp, key: &Key) -> u64 {
-    let res = app.api("GET", LEADS, key).send();
-    assert_eq!(res.status, 200, "{}", res.text);
-    res.json()["total"].as_u64().unwrap()
-}
-
-fn get(app: &TestApp, key: &Key, id: &str) -> Value {
-    let res = app.api("GET", &format!("{LEADS}/{id}"), key).send();
-    assert_eq!(res.status, 200, "{}", res.text);
-    res.json()["lead"].clone()
 }
 
 fn assert_fresh(res: &Resp, status: u16) {

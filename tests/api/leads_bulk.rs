@@ -6,17 +6,6 @@ use serde_json::{Value, json};
 
 use crate::helpers::*;
 
-const LEADS: &str = "/api/agents/crm/leads";
-const BULK: &str = "/api/agents/crm/leads/bulk";
-
-fn app() -> TestApp {
-    spawn_with(|c| {
-        c.limits.per_minute = 1_000_000;
-        c.limits.per_hour = 1_000_000;
-        c.limits.bulk_per_minute = 1_000_000;
-    })
-}
-
 fn bulk_res(app: &TestApp, key: &Key, body: &Value) -> Resp {
     app.api("POST", BULK, key).json(body).send()
 }
@@ -39,24 +28,6 @@ fn bulk(app: &TestApp, key: &Key, body: &Value) -> Value {
     body
 }
 
-fn create(app: &TestApp, key: &Key, body: Value) -> Value {
-    let res = app.api("POST", LEADS, key).json(&body).send();
-    assert_eq!(res.status, 201, "{}", res.text);
-    res.json()["lead"].clone()
-}
-
-fn get(app: &TestApp, key: &Key, id: &str) -> Value {
-    let res = app.api("GET", &format!("{LEADS}/{id}"), key).send();
-    assert_eq!(res.status, 200, "{}", res.text);
-    res.json()["lead"].clone()
-}
-
-fn total(app: &TestApp, key: &Key) -> u64 {
-    let res = app.api("GET", LEADS, key).send();
-    assert_eq!(res.status, 200, "{}", res.text);
-    res.json()["total"].as_u64().unwrap()
-}
-
 /// Every lead of the tenant with its custom fields, paging through with cursors.
 fn all_leads(app: &TestApp, key: &Key) -> Vec<Value> {
     let mut leads = Vec::new();
@@ -75,28 +46,6 @@ fn all_leads(app: &TestApp, key: &Key) -> Vec<Value> {
             return leads;
         }
     }
-}
-
-fn sorted(values: &Value) -> Vec<String> {
-    let mut v: Vec<String> = values
-        .as_array()
-        .expect("array")
-        .iter()
-        .map(|s| s.as_str().expect("string").to_string())
-        .collect();
-    v.sort();
-    v
-}
-
-fn custom_field(app: &TestApp, tenant: &str, slug: &str, kind: &str) {
-    let res = app
-        .admin(
-            "POST",
-            &format!("/admin/api/tenants/{tenant}/custom-fields"),
-        )
-        .json(&json!({ "slug": slug, "name": slug, "type": kind }))
-        .send();
-    assert_eq!(res.status, 201, "{}", res.text);
 }
 
 /// What a row of the big import should come back as.

@@ -10,8 +10,6 @@ use serde_json::{Value, json};
 
 use crate::helpers::*;
 
-const LEADS: &str = "/api/agents/crm/leads";
-
 /// The Lead object's fields, `custom_fields` aside.
 const LEAD_FIELDS: [&str; 16] = [
     "id",
@@ -32,14 +30,6 @@ const LEAD_FIELDS: [&str; 16] = [
     "interaction_count",
 ];
 
-fn app() -> TestApp {
-    spawn_with(|c| {
-        c.limits.per_minute = 1_000_000;
-        c.limits.per_hour = 1_000_000;
-        c.limits.bulk_per_minute = 1_000_000;
-    })
-}
-
 /// `path?a=b&...`, form-encoded.
 fn with_query(path: &str, params: &[(&str, &str)]) -> String {
     if params.is_empty() {
@@ -59,12 +49,6 @@ fn list(app: &TestApp, key: &Key, params: &[(&str, &str)]) -> Value {
     let res = list_res(app, key, params);
     assert_eq!(res.status, 200, "{params:?}: {}", res.text);
     res.json()
-}
-
-fn create(app: &TestApp, key: &Key, body: Value) -> Value {
-    let res = app.api("POST", LEADS, key).json(&body).send();
-    assert_eq!(res.status, 201, "{}", res.text);
-    res.json()["lead"].clone()
 }
 
 fn patch(app: &TestApp, key: &Key, id: &str, body: Value) -> Value {

@@ -7,16 +7,6 @@ use serde_json::{Value, json};
 
 use crate::helpers::*;
 
-const LEADS: &str = "/api/agents/crm/leads";
-
-fn app() -> TestApp {
-    spawn_with(|c| {
-        c.limits.per_minute = 1_000_000;
-        c.limits.per_hour = 1_000_000;
-        c.limits.bulk_per_minute = 1_000_000;
-    })
-}
-
 fn post(app: &TestApp, key: &Key, body: Value) -> Resp {
     app.api("POST", LEADS, key).json(&body).send()
 }
@@ -42,18 +32,6 @@ fn patch(app: &TestApp, key: &Key, id: &str, body: Value) -> Value {
     body["lead"].clone()
 }
 
-fn get(app: &TestApp, key: &Key, id: &str) -> Value {
-    let res = app.api("GET", &format!("{LEADS}/{id}"), key).send();
-    assert_eq!(res.status, 200, "{}", res.text);
-    res.json()["lead"].clone()
-}
-
-fn count(app: &TestApp, key: &Key) -> u64 {
-    let res = app.api("GET", LEADS, key).send();
-    assert_eq!(res.status, 200, "{}", res.text);
-    res.json()["total"].as_u64().unwrap()
-}
-
 fn id_of(lead: &Value) -> String {
     lead["id"].as_str().expect("id").to_string()
 }
@@ -67,34 +45,12 @@ fn owner(app: &TestApp, tenant: &str, name: &str) -> Value {
     res.json()["owner"].clone()
 }
 
-fn custom_field(app: &TestApp, tenant: &str, slug: &str, kind: &str) {
-    let res = app
-        .admin(
-            "POST",
-            &format!("/admin/api/tenants/{tenant}/custom-fields"),
-        )
-        .json(&json!({ "slug": slug, "name": slug, "type": kind }))
-        .send();
-    assert_eq!(res.status, 201, "{}", res.text);
-}
-
 fn stages(app: &TestApp, tenant: &str) -> Vec<Value> {
     let res = app
         .admin("GET", &format!("/admin/api/tenants/{tenant}/stages"))
         .send();
     assert_eq!(res.status, 200, "{}", res.text);
     res.json()["stages"].as_array().unwrap().clone()
-}
-
-fn sorted(values: &Value) -> Vec<String> {
-    let mut v: Vec<String> = values
-        .as_array()
-        .expect("array")
-        .iter()
-        .map(|s| s.as_str().expect("string").to_string())
-        .collect();
-    v.sort();
-    v
 }
 
 /// Lets the clock move past the last write's millisecond.
@@ -160,7 +116,7 @@ fn create_is_201_with_defaults_and_normalised_contacts() {
     );
 
     assert_eq!(&get(&app, &key, &id_of(lead)), lead);
-    assert_eq!(count(&app, &key), 1);
+    assert_eq!(total(&app, &key), 1);
 
     // Explicit source fields and stage.
     let body = push(
@@ -191,7 +147,7 @@ fn create_needs_at_least_one_contact_field() {
             assert!(message.contains(field), "{body}: {message}");
         }
     }
-    assert_eq!(count(&app, &key), 0);
+    assert_eq!(total(&app, &key), 0);
 }
 
 #[test]
@@ -243,7 +199,7 @@ fn create_refuses_invalid_fields_naming_them() {
     )
     .assert_error(400, "invalid_request_error");
     assert!(message.contains("owner_id"), "{message}");
-    assert_eq!(count(&app, &key), 0, "nothing was created");
+    assert_eq!(total(&app, &key), 0, "nothing was created");
 }
 
 #[test]
@@ -259,7 +215,7 @@ fn owner_of_another_tenant_is_refused() {
     )
     .assert_error(400, "invalid_request_error");
     assert!(message.contains("owner_id"), "{message}");
-    assert_eq!(count(&app, &key), 0);
+    assert_eq!(total(&app, &key), 0);
 
     let mine = owner(&app, &key.tenant, "Ann");
     let body = push(
@@ -293,7 +249,7 @@ fn custom_fields_are_type_checked_and_unknown_slugs_reported() {
     )
     .assert_error(400, "invalid_request_error");
     assert!(message.contains("custom_fields.vip"), "{message}");
-    assert_eq!(count(&app, &key), 0);
+    assert_eq!(total(&app, &key), 0);
 
     let body = push(
         &app,
@@ -335,7 +291,7 @@ fn merge_by_email_is_case_insensitive() {
     assert_eq!(again["lead"]["id"], first["lead"]["id"]);
     assert_eq!(again["lead"]["contact_name"], "Dana K");
     assert_eq!(again["lead"]["contact_email"], "dana@example.com");
-    assert_eq!(count(&app, &key), 1);
+    assert_eq!(total(&app, &key), 1);
 }
 
 #[test]
@@ -363,10 +319,10 @@ fn merge_by_phone_matches_the_last_ten_digits() {
     let intl = push(&app, &key, json!({ "contact_phone": "+44 206 555 0123" }));
     assert_eq!(intl["matched_by"], "phone");
     assert_eq!(intl["lead"]["id"], first["lead"]["id"]);
-    assert_eq!(count(&app, &key), 1);
+    assert_eq!(total(&app, &key), 1);
     let other = push(&app, &key, json!({ "contact_phone": "206.555.0124" }));
     assert_eq!(other["merged"], false);
-    assert_eq!(count(&app, &key), 2);
+    assert_eq!(total(&app, &key), 2);
 }
 
 #[test]
@@ -393,7 +349,7 @@ fn merge_by_email_wins_over_phone() {
     assert_eq!(body["lead"]["id"], by_email["lead"]["id"]);
     assert_eq!(body["lead"]["contact_name"], "Em");
     assert_eq!(body["lead"]["contact_phone"], "+12065550123");
-    assert_eq!(count(&app, &key), 2);
+    assert_eq!(total(&app, &key), 2);
     let untouched = get(&app, &key, &id_of(&by_phone["lead"]));
     assert_eq!(untouched["contact_name"], "Ph");
     assert_eq!(untouched["updated_at"], by_phone["lead"]["updated_at"]);
@@ -412,7 +368,7 @@ fn phones_with_fewer_than_ten_digits_never_match() {
     assert_eq!(second["merged"], false);
     assert_eq!(second["matched_by"], Value::Null);
     assert_ne!(second["lead"]["id"], first["lead"]["id"]);
-    assert_eq!(count(&app, &key), 2);
+    assert_eq!(total(&app, &key), 2);
 }
 
 #[test]
@@ -512,7 +468,7 @@ fn merge_overwrites_given_fields_and_keeps_the_rest() {
     // The old phone no longer finds the lead; the new one does.
     let old_phone = push(&app, &key, json!({ "contact_phone": "206-555-0101" }));
     assert_eq!(old_phone["merged"], false);
-    assert_eq!(count(&app, &key), 2);
+    assert_eq!(total(&app, &key), 2);
 }
 
 #[test]
@@ -595,7 +551,7 @@ fn patch_changes_the_given_fields() {
     );
     assert_eq!(renamed["contact_email"], "pat.new@example.com");
     assert_eq!(renamed["contact_phone"], "+13125550100");
-    assert_eq!(count(&app, &key), 1);
+    assert_eq!(total(&app, &key), 1);
 }
 
 #[test]
@@ -739,5 +695,5 @@ fn a_phone_shared_after_an_email_merge_still_matches_its_remaining_holder() {
     assert_eq!(body["merged"], true, "{body}");
     assert_eq!(body["matched_by"], "phone");
     assert_eq!(body["lead"]["id"], a["id"]);
-    assert_eq!(count(&app, &key), 2);
+    assert_eq!(total(&app, &key), 2);
 }

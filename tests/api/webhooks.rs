@@ -46,11 +46,6 @@ fn spawn_strict() -> TestApp {
     spawn_with(relax_limits)
 }
 
-fn relax_limits(c: &mut leadbase::config::Config) {
-    c.limits.per_minute = 1_000_000;
-    c.limits.per_hour = 1_000_000;
-}
-
 fn hook(id: &str) -> String {
     format!("{HOOKS}/{id}")
 }
