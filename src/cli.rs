@@ -190,7 +190,7 @@ fn serve(config: Config) -> Result<(), CliError> {
                 path.display()
             );
             println!(
-                "First key: create a tenant and a key on the admin page, or see README.md \"Quick start\" for the curl calls."
+                "First key: create a tenant and a key on the admin page (README.md, \"From first start to a first authenticated call\", has the same with curl)."
             );
         }
     }

@@ -105,7 +105,7 @@ pub async fn request_context(
         path = %res.request().path(),
         route = %route,
         status = status.as_u16(),
-        latency_ms = elapsed.as_secs_f64() * 1000.0,
+        latency_ms = (elapsed.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0,
         "request"
     );
     Ok(res)
