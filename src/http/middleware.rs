@@ -6,8 +6,8 @@ use std::time::Instant;
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::Next;
 use actix_web::{HttpMessage, web};
 
@@ -38,6 +38,16 @@ fn is_json(headers: &header::HeaderMap) -> bool {
         .is_some_and(|v| v.starts_with("application/json"))
 }
 
+/// Every route that answers GET answers HEAD too.
+fn with_head(allow: &str) -> String {
+    let methods: Vec<&str> = allow.split(',').map(str::trim).collect();
+    if methods.contains(&"GET") && !methods.contains(&"HEAD") {
+        format!("{allow}, HEAD")
+    } else {
+        allow.to_string()
+    }
+}
+
 fn fallback_message(status: StatusCode, allow: Option<&str>) -> String {
     match (status, allow) {
         (StatusCode::METHOD_NOT_ALLOWED, Some(allow)) => {
@@ -53,11 +63,17 @@ fn fallback_message(status: StatusCode, allow: Option<&str>) -> String {
 }
 
 pub async fn request_context(
-    req: ServiceRequest,
+    mut req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let started = Instant::now();
     let id = request_id(&req);
+    let method = req.method().clone();
+    // HEAD is answered as GET would be, without the body: the HTTP/1 codec saw HEAD and sends
+    // the head only.
+    if method == Method::HEAD {
+        req.head_mut().method = Method::GET;
+    }
     // Handler and extractor errors arrive here as responses; an `Err` would come only from an
     // inner middleware, and there is none.
     let mut res = next.call(req).await?.map_into_boxed_body();
@@ -68,7 +84,10 @@ pub async fn request_context(
             .headers()
             .get(header::ALLOW)
             .and_then(|v| v.to_str().ok())
-            .map(String::from);
+            .map(with_head);
+        if let Some(value) = allow.as_deref().and_then(|a| HeaderValue::from_str(a).ok()) {
+            res.headers_mut().insert(header::ALLOW, value);
+        }
         let body = envelope_json(status, &fallback_message(status, allow.as_deref()));
         res = res.map_body(|head, _| {
             head.headers.insert(
@@ -92,7 +111,7 @@ pub async fn request_context(
         .request()
         .match_pattern()
         .unwrap_or_else(|| "unmatched".into());
-    let method = res.request().method().to_string();
+    let method = method.to_string();
     let elapsed = started.elapsed();
     if let Some(state) = res.request().app_data::<web::Data<AppState>>() {
         state

@@ -24,11 +24,41 @@ fn wrong_methods_are_405_with_allow() {
     let app = spawn_app();
     let res = app.req("DELETE", "/healthz").send();
     res.assert_error(405, "invalid_request_error");
-    assert_eq!(res.header("allow"), Some("GET"));
+    assert_eq!(res.header("allow"), Some("GET, HEAD"));
     let res = app.admin("PUT", "/admin/api/tenants").send();
     res.assert_error(405, "invalid_request_error");
     let allow = res.header("allow").expect("Allow");
     assert!(allow.contains("GET") && allow.contains("POST"), "{allow}");
+    let res = app.req("GET", "/api/agents/crm/leads/bulk").send();
+    res.assert_error(405, "invalid_request_error");
+    assert_eq!(res.header("allow"), Some("POST"));
+}
+
+#[test]
+fn head_is_answered_like_get_without_a_body() {
+    let app = spawn_app();
+    let key = app.tenant_with_key("Acme");
+    for path in ["/healthz", "/openapi.json", "/admin"] {
+        let get = app.req("GET", path).send();
+        let head = app.req("HEAD", path).send();
+        assert_eq!(head.status, 200, "{path}");
+        assert_eq!(head.text, "", "{path}");
+        assert_eq!(
+            head.header("content-length"),
+            Some(get.text.len().to_string().as_str()),
+            "{path}"
+        );
+        assert!(head.header("x-request-id").is_some(), "{path}");
+    }
+    let head = app.api("HEAD", "/api/agents/crm/leads", &key).send();
+    assert_eq!(head.status, 200);
+    assert_eq!(head.text, "");
+    assert!(head.header("ratelimit-remaining").is_some());
+    // Authentication still applies, and routes without GET still refuse it.
+    assert_eq!(app.req("HEAD", "/api/agents/crm/leads").send().status, 401);
+    let head = app.api("HEAD", "/api/agents/crm/leads/bulk", &key).send();
+    assert_eq!(head.status, 405);
+    assert_eq!(head.header("allow"), Some("POST"));
 }
 
 #[test]
