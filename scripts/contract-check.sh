@@ -33,11 +33,15 @@ token=$("$bin" key issue --tenant "$tenant" --name contract \
     --scopes public_api:leads:read,public_api:leads:write,public_api:webhooks:manage |
     json_field "['token']")
 
-# Limits high enough that the fuzzer measures the API, not the rate limiter.
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# Limits high enough that the fuzzer measures the API, not the rate limiter; loopback allowed
+# over http so that a real webhook (pointing at a closed port) can exist.
+port=$(free_port)
 LEADBASE_SERVER_LISTEN="127.0.0.1:$port" \
 LEADBASE_LIMITS_PER_MINUTE=1000000 LEADBASE_LIMITS_PER_HOUR=10000000 \
 LEADBASE_LIMITS_BULK_PER_MINUTE=1000000 LEADBASE_LIMITS_UNAUTHENTICATED_PER_MINUTE=1000000 \
+LEADBASE_WEBHOOKS_HTTPS_ONLY=false LEADBASE_WEBHOOKS_ALLOWED_PRIVATE_CIDRS=127.0.0.0/8 \
+LEADBASE_WEBHOOKS_RETRY_SCHEDULE_SECONDS=1 \
     "$bin" serve >"$work/server.log" 2>&1 &
 server_pid=$!
 base="http://127.0.0.1:$port"
@@ -46,8 +50,33 @@ for _ in $(seq 100); do
     sleep 0.1
 done
 
+# A webhook with a delivery, so that the `{id}` and `{delivery_id}` operations reach real data.
+api() {
+    curl -fsS -X "$1" "$base$2" -H "Authorization: Bearer $token" -H "x-customer-id: $tenant" \
+        -H 'Content-Type: application/json' ${3:+-d "$3"}
+}
+webhook=$(api POST /api/agents/crm/lead-webhooks \
+    "{\"url\": \"http://127.0.0.1:$(free_port)/closed\", \"event_types\": [\"lead.created\", \"lead.updated\"]}" |
+    json_field "['webhook']['id']")
+delivery=$(api POST "/api/agents/crm/lead-webhooks/$webhook/test" | json_field "['delivery_id']")
+# DELETE gets a webhook of its own, so that deleting it leaves the first for the other operations.
+doomed=$(api POST /api/agents/crm/lead-webhooks \
+    "{\"url\": \"http://127.0.0.1:$(free_port)/doomed\"}" | json_field "['webhook']['id']")
+api POST /api/agents/crm/leads '{"contact_name": "Contract Check", "contact_email": "cc@example.com"}' >/dev/null
+cat >"$work/schemathesis.toml" <<TOML
+[[operations]]
+include-path-regex = "^/api/agents/crm/lead-webhooks/"
+exclude-method = "DELETE"
+parameters = { "path.id" = "$webhook", "path.delivery_id" = "$delivery" }
+
+[[operations]]
+include-path-regex = "^/api/agents/crm/lead-webhooks/"
+include-method = "DELETE"
+parameters = { "path.id" = "$doomed" }
+TOML
+
 status=0
-"$venv/bin/schemathesis" run "$base/openapi.json" --url "$base" \
+"$venv/bin/schemathesis" --config-file "$work/schemathesis.toml" run "$base/openapi.json" --url "$base" \
     --header "Authorization: Bearer $token" --header "x-customer-id: $tenant" \
     --max-examples "$examples" --seed 1 --no-color \
     --checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance,missing_required_header,ignored_auth,unsupported_method,use_after_free,ensure_resource_availability \
