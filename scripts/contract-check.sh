@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Fuzzes the running server against its own OpenAPI document with schemathesis: no request may
 # crash it or get a 5xx, and every response must match the documented status codes, headers,
-# content type and schemas. Starts a release server on a temporary data file and port.
+# content type and schemas. Starts the debug build (already built by `cargo test`, and with
+# overflow checks on) on a temporary data file and port.
 #
 #   scripts/contract-check.sh [max examples per operation, default 100]
 #
@@ -16,8 +17,8 @@ if [[ ! -x "$venv/bin/schemathesis" ]]; then
     "$venv/bin/pip" install --quiet --disable-pip-version-check 'schemathesis==4.32.5'
 fi
 
-cargo build --release --locked --quiet
-bin=target/release/leadbase
+cargo build --locked --quiet
+bin=target/debug/leadbase
 work=$(mktemp -d)
 server_pid=""
 cleanup() {

@@ -2,7 +2,7 @@
 //! pass a listener bound to `127.0.0.1:0` and a temporary data file.
 
 use std::net::{SocketAddr, TcpListener};
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -81,11 +81,11 @@ pub fn start(
         EngineConfig {
             threads: config.webhooks.delivery_threads as usize,
             max_in_flight_per_webhook: config.webhooks.max_in_flight_per_webhook,
-            retry: RetryPolicy {
+            retry: Arc::new(RetryPolicy {
                 schedule: config.webhooks.retry_schedule_seconds.clone(),
                 disable_after_failing_ms: i64::from(config.webhooks.disable_after_failing_hours)
                     * 3_600_000,
-            },
+            }),
         },
     );
     let mut app_state = AppState::new(config, store.clone(), admin_hash);

@@ -7,7 +7,7 @@ use std::fmt;
 use std::io::Read;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use ureq::http::Uri;
@@ -17,7 +17,7 @@ use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
 
 use super::schedule::{AttemptError, AttemptResult, retry_after, status_error};
 use crate::domain::time::Timestamp;
-use crate::domain::url_policy::UrlPolicy;
+use crate::domain::url_policy::{PolicyError, UrlPolicy};
 
 /// Response bytes kept for the delivery log.
 pub const EXCERPT_BYTES: u64 = 2048;
@@ -75,12 +75,12 @@ impl Resolver for GuardedResolver {
             }
             None => self.system.resolve(uri, config, timeout)?.to_vec(),
         };
-        if addrs.is_empty() {
-            return Err(ureq::Error::HostNotFound);
-        }
         self.policy
             .check_resolved(host, &addrs)
-            .map_err(|e| ureq::Error::Other(Box::new(SsrfBlocked(e.to_string()))))?;
+            .map_err(|e| match e {
+                PolicyError::DoesNotResolve { .. } => ureq::Error::HostNotFound,
+                refused => ureq::Error::Other(Box::new(SsrfBlocked(refused.to_string()))),
+            })?;
         let mut out = self.empty();
         // ureq holds at most 16 addresses; every one was checked above.
         for addr in addrs.into_iter().take(16) {
@@ -90,8 +90,17 @@ impl Resolver for GuardedResolver {
     }
 }
 
+/// Webhook timeouts are whole seconds in 1..=60.
+pub const MAX_TIMEOUT_SECS: u32 = 60;
+
 pub struct Client {
-    agent: ureq::Agent,
+    tls: TlsConfig,
+    policy: UrlPolicy,
+    lookup: Option<Lookup>,
+    /// One agent per timeout, made on first use. The timeout lives on the agent rather than on
+    /// each request because ureq caches the TLS setup (root store included) only for
+    /// agent-level settings; a per-request timeout would rebuild it for every new connection.
+    agents: Vec<OnceLock<ureq::Agent>>,
 }
 
 /// The web PKI roots, plus the PEM certificates of `extra` when given.
@@ -125,27 +134,36 @@ impl Client {
         lookup: Option<Lookup>,
         extra_ca: Option<&Path>,
     ) -> Result<Client, String> {
-        let config = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .max_redirects(0)
-            .proxy(None)
-            .https_only(policy.https_only)
-            .user_agent(format!("leadbase/{}", env!("CARGO_PKG_VERSION")))
-            .tls_config(
-                TlsConfig::builder()
-                    .root_certs(root_certs(extra_ca)?)
-                    .build(),
-            )
-            .max_idle_connections(256)
-            .max_idle_connections_per_host(8)
-            .build();
-        let resolver = GuardedResolver {
+        Ok(Client {
+            tls: TlsConfig::builder()
+                .root_certs(root_certs(extra_ca)?)
+                .build(),
             policy,
             lookup,
-            system: DefaultResolver::default(),
-        };
-        Ok(Client {
-            agent: ureq::Agent::with_parts(config, DefaultConnector::new(), resolver),
+            agents: (0..=MAX_TIMEOUT_SECS).map(|_| OnceLock::new()).collect(),
+        })
+    }
+
+    fn agent(&self, timeout_seconds: u32) -> &ureq::Agent {
+        let secs = timeout_seconds.clamp(1, MAX_TIMEOUT_SECS);
+        self.agents[secs as usize].get_or_init(|| {
+            let config = ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .max_redirects(0)
+                .proxy(None)
+                .https_only(self.policy.https_only)
+                .user_agent(format!("leadbase/{}", env!("CARGO_PKG_VERSION")))
+                .tls_config(self.tls.clone())
+                .timeout_global(Some(Duration::from_secs(u64::from(secs))))
+                .max_idle_connections(256)
+                .max_idle_connections_per_host(8)
+                .build();
+            let resolver = GuardedResolver {
+                policy: self.policy.clone(),
+                lookup: self.lookup.clone(),
+                system: DefaultResolver::default(),
+            };
+            ureq::Agent::with_parts(config, DefaultConnector::new(), resolver)
         })
     }
 
@@ -155,16 +173,11 @@ impl Client {
         url: &str,
         headers: &[(&str, String)],
         body: &[u8],
-        timeout: Duration,
+        timeout_seconds: u32,
     ) -> AttemptResult {
         let started_at = Timestamp::now();
         let clock = Instant::now();
-        let mut request = self
-            .agent
-            .post(url)
-            .config()
-            .timeout_global(Some(timeout))
-            .build();
+        let mut request = self.agent(timeout_seconds).post(url);
         for (name, value) in headers {
             request = request.header(*name, value);
         }

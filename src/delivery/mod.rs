@@ -12,12 +12,13 @@ pub mod signing;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex};
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::value::RawValue;
 
 use crate::domain::ids::WebhookId;
 use crate::domain::time::Timestamp;
@@ -33,7 +34,7 @@ const MAX_IDLE: Duration = Duration::from_secs(1);
 pub struct EngineConfig {
     pub threads: usize,
     pub max_in_flight_per_webhook: u32,
-    pub retry: RetryPolicy,
+    pub retry: Arc<RetryPolicy>,
 }
 
 struct Shared {
@@ -44,8 +45,8 @@ struct Shared {
     stopping: AtomicBool,
     queue: Mutex<VecDeque<Claimed>>,
     work: Condvar,
+    /// Claimed deliveries per webhook, queued or being sent: their sum is the busy workers.
     in_flight: Mutex<HashMap<WebhookId, u32>>,
-    busy: AtomicUsize,
 }
 
 pub struct Engine {
@@ -53,19 +54,25 @@ pub struct Engine {
     threads: Vec<JoinHandle<()>>,
 }
 
-/// The request body of a delivery: rebuilt for every attempt with a fresh `delivered_at`.
+/// The request body of a delivery: rebuilt for every attempt with a fresh `delivered_at`. The
+/// lead snapshot is stored as JSON and goes in as it is.
 pub fn payload(claimed: &Claimed, now: Timestamp) -> Vec<u8> {
-    let event = &claimed.event;
-    let lead: Value = serde_json::from_str(&event.lead_json).unwrap_or(Value::Null);
-    let mut body = json!({
-        "event": event.event_type.as_str(),
-        "delivered_at": now.to_iso(),
-        "lead": lead,
-    });
-    if let Some(changed) = &event.changed_fields {
-        body["changed_fields"] = json!(changed);
+    #[derive(Serialize)]
+    struct Body<'a> {
+        event: &'a str,
+        delivered_at: String,
+        lead: &'a RawValue,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        changed_fields: Option<&'a [String]>,
     }
-    body.to_string().into_bytes()
+    let event = &claimed.event;
+    let body = Body {
+        event: event.event_type.as_str(),
+        delivered_at: now.to_iso(),
+        lead: serde_json::from_str(&event.lead_json).unwrap_or(RawValue::NULL),
+        changed_fields: event.changed_fields.as_deref(),
+    };
+    serde_json::to_vec(&body).expect("a delivery body serializes")
 }
 
 /// The headers of one attempt (spec §6), signed with every live secret.
@@ -103,8 +110,12 @@ pub fn headers(claimed: &Claimed, body: &[u8], now: Timestamp) -> Vec<(&'static 
 pub fn deliver_one(client: &Client, claimed: &Claimed, now: Timestamp) -> AttemptResult {
     let body = payload(claimed, now);
     let headers = headers(claimed, &body, now);
-    let timeout = Duration::from_secs(u64::from(claimed.webhook.timeout_seconds.max(1)));
-    client.post(&claimed.webhook.url, &headers, &body, timeout)
+    client.post(
+        &claimed.webhook.url,
+        &headers,
+        &body,
+        claimed.webhook.timeout_seconds,
+    )
 }
 
 impl Engine {
@@ -117,7 +128,7 @@ impl Engine {
             ),
             Err(e) => tracing::error!(error = %e, "cannot requeue in-flight deliveries"),
         }
-        let threads = config.threads.max(1);
+        let threads = config.threads;
         let shared = Arc::new(Shared {
             wakeup: store.delivery_wakeup(),
             store,
@@ -127,7 +138,6 @@ impl Engine {
             queue: Mutex::new(VecDeque::new()),
             work: Condvar::new(),
             in_flight: Mutex::new(HashMap::new()),
-            busy: AtomicUsize::new(0),
         });
         let mut handles = Vec::with_capacity(threads + 1);
         let dispatcher = Arc::clone(&shared);
@@ -171,34 +181,36 @@ fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> JoinHandle<()> {
 fn dispatch_loop(shared: &Shared) {
     while !shared.stopping.load(Ordering::SeqCst) {
         let seen = shared.wakeup.generation();
-        let idle = shared
-            .config
-            .threads
-            .saturating_sub(shared.busy.load(Ordering::SeqCst) + shared.queue.lock().len());
-        let mut claimed_all = false;
-        if idle > 0 {
-            let in_flight = shared.in_flight.lock().clone();
+        let in_flight = shared.in_flight.lock().clone();
+        let busy: u32 = in_flight.values().sum();
+        let idle = shared.config.threads.saturating_sub(busy as usize);
+        if idle == 0 {
+            // Nothing can be claimed; a worker finishing wakes us.
+            shared.wakeup.wait(seen, MAX_IDLE);
+            continue;
+        }
+        let claimed =
             match shared
                 .store
                 .claim_due(idle, in_flight, shared.config.max_in_flight_per_webhook)
             {
-                Ok(claimed) => {
-                    claimed_all = claimed.len() == idle;
-                    if !claimed.is_empty() {
-                        // Only this thread adds to the counts and workers only subtract, so
-                        // the snapshot the claim filtered with was never below the truth.
-                        let mut counts = shared.in_flight.lock();
-                        for c in &claimed {
-                            *counts.entry(c.webhook.id).or_default() += 1;
-                        }
-                        drop(counts);
-                        let mut queue = shared.queue.lock();
-                        queue.extend(claimed);
-                        shared.work.notify_all();
-                    }
+                Ok(claimed) => claimed,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot claim due deliveries");
+                    Vec::new()
                 }
-                Err(e) => tracing::error!(error = %e, "cannot claim due deliveries"),
+            };
+        let claimed_all = claimed.len() == idle;
+        if !claimed.is_empty() {
+            // Only this thread adds to the counts and workers only subtract, so the snapshot
+            // the claim filtered with was never below the truth.
+            let mut counts = shared.in_flight.lock();
+            for c in &claimed {
+                *counts.entry(c.webhook.id).or_default() += 1;
             }
+            drop(counts);
+            shared.queue.lock().extend(claimed);
+            shared.work.notify_all();
         }
         if claimed_all {
             // There may be more due right now; workers wake us when they free up.
@@ -227,17 +239,17 @@ fn work_loop(shared: &Shared) {
                     return;
                 }
                 if let Some(job) = queue.pop_front() {
-                    shared.busy.fetch_add(1, Ordering::SeqCst);
                     break job;
                 }
                 shared.work.wait(&mut queue);
             }
         };
         let result = deliver_one(&shared.client, &claimed, Timestamp::now());
+        let (status, error, latency_ms) = (result.response_status, result.error, result.latency_ms);
         let outcome = shared.store.record_attempt(
             claimed.delivery.id,
-            result.clone(),
-            shared.config.retry.clone(),
+            result,
+            Arc::clone(&shared.config.retry),
             random_jitter(),
         );
         match outcome {
@@ -245,9 +257,9 @@ fn work_loop(shared: &Shared) {
                 delivery = %claimed.delivery.id,
                 webhook = %claimed.webhook.id,
                 event = claimed.event.event_type.as_str(),
-                status = ?result.response_status,
-                error = ?result.error,
-                latency_ms = result.latency_ms,
+                status = ?status,
+                error = ?error,
+                latency_ms,
                 next = ?next,
                 "delivery attempt"
             ),
@@ -264,7 +276,6 @@ fn work_loop(shared: &Shared) {
                 }
             }
         }
-        shared.busy.fetch_sub(1, Ordering::SeqCst);
         shared.wakeup.notify();
     }
 }

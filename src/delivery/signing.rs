@@ -79,14 +79,7 @@ pub fn verify_mega(
 ) -> Result<(), VerifyError> {
     let ts = check_timestamp(timestamp, now_secs)?;
     let expected = mega_signature(secret, ts, body);
-    if signatures
-        .iter()
-        .any(|s| ct_eq(s.trim().as_bytes(), expected.as_bytes()))
-    {
-        Ok(())
-    } else {
-        Err(VerifyError::BadSignature)
-    }
+    any_matches(signatures.iter().map(|s| s.trim()), &expected)
 }
 
 /// Verifies the Standard Webhooks headers with a `whsec_...` secret, as its libraries do.
@@ -104,11 +97,18 @@ pub fn verify_standard(
         .map_err(|_| VerifyError::BadSignature)?;
     let id = id.ok_or(VerifyError::BadSignature)?;
     let expected = standard_signature(&key, id, ts, body);
-    let matches = signature_header
-        .unwrap_or("")
-        .split_whitespace()
-        .any(|candidate| ct_eq(candidate.as_bytes(), expected.as_bytes()));
-    if matches {
+    any_matches(signature_header.unwrap_or("").split_whitespace(), &expected)
+}
+
+/// Whether any candidate equals the expected signature, compared in constant time.
+fn any_matches<'a>(
+    candidates: impl IntoIterator<Item = &'a str>,
+    expected: &str,
+) -> Result<(), VerifyError> {
+    if candidates
+        .into_iter()
+        .any(|c| ct_eq(c.as_bytes(), expected.as_bytes()))
+    {
         Ok(())
     } else {
         Err(VerifyError::BadSignature)

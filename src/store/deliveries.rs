@@ -2,6 +2,7 @@
 //! consequences, redelivery, and pruning.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use redb::{ReadableTable, WriteTransaction};
 use serde::{Deserialize, Serialize};
@@ -258,10 +259,11 @@ impl Store {
     pub fn record_attempt(
         &self,
         delivery: DeliveryId,
-        result: AttemptResult,
-        policy: RetryPolicy,
+        mut result: AttemptResult,
+        policy: impl Into<Arc<RetryPolicy>>,
         jitter: f64,
     ) -> Result<Next, StoreError> {
+        let policy = policy.into();
         self.write(move |txn| {
             let now = Timestamp::now();
             let Some(mut delivery) =
@@ -281,7 +283,7 @@ impl Store {
                 latency_ms: result.latency_ms,
                 response_status: result.response_status,
                 error: result.error,
-                response_body_excerpt: result.response_body_excerpt.clone(),
+                response_body_excerpt: std::mem::take(&mut result.response_body_excerpt),
             };
             txn.open_table(ATTEMPTS)?.insert(
                 key(&[&delivery.id.bytes(), &attempt.number.to_be_bytes()]).as_slice(),
