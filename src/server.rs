@@ -17,7 +17,7 @@ use crate::delivery::client::{Client, Lookup};
 use crate::delivery::{Engine, EngineConfig};
 use crate::domain::time::Timestamp;
 use crate::http;
-use crate::store::deliveries::RetryPolicy;
+use crate::store::deliveries::{PRUNE_BATCH, RetryPolicy};
 use crate::store::{OpenError, Store};
 
 /// How long a graceful stop waits for in-flight requests.
@@ -160,12 +160,27 @@ async fn serve(
         let retention_ms = i64::from(state.config.webhooks.delivery_retention_days) * 86_400_000;
         loop {
             tick.tick().await;
-            let store = state.store.clone();
             let cutoff = Timestamp::now().plus_ms(-retention_ms);
-            match web::block(move || store.prune_deliveries(cutoff)).await {
-                Ok(Ok(n)) if n > 0 => tracing::info!(deliveries = n, "old deliveries pruned"),
-                Ok(Err(e)) => tracing::warn!(error = %e, "delivery pruning failed"),
-                _ => {}
+            // Batch after batch, each its own short write, until the backlog is gone.
+            let mut total = 0;
+            loop {
+                let store = state.store.clone();
+                match web::block(move || store.prune_deliveries(cutoff)).await {
+                    Ok(Ok(n)) => {
+                        total += n;
+                        if n < PRUNE_BATCH {
+                            break;
+                        }
+                    }
+                    Ok(Err(e)) => {
+                        tracing::warn!(error = %e, "delivery pruning failed");
+                        break;
+                    }
+                    Err(_) => break,
+                }
+            }
+            if total > 0 {
+                tracing::info!(deliveries = total, "old deliveries pruned");
             }
         }
     });

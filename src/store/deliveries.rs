@@ -1,7 +1,7 @@
 //! The delivery queue and log: claiming due deliveries, recording attempts and their
 //! consequences, redelivery, and pruning.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use redb::{ReadableTable, WriteTransaction};
@@ -53,6 +53,9 @@ pub struct RetryPolicy {
     pub schedule: Vec<u64>,
     pub disable_after_failing_ms: i64,
 }
+
+/// Finished deliveries pruned per call at most.
+pub const PRUNE_BATCH: usize = 5_000;
 
 fn load<T: Record>(
     table: &impl ReadableTable<&'static [u8], &'static [u8]>,
@@ -476,58 +479,69 @@ impl Store {
         Ok(id)
     }
 
-    /// Removes finished deliveries (with their attempts) and events created before `cutoff`.
-    /// Returns how many deliveries went; bounded per call so the writer is never held long.
+    /// Removes finished deliveries (with their attempts) created before `cutoff`, at most
+    /// [`PRUNE_BATCH`] per call so the writer is never held long, and the events they leave
+    /// behind. Returns how many deliveries went: [`PRUNE_BATCH`] means there may be more.
     pub fn prune_deliveries(&self, cutoff: Timestamp) -> Result<usize, StoreError> {
-        const BATCH: usize = 5_000;
+        self.prune_batch(cutoff, PRUNE_BATCH)
+    }
+
+    fn prune_batch(&self, cutoff: Timestamp, batch: usize) -> Result<usize, StoreError> {
         self.write(move |txn| {
-            let mut pruned = 0;
-            let old: Vec<(Vec<u8>, Delivery)> = txn
-                .open_table(DELIVERIES)?
-                .iter()?
-                .take(BATCH)
-                .map(|e| {
-                    e.map_err(StoreError::from)
-                        .and_then(|(k, v)| Ok((k.value().to_vec(), decode::<Delivery>(v.value())?)))
-                })
-                .take_while(|r| r.as_ref().map_or(true, |(_, d)| d.created_at < cutoff))
-                .collect::<Result<_, _>>()?;
-            for (k, delivery) in old {
+            let mut deliveries = txn.open_table(DELIVERIES)?;
+            let mut attempts = txn.open_table(ATTEMPTS)?;
+            let mut by_webhook = txn.open_table(DELIVERIES_BY_WEBHOOK)?;
+            let mut events = txn.open_table(EVENTS)?;
+            // Deliveries and events share their creation time, so an event older than the
+            // last delivery looked at has had all its deliveries looked at: it goes unless one
+            // of them is still open.
+            let mut horizon = cutoff;
+            let mut open_events = HashSet::new();
+            let mut doomed: Vec<(Vec<u8>, WebhookId)> = Vec::new();
+            for entry in deliveries.iter()? {
+                let (k, v) = entry?;
+                let delivery: Delivery = decode(v.value())?;
+                if delivery.created_at >= cutoff {
+                    break;
+                }
+                if doomed.len() == batch {
+                    horizon = delivery.created_at;
+                    break;
+                }
                 if matches!(
                     delivery.status,
                     DeliveryStatus::Pending | DeliveryStatus::Delivering
                 ) {
-                    continue;
+                    open_events.insert(delivery.event_id);
+                } else {
+                    doomed.push((k.value().to_vec(), delivery.webhook_id));
                 }
-                let mut attempts = txn.open_table(ATTEMPTS)?;
-                let numbers: Vec<Vec<u8>> = attempts
-                    .range(k.as_slice()..)?
+            }
+            for (k, webhook) in &doomed {
+                let numbers: Vec<Vec<u8>> = prefixed(&attempts, k)?
                     .map(|e| e.map(|(a, _)| a.value().to_vec()))
-                    .take_while(|r| r.as_ref().map_or(true, |a| a.starts_with(&k)))
                     .collect::<Result<_, _>>()?;
                 for a in numbers {
                     attempts.remove(a.as_slice())?;
                 }
-                txn.open_table(DELIVERIES_BY_WEBHOOK)?
-                    .remove(key(&[&delivery.webhook_id.bytes(), &k]).as_slice())?;
-                txn.open_table(DELIVERIES)?.remove(k.as_slice())?;
-                pruned += 1;
+                by_webhook.remove(key(&[&webhook.bytes(), k]).as_slice())?;
+                deliveries.remove(k.as_slice())?;
             }
-            let mut events = txn.open_table(EVENTS)?;
-            let stale: Vec<Vec<u8>> = events
-                .iter()?
-                .take(BATCH)
-                .map(|e| {
-                    e.map_err(StoreError::from)
-                        .and_then(|(k, v)| Ok((k.value().to_vec(), decode::<Event>(v.value())?)))
-                })
-                .take_while(|r| r.as_ref().map_or(true, |(_, e)| e.created_at < cutoff))
-                .map(|r| r.map(|(k, _)| k))
-                .collect::<Result<_, _>>()?;
+            let mut stale = Vec::new();
+            for entry in events.iter()? {
+                let (k, v) = entry?;
+                let event: Event = decode(v.value())?;
+                if event.created_at >= horizon {
+                    break;
+                }
+                if !open_events.contains(&event.id) {
+                    stale.push(k.value().to_vec());
+                }
+            }
             for k in stale {
                 events.remove(k.as_slice())?;
             }
-            Ok(pruned)
+            Ok(doomed.len())
         })
     }
 }
@@ -571,6 +585,7 @@ fn note_health(
 mod tests {
     use super::*;
     use crate::store::webhooks::WebhookSettings;
+    use redb::ReadableTableMetadata;
 
     fn ok_attempt() -> AttemptResult {
         AttemptResult {
@@ -653,6 +668,61 @@ mod tests {
             .list_deliveries(tenant, webhook, None, None, 10)
             .unwrap();
         assert!(page.is_empty());
+        store.shutdown();
+    }
+
+    fn event_count(store: &Store) -> u64 {
+        store
+            .read(|txn| Ok(txn.open_table(EVENTS)?.len()?))
+            .unwrap()
+    }
+
+    #[test]
+    fn pruning_works_through_a_backlog_in_batches_and_keeps_events_still_owed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.redb")).unwrap();
+        let tenant = store.create_tenant("Acme".into()).unwrap().id;
+        let settings = WebhookSettings {
+            url: "https://8.8.8.8/hook".into(),
+            event_types: vec![EventType::LeadCreated],
+            is_active: true,
+            timeout_seconds: 5,
+            retry_attempts: 1,
+            description: None,
+        };
+        let webhook = store
+            .create_webhook(tenant, settings, "mega_whsec_x".into(), 20)
+            .unwrap()
+            .id;
+        // The oldest delivery is still owed; five after it are finished.
+        let owed = store.queue_test(tenant, webhook).unwrap();
+        for _ in 0..5 {
+            store.queue_test(tenant, webhook).unwrap();
+        }
+        let claimed = store.claim_due(10, HashMap::new(), 10).unwrap();
+        for c in claimed.iter().filter(|c| c.delivery.id != owed) {
+            store
+                .record_attempt(c.delivery.id, ok_attempt(), policy(), 0.0)
+                .unwrap();
+        }
+        store.requeue_in_flight().unwrap();
+        assert_eq!(event_count(&store), 6);
+
+        // Batches of two: the owed delivery neither counts nor blocks the ones after it.
+        let cutoff = Timestamp::now().plus_ms(1);
+        assert_eq!(store.prune_batch(cutoff, 2).unwrap(), 2);
+        assert_eq!(store.prune_batch(cutoff, 2).unwrap(), 2);
+        assert_eq!(store.prune_batch(cutoff, 2).unwrap(), 1);
+        assert_eq!(store.prune_batch(cutoff, 2).unwrap(), 0);
+        let (page, _) = store
+            .list_deliveries(tenant, webhook, None, None, 10)
+            .unwrap();
+        assert_eq!(page.iter().map(|d| d.id).collect::<Vec<_>>(), [owed]);
+        // Only the owed delivery's event is left, and it still goes out.
+        assert_eq!(event_count(&store), 1);
+        let claimed = store.claim_due(10, HashMap::new(), 10).unwrap();
+        assert_eq!(claimed.len(), 1);
+        assert_eq!(claimed[0].delivery.id, owed);
         store.shutdown();
     }
 }
