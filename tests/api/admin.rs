@@ -290,15 +290,12 @@ fn stages_and_owners_in_use_by_leads_cannot_be_deleted() {
         .as_str()
         .unwrap()
         .to_string();
-    let lead = app
-        .api("POST", "/api/agents/crm/leads", &key)
-        .json(&json!({ "contact_name": "Ada", "stage_slug": "contacted", "owner_id": owner }))
-        .send();
-    assert_eq!(lead.status, 201, "{}", lead.text);
-    let stage = lead.json()["lead"]["current_stage"]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let lead = create(
+        &app,
+        &key,
+        json!({ "contact_name": "Ada", "stage_slug": "contacted", "owner_id": owner }),
+    );
+    let stage = lead["current_stage"]["id"].as_str().unwrap().to_string();
     let message = app
         .admin(
             "DELETE",
@@ -313,12 +310,12 @@ fn stages_and_owners_in_use_by_leads_cannot_be_deleted() {
     )
     .send()
     .assert_error(409, "api_error");
-    let id = lead.json()["lead"]["id"].as_str().unwrap().to_string();
-    let moved = app
-        .api("PATCH", &format!("/api/agents/crm/leads/{id}"), &key)
-        .json(&json!({ "stage_slug": "new", "owner_id": null }))
-        .send();
-    assert_eq!(moved.status, 200, "{}", moved.text);
+    patch_lead(
+        &app,
+        &key,
+        &id_of(&lead),
+        json!({ "stage_slug": "new", "owner_id": null }),
+    );
     assert_eq!(
         app.admin(
             "DELETE",

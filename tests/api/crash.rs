@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use crate::helpers::*;
 
-const LEADS: usize = 20;
+const LEAD_COUNT: usize = 20;
 
 fn call(base: &str, method: &str, path: &str, headers: &[(&str, &str)], body: Value) -> Value {
     let mut req = ureq::http::Request::builder()
@@ -93,30 +93,30 @@ fn deliveries_pending_or_in_flight_at_sigkill_are_delivered_after_restart() {
     let webhook = call(
         &base,
         "POST",
-        "/api/agents/crm/lead-webhooks",
+        HOOKS,
         &auth,
         json!({ "url": format!("http://127.0.0.1:{port}/crash"), "timeout_seconds": 60, "retry_attempts": 10 }),
     );
     let secret = webhook["secret"].as_str().unwrap().to_string();
     let mut expected = HashSet::new();
-    for i in 0..LEADS {
+    for i in 0..LEAD_COUNT {
         let lead = call(
             &base,
             "POST",
-            "/api/agents/crm/leads",
+            LEADS,
             &auth,
             json!({ "contact_name": format!("Lead {i}") }),
         );
         expected.insert(lead["lead"]["id"].as_str().unwrap().to_string());
     }
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while held.lock().unwrap().len() < 2 {
-        assert!(
-            Instant::now() < deadline,
-            "attempts never reached the receiver"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    eventually(
+        "attempts reached the receiver",
+        Duration::from_secs(10),
+        || match held.lock().unwrap().len() {
+            n if n >= 2 => Ok(()),
+            n => Err(format!("{n} connections")),
+        },
+    );
 
     server.kill().expect("SIGKILL");
     server.wait().unwrap();
@@ -135,7 +135,7 @@ fn deliveries_pending_or_in_flight_at_sigkill_are_delivered_after_restart() {
         let left = deadline.saturating_duration_since(Instant::now());
         let Some(line) = receiver.next_line(left) else {
             panic!(
-                "only {} of {LEADS} leads delivered after the restart",
+                "only {} of {LEAD_COUNT} leads delivered after the restart",
                 expected.intersection(&seen).count()
             );
         };
@@ -214,7 +214,7 @@ fn sigterm_lets_an_attempt_in_flight_finish_and_records_it() {
     let webhook = call(
         &base,
         "POST",
-        "/api/agents/crm/lead-webhooks",
+        HOOKS,
         &auth,
         json!({ "url": format!("http://127.0.0.1:{port}/slow"), "timeout_seconds": 10 }),
     );
@@ -222,15 +222,18 @@ fn sigterm_lets_an_attempt_in_flight_finish_and_records_it() {
     call(
         &base,
         "POST",
-        "/api/agents/crm/leads",
+        LEADS,
         &auth,
         json!({ "contact_name": "Ada" }),
     );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while *seen.lock().unwrap() == 0 {
-        assert!(Instant::now() < deadline, "the attempt never started");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    eventually(
+        "the attempt started",
+        Duration::from_secs(10),
+        || match *seen.lock().unwrap() {
+            0 => Err("no request read".to_string()),
+            _ => Ok(()),
+        },
+    );
 
     let asked = Instant::now();
     assert!(
@@ -251,7 +254,7 @@ fn sigterm_lets_an_attempt_in_flight_finish_and_records_it() {
     let log = call(
         &base,
         "GET",
-        &format!("/api/agents/crm/lead-webhooks/{webhook}/deliveries"),
+        &format!("{HOOKS}/{webhook}/deliveries"),
         &auth,
         Value::Null,
     );

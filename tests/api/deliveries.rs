@@ -7,7 +7,7 @@
 //! Nothing leaves the machine: every URL is 127.0.0.1, or `hook.test` resolved by a test lookup.
 
 use std::collections::BTreeSet;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::sleep;
@@ -16,9 +16,9 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, KeyInit, Mac};
+use leadbase::Options;
 use leadbase::delivery::signing::{standard_secret, verify_mega, verify_standard};
 use leadbase::domain::time::Timestamp;
-use leadbase::{Options, Running};
 use serde_json::{Value, json};
 use sha2::Sha256;
 use time::OffsetDateTime;
@@ -27,8 +27,6 @@ use time::format_description::well_known::Rfc3339;
 use crate::helpers::*;
 use crate::receiver::{Behaviour, Receiver, Recorded};
 
-const HOOKS: &str = "/api/agents/crm/lead-webhooks";
-const LEADS: &str = "/api/agents/crm/leads";
 /// How long a delivery that should arrive may take (it normally takes milliseconds).
 const ARRIVE: Duration = Duration::from_secs(5);
 /// How long to keep watching for a request that must not come, once its siblings arrived.
@@ -176,8 +174,7 @@ fn env() -> Env {
     let rx = Receiver::start();
     let ca = rx.ca_path().to_path_buf();
     let app = spawn_with(|c| {
-        c.limits.per_minute = 1_000_000;
-        c.limits.per_hour = 1_000_000;
+        relax_limits(c);
         c.webhooks.allowed_private_cidrs = vec!["127.0.0.0/8".into()];
         c.webhooks.extra_ca_file = Some(ca);
         c.webhooks.retry_schedule_seconds = vec![1, 1, 1, 1, 1];
@@ -185,33 +182,6 @@ fn env() -> Env {
     });
     let key = app.tenant_with_key("Acme");
     Env { app, key, rx }
-}
-
-/// Polls `check` until it returns Ok, or panics with its last complaint.
-fn eventually<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Result<T, String>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        match check() {
-            Ok(value) => return value,
-            Err(last) if Instant::now() >= deadline => {
-                panic!("{what}: not within {timeout:?}; last seen: {last}")
-            }
-            Err(_) => sleep(Duration::from_millis(25)),
-        }
-    }
-}
-
-fn keys(value: &Value) -> BTreeSet<String> {
-    value
-        .as_object()
-        .unwrap_or_else(|| panic!("not an object: {value}"))
-        .keys()
-        .cloned()
-        .collect()
-}
-
-fn set_of(names: &[&str]) -> BTreeSet<String> {
-    names.iter().map(|s| s.to_string()).collect()
 }
 
 fn is_iso_ms(value: &Value) -> bool {
@@ -249,9 +219,7 @@ impl Env {
 
     /// POST /leads (create or merge); returns the whole 201 body.
     fn push(&self, body: Value) -> Value {
-        let res = self.app.api("POST", LEADS, &self.key).json(&body).send();
-        assert_eq!(res.status, 201, "{}", res.text);
-        res.json()
+        push(&self.app, &self.key, body)
     }
 
     /// Creates a lead; returns it.
@@ -261,24 +229,35 @@ impl Env {
         out["lead"].clone()
     }
 
-    fn get(&self, path: &str) -> Value {
-        let res = self.app.api("GET", path, &self.key).send();
-        assert_eq!(res.status, 200, "GET {path}: {}", res.text);
+    /// A request to `{HOOKS}/{hook id}{rest}` with the tenant's key.
+    fn at(&self, method: &'static str, hook: &Hook, rest: &str) -> Req<'_> {
+        self.app
+            .api(method, &format!("{HOOKS}/{}{rest}", hook.id), &self.key)
+    }
+
+    /// A 200 GET of `{HOOKS}/{hook id}{rest}`.
+    fn get(&self, hook: &Hook, rest: &str) -> Value {
+        let res = self.at("GET", hook, rest).send();
+        assert_eq!(
+            res.status, 200,
+            "GET {HOOKS}/{}{rest}: {}",
+            hook.id, res.text
+        );
         res.json()
     }
 
     fn webhook(&self, hook: &Hook) -> Value {
-        self.get(&format!("{HOOKS}/{}", hook.id))["webhook"].clone()
+        self.get(hook, "")["webhook"].clone()
     }
 
     /// GET .../deliveries with a query string (`""` for none).
     fn deliveries(&self, hook: &Hook, query: &str) -> Value {
-        self.get(&format!("{HOOKS}/{}/deliveries{query}", hook.id))
+        self.get(hook, &format!("/deliveries{query}"))
     }
 
     /// GET .../deliveries/{id}: `{delivery, attempts}`.
     fn delivery(&self, hook: &Hook, id: &str) -> Value {
-        self.get(&format!("{HOOKS}/{}/deliveries/{id}", hook.id))
+        self.get(hook, &format!("/deliveries/{id}"))
     }
 
     /// Waits until the delivery has reached `status` (the receiver sees a request before the
@@ -502,12 +481,12 @@ fn a_merge_or_a_patch_arrives_as_lead_updated_with_changed_fields() {
     assert_eq!(body["lead"]["updated_at"], merged["lead"]["updated_at"]);
 
     // A PATCH.
-    let res = env
-        .app
-        .api("PATCH", &format!("{LEADS}/{id}"), &env.key)
-        .json(&json!({ "score": 42, "status": "won" }))
-        .send();
-    assert_eq!(res.status, 200, "{}", res.text);
+    patch_lead(
+        &env.app,
+        &env.key,
+        &id,
+        json!({ "score": 42, "status": "won" }),
+    );
     let req = env.rx.wait_for("/updates", 2, ARRIVE).remove(1);
     assert_signed(&req, &updates.secret, None);
     let body = req.json();
@@ -553,7 +532,7 @@ fn bulk_imports_emit_no_deliveries() {
 
     let res = env
         .app
-        .api("POST", &format!("{LEADS}/bulk"), &env.key)
+        .api("POST", BULK, &env.key)
         .json(&json!({ "leads": [
             { "row_ref": "new", "contact_email": "new@example.com" },
             { "row_ref": "merge", "contact_email": "ada@example.com", "contact_name": "Changed" },
@@ -585,8 +564,7 @@ fn inactive_unsubscribed_and_other_tenants_webhooks_get_nothing() {
     env.hook("/updates-only", json!({ "event_types": ["lead.updated"] }));
     let turned_off = env.hook("/turned-off", json!({}));
     let res = env
-        .app
-        .api("PATCH", &format!("{HOOKS}/{}", turned_off.id), &env.key)
+        .at("PATCH", &turned_off, "")
         .json(&json!({ "is_active": false }))
         .send();
     assert_eq!(res.status, 200, "{}", res.text);
@@ -795,11 +773,7 @@ fn rotation_signs_with_both_secrets_during_the_overlap_and_only_the_new_one_afte
     let hook = env.hook("/rot", json!({}));
     let old = hook.secret.clone();
     let rotate = |body: Option<Value>| -> String {
-        let req = env.app.api(
-            "POST",
-            &format!("{HOOKS}/{}/rotate-secret", hook.id),
-            &env.key,
-        );
+        let req = env.at("POST", &hook, "/rotate-secret");
         let res = match body {
             Some(body) => req.json(&body).send(),
             None => req.send(),
@@ -865,10 +839,7 @@ fn deleting_a_webhook_cancels_its_pending_deliveries() {
     env.lead(json!({ "contact_email": "ada@example.com" }));
     let req = env.rx.wait_for("/doomed", 1, ARRIVE).remove(0);
 
-    let res = env
-        .app
-        .api("DELETE", &format!("{HOOKS}/{}", hook.id), &env.key)
-        .send();
+    let res = env.at("DELETE", &hook, "").send();
     assert_eq!(res.status, 200, "{}", res.text);
     assert_eq!(res.json(), json!({ "id": hook.id, "deleted": true }));
 
@@ -879,12 +850,11 @@ fn deleting_a_webhook_cancels_its_pending_deliveries() {
         "a deleted webhook's retries must stop"
     );
     // The webhook is gone everywhere, its delivery log included.
-    for path in [
-        format!("{HOOKS}/{}/deliveries", hook.id),
-        format!("{HOOKS}/{}/deliveries/{}", hook.id, req.delivery_id()),
+    for rest in [
+        "/deliveries".to_string(),
+        format!("/deliveries/{}", req.delivery_id()),
     ] {
-        env.app
-            .api("GET", &path, &env.key)
+        env.at("GET", &hook, &rest)
             .send()
             .assert_error(404, "not_found_error");
     }
@@ -960,12 +930,7 @@ fn the_delivery_log_lists_newest_first_filters_by_status_and_pages() {
     );
     assert_eq!(page_ids("?status=failed"), (vec![d2.clone()], Value::Null));
     assert_eq!(page_ids("?status=pending"), (vec![], Value::Null));
-    env.app
-        .api(
-            "GET",
-            &format!("{HOOKS}/{}/deliveries?status=lost", hook.id),
-            &env.key,
-        )
+    env.at("GET", &hook, "/deliveries?status=lost")
         .send()
         .assert_error(400, "invalid_request_error");
 
@@ -1017,12 +982,7 @@ fn the_delivery_log_lists_newest_first_filters_by_status_and_pages() {
 
     // Unknown ids.
     let unknown = "01900000-0000-7000-8000-000000000000";
-    env.app
-        .api(
-            "GET",
-            &format!("{HOOKS}/{}/deliveries/{unknown}", hook.id),
-            &env.key,
-        )
+    env.at("GET", &hook, &format!("/deliveries/{unknown}"))
         .send()
         .assert_error(404, "not_found_error");
 
@@ -1051,12 +1011,7 @@ fn redeliver_sends_the_same_delivery_again() {
     env.settled(&hook, &id, "delivered");
 
     let res = env
-        .app
-        .api(
-            "POST",
-            &format!("{HOOKS}/{}/deliveries/{id}/redeliver", hook.id),
-            &env.key,
-        )
+        .at("POST", &hook, &format!("/deliveries/{id}/redeliver"))
         .send();
     assert_eq!(res.status, 202, "{}", res.text);
 
@@ -1083,12 +1038,7 @@ fn redeliver_sends_the_same_delivery_again() {
     assert_eq!(numbers, [&json!(1), &json!(2)], "{out}");
 
     let unknown = "01900000-0000-7000-8000-000000000000";
-    env.app
-        .api(
-            "POST",
-            &format!("{HOOKS}/{}/deliveries/{unknown}/redeliver", hook.id),
-            &env.key,
-        )
+    env.at("POST", &hook, &format!("/deliveries/{unknown}/redeliver"))
         .send()
         .assert_error(404, "not_found_error");
 }
@@ -1122,8 +1072,7 @@ fn recover_requeues_the_failed_deliveries_since_a_time() {
 
     env.rx.set("/recover", Behaviour::status(200));
     let res = env
-        .app
-        .api("POST", &format!("{HOOKS}/{}/recover", hook.id), &env.key)
+        .at("POST", &hook, "/recover")
         .json(&json!({ "since": since }))
         .send();
     assert_eq!(res.status, 202, "{}", res.text);
@@ -1151,10 +1100,7 @@ fn recover_requeues_the_failed_deliveries_since_a_time() {
 fn the_test_event_arrives_as_webhook_test_with_a_null_lead() {
     let env = env();
     let hook = env.hook("/ping", json!({}));
-    let res = env
-        .app
-        .api("POST", &format!("{HOOKS}/{}/test", hook.id), &env.key)
-        .send();
+    let res = env.at("POST", &hook, "/test").send();
     assert_eq!(res.status, 202, "{}", res.text);
     let out = res.json();
     assert_eq!(keys(&out), set_of(&["delivery_id"]), "{out}");
@@ -1247,51 +1193,6 @@ fn a_slow_receiver_does_not_delay_a_fast_one() {
 // ---------------------------------------------------------------------------------------------
 // SSRF at connect time needs a server started with a lookup of its own.
 
-/// A server started with [`Options`], and a bare client for it.
-struct Bare {
-    base: String,
-    agent: ureq::Agent,
-    running: Option<Running>,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Bare {
-    fn drop(&mut self) {
-        if let Some(running) = self.running.take() {
-            running.stop();
-        }
-    }
-}
-
-impl Bare {
-    fn call(
-        &self,
-        method: &str,
-        path: &str,
-        auth: (&str, Option<&str>),
-        body: Option<Value>,
-    ) -> (u16, Value) {
-        let mut builder = ureq::http::Request::builder()
-            .method(method)
-            .uri(format!("{}{path}", self.base))
-            .header("authorization", format!("Bearer {}", auth.0));
-        if let Some(tenant) = auth.1 {
-            builder = builder.header("x-customer-id", tenant);
-        }
-        if body.is_some() {
-            builder = builder.header("content-type", "application/json");
-        }
-        let request = builder
-            .body(body.map(|b| b.to_string()).unwrap_or_default())
-            .expect("request");
-        let mut response = self.agent.run(request).expect("HTTP exchange");
-        let status = response.status().as_u16();
-        let text = response.body_mut().read_to_string().unwrap_or_default();
-        let json = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        (status, json)
-    }
-}
-
 #[test]
 fn deliveries_are_refused_at_connect_time_when_the_host_now_resolves_to_a_private_address() {
     let rx = Receiver::start();
@@ -1314,91 +1215,55 @@ fn deliveries_are_refused_at_connect_time_when_the_host_now_resolves_to_a_privat
             Ok(vec![SocketAddr::from((ip, port))])
         })
     };
-    let dir = tempfile::tempdir().expect("temp dir");
+    let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
     let mut config = test_config(dir.path());
-    config.limits.per_minute = 1_000_000;
-    config.limits.per_hour = 1_000_000;
+    relax_limits(&mut config);
     config.webhooks.allowed_private_cidrs = Vec::new();
     config.webhooks.extra_ca_file = Some(rx.ca_path().to_path_buf());
     config.webhooks.retry_schedule_seconds = vec![1];
-    leadbase::logging::init("error");
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let running = leadbase::start(
+    let app = start_with_options(
+        dir,
         config,
-        listener,
         Options {
             handle_signals: false,
             lookup: Some(lookup),
         },
-    )
-    .expect("server starts");
-    let app = Bare {
-        base: format!("http://{}", running.addr()),
-        agent: agent(),
-        running: Some(running),
-        _dir: dir,
-    };
-
-    let (status, out) = app.call(
-        "POST",
-        "/admin/api/tenants",
-        (ADMIN_TOKEN, None),
-        Some(json!({ "name": "Acme" })),
     );
-    assert_eq!(status, 201, "{out}");
-    let tenant = str_of(&out["tenant"]["id"]);
-    let (status, out) = app.call(
-        "POST",
-        &format!("/admin/api/tenants/{tenant}/keys"),
-        (ADMIN_TOKEN, None),
-        Some(json!({ "name": "test", "scopes": ALL_SCOPES })),
-    );
-    assert_eq!(status, 201, "{out}");
-    let token = str_of(&out["token"]);
-    let auth = (token.as_str(), Some(tenant.as_str()));
+    let key = app.tenant_with_key("Acme");
+    let env = Env { app, key, rx };
 
     // At registration `hook.test` is a public address: accepted, and nothing is dialled.
     let url = format!("https://hook.test:{port}/ssrf");
-    let (status, out) = app.call(
-        "POST",
-        HOOKS,
-        auth,
-        Some(json!({ "url": url, "retry_attempts": 0 })),
-    );
-    assert_eq!(status, 201, "{out}");
-    let hook = str_of(&out["webhook"]["id"]);
-    assert_eq!(rx.count("/ssrf"), 0);
+    let res = env
+        .app
+        .api("POST", HOOKS, &env.key)
+        .json(&json!({ "url": url, "retry_attempts": 0 }))
+        .send();
+    assert_eq!(res.status, 201, "{}", res.text);
+    let out = res.json();
+    let hook = Hook {
+        id: str_of(&out["webhook"]["id"]),
+        secret: str_of(&out["secret"]),
+    };
+    assert_eq!(env.rx.count("/ssrf"), 0);
 
     // Then it resolves to loopback, which this server's policy does not allow.
     rebound.store(true, Ordering::SeqCst);
-    let (status, out) = app.call(
-        "POST",
-        LEADS,
-        auth,
-        Some(json!({ "contact_email": "ada@example.com" })),
-    );
-    assert_eq!(status, 201, "{out}");
+    env.push(json!({ "contact_email": "ada@example.com" }));
 
     let delivery = eventually("the delivery fails", ARRIVE, || {
-        let (status, out) = app.call("GET", &format!("{HOOKS}/{hook}/deliveries"), auth, None);
-        assert_eq!(status, 200, "{out}");
+        let out = env.deliveries(&hook, "");
         match out["data"].as_array().and_then(|d| d.first()) {
             Some(d) if d["status"] == "failed" => Ok(str_of(&d["id"])),
             _ => Err(out.to_string()),
         }
     });
-    let (status, out) = app.call(
-        "GET",
-        &format!("{HOOKS}/{hook}/deliveries/{delivery}"),
-        auth,
-        None,
-    );
-    assert_eq!(status, 200, "{out}");
+    let out = env.delivery(&hook, &delivery);
     assert_eq!(out["attempts"][0]["error"], "ssrf_blocked", "{out}");
     assert_eq!(out["attempts"][0]["response_status"], Value::Null, "{out}");
     sleep(SETTLE);
     assert_eq!(
-        rx.count("/ssrf"),
+        env.rx.count("/ssrf"),
         0,
         "the receiver behind the rebound name was reached"
     );

@@ -1,13 +1,14 @@
 //! Starts the real server on 127.0.0.1:0 with a temporary data file, and a small typed client
 //! that talks HTTP to it.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::Duration;
+use std::thread::sleep;
+use std::time::{Duration, Instant};
 
 use leadbase::config::Config;
 use leadbase::{Options, Running};
@@ -94,11 +95,19 @@ pub fn spawn_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
 }
 
 pub fn start_in(dir: Arc<tempfile::TempDir>, config: Config) -> TestApp {
+    start_with_options(dir, config, Options::default())
+}
+
+/// [`start_in`] with [`Options`] of the test's own (a name lookup, say).
+pub fn start_with_options(
+    dir: Arc<tempfile::TempDir>,
+    config: Config,
+    options: Options,
+) -> TestApp {
     // Internal errors are logged, not returned: show them when a test fails.
     leadbase::logging::init("error");
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let running =
-        leadbase::start(config.clone(), listener, Options::default()).expect("server starts");
+    let running = leadbase::start(config.clone(), listener, options).expect("server starts");
     TestApp {
         base: format!("http://{}", running.addr()),
         dir,
@@ -363,6 +372,7 @@ pub fn receive(secret: &str, listen: &str) -> Receiver {
 
 pub const LEADS: &str = "/api/agents/crm/leads";
 pub const BULK: &str = "/api/agents/crm/leads/bulk";
+pub const HOOKS: &str = "/api/agents/crm/lead-webhooks";
 
 /// Limits high enough that a test never meets them unless it means to.
 pub fn relax_limits(c: &mut Config) {
@@ -378,9 +388,7 @@ pub fn app() -> TestApp {
 
 /// A 201 create-or-merge; returns the lead.
 pub fn create(app: &TestApp, key: &Key, body: Value) -> Value {
-    let res = app.api("POST", LEADS, key).json(&body).send();
-    assert_eq!(res.status, 201, "{}", res.text);
-    res.json()["lead"].clone()
+    push(app, key, body)["lead"].clone()
 }
 
 pub fn get(app: &TestApp, key: &Key, id: &str) -> Value {
@@ -417,4 +425,60 @@ pub fn sorted(values: &Value) -> Vec<String> {
         .collect();
     v.sort();
     v
+}
+
+/// An object's keys.
+pub fn keys(value: &Value) -> BTreeSet<String> {
+    value
+        .as_object()
+        .unwrap_or_else(|| panic!("not an object: {value}"))
+        .keys()
+        .cloned()
+        .collect()
+}
+
+pub fn set_of(names: &[&str]) -> BTreeSet<String> {
+    names.iter().map(|s| s.to_string()).collect()
+}
+
+/// Polls `check` until it returns Ok, or panics with its last complaint.
+pub fn eventually<T>(
+    what: &str,
+    timeout: Duration,
+    mut check: impl FnMut() -> Result<T, String>,
+) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match check() {
+            Ok(value) => return value,
+            Err(last) if Instant::now() >= deadline => {
+                panic!("{what}: not within {timeout:?}; last seen: {last}")
+            }
+            Err(_) => sleep(Duration::from_millis(25)),
+        }
+    }
+}
+
+/// A 201 create-or-merge; returns the whole body.
+pub fn push(app: &TestApp, key: &Key, body: Value) -> Value {
+    let res = app.api("POST", LEADS, key).json(&body).send();
+    assert_eq!(res.status, 201, "{}", res.text);
+    res.json()
+}
+
+/// A 200 PATCH of a lead, answered with only `lead`; returns the lead.
+pub fn patch_lead(app: &TestApp, key: &Key, id: &str, body: Value) -> Value {
+    let res = app
+        .api("PATCH", &format!("{LEADS}/{id}"), key)
+        .json(&body)
+        .send();
+    assert_eq!(res.status, 200, "{}", res.text);
+    let body = res.json();
+    assert_eq!(body.as_object().unwrap().len(), 1, "only `lead`: {body}");
+    body["lead"].clone()
+}
+
+/// A lead's id.
+pub fn id_of(lead: &Value) -> String {
+    lead["id"].as_str().expect("id").to_string()
 }

@@ -39,6 +39,11 @@ fn send(
         .send()
 }
 
+/// POST /leads with an Idempotency-Key.
+fn post(app: &TestApp, key: &Key, idem: &str, body: Value) -> Resp {
+    send(app, "POST", LEADS, key, idem, &body)
+}
+
 fn assert_fresh(res: &Resp, status: u16) {
     assert_eq!(res.status, status, "{}", res.text);
     assert_eq!(
@@ -92,7 +97,7 @@ fn a_replay_returns_the_stored_response_and_writes_nothing() {
     );
     assert_replay_of(&reordered, &first);
     assert_eq!(total(&app, &key), 1, "a replay writes nothing");
-    let id = first.json()["lead"]["id"].as_str().unwrap().to_string();
+    let id = id_of(&first.json()["lead"]);
     assert_eq!(
         get(&app, &key, &id)["updated_at"],
         first.json()["lead"]["updated_at"]
@@ -120,32 +125,16 @@ fn a_replay_returns_the_stored_response_and_writes_nothing() {
 fn the_same_key_with_a_different_body_is_409() {
     let app = app();
     let key = app.tenant_with_key("Acme");
-    let first = send(
-        &app,
-        "POST",
-        LEADS,
-        &key,
-        "k",
-        &json!({ "contact_name": "One" }),
-    );
+    let first = post(&app, &key, "k", json!({ "contact_name": "One" }));
     assert_fresh(&first, 201);
-    let message = send(
-        &app,
-        "POST",
-        LEADS,
-        &key,
-        "k",
-        &json!({ "contact_name": "Two" }),
-    )
-    .assert_error(409, "api_error");
+    let message =
+        post(&app, &key, "k", json!({ "contact_name": "Two" })).assert_error(409, "api_error");
     assert!(message.contains("Idempotency-Key"), "{message}");
-    send(
+    post(
         &app,
-        "POST",
-        LEADS,
         &key,
         "k",
-        &json!({ "contact_name": "One", "score": 1 }),
+        json!({ "contact_name": "One", "score": 1 }),
     )
     .assert_error(409, "api_error");
     assert_eq!(total(&app, &key), 1);
@@ -156,14 +145,7 @@ fn the_same_key_with_a_different_body_is_409() {
     send(&app, "POST", BULK, &key, "b", &other_rows).assert_error(409, "api_error");
     assert_eq!(total(&app, &key), 2);
     // The original still replays.
-    let replay = send(
-        &app,
-        "POST",
-        LEADS,
-        &key,
-        "k",
-        &json!({ "contact_name": "One" }),
-    );
+    let replay = post(&app, &key, "k", json!({ "contact_name": "One" }));
     assert_replay_of(&replay, &first);
 }
 
@@ -171,16 +153,9 @@ fn the_same_key_with_a_different_body_is_409() {
 fn keys_are_scoped_per_route_and_per_tenant() {
     let app = app();
     let key = app.tenant_with_key("Acme");
-    let create = send(
-        &app,
-        "POST",
-        LEADS,
-        &key,
-        "shared",
-        &json!({ "contact_name": "Sam" }),
-    );
+    let create = post(&app, &key, "shared", json!({ "contact_name": "Sam" }));
     assert_fresh(&create, 201);
-    let id = create.json()["lead"]["id"].as_str().unwrap().to_string();
+    let id = id_of(&create.json()["lead"]);
 
     let bulk = send(
         &app,
@@ -206,39 +181,18 @@ fn keys_are_scoped_per_route_and_per_tenant() {
 
     // Another tenant, same key and body: its own fresh request.
     let other = app.tenant_with_key("Bravo");
-    let theirs = send(
-        &app,
-        "POST",
-        LEADS,
-        &other,
-        "shared",
-        &json!({ "contact_name": "Sam" }),
-    );
+    let theirs = post(&app, &other, "shared", json!({ "contact_name": "Sam" }));
     assert_fresh(&theirs, 201);
     assert_ne!(theirs.json()["lead"]["id"], create.json()["lead"]["id"]);
     assert_eq!(theirs.json()["lead"]["customer_id"], other.tenant.as_str());
     assert_eq!(total(&app, &other), 1);
     // And both still replay their own response.
     assert_replay_of(
-        &send(
-            &app,
-            "POST",
-            LEADS,
-            &other,
-            "shared",
-            &json!({ "contact_name": "Sam" }),
-        ),
+        &post(&app, &other, "shared", json!({ "contact_name": "Sam" })),
         &theirs,
     );
     assert_replay_of(
-        &send(
-            &app,
-            "POST",
-            LEADS,
-            &key,
-            "shared",
-            &json!({ "contact_name": "Sam" }),
-        ),
+        &post(&app, &key, "shared", json!({ "contact_name": "Sam" })),
         &create,
     );
 }
@@ -248,31 +202,26 @@ fn validation_errors_are_stored_and_replayed() {
     let app = app();
     let key = app.tenant_with_key("Acme");
     let bad = json!({ "contact_email": "nope" });
-    let first = send(&app, "POST", LEADS, &key, "bad-1", &bad);
+    let first = post(&app, &key, "bad-1", bad.clone());
     first.assert_error(400, "invalid_request_error");
     assert_eq!(first.header(REPLAYED), None);
-    let again = send(&app, "POST", LEADS, &key, "bad-1", &bad);
+    let again = post(&app, &key, "bad-1", bad);
     again.assert_error(400, "invalid_request_error");
     assert_replay_of(&again, &first);
     // The key is used up: a corrected body under it is a different request.
-    send(
+    post(
         &app,
-        "POST",
-        LEADS,
         &key,
         "bad-1",
-        &json!({ "contact_email": "ok@example.com" }),
+        json!({ "contact_email": "ok@example.com" }),
     )
     .assert_error(409, "api_error");
 
     // A refusal found against the tenant's catalogue (unknown stage) is stored as well.
     let unknown_stage = json!({ "contact_name": "S", "stage_slug": "nope" });
-    let first = send(&app, "POST", LEADS, &key, "bad-2", &unknown_stage);
+    let first = post(&app, &key, "bad-2", unknown_stage.clone());
     first.assert_error(400, "invalid_request_error");
-    assert_replay_of(
-        &send(&app, "POST", LEADS, &key, "bad-2", &unknown_stage),
-        &first,
-    );
+    assert_replay_of(&post(&app, &key, "bad-2", unknown_stage), &first);
 
     // And on PATCH: a 404 for an unknown lead, a 400 for a bad value.
     let missing = format!("{LEADS}/{}", uuid::Uuid::now_v7());
@@ -354,38 +303,22 @@ fn dry_runs_are_not_stored() {
 fn patch_honours_idempotency_keys() {
     let app = app();
     let key = app.tenant_with_key("Acme");
-    let lead = app
-        .api("POST", LEADS, &key)
-        .json(&json!({ "contact_name": "Pat" }))
-        .send()
-        .json()["lead"]
-        .clone();
-    let path = format!("{LEADS}/{}", lead["id"].as_str().unwrap());
+    let id = id_of(&create(&app, &key, json!({ "contact_name": "Pat" })));
+    let path = format!("{LEADS}/{id}");
     let first = send(&app, "PATCH", &path, &key, "p-1", &json!({ "score": 5 }));
     assert_fresh(&first, 200);
     assert_eq!(first.json()["lead"]["score"], 5);
 
-    let res = app
-        .api("PATCH", &path, &key)
-        .json(&json!({ "score": 7 }))
-        .send();
-    assert_eq!(res.status, 200, "{}", res.text);
+    patch_lead(&app, &key, &id, json!({ "score": 7 }));
 
     // The replay answers with the stored response and does not set the score back.
     let replay = send(&app, "PATCH", &path, &key, "p-1", &json!({ "score": 5 }));
     assert_replay_of(&replay, &first);
     assert_eq!(replay.json()["lead"]["score"], 5);
-    assert_eq!(get(&app, &key, lead["id"].as_str().unwrap())["score"], 7);
+    assert_eq!(get(&app, &key, &id)["score"], 7);
     send(&app, "PATCH", &path, &key, "p-1", &json!({ "score": 6 })).assert_error(409, "api_error");
     // The same key on another lead's PATCH never answers with the first lead's response.
-    let other = app
-        .api("POST", LEADS, &key)
-        .json(&json!({ "contact_name": "Other" }))
-        .send()
-        .json()["lead"]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let other = id_of(&create(&app, &key, json!({ "contact_name": "Other" })));
     let res = send(
         &app,
         "PATCH",
@@ -396,7 +329,7 @@ fn patch_honours_idempotency_keys() {
     );
     assert_eq!(res.header(REPLAYED), None, "{}", res.text);
     assert_ne!(res.text, first.text);
-    assert_eq!(get(&app, &key, lead["id"].as_str().unwrap())["score"], 7);
+    assert_eq!(get(&app, &key, &id)["score"], 7);
 }
 
 #[test]
@@ -409,8 +342,8 @@ fn malformed_keys_are_400() {
         "clé-1".to_string(),
         "tab\there".to_string(),
     ] {
-        let message = send(&app, "POST", LEADS, &key, &idem, &body)
-            .assert_error(400, "invalid_request_error");
+        let message =
+            post(&app, &key, &idem, body.clone()).assert_error(400, "invalid_request_error");
         assert!(message.contains("Idempotency-Key"), "{message}");
         let message = send(&app, "POST", BULK, &key, &idem, &json!({ "leads": [body] }))
             .assert_error(400, "invalid_request_error");
@@ -423,9 +356,9 @@ fn malformed_keys_are_400() {
     }
     assert_eq!(total(&app, &key), 0, "nothing written");
     let longest = "k".repeat(255);
-    assert_fresh(&send(&app, "POST", LEADS, &key, &longest, &body), 201);
+    assert_fresh(&post(&app, &key, &longest, body.clone()), 201);
     let printable = "order-42 ~!@#$%^&*()_+{}|:<>?";
-    assert_fresh(&send(&app, "POST", LEADS, &key, printable, &body), 201);
+    assert_fresh(&post(&app, &key, printable, body), 201);
     assert_eq!(total(&app, &key), 2);
 }
 
@@ -441,7 +374,7 @@ fn concurrent_duplicates_with_one_key_make_one_lead() {
             .map(|_| {
                 s.spawn(|| {
                     barrier.wait();
-                    send(&app, "POST", LEADS, &key, "once", &body)
+                    post(&app, &key, "once", body.clone())
                 })
             })
             .collect();
@@ -475,8 +408,5 @@ fn concurrent_duplicates_with_one_key_make_one_lead() {
         );
     }
     assert_eq!(total(&app, &key), 1);
-    assert_replay_of(
-        &send(&app, "POST", LEADS, &key, "once", &body),
-        originals[0],
-    );
+    assert_replay_of(&post(&app, &key, "once", body), originals[0]);
 }

@@ -14,16 +14,9 @@ fn bulk(app: &TestApp, key: &Key, body: &Value) -> Value {
     let res = bulk_res(app, key, body);
     assert_eq!(res.status, 200, "{}", res.text);
     let body = res.json();
-    let mut top: Vec<&str> = body
-        .as_object()
-        .unwrap()
-        .keys()
-        .map(String::as_str)
-        .collect();
-    top.sort_unstable();
     assert_eq!(
-        top,
-        ["dry_run", "results", "summary", "unknown_custom_fields"]
+        keys(&body),
+        set_of(&["dry_run", "results", "summary", "unknown_custom_fields"])
     );
     body
 }
@@ -181,23 +174,16 @@ fn five_hundred_rows_mixing_created_updated_and_failed_rows() {
     let mut counts: HashMap<&str, u64> = HashMap::new();
     let mut created_ids = HashSet::new();
     for (n, (result, e)) in results.iter().zip(&expect).enumerate() {
-        let mut fields: Vec<&str> = result
-            .as_object()
-            .unwrap()
-            .keys()
-            .map(String::as_str)
-            .collect();
-        fields.sort_unstable();
         assert_eq!(
-            fields,
-            [
+            keys(result),
+            set_of(&[
                 "errors",
                 "ignored_custom_fields",
                 "lead_id",
                 "matched_by",
                 "row_ref",
                 "status"
-            ]
+            ])
         );
         // A string or number is echoed; anything else failed its row and is echoed as null.
         let row_ref = match rows[n].get("row_ref") {

@@ -51,19 +51,10 @@ fn list(app: &TestApp, key: &Key, params: &[(&str, &str)]) -> Value {
     res.json()
 }
 
-fn patch(app: &TestApp, key: &Key, id: &str, body: Value) -> Value {
-    let res = app
-        .api("PATCH", &format!("{LEADS}/{id}"), key)
-        .json(&body)
-        .send();
-    assert_eq!(res.status, 200, "{}", res.text);
-    res.json()["lead"].clone()
-}
-
 /// Creates the rows in one bulk import; returns the new leads' ids.
 fn bulk_create(app: &TestApp, key: &Key, rows: Vec<Value>) -> Vec<String> {
     let res = app
-        .api("POST", &format!("{LEADS}/bulk"), key)
+        .api("POST", BULK, key)
         .json(&json!({ "leads": rows }))
         .send();
     assert_eq!(res.status, 200, "{}", res.text);
@@ -147,18 +138,14 @@ fn list_defaults_to_twenty_leads_by_updated_at_ascending() {
     }
     // The oldest lead is touched last: sorted by updated_at, it comes last.
     sleep_ms(3);
-    let first_id = created[0]["id"].as_str().unwrap().to_string();
-    patch(&app, &key, &first_id, json!({ "score": 7 }));
+    let first_id = id_of(&created[0]);
+    patch_lead(&app, &key, &first_id, json!({ "score": 7 }));
 
     let page = list(&app, &key, &[]);
-    let mut top: Vec<&str> = page
-        .as_object()
-        .unwrap()
-        .keys()
-        .map(String::as_str)
-        .collect();
-    top.sort_unstable();
-    assert_eq!(top, ["leads", "limit", "next_cursor", "offset", "total"]);
+    assert_eq!(
+        keys(&page),
+        set_of(&["leads", "limit", "next_cursor", "offset", "total"])
+    );
     assert_eq!(page["limit"], 20);
     assert_eq!(page["offset"], 0);
     assert_eq!(page["total"], 23);
@@ -166,16 +153,11 @@ fn list_defaults_to_twenty_leads_by_updated_at_ascending() {
     let leads = page["leads"].as_array().unwrap();
     assert_eq!(leads.len(), 20);
     for lead in leads {
-        let mut fields: Vec<&str> = lead
-            .as_object()
-            .unwrap()
-            .keys()
-            .map(String::as_str)
-            .collect();
-        fields.sort_unstable();
-        let mut expected = LEAD_FIELDS.to_vec();
-        expected.sort_unstable();
-        assert_eq!(fields, expected, "custom_fields only when asked for");
+        assert_eq!(
+            keys(lead),
+            set_of(&LEAD_FIELDS),
+            "custom_fields only when asked for"
+        );
         assert_eq!(lead["customer_id"], key.tenant.as_str());
     }
 
@@ -343,7 +325,7 @@ fn status_filter() {
     create(&app, &key, json!({ "contact_name": "B" }));
     create(&app, &key, json!({ "contact_name": "C" }));
     let a_id = a["id"].as_str().unwrap();
-    patch(&app, &key, a_id, json!({ "status": "won" }));
+    patch_lead(&app, &key, a_id, json!({ "status": "won" }));
 
     let won = list(&app, &key, &[("status", "won")]);
     assert_eq!(ids(&won), [a_id]);
@@ -387,10 +369,7 @@ fn stage_filters_by_stage_id_and_slug() {
         json!({ "contact_name": "C2", "stage_slug": "contacted" }),
     );
     let n = create(&app, &key, json!({ "contact_name": "N" }));
-    let mut contacted_ids = vec![
-        c1["id"].as_str().unwrap().to_string(),
-        c2["id"].as_str().unwrap().to_string(),
-    ];
+    let mut contacted_ids = vec![id_of(&c1), id_of(&c2)];
     contacted_ids.sort();
 
     for params in [
@@ -452,10 +431,7 @@ fn lead_line_filter() {
     );
     let mut got = ids(&buyers);
     got.sort();
-    let mut want = vec![
-        b1["id"].as_str().unwrap().to_string(),
-        b2["id"].as_str().unwrap().to_string(),
-    ];
+    let mut want = vec![id_of(&b1), id_of(&b2)];
     want.sort();
     assert_eq!(got, want);
     assert_eq!(total(&buyers), 2);
@@ -476,7 +452,6 @@ fn since_filters_are_inclusive() {
     let b = create(&app, &key, json!({ "contact_name": "B" }));
     sleep_ms(5);
     let c = create(&app, &key, json!({ "contact_name": "C" }));
-    let id = |l: &Value| l["id"].as_str().unwrap().to_string();
     let sorted = |mut v: Vec<String>| {
         v.sort();
         v
@@ -492,7 +467,7 @@ fn since_filters_are_inclusive() {
             let page = list(&app, &key, &params);
             assert_eq!(
                 sorted(ids(&page)),
-                sorted(vec![id(&b), id(&c)]),
+                sorted(vec![id_of(&b), id_of(&c)]),
                 "{params:?}"
             );
             assert_eq!(total(&page), 2, "{params:?}");
@@ -502,7 +477,7 @@ fn since_filters_are_inclusive() {
             let page = list(&app, &key, &params);
             assert_eq!(
                 sorted(ids(&page)),
-                sorted(vec![id(&b), id(&c)]),
+                sorted(vec![id_of(&b), id_of(&c)]),
                 "{params:?}"
             );
             assert_eq!(total(&page), 2, "{params:?}");
@@ -512,15 +487,15 @@ fn since_filters_are_inclusive() {
     let c_created = c["created_at"].as_str().unwrap();
     assert_eq!(
         ids(&list(&app, &key, &[("created_since", c_created)])),
-        [id(&c)]
+        [id_of(&c)]
     );
 
     // Touching A brings it inside updated_since but not created_since.
     sleep_ms(5);
-    patch(&app, &key, &id(&a), json!({ "score": 1 }));
+    patch_lead(&app, &key, &id_of(&a), json!({ "score": 1 }));
     let page = list(&app, &key, &[("updated_since", b_updated)]);
     assert_eq!(total(&page), 3);
-    assert_eq!(ids(&page).last(), Some(&id(&a)));
+    assert_eq!(ids(&page).last(), Some(&id_of(&a)));
     assert_eq!(total(&list(&app, &key, &[("created_since", b_created)])), 2);
 
     // Other ISO-8601 shapes parse; the far future matches nothing.
@@ -577,7 +552,6 @@ fn search_matches_name_email_or_phone_digits() {
         json!({ "contact_name": "Carol", "contact_email": "carol@EXAMPLE.org" }),
     );
     let phone_only = create(&app, &key, json!({ "contact_phone": "312-555-0147" }));
-    let id = |l: &Value| l["id"].as_str().unwrap().to_string();
     let found = |q: &str| {
         let page = list(&app, &key, &[("search", q), ("limit", "100")]);
         let mut got = ids(&page);
@@ -586,7 +560,7 @@ fn search_matches_name_email_or_phone_digits() {
         got
     };
     let set = |leads: &[&Value]| {
-        let mut v: Vec<String> = leads.iter().map(|l| id(l)).collect();
+        let mut v: Vec<String> = leads.iter().map(|l| id_of(l)).collect();
         v.sort();
         v
     };
@@ -621,9 +595,9 @@ fn search_matches_name_email_or_phone_digits() {
     assert_eq!(total(&page), 2);
     assert!(page["next_cursor"].is_string());
     // Search combines with other filters.
-    patch(&app, &key, &id(&carol), json!({ "status": "lost" }));
+    patch_lead(&app, &key, &id_of(&carol), json!({ "status": "lost" }));
     let page = list(&app, &key, &[("search", "example"), ("status", "lost")]);
-    assert_eq!(ids(&page), [id(&carol)]);
+    assert_eq!(ids(&page), [id_of(&carol)]);
 }
 
 #[test]
@@ -637,7 +611,7 @@ fn keyset_paging_visits_every_lead_once_in_order() {
             &key,
             json!({ "contact_email": format!("one{i}@example.com") }),
         );
-        ids_made.push(lead["id"].as_str().unwrap().to_string());
+        ids_made.push(id_of(&lead));
     }
     // One bulk import: five leads sharing their timestamps, so ties are broken by id.
     ids_made.extend(bulk_create(
@@ -653,12 +627,12 @@ fn keyset_paging_visits_every_lead_once_in_order() {
             &key,
             json!({ "contact_email": format!("one{i}@example.com") }),
         );
-        ids_made.push(lead["id"].as_str().unwrap().to_string());
+        ids_made.push(id_of(&lead));
     }
     // Updates reorder updated_at against created_at.
     sleep_ms(3);
     for id in [&ids_made[1], &ids_made[5], &ids_made[0]] {
-        patch(&app, &key, id, json!({ "score": 3 }));
+        patch_lead(&app, &key, id, json!({ "score": 3 }));
     }
     let all = list(&app, &key, &[("limit", "100")])["leads"]
         .as_array()
@@ -748,7 +722,7 @@ fn paging_while_leads_are_inserted_sees_every_original_lead_exactly_once() {
                 &key,
                 json!({ "contact_email": format!("orig{i}@example.com") }),
             );
-            originals.insert(lead["id"].as_str().unwrap().to_string());
+            originals.insert(id_of(&lead));
         }
         assert_eq!(originals.len(), 40);
         let writer = app.issue_key(&key.tenant, &["public_api:leads:write"]);
@@ -891,13 +865,13 @@ fn tenants_never_see_each_others_leads() {
     );
     let a_id = lead_a["id"].as_str().unwrap();
     // The same contact in another tenant is another lead, not a merge.
-    let res = app
-        .api("POST", LEADS, &b)
-        .json(&json!({ "contact_name": "Zed Bravo", "contact_email": "zelda@example.com" }))
-        .send();
-    assert_eq!(res.status, 201);
-    assert_eq!(res.json()["merged"], false);
-    let b_id = res.json()["lead"]["id"].as_str().unwrap().to_string();
+    let res = push(
+        &app,
+        &b,
+        json!({ "contact_name": "Zed Bravo", "contact_email": "zelda@example.com" }),
+    );
+    assert_eq!(res["merged"], false);
+    let b_id = id_of(&res["lead"]);
     assert_ne!(a_id, b_id);
 
     let in_b = list(&app, &b, &[]);

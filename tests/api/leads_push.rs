@@ -11,29 +11,10 @@ fn post(app: &TestApp, key: &Key, body: Value) -> Resp {
     app.api("POST", LEADS, key).json(&body).send()
 }
 
-/// A 201 create-or-merge; returns the whole body.
-fn push(app: &TestApp, key: &Key, body: Value) -> Value {
-    let res = post(app, key, body);
-    assert_eq!(res.status, 201, "{}", res.text);
-    res.json()
-}
-
 fn patch_res(app: &TestApp, key: &Key, id: &str, body: Value) -> Resp {
     app.api("PATCH", &format!("{LEADS}/{id}"), key)
         .json(&body)
         .send()
-}
-
-fn patch(app: &TestApp, key: &Key, id: &str, body: Value) -> Value {
-    let res = patch_res(app, key, id, body);
-    assert_eq!(res.status, 200, "{}", res.text);
-    let body = res.json();
-    assert_eq!(body.as_object().unwrap().len(), 1, "only `lead`: {body}");
-    body["lead"].clone()
-}
-
-fn id_of(lead: &Value) -> String {
-    lead["id"].as_str().expect("id").to_string()
 }
 
 fn owner(app: &TestApp, tenant: &str, name: &str) -> Value {
@@ -67,16 +48,9 @@ fn create_is_201_with_defaults_and_normalised_contacts() {
         &key,
         json!({ "contact_name": " Ada Lovelace ", "contact_email": "  Ada@Example.COM ", "contact_phone": "(206) 555-0123" }),
     );
-    let mut top: Vec<&str> = body
-        .as_object()
-        .unwrap()
-        .keys()
-        .map(String::as_str)
-        .collect();
-    top.sort_unstable();
     assert_eq!(
-        top,
-        ["ignored_custom_fields", "lead", "matched_by", "merged"]
+        keys(&body),
+        set_of(&["ignored_custom_fields", "lead", "matched_by", "merged"])
     );
     assert_eq!(body["merged"], false);
     assert_eq!(body["matched_by"], Value::Null);
@@ -379,7 +353,7 @@ fn merge_overwrites_given_fields_and_keeps_the_rest() {
     custom_field(&app, &key.tenant, "notes", "string");
     let ann = owner(&app, &key.tenant, "Ann");
     let bo = owner(&app, &key.tenant, "Bo");
-    let first = push(
+    let first = create(
         &app,
         &key,
         json!({
@@ -393,8 +367,7 @@ fn merge_overwrites_given_fields_and_keeps_the_rest() {
             "lead_line": "buyer",
             "custom_fields": { "budget": 1, "notes": "a" }
         }),
-    )["lead"]
-        .clone();
+    );
     tick();
 
     let merged = push(
@@ -477,16 +450,15 @@ fn patch_changes_the_given_fields() {
     let key = app.tenant_with_key("Acme");
     custom_field(&app, &key.tenant, "budget", "number");
     let ann = owner(&app, &key.tenant, "Ann");
-    let lead = push(
+    let lead = create(
         &app,
         &key,
         json!({ "contact_name": "Pat", "contact_email": "pat@example.com", "contact_phone": "(206) 555-0123" }),
-    )["lead"]
-        .clone();
+    );
     let id = id_of(&lead);
     tick();
 
-    let patched = patch(
+    let patched = patch_lead(
         &app,
         &key,
         &id,
@@ -515,7 +487,7 @@ fn patch_changes_the_given_fields() {
     assert!(patched["updated_at"].as_str().unwrap() > lead["updated_at"].as_str().unwrap());
     assert_eq!(get(&app, &key, &id), patched);
 
-    let cleared = patch(
+    let cleared = patch_lead(
         &app,
         &key,
         &id,
@@ -540,10 +512,10 @@ fn patch_changes_the_given_fields() {
     assert!(message.contains("contact_"), "{message}");
     assert_eq!(get(&app, &key, &id), cleared);
     // One contact field may go while another stays.
-    let fewer = patch(&app, &key, &id, json!({ "contact_phone": null }));
+    let fewer = patch_lead(&app, &key, &id, json!({ "contact_phone": null }));
     assert_eq!(fewer["contact_phone"], Value::Null);
     assert_eq!(fewer["contact_email"], "pat@example.com");
-    let renamed = patch(
+    let renamed = patch_lead(
         &app,
         &key,
         &id,
@@ -558,7 +530,7 @@ fn patch_changes_the_given_fields() {
 fn patch_refuses_invalid_values() {
     let app = app();
     let key = app.tenant_with_key("Acme");
-    let id = id_of(&push(&app, &key, json!({ "contact_name": "Pat" }))["lead"]);
+    let id = id_of(&create(&app, &key, json!({ "contact_name": "Pat" })));
     let other = app.create_tenant("Bravo");
     let foreign = owner(&app, &other, "Brenda");
     let cases = [
@@ -584,13 +556,21 @@ fn patch_refuses_invalid_values() {
 fn patch_conflicts_and_missing_leads() {
     let app = app();
     let key = app.tenant_with_key("Acme");
-    let a = id_of(&push(&app, &key, json!({ "contact_email": "a@example.com" }))["lead"]);
-    let b = id_of(&push(&app, &key, json!({ "contact_email": "b@example.com" }))["lead"]);
+    let a = id_of(&create(
+        &app,
+        &key,
+        json!({ "contact_email": "a@example.com" }),
+    ));
+    let b = id_of(&create(
+        &app,
+        &key,
+        json!({ "contact_email": "b@example.com" }),
+    ));
     patch_res(&app, &key, &b, json!({ "contact_email": "A@Example.com" }))
         .assert_error(409, "api_error");
     assert_eq!(get(&app, &key, &b)["contact_email"], "b@example.com");
     // A lead's own email is no conflict.
-    let same = patch(
+    let same = patch_lead(
         &app,
         &key,
         &a,
@@ -660,18 +640,16 @@ fn lead_line_is_a_custom_field_and_filterable() {
 fn a_phone_shared_after_an_email_merge_still_matches_its_remaining_holder() {
     let app = app();
     let key = app.tenant_with_key("Acme");
-    let a = push(
+    let a = create(
         &app,
         &key,
         json!({ "contact_name": "A", "contact_email": "a@example.com" }),
-    )["lead"]
-        .clone();
-    let b = push(
+    );
+    let b = create(
         &app,
         &key,
         json!({ "contact_name": "B", "contact_phone": "(206) 555-0123" }),
-    )["lead"]
-        .clone();
+    );
     // Email wins: A takes B's phone, so two leads now hold it.
     let merged = push(
         &app,
@@ -681,7 +659,7 @@ fn a_phone_shared_after_an_email_merge_still_matches_its_remaining_holder() {
     assert_eq!(merged["lead"]["id"], a["id"]);
     assert_eq!(merged["lead"]["contact_phone"], "+12065550123");
     // B moves to another number: A is now the only lead with the phone, and receives it.
-    patch(
+    patch_lead(
         &app,
         &key,
         &id_of(&b),

@@ -2,7 +2,7 @@
 //! and the offline commands.
 
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::json;
 
@@ -123,14 +123,16 @@ fn first_start_creates_the_admin_token_and_says_where_it_is() {
         .status()
         .unwrap();
     assert!(status.success());
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let exit = loop {
-        if let Some(exit) = child.try_wait().unwrap() {
-            break exit;
-        }
-        assert!(Instant::now() < deadline, "server did not stop on SIGTERM");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let exit = eventually(
+        "the server stops on SIGTERM",
+        Duration::from_secs(20),
+        || {
+            child
+                .try_wait()
+                .unwrap()
+                .ok_or_else(|| "still running".to_string())
+        },
+    );
     assert!(exit.success(), "{exit:?}");
 
     // A second start reuses the token; the banner no longer says it was created.

@@ -2,9 +2,6 @@
 
 use crate::helpers::*;
 
-const LEADS: &str = "/api/agents/crm/leads";
-const BULK: &str = "/api/agents/crm/leads/bulk";
-
 fn limited() -> TestApp {
     spawn_with(|c| {
         c.limits.per_minute = 5;

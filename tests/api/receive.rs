@@ -90,19 +90,19 @@ fn a_real_delivery_verifies_at_the_receiver() {
         .unwrap()
         .port();
     let res = app
-        .api("POST", "/api/agents/crm/lead-webhooks", &key)
+        .api("POST", HOOKS, &key)
         .json(&json!({ "url": format!("http://127.0.0.1:{port}/leads") }))
         .send();
     assert_eq!(res.status, 201, "{}", res.text);
     let secret = res.json()["secret"].as_str().unwrap().to_string();
     let rx = receive(&secret, &format!("127.0.0.1:{port}"));
-    let created = app
-        .api("POST", "/api/agents/crm/leads", &key)
-        .json(&json!({ "contact_name": "Ada", "contact_email": "ada@example.com" }))
-        .send();
-    assert_eq!(created.status, 201);
+    let created = create(
+        &app,
+        &key,
+        json!({ "contact_name": "Ada", "contact_email": "ada@example.com" }),
+    );
     let line: Value = serde_json::from_str(&rx.next_line(WAIT).expect("an event")).unwrap();
     assert_eq!(line["verified"], true);
     assert_eq!(line["event"], "lead.created");
-    assert_eq!(line["body"]["lead"]["id"], created.json()["lead"]["id"]);
+    assert_eq!(line["body"]["lead"]["id"], created["id"]);
 }

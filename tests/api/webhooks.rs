@@ -5,13 +5,13 @@
 //! loopback ones opened by `allowed_private_cidrs` (never connected to at registration) or
 //! public ones, which are accepted without a lookup or a connection.
 
+use leadbase::config::Config;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::helpers::*;
 
-const HOOKS: &str = "/api/agents/crm/lead-webhooks";
 const SECRET_PREFIX: &str = "mega_whsec_";
 
 /// Every field of the Webhook object, extensions included.
@@ -35,9 +35,15 @@ const FIELDS: [&str; 15] = [
 
 /// Generous limits, and loopback opened so `https://127.x.y.z/...` can be registered.
 fn spawn() -> TestApp {
+    spawn_and(|_| {})
+}
+
+/// [`spawn`], and then `extra` changes to the configuration.
+fn spawn_and(extra: impl FnOnce(&mut Config)) -> TestApp {
     spawn_with(|c| {
         relax_limits(c);
         c.webhooks.allowed_private_cidrs = vec!["127.0.0.0/8".into()];
+        extra(c);
     })
 }
 
@@ -54,18 +60,26 @@ fn rotate_path(id: &str) -> String {
     format!("{HOOKS}/{id}/rotate-secret")
 }
 
+fn post(app: &TestApp, key: &Key, body: Value) -> Resp {
+    app.api("POST", HOOKS, key).json(&body).send()
+}
+
+fn patch_res(app: &TestApp, key: &Key, id: &str, body: Value) -> Resp {
+    app.api("PATCH", &hook(id), key).json(&body).send()
+}
+
 /// Registers a webhook; returns the whole 201 body (`webhook` and `secret`).
-fn create(app: &TestApp, key: &Key, body: Value) -> Value {
-    let res = app.api("POST", HOOKS, key).json(&body).send();
+fn create_hook(app: &TestApp, key: &Key, body: Value) -> Value {
+    let res = post(app, key, body.clone());
     assert_eq!(res.status, 201, "create {body}: {}", res.text);
     res.json()
 }
 
 fn create_url(app: &TestApp, key: &Key, url: &str) -> Value {
-    create(app, key, json!({ "url": url }))
+    create_hook(app, key, json!({ "url": url }))
 }
 
-fn id_of(body: &Value) -> String {
+fn hook_id(body: &Value) -> String {
     body["webhook"]["id"]
         .as_str()
         .expect("webhook id")
@@ -136,14 +150,14 @@ fn listed_ids(app: &TestApp, key: &Key) -> Vec<String> {
         .collect()
 }
 
-fn get(app: &TestApp, key: &Key, id: &str) -> Value {
+fn get_hook(app: &TestApp, key: &Key, id: &str) -> Value {
     let res = app.api("GET", &hook(id), key).send();
     assert_eq!(res.status, 200, "{}", res.text);
     res.json()["webhook"].clone()
 }
 
-fn patch(app: &TestApp, key: &Key, id: &str, body: Value) -> Value {
-    let res = app.api("PATCH", &hook(id), key).json(&body).send();
+fn patch_hook(app: &TestApp, key: &Key, id: &str, body: Value) -> Value {
+    let res = patch_res(app, key, id, body.clone());
     assert_eq!(res.status, 200, "patch {body}: {}", res.text);
     res.json()
 }
@@ -152,32 +166,22 @@ fn patch(app: &TestApp, key: &Key, id: &str, body: Value) -> Value {
 fn create_returns_the_webhook_and_its_secret_with_defaults() {
     let app = spawn();
     let key = app.tenant_with_key("Acme");
-    let res = app
-        .api("POST", HOOKS, &key)
-        .json(&json!({ "url": "https://127.0.0.1/hook-a" }))
-        .send();
+    let res = post(&app, &key, json!({ "url": "https://127.0.0.1/hook-a" }));
     assert_eq!(res.status, 201, "{}", res.text);
     let body = res.json();
-    let top: Vec<&str> = body
-        .as_object()
-        .expect("object")
-        .keys()
-        .map(String::as_str)
-        .collect();
-    assert_eq!(top.len(), 2, "only webhook and secret: {body}");
+    assert_eq!(
+        keys(&body),
+        set_of(&["secret", "webhook"]),
+        "only webhook and secret: {body}"
+    );
     let secret = assert_secret(&body["secret"]);
 
     let webhook = &body["webhook"];
-    let mut keys: Vec<&str> = webhook
-        .as_object()
-        .expect("webhook object")
-        .keys()
-        .map(String::as_str)
-        .collect();
-    keys.sort_unstable();
-    let mut expected = FIELDS.to_vec();
-    expected.sort_unstable();
-    assert_eq!(keys, expected, "every field of §5: {webhook}");
+    assert_eq!(
+        keys(webhook),
+        set_of(&FIELDS),
+        "every field of §5: {webhook}"
+    );
 
     assert_uuid(&webhook["id"]);
     assert_eq!(webhook["url"], "https://127.0.0.1/hook-a");
@@ -202,8 +206,8 @@ fn create_returns_the_webhook_and_its_secret_with_defaults() {
     );
 
     // What GET returns is the same object.
-    let id = id_of(&body);
-    assert_eq!(&get(&app, &key, &id), webhook);
+    let id = hook_id(&body);
+    assert_eq!(&get_hook(&app, &key, &id), webhook);
     assert_eq!(list(&app, &key), vec![webhook.clone()]);
 }
 
@@ -211,7 +215,7 @@ fn create_returns_the_webhook_and_its_secret_with_defaults() {
 fn create_accepts_every_field() {
     let app = spawn();
     let key = app.tenant_with_key("Acme");
-    let body = create(
+    let body = create_hook(
         &app,
         &key,
         json!({
@@ -244,10 +248,11 @@ fn timeout_seconds_must_be_between_1_and_60() {
     let app = spawn();
     let key = app.tenant_with_key("Acme");
     for bad in [0, 61, -1, 3600] {
-        let res = app
-            .api("POST", HOOKS, &key)
-            .json(&json!({ "url": "https://127.0.0.1/t", "timeout_seconds": bad }))
-            .send();
+        let res = post(
+            &app,
+            &key,
+            json!({ "url": "https://127.0.0.1/t", "timeout_seconds": bad }),
+        );
         assert_bad_request(
             &res,
             &format!("timeout_seconds {bad}"),
@@ -255,10 +260,11 @@ fn timeout_seconds_must_be_between_1_and_60() {
         );
     }
     for bad in [json!(u64::MAX), json!(2.5), json!("10"), json!(true)] {
-        let res = app
-            .api("POST", HOOKS, &key)
-            .json(&json!({ "url": "https://127.0.0.1/t", "timeout_seconds": bad }))
-            .send();
+        let res = post(
+            &app,
+            &key,
+            json!({ "url": "https://127.0.0.1/t", "timeout_seconds": bad }),
+        );
         assert_bad_request(
             &res,
             &format!("timeout_seconds {bad}"),
@@ -266,7 +272,7 @@ fn timeout_seconds_must_be_between_1_and_60() {
         );
     }
     for (n, ok) in [1, 60].into_iter().enumerate() {
-        let body = create(
+        let body = create_hook(
             &app,
             &key,
             json!({ "url": format!("https://127.0.0.1/t{n}"), "timeout_seconds": ok }),
@@ -274,7 +280,7 @@ fn timeout_seconds_must_be_between_1_and_60() {
         assert_eq!(body["webhook"]["timeout_seconds"], ok);
     }
     // A whole number written as a float is that integer, as in JSON Schema.
-    let body = create(
+    let body = create_hook(
         &app,
         &key,
         json!({ "url": "https://127.0.0.1/t-float", "timeout_seconds": 30.0 }),
@@ -288,10 +294,11 @@ fn retry_attempts_must_be_between_0_and_10() {
     let app = spawn();
     let key = app.tenant_with_key("Acme");
     for bad in [-1, 11] {
-        let res = app
-            .api("POST", HOOKS, &key)
-            .json(&json!({ "url": "https://127.0.0.1/r", "retry_attempts": bad }))
-            .send();
+        let res = post(
+            &app,
+            &key,
+            json!({ "url": "https://127.0.0.1/r", "retry_attempts": bad }),
+        );
         assert_bad_request(
             &res,
             &format!("retry_attempts {bad}"),
@@ -299,14 +306,15 @@ fn retry_attempts_must_be_between_0_and_10() {
         );
     }
     for bad in [json!(u64::MAX), json!(2.5), json!("5")] {
-        let res = app
-            .api("POST", HOOKS, &key)
-            .json(&json!({ "url": "https://127.0.0.1/r", "retry_attempts": bad }))
-            .send();
+        let res = post(
+            &app,
+            &key,
+            json!({ "url": "https://127.0.0.1/r", "retry_attempts": bad }),
+        );
         assert_bad_request(&res, &format!("retry_attempts {bad}"), &["retry_attempts"]);
     }
     for (n, ok) in [0, 10].into_iter().enumerate() {
-        let body = create(
+        let body = create_hook(
             &app,
             &key,
             json!({ "url": format!("https://127.0.0.1/r{n}"), "retry_attempts": ok }),
@@ -320,19 +328,20 @@ fn retry_attempts_must_be_between_0_and_10() {
 fn description_is_at_most_200_characters() {
     let app = spawn();
     let key = app.tenant_with_key("Acme");
-    let res = app
-        .api("POST", HOOKS, &key)
-        .json(&json!({ "url": "https://127.0.0.1/d", "description": "x".repeat(201) }))
-        .send();
+    let res = post(
+        &app,
+        &key,
+        json!({ "url": "https://127.0.0.1/d", "description": "x".repeat(201) }),
+    );
     assert_bad_request(&res, "description 201", &["description", "200"]);
 
-    let body = create(
+    let body = create_hook(
         &app,
         &key,
         json!({ "url": "https://127.0.0.1/d", "description": "é".repeat(200) }),
     );
     assert_eq!(body["webhook"]["description"], "é".repeat(200));
-    let body = create(
+    let body = create_hook(
         &app,
         &key,
         json!({ "url": "https://127.0.0.1/d2", "description": null }),
@@ -359,20 +368,22 @@ fn event_types_come_from_the_catalogue_and_duplicates_collapse() {
         ),
         (json!([]), &["event_types"][..]),
     ] {
-        let res = app
-            .api("POST", HOOKS, &key)
-            .json(&json!({ "url": "https://127.0.0.1/e", "event_types": bad }))
-            .send();
+        let res = post(
+            &app,
+            &key,
+            json!({ "url": "https://127.0.0.1/e", "event_types": bad }),
+        );
         assert_bad_request(&res, &format!("event_types {bad}"), words);
     }
-    let res = app
-        .api("POST", HOOKS, &key)
-        .json(&json!({ "url": "https://127.0.0.1/e", "event_types": "lead.created" }))
-        .send();
+    let res = post(
+        &app,
+        &key,
+        json!({ "url": "https://127.0.0.1/e", "event_types": "lead.created" }),
+    );
     assert_bad_request(&res, "event_types as a string", &["event_types"]);
     assert!(list(&app, &key).is_empty());
 
-    let both = create(
+    let both = create_hook(
         &app,
         &key,
         json!({ "url": "https://127.0.0.1/e1", "event_types": ["lead.created", "lead.updated"] }),
@@ -381,7 +392,7 @@ fn event_types_come_from_the_catalogue_and_duplicates_collapse() {
         both["webhook"]["event_types"],
         json!(["lead.created", "lead.updated"])
     );
-    let updated_only = create(
+    let updated_only = create_hook(
         &app,
         &key,
         json!({ "url": "https://127.0.0.1/e2", "event_types": ["lead.updated"] }),
@@ -390,7 +401,7 @@ fn event_types_come_from_the_catalogue_and_duplicates_collapse() {
         updated_only["webhook"]["event_types"],
         json!(["lead.updated"])
     );
-    let dupes = create(
+    let dupes = create_hook(
         &app,
         &key,
         json!({
@@ -408,7 +419,7 @@ fn event_types_come_from_the_catalogue_and_duplicates_collapse() {
 fn url_is_a_required_absolute_https_string_without_user_info_of_at_most_2048_chars() {
     let app = spawn();
     let key = app.tenant_with_key("Acme");
-    let send = |body: Value| app.api("POST", HOOKS, &key).json(&body).send();
+    let send = |body: Value| post(&app, &key, body);
 
     assert_bad_request(&send(json!({})), "url missing", &["url"]);
     assert_bad_request(
@@ -474,10 +485,7 @@ fn url_policy_refuses_addresses_that_are_not_globally_routable() {
         ("https://localhost/", "loopback"),
         ("https://LocalHost./hook", "loopback"),
     ] {
-        let res = app
-            .api("POST", HOOKS, &key)
-            .json(&json!({ "url": url }))
-            .send();
+        let res = post(&app, &key, json!({ "url": url }));
         assert_bad_request(&res, url, &[rule]);
     }
     assert!(list(&app, &key).is_empty());
@@ -491,10 +499,11 @@ fn url_policy_refuses_addresses_that_are_not_globally_routable() {
 fn a_host_that_does_not_resolve_is_refused() {
     let app = spawn();
     let key = app.tenant_with_key("Acme");
-    let res = app
-        .api("POST", HOOKS, &key)
-        .json(&json!({ "url": "https://no-such-host.invalid/hook" }))
-        .send();
+    let res = post(
+        &app,
+        &key,
+        json!({ "url": "https://no-such-host.invalid/hook" }),
+    );
     assert_bad_request(
         &res,
         "unresolvable host",
@@ -514,35 +523,22 @@ fn allow_listed_ranges_admit_exactly_their_addresses() {
         ("https://169.254.169.254/", "link-local"),
         ("https://[::1]/", "loopback"),
     ] {
-        let res = app
-            .api("POST", HOOKS, &key)
-            .json(&json!({ "url": url }))
-            .send();
+        let res = post(&app, &key, json!({ "url": url }));
         assert_bad_request(&res, url, &[rule]);
     }
 }
 
 #[test]
 fn http_is_accepted_when_https_only_is_off() {
-    let app = spawn_with(|c| {
-        relax_limits(c);
-        c.webhooks.allowed_private_cidrs = vec!["127.0.0.0/8".into()];
-        c.webhooks.https_only = false;
-    });
+    let app = spawn_and(|c| c.webhooks.https_only = false);
     let key = app.tenant_with_key("Acme");
     let body = create_url(&app, &key, "http://127.0.0.1:8080/plain");
     assert_eq!(body["webhook"]["url"], "http://127.0.0.1:8080/plain");
     create_url(&app, &key, "https://127.0.0.1/tls");
     // Other schemes and the address rules still apply.
-    let res = app
-        .api("POST", HOOKS, &key)
-        .json(&json!({ "url": "ftp://127.0.0.1/file" }))
-        .send();
+    let res = post(&app, &key, json!({ "url": "ftp://127.0.0.1/file" }));
     assert_bad_request(&res, "ftp", &["url", "ftp"]);
-    let res = app
-        .api("POST", HOOKS, &key)
-        .json(&json!({ "url": "http://10.0.0.1/plain" }))
-        .send();
+    let res = post(&app, &key, json!({ "url": "http://10.0.0.1/plain" }));
     assert_bad_request(&res, "private over http", &["private"]);
 }
 
@@ -550,12 +546,12 @@ fn http_is_accepted_when_https_only_is_off() {
 fn patch_applies_the_same_rules() {
     let app = spawn();
     let key = app.tenant_with_key("Acme");
-    let created = create(
+    let created = create_hook(
         &app,
         &key,
         json!({ "url": "https://127.0.0.1/p", "description": "keep" }),
     );
-    let id = id_of(&created);
+    let id = hook_id(&created);
     let before = created["webhook"].clone();
 
     for (body, words) in [
@@ -595,13 +591,13 @@ fn patch_applies_the_same_rules() {
             &["retry_attempts"][..],
         ),
     ] {
-        let res = app.api("PATCH", &hook(&id), &key).json(&body).send();
+        let res = patch_res(&app, &key, &id, body.clone());
         assert_bad_request(&res, &format!("PATCH {body}"), words);
     }
-    assert_eq!(get(&app, &key, &id), before, "nothing changed");
+    assert_eq!(get_hook(&app, &key, &id), before, "nothing changed");
 
     // The bounds are inclusive here too.
-    let changed = patch(
+    let changed = patch_hook(
         &app,
         &key,
         &id,
@@ -610,7 +606,7 @@ fn patch_applies_the_same_rules() {
     assert_eq!(changed["webhook"]["timeout_seconds"], 60);
     assert_eq!(changed["webhook"]["retry_attempts"], 0);
     assert_eq!(changed["webhook"]["description"], "y".repeat(200));
-    let changed = patch(
+    let changed = patch_hook(
         &app,
         &key,
         &id,
@@ -624,15 +620,15 @@ fn patch_applies_the_same_rules() {
 fn patch_changes_only_the_fields_it_names() {
     let app = spawn();
     let key = app.tenant_with_key("Acme");
-    let created = create(
+    let created = create_hook(
         &app,
         &key,
         json!({ "url": "https://127.0.0.1/c", "description": "first" }),
     );
-    let id = id_of(&created);
+    let id = hook_id(&created);
     let original = created["webhook"].clone();
 
-    let off = patch(&app, &key, &id, json!({ "is_active": false }));
+    let off = patch_hook(&app, &key, &id, json!({ "is_active": false }));
     assert!(off.get("secret").is_none(), "no secret without rotation");
     let webhook = &off["webhook"];
     assert_eq!(webhook["is_active"], false);
@@ -642,31 +638,31 @@ fn patch_changes_only_the_fields_it_names() {
         }
     }
     assert!(parse_time(&webhook["updated_at"]) >= parse_time(&original["updated_at"]));
-    assert_eq!(get(&app, &key, &id)["is_active"], false);
+    assert_eq!(get_hook(&app, &key, &id)["is_active"], false);
 
-    let on = patch(&app, &key, &id, json!({ "is_active": true }));
+    let on = patch_hook(&app, &key, &id, json!({ "is_active": true }));
     assert_eq!(on["webhook"]["is_active"], true);
     assert_eq!(on["webhook"]["disabled_reason"], Value::Null);
     assert_eq!(on["webhook"]["consecutive_failures"], 0);
 
-    let cleared = patch(&app, &key, &id, json!({ "description": null }));
+    let cleared = patch_hook(&app, &key, &id, json!({ "description": null }));
     assert_eq!(cleared["webhook"]["description"], Value::Null);
-    assert_eq!(get(&app, &key, &id)["description"], Value::Null);
-    let described = patch(&app, &key, &id, json!({ "description": "again" }));
+    assert_eq!(get_hook(&app, &key, &id)["description"], Value::Null);
+    let described = patch_hook(&app, &key, &id, json!({ "description": "again" }));
     assert_eq!(described["webhook"]["description"], "again");
     // Leaving description out keeps it.
-    let kept = patch(&app, &key, &id, json!({ "timeout_seconds": 15 }));
+    let kept = patch_hook(&app, &key, &id, json!({ "timeout_seconds": 15 }));
     assert_eq!(kept["webhook"]["description"], "again");
     assert_eq!(kept["webhook"]["timeout_seconds"], 15);
 
-    let types = patch(
+    let types = patch_hook(
         &app,
         &key,
         &id,
         json!({ "event_types": ["lead.updated", "lead.updated"] }),
     );
     assert_eq!(types["webhook"]["event_types"], json!(["lead.updated"]));
-    let types = patch(
+    let types = patch_hook(
         &app,
         &key,
         &id,
@@ -677,15 +673,15 @@ fn patch_changes_only_the_fields_it_names() {
         json!(["lead.created", "lead.updated"])
     );
 
-    let moved = patch(&app, &key, &id, json!({ "url": "https://127.0.0.3/moved" }));
+    let moved = patch_hook(&app, &key, &id, json!({ "url": "https://127.0.0.3/moved" }));
     assert_eq!(moved["webhook"]["url"], "https://127.0.0.3/moved");
     // Its own URL again is not a duplicate of itself.
-    let same = patch(&app, &key, &id, json!({ "url": "https://127.0.0.3/moved" }));
+    let same = patch_hook(&app, &key, &id, json!({ "url": "https://127.0.0.3/moved" }));
     assert_eq!(same["webhook"]["url"], "https://127.0.0.3/moved");
 
     // An empty PATCH changes nothing that matters.
-    let empty = patch(&app, &key, &id, json!({}));
-    let now = get(&app, &key, &id);
+    let empty = patch_hook(&app, &key, &id, json!({}));
+    let now = get_hook(&app, &key, &id);
     for field in FIELDS {
         if field != "updated_at" {
             assert_eq!(empty["webhook"][field], now[field], "{field}");
@@ -706,7 +702,7 @@ fn list_returns_webhooks_oldest_first() {
     assert!(list(&app, &key).is_empty());
     let ids: Vec<String> = (1..=5)
         .map(|n| {
-            id_of(&create_url(
+            hook_id(&create_url(
                 &app,
                 &key,
                 &format!("https://127.0.0.{n}/hook"),
@@ -722,7 +718,7 @@ fn list_returns_webhooks_oldest_first() {
     assert!(created.windows(2).all(|w| w[0] <= w[1]), "{created:?}");
 
     // Changing one does not move it.
-    patch(&app, &key, &ids[0], json!({ "description": "touched" }));
+    patch_hook(&app, &key, &ids[0], json!({ "description": "touched" }));
     assert_eq!(listed_ids(&app, &key), ids);
 
     // The admin view lists the same, in the same order.
@@ -747,7 +743,7 @@ fn secrets_are_returned_only_on_create_and_rotate() {
     let app = spawn();
     let key = app.tenant_with_key("Acme");
     let created = create_url(&app, &key, "https://127.0.0.1/s");
-    let id = id_of(&created);
+    let id = hook_id(&created);
     let first = assert_secret(&created["secret"]);
     let mut seen = vec![first.clone()];
 
@@ -758,9 +754,7 @@ fn secrets_are_returned_only_on_create_and_rotate() {
             ("get", app.api("GET", &hook(&id), &key).send()),
             (
                 "patch",
-                app.api("PATCH", &hook(&id), &key)
-                    .json(&json!({ "timeout_seconds": 12 }))
-                    .send(),
+                patch_res(&app, &key, &id, json!({ "timeout_seconds": 12 })),
             ),
             ("admin list", app.admin("GET", &admin_path).send()),
         ];
@@ -784,7 +778,7 @@ fn secrets_are_returned_only_on_create_and_rotate() {
     check_hidden(&seen, &first);
 
     // PATCH with rotate_secret: a fresh secret, shown once.
-    let rotated = patch(&app, &key, &id, json!({ "rotate_secret": true }));
+    let rotated = patch_hook(&app, &key, &id, json!({ "rotate_secret": true }));
     let second = assert_secret(&rotated["secret"]);
     assert_ne!(second, first);
     assert_eq!(rotated["webhook"]["signing_secret_prefix"], second[..16]);
@@ -792,10 +786,12 @@ fn secrets_are_returned_only_on_create_and_rotate() {
     check_hidden(&seen, &second);
 
     // rotate_secret: false is not a rotation.
-    let not_rotated = app
-        .api("PATCH", &hook(&id), &key)
-        .json(&json!({ "rotate_secret": false, "description": "d" }))
-        .send();
+    let not_rotated = patch_res(
+        &app,
+        &key,
+        &id,
+        json!({ "rotate_secret": false, "description": "d" }),
+    );
     assert_eq!(not_rotated.status, 200, "{}", not_rotated.text);
     assert!(not_rotated.json().get("secret").is_none());
     assert_eq!(
@@ -820,7 +816,7 @@ fn rotate_secret_keeps_the_previous_secret_for_the_overlap() {
     let app = spawn();
     let key = app.tenant_with_key("Acme");
     let created = create_url(&app, &key, "https://127.0.0.1/r");
-    let id = id_of(&created);
+    let id = hook_id(&created);
     let mut secret = assert_secret(&created["secret"]);
 
     let mut rotate = |body: Option<Value>| -> Value {
@@ -847,7 +843,7 @@ fn rotate_secret_keeps_the_previous_secret_for_the_overlap() {
     let hours = hours_ahead(&webhook["previous_secret_expires_at"]);
     assert!((23.9..=24.1).contains(&hours), "{hours} h ahead: {webhook}");
     assert_eq!(
-        get(&app, &key, &id)["previous_secret_expires_at"],
+        get_hook(&app, &key, &id)["previous_secret_expires_at"],
         webhook["previous_secret_expires_at"]
     );
 
@@ -866,11 +862,11 @@ fn rotate_secret_keeps_the_previous_secret_for_the_overlap() {
     let webhook = rotate(Some(json!({ "overlap_hours": 0 })));
     assert_eq!(webhook["previous_secret_expires_at"], Value::Null);
     assert_eq!(
-        get(&app, &key, &id)["previous_secret_expires_at"],
+        get_hook(&app, &key, &id)["previous_secret_expires_at"],
         Value::Null
     );
 
-    let prefix_before = get(&app, &key, &id)["signing_secret_prefix"].clone();
+    let prefix_before = get_hook(&app, &key, &id)["signing_secret_prefix"].clone();
     for bad in [json!(169), json!(-1), json!("2"), json!(1.5)] {
         let res = app
             .api("POST", &rotate_path(&id), &key)
@@ -884,7 +880,7 @@ fn rotate_secret_keeps_the_previous_secret_for_the_overlap() {
         .send();
     assert_bad_request(&res, "overlap 169", &["overlap_hours", "168"]);
     assert_eq!(
-        get(&app, &key, &id)["signing_secret_prefix"],
+        get_hook(&app, &key, &id)["signing_secret_prefix"],
         prefix_before,
         "a refused rotation rotates nothing"
     );
@@ -892,17 +888,13 @@ fn rotate_secret_keeps_the_previous_secret_for_the_overlap() {
 
 #[test]
 fn patch_rotate_secret_uses_the_configured_overlap() {
-    let app = spawn_with(|c| {
-        relax_limits(c);
-        c.webhooks.allowed_private_cidrs = vec!["127.0.0.0/8".into()];
-        c.webhooks.rotation_overlap_hours = 6;
-    });
+    let app = spawn_and(|c| c.webhooks.rotation_overlap_hours = 6);
     let key = app.tenant_with_key("Acme");
     let created = create_url(&app, &key, "https://127.0.0.1/o");
-    let id = id_of(&created);
+    let id = hook_id(&created);
     let first = assert_secret(&created["secret"]);
 
-    let rotated = patch(
+    let rotated = patch_hook(
         &app,
         &key,
         &id,
@@ -927,32 +919,27 @@ fn a_url_is_registered_once_per_tenant() {
     let acme = app.tenant_with_key("Acme");
     let globex = app.tenant_with_key("Globex");
     let a = create_url(&app, &acme, "https://127.0.0.1/hook-a");
-    let a_id = id_of(&a);
+    let a_id = hook_id(&a);
 
-    let res = app
-        .api("POST", HOOKS, &acme)
-        .json(&json!({ "url": "https://127.0.0.1/hook-a", "event_types": ["lead.updated"] }))
-        .send();
+    let res = post(
+        &app,
+        &acme,
+        json!({ "url": "https://127.0.0.1/hook-a", "event_types": ["lead.updated"] }),
+    );
     let message = res.assert_error(409, "api_error");
     assert!(message.contains("url"), "{message}");
 
     // Inactive still counts.
-    patch(&app, &acme, &a_id, json!({ "is_active": false }));
-    let res = app
-        .api("POST", HOOKS, &acme)
-        .json(&json!({ "url": "https://127.0.0.1/hook-a" }))
-        .send();
+    patch_hook(&app, &acme, &a_id, json!({ "is_active": false }));
+    let res = post(&app, &acme, json!({ "url": "https://127.0.0.1/hook-a" }));
     res.assert_error(409, "api_error");
     // Created inactive, too.
-    create(
+    create_hook(
         &app,
         &acme,
         json!({ "url": "https://127.0.0.2:8443/b", "is_active": false }),
     );
-    let res = app
-        .api("POST", HOOKS, &acme)
-        .json(&json!({ "url": "https://127.0.0.2:8443/b" }))
-        .send();
+    let res = post(&app, &acme, json!({ "url": "https://127.0.0.2:8443/b" }));
     res.assert_error(409, "api_error");
 
     // Another tenant may register the same URL.
@@ -960,30 +947,32 @@ fn a_url_is_registered_once_per_tenant() {
 
     // PATCHing a URL onto another webhook's URL is a duplicate too.
     let c = create_url(&app, &acme, "https://127.0.0.3/c");
-    let c_id = id_of(&c);
-    let res = app
-        .api("PATCH", &hook(&c_id), &acme)
-        .json(&json!({ "url": "https://127.0.0.1/hook-a" }))
-        .send();
+    let c_id = hook_id(&c);
+    let res = patch_res(
+        &app,
+        &acme,
+        &c_id,
+        json!({ "url": "https://127.0.0.1/hook-a" }),
+    );
     res.assert_error(409, "api_error");
-    assert_eq!(get(&app, &acme, &c_id)["url"], "https://127.0.0.3/c");
+    assert_eq!(get_hook(&app, &acme, &c_id)["url"], "https://127.0.0.3/c");
     assert_eq!(list(&app, &acme).len(), 3);
 
     // Once deleted, the URL is free again.
     let res = app.api("DELETE", &hook(&a_id), &acme).send();
     assert_eq!(res.status, 200, "{}", res.text);
     let again = create_url(&app, &acme, "https://127.0.0.1/hook-a");
-    assert_ne!(id_of(&again), a_id, "a new webhook, not the old one back");
-    let moved = patch(
+    assert_ne!(hook_id(&again), a_id, "a new webhook, not the old one back");
+    let moved = patch_hook(
         &app,
         &acme,
         &c_id,
         json!({ "url": "https://127.0.0.2:8443/b2" }),
     );
     assert_eq!(moved["webhook"]["url"], "https://127.0.0.2:8443/b2");
-    let res = app.api("DELETE", &hook(&id_of(&again)), &acme).send();
+    let res = app.api("DELETE", &hook(&hook_id(&again)), &acme).send();
     assert_eq!(res.status, 200, "{}", res.text);
-    let moved = patch(
+    let moved = patch_hook(
         &app,
         &acme,
         &c_id,
@@ -994,23 +983,16 @@ fn a_url_is_registered_once_per_tenant() {
 
 #[test]
 fn a_tenant_at_max_per_tenant_gets_409_naming_the_limit() {
-    let app = spawn_with(|c| {
-        relax_limits(c);
-        c.webhooks.allowed_private_cidrs = vec!["127.0.0.0/8".into()];
-        c.webhooks.max_per_tenant = 3;
-    });
+    let app = spawn_and(|c| c.webhooks.max_per_tenant = 3);
     let acme = app.tenant_with_key("Acme");
     let globex = app.tenant_with_key("Globex");
     let mut ids: Vec<String> = (1..=3)
-        .map(|n| id_of(&create_url(&app, &acme, &format!("https://127.0.0.1/m{n}"))))
+        .map(|n| hook_id(&create_url(&app, &acme, &format!("https://127.0.0.1/m{n}"))))
         .collect();
     // Inactive ones count.
-    patch(&app, &acme, &ids[2], json!({ "is_active": false }));
+    patch_hook(&app, &acme, &ids[2], json!({ "is_active": false }));
 
-    let res = app
-        .api("POST", HOOKS, &acme)
-        .json(&json!({ "url": "https://127.0.0.1/m4" }))
-        .send();
+    let res = post(&app, &acme, json!({ "url": "https://127.0.0.1/m4" }));
     let message = res.assert_error(409, "api_error");
     assert!(message.contains('3'), "names the limit: {message}");
     assert_eq!(list(&app, &acme).len(), 3);
@@ -1024,11 +1006,8 @@ fn a_tenant_at_max_per_tenant_gets_409_naming_the_limit() {
     let removed = ids.remove(0);
     let res = app.api("DELETE", &hook(&removed), &acme).send();
     assert_eq!(res.status, 200, "{}", res.text);
-    ids.push(id_of(&create_url(&app, &acme, "https://127.0.0.1/m4")));
-    let res = app
-        .api("POST", HOOKS, &acme)
-        .json(&json!({ "url": "https://127.0.0.1/m5" }))
-        .send();
+    ids.push(hook_id(&create_url(&app, &acme, "https://127.0.0.1/m4")));
+    let res = post(&app, &acme, json!({ "url": "https://127.0.0.1/m5" }));
     res.assert_error(409, "api_error");
     assert_eq!(listed_ids(&app, &acme), ids);
 }
@@ -1037,8 +1016,8 @@ fn a_tenant_at_max_per_tenant_gets_409_naming_the_limit() {
 fn delete_is_soft_and_the_webhook_is_gone_everywhere() {
     let app = spawn();
     let key = app.tenant_with_key("Acme");
-    let keep = id_of(&create_url(&app, &key, "https://127.0.0.1/keep"));
-    let gone = id_of(&create_url(&app, &key, "https://127.0.0.1/gone"));
+    let keep = hook_id(&create_url(&app, &key, "https://127.0.0.1/keep"));
+    let gone = hook_id(&create_url(&app, &key, "https://127.0.0.1/gone"));
 
     let res = app.api("DELETE", &hook(&gone), &key).send();
     assert_eq!(res.status, 200, "{}", res.text);
@@ -1050,15 +1029,11 @@ fn delete_is_soft_and_the_webhook_is_gone_everywhere() {
     };
     not_found(app.api("GET", &hook(&gone), &key).send(), "GET");
     not_found(
-        app.api("PATCH", &hook(&gone), &key)
-            .json(&json!({ "description": "back?" }))
-            .send(),
+        patch_res(&app, &key, &gone, json!({ "description": "back?" })),
         "PATCH",
     );
     not_found(
-        app.api("PATCH", &hook(&gone), &key)
-            .json(&json!({ "is_active": true }))
-            .send(),
+        patch_res(&app, &key, &gone, json!({ "is_active": true })),
         "PATCH is_active",
     );
     not_found(app.api("DELETE", &hook(&gone), &key).send(), "DELETE again");
@@ -1079,17 +1054,12 @@ fn delete_is_soft_and_the_webhook_is_gone_everywhere() {
         .send();
     assert_eq!(admin.status, 200, "{}", admin.text);
     assert!(!admin.text.contains(&gone), "{}", admin.text);
-    assert_eq!(get(&app, &key, &keep)["url"], "https://127.0.0.1/keep");
+    assert_eq!(get_hook(&app, &key, &keep)["url"], "https://127.0.0.1/keep");
 
     // A well-formed id that never existed is 404 on every route, too.
     let missing = uuid::Uuid::now_v7().to_string();
     not_found(app.api("GET", &hook(&missing), &key).send(), "GET missing");
-    not_found(
-        app.api("PATCH", &hook(&missing), &key)
-            .json(&json!({}))
-            .send(),
-        "PATCH missing",
-    );
+    not_found(patch_res(&app, &key, &missing, json!({})), "PATCH missing");
     not_found(
         app.api("DELETE", &hook(&missing), &key).send(),
         "DELETE missing",
@@ -1105,27 +1075,23 @@ fn another_tenants_webhook_is_not_found() {
     let app = spawn();
     let acme = app.tenant_with_key("Acme");
     let globex = app.tenant_with_key("Globex");
-    let created = create(
+    let created = create_hook(
         &app,
         &acme,
         json!({ "url": "https://127.0.0.1/private", "description": "acme's" }),
     );
-    let id = id_of(&created);
+    let id = hook_id(&created);
     let before = created["webhook"].clone();
 
     for (what, res) in [
         ("GET", app.api("GET", &hook(&id), &globex).send()),
         (
             "PATCH",
-            app.api("PATCH", &hook(&id), &globex)
-                .json(&json!({ "description": "mine now" }))
-                .send(),
+            patch_res(&app, &globex, &id, json!({ "description": "mine now" })),
         ),
         (
             "PATCH url",
-            app.api("PATCH", &hook(&id), &globex)
-                .json(&json!({ "url": "https://127.0.0.9/x" }))
-                .send(),
+            patch_res(&app, &globex, &id, json!({ "url": "https://127.0.0.9/x" })),
         ),
         ("rotate", app.api("POST", &rotate_path(&id), &globex).send()),
         ("DELETE", app.api("DELETE", &hook(&id), &globex).send()),
@@ -1135,7 +1101,7 @@ fn another_tenants_webhook_is_not_found() {
         assert!(res.json().get("secret").is_none(), "{what}");
     }
     assert!(list(&app, &globex).is_empty(), "not in the other list");
-    assert_eq!(get(&app, &acme, &id), before, "untouched");
+    assert_eq!(get_hook(&app, &acme, &id), before, "untouched");
 
     // Globex's key sent with Acme's tenant id is locked out before any lookup.
     let crossed = globex.for_tenant(&acme.tenant);
@@ -1151,9 +1117,7 @@ fn another_tenants_webhook_is_not_found() {
         app.api("GET", &hook(bad), &acme)
             .send()
             .assert_error(404, "not_found_error");
-        app.api("PATCH", &hook(bad), &acme)
-            .json(&json!({ "description": "x" }))
-            .send()
+        patch_res(&app, &acme, bad, json!({ "description": "x" }))
             .assert_error(404, "not_found_error");
         app.api("DELETE", &hook(bad), &acme)
             .send()
@@ -1162,7 +1126,7 @@ fn another_tenants_webhook_is_not_found() {
             .send()
             .assert_error(404, "not_found_error");
     }
-    assert_eq!(get(&app, &acme, &id), before);
+    assert_eq!(get_hook(&app, &acme, &id), before);
 }
 
 #[test]
@@ -1170,7 +1134,7 @@ fn a_key_without_webhooks_manage_is_forbidden_on_every_webhook_route() {
     let app = spawn();
     let owner = app.tenant_with_key("Acme");
     let created = create_url(&app, &owner, "https://127.0.0.1/scoped");
-    let id = id_of(&created);
+    let id = hook_id(&created);
     let before = created["webhook"].clone();
     let leads_only = app.issue_key(
         &owner.tenant,
@@ -1182,9 +1146,11 @@ fn a_key_without_webhooks_manage_is_forbidden_on_every_webhook_route() {
         ("list".into(), app.api("GET", HOOKS, &leads_only).send()),
         (
             "create".into(),
-            app.api("POST", HOOKS, &leads_only)
-                .json(&json!({ "url": "https://127.0.0.1/sneaky" }))
-                .send(),
+            post(
+                &app,
+                &leads_only,
+                json!({ "url": "https://127.0.0.1/sneaky" }),
+            ),
         ),
     ];
     for target in [id.as_str(), missing.as_str(), "not-a-uuid"] {
@@ -1194,9 +1160,7 @@ fn a_key_without_webhooks_manage_is_forbidden_on_every_webhook_route() {
         ));
         requests.push((
             format!("PATCH {target}"),
-            app.api("PATCH", &hook(target), &leads_only)
-                .json(&json!({ "is_active": false }))
-                .send(),
+            patch_res(&app, &leads_only, target, json!({ "is_active": false })),
         ));
         requests.push((
             format!("DELETE {target}"),
@@ -1211,7 +1175,7 @@ fn a_key_without_webhooks_manage_is_forbidden_on_every_webhook_route() {
         let message = res.assert_error(403, "authorization_error");
         assert!(!message.is_empty(), "{what}");
     }
-    assert_eq!(get(&app, &owner, &id), before, "nothing changed");
+    assert_eq!(get_hook(&app, &owner, &id), before, "nothing changed");
     assert_eq!(list(&app, &owner).len(), 1);
 
     // The scope alone is enough.
@@ -1223,26 +1187,16 @@ fn a_key_without_webhooks_manage_is_forbidden_on_every_webhook_route() {
 /// same request must get the same answer every time, so it is sent repeatedly.
 #[test]
 fn scope_is_checked_before_the_body_is_looked_at() {
-    let app = spawn_with(|c| {
-        relax_limits(c);
-        c.limits.unauthenticated_per_minute = 1_000_000;
-        c.webhooks.allowed_private_cidrs = vec!["127.0.0.0/8".into()];
-    });
+    let app = spawn_and(|c| c.limits.unauthenticated_per_minute = 1_000_000);
     let owner = app.tenant_with_key("Acme");
-    let id = id_of(&create_url(&app, &owner, "https://127.0.0.1/order"));
+    let id = hook_id(&create_url(&app, &owner, "https://127.0.0.1/order"));
     let leads_only = app.issue_key(&owner.tenant, &["public_api:leads:read"]);
     let mut statuses = Vec::new();
     for _ in 0..20 {
         for res in [
-            app.api("POST", HOOKS, &leads_only)
-                .json(&json!({ "url": 1 }))
-                .send(),
-            app.api("PATCH", &hook(&id), &leads_only)
-                .json(&json!({ "timeout_seconds": "ten" }))
-                .send(),
-            app.api("PATCH", &hook(&id), &leads_only)
-                .json(&json!({ "timeout_seconds": 0 }))
-                .send(),
+            post(&app, &leads_only, json!({ "url": 1 })),
+            patch_res(&app, &leads_only, &id, json!({ "timeout_seconds": "ten" })),
+            patch_res(&app, &leads_only, &id, json!({ "timeout_seconds": 0 })),
             app.api("POST", &rotate_path(&id), &leads_only)
                 .json(&json!({ "overlap_hours": 169 }))
                 .send(),
@@ -1262,12 +1216,7 @@ fn scope_is_checked_before_the_body_is_looked_at() {
         tenant: owner.tenant.clone(),
     };
     let auth_statuses: Vec<u16> = (0..20)
-        .map(|_| {
-            app.api("POST", HOOKS, &unknown)
-                .json(&json!({ "url": 1 }))
-                .send()
-                .status
-        })
+        .map(|_| post(&app, &unknown, json!({ "url": 1 })).status)
         .collect();
     assert!(
         scope_statuses.iter().all(|&s| s == 403) && auth_statuses.iter().all(|&s| s == 401),
