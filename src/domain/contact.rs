@@ -230,10 +230,15 @@ impl Phone {
     /// phone; `None` when the number has fewer than 10 digits, because such
     /// numbers are too ambiguous to identify a person.
     pub fn last10(&self) -> Option<[u8; 10]> {
-        let digits = self.digits();
-        let start = digits.len().checked_sub(PHONE_MATCH_DIGITS)?;
-        digits.as_bytes().get(start..)?.try_into().ok()
+        last10_of(&self.stored)
     }
+}
+
+/// [`Phone::last10`] of a phone as stored.
+pub fn last10_of(stored: &str) -> Option<[u8; 10]> {
+    let digits = ascii_digits(stored);
+    let start = digits.len().checked_sub(PHONE_MATCH_DIGITS)?;
+    digits.as_bytes().get(start..)?.try_into().ok()
 }
 
 fn is_country_code(cc: &str) -> bool {

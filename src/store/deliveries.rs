@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::codec::{Record, decode, encode};
 use super::outbox::{Delivery, DeliveryStatus, Event, due_key, insert_event, queue_delivery};
 use super::tables::*;
-use super::webhooks::{Webhook, save_webhook};
+use super::webhooks::{Webhook, find_live, live_webhook, save_webhook};
 use super::{Store, StoreError};
 use crate::delivery::schedule::{AttemptError, AttemptResult, Next, next_step};
 use crate::domain::event::EventType;
@@ -57,13 +57,6 @@ pub struct RetryPolicy {
 /// Finished deliveries pruned per call at most.
 pub const PRUNE_BATCH: usize = 5_000;
 
-fn load<T: Record>(
-    table: &impl ReadableTable<&'static [u8], &'static [u8]>,
-    k: &[u8],
-) -> Result<Option<T>, StoreError> {
-    table.get(k)?.map(|v| decode(v.value())).transpose()
-}
-
 fn save_delivery(txn: &WriteTransaction, delivery: &Delivery) -> Result<(), StoreError> {
     txn.open_table(DELIVERIES)?
         .insert(delivery.id.bytes().as_slice(), encode(delivery)?.as_slice())?;
@@ -87,28 +80,15 @@ fn reschedule(
     Ok(())
 }
 
-fn webhook_of(txn: &WriteTransaction, delivery: &Delivery) -> Result<Option<Webhook>, StoreError> {
-    load(
-        &txn.open_table(WEBHOOKS)?,
-        &key(&[&delivery.tenant_id.bytes(), &delivery.webhook_id.bytes()]),
-    )
-}
-
 fn delivery_of(
-    txn: &WriteTransaction,
+    txn: &impl Txn,
     tenant: TenantId,
     webhook: WebhookId,
     id: DeliveryId,
 ) -> Result<Delivery, StoreError> {
-    load::<Delivery>(&txn.open_table(DELIVERIES)?, &id.bytes())?
+    load::<Delivery>(&txn.table(DELIVERIES)?, &id.bytes())?
         .filter(|d| d.tenant_id == tenant && d.webhook_id == webhook)
         .ok_or_else(|| StoreError::NotFound(format!("delivery {id} not found")))
-}
-
-fn live_webhook(txn: &impl Txn, tenant: TenantId, id: WebhookId) -> Result<Webhook, StoreError> {
-    load::<Webhook>(&txn.table(WEBHOOKS)?, &key(&[&tenant.bytes(), &id.bytes()]))?
-        .filter(|w| w.deleted_at.is_none())
-        .ok_or_else(|| StoreError::NotFound(format!("webhook {id} not found")))
 }
 
 /// Starts a fresh attempt cycle for a delivery, due now.
@@ -209,8 +189,7 @@ impl Store {
                 if !due {
                     continue;
                 }
-                let webhook = webhook_of(txn, &delivery)?.filter(|w| w.deleted_at.is_none());
-                let Some(webhook) = webhook else {
+                let Some(webhook) = find_live(txn, delivery.tenant_id, delivery.webhook_id)? else {
                     delivery.status = DeliveryStatus::Cancelled;
                     reschedule(txn, &mut delivery, None)?;
                     save_delivery(txn, &delivery)?;
@@ -292,9 +271,8 @@ impl Store {
                 key(&[&delivery.id.bytes(), &attempt.number.to_be_bytes()]).as_slice(),
                 encode(&attempt)?.as_slice(),
             )?;
-            let webhook = webhook_of(txn, &delivery)?;
-            let cancelled = delivery.status == DeliveryStatus::Cancelled
-                || webhook.as_ref().is_none_or(|w| w.deleted_at.is_some());
+            let webhook = find_live(txn, delivery.tenant_id, delivery.webhook_id)?;
+            let cancelled = delivery.status == DeliveryStatus::Cancelled || webhook.is_none();
             let next = if cancelled {
                 Next::GiveUp
             } else {
@@ -329,7 +307,7 @@ impl Store {
                 }
             }
             save_delivery(txn, &delivery)?;
-            if let Some(mut webhook) = webhook.filter(|w| w.deleted_at.is_none()) {
+            if let Some(mut webhook) = webhook {
                 note_health(&mut webhook, &result, &next, &policy, now);
                 save_webhook(txn, &webhook)?;
             }
@@ -391,9 +369,7 @@ impl Store {
     ) -> Result<(Delivery, Vec<Attempt>), StoreError> {
         self.read(|txn| {
             live_webhook(txn, tenant, webhook)?;
-            let delivery = load::<Delivery>(&txn.open_table(DELIVERIES)?, &id.bytes())?
-                .filter(|d| d.tenant_id == tenant && d.webhook_id == webhook)
-                .ok_or_else(|| StoreError::NotFound(format!("delivery {id} not found")))?;
+            let delivery = delivery_of(txn, tenant, webhook, id)?;
             let attempts = records_under(&txn.open_table(ATTEMPTS)?, &id.bytes())?;
             Ok((delivery, attempts))
         })

@@ -4,7 +4,7 @@
 use redb::{ReadableTable, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
-use super::codec::{Record, decode, encode};
+use super::codec::{Record, encode};
 use super::tables::*;
 use super::{Store, StoreError};
 use crate::domain::ids::TenantId;
@@ -76,41 +76,33 @@ pub enum Outcome {
     Mismatch,
 }
 
-/// Looks up a live record for `idem` within the transaction.
-fn lookup(
-    txn: &WriteTransaction,
-    idem: &Idempotency,
-    now: Timestamp,
-) -> Result<Option<Outcome>, StoreError> {
-    let table = txn.open_table(IDEMPOTENCY)?;
-    let Some(found) = table.get(idem.key.table_key().as_slice())? else {
-        return Ok(None);
-    };
-    let record: IdempotencyRecord = decode(found.value())?;
-    if record.expires_at <= now {
-        return Ok(None);
-    }
-    Ok(Some(if record.request_hash == idem.request_hash {
-        Outcome::Replayed(record.response)
-    } else {
-        Outcome::Mismatch
-    }))
+/// The answer a stored record gives this request, while it lives.
+fn replay(record: &IdempotencyRecord, idem: &Idempotency, now: Timestamp) -> Option<Outcome> {
+    (record.expires_at > now).then(|| {
+        if record.request_hash == idem.request_hash {
+            Outcome::Replayed(record.response.clone())
+        } else {
+            Outcome::Mismatch
+        }
+    })
 }
 
+fn expiry_key(expires_at: Timestamp, table_key: &[u8]) -> Vec<u8> {
+    key(&[&i64_key(expires_at.ms()), table_key])
+}
+
+/// Stores `response` for `idem`, replacing `previous` (an expired record under the same key).
 fn save(
     txn: &WriteTransaction,
     idem: &Idempotency,
+    previous: Option<&IdempotencyRecord>,
     response: &StoredResponse,
     now: Timestamp,
 ) -> Result<(), StoreError> {
     let k = idem.key.table_key();
-    let mut table = txn.open_table(IDEMPOTENCY)?;
     let mut by_expiry = txn.open_table(IDEMPOTENCY_BY_EXPIRY)?;
-    if let Some(old) = table
-        .get(k.as_slice())?
-        .map(|v| decode::<IdempotencyRecord>(v.value()))
-    {
-        by_expiry.remove(key(&[&i64_key(old?.expires_at.ms()), &k]).as_slice())?;
+    if let Some(old) = previous {
+        by_expiry.remove(expiry_key(old.expires_at, &k).as_slice())?;
     }
     let record = IdempotencyRecord {
         request_hash: idem.request_hash,
@@ -118,9 +110,42 @@ fn save(
         created_at: now,
         expires_at: now.plus_hours(idem.ttl_hours),
     };
-    table.insert(k.as_slice(), encode(&record)?.as_slice())?;
-    by_expiry.insert(key(&[&i64_key(record.expires_at.ms()), &k]).as_slice(), ())?;
+    txn.open_table(IDEMPOTENCY)?
+        .insert(k.as_slice(), encode(&record)?.as_slice())?;
+    by_expiry.insert(expiry_key(record.expires_at, &k).as_slice(), ())?;
     Ok(())
+}
+
+/// The body of [`Store::write_rendered`], for a transaction that may be committed or discarded.
+pub(crate) fn rendered<T>(
+    txn: &WriteTransaction,
+    idem: Option<&Idempotency>,
+    work: impl FnOnce(&WriteTransaction, Timestamp) -> Result<T, StoreError>,
+    render: impl FnOnce(Result<&T, &StoreError>) -> StoredResponse,
+) -> Result<(Outcome, Option<T>), StoreError> {
+    let now = Timestamp::now();
+    let previous = match idem {
+        Some(idem) => {
+            let previous: Option<IdempotencyRecord> =
+                load(&txn.open_table(IDEMPOTENCY)?, &idem.key.table_key())?;
+            if let Some(outcome) = previous.as_ref().and_then(|r| replay(r, idem, now)) {
+                return Ok((outcome, None));
+            }
+            previous
+        }
+        None => None,
+    };
+    let result = work(txn, now);
+    if let Err(e) = &result
+        && e.poisons_batch()
+    {
+        return Err(e.clone());
+    }
+    let response = render(result.as_ref());
+    if let Some(idem) = idem {
+        save(txn, idem, previous.as_ref(), &response, now)?;
+    }
+    Ok((Outcome::Fresh(response), result.ok()))
 }
 
 impl Store {
@@ -134,25 +159,7 @@ impl Store {
         work: impl FnOnce(&WriteTransaction, Timestamp) -> Result<T, StoreError> + Send + 'static,
         render: impl FnOnce(Result<&T, &StoreError>) -> StoredResponse + Send + 'static,
     ) -> Result<(Outcome, Option<T>), StoreError> {
-        self.write(move |txn| {
-            let now = Timestamp::now();
-            if let Some(idem) = &idem
-                && let Some(outcome) = lookup(txn, idem, now)?
-            {
-                return Ok((outcome, None));
-            }
-            let result = work(txn, now);
-            if let Err(e) = &result
-                && e.poisons_batch()
-            {
-                return Err(e.clone());
-            }
-            let response = render(result.as_ref());
-            if let Some(idem) = &idem {
-                save(txn, idem, &response, now)?;
-            }
-            Ok((Outcome::Fresh(response), result.ok()))
-        })
+        self.write(move |txn| rendered(txn, idem.as_ref(), work, render))
     }
 
     /// Deletes expired keys; returns how many.

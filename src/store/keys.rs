@@ -1,9 +1,8 @@
 //! Personal access tokens: stored by the SHA-256 of the token, never the token.
 
-use redb::ReadableTable;
 use serde::{Deserialize, Serialize};
 
-use super::codec::{Record, decode, encode};
+use super::codec::{Record, encode};
 use super::tables::*;
 use super::tenants::tenant_exists;
 use super::{Store, StoreError};
@@ -88,10 +87,7 @@ impl Store {
             else {
                 return Ok(None);
             };
-            txn.open_table(API_KEYS)?
-                .get(id.as_slice())?
-                .map(|v| decode(v.value()))
-                .transpose()
+            load(&txn.open_table(API_KEYS)?, &id)
         })
     }
 
@@ -101,9 +97,7 @@ impl Store {
             let keys = txn.open_table(API_KEYS)?;
             let mut out = Vec::new();
             for id in ids_under(&by_tenant, &tenant.bytes())? {
-                if let Some(v) = keys.get(id.as_slice())? {
-                    out.push(decode(v.value())?);
-                }
+                out.extend(load(&keys, &id)?);
             }
             Ok(out)
         })
@@ -113,10 +107,8 @@ impl Store {
     pub fn revoke_key(&self, id: KeyId) -> Result<ApiKey, StoreError> {
         self.write(move |txn| {
             let mut keys = txn.open_table(API_KEYS)?;
-            let mut record: ApiKey = match keys.get(id.bytes().as_slice())? {
-                Some(v) => decode(v.value())?,
-                None => return Err(StoreError::NotFound(format!("key {id} not found"))),
-            };
+            let mut record: ApiKey = load(&keys, id.bytes().as_slice())?
+                .ok_or_else(|| StoreError::NotFound(format!("key {id} not found")))?;
             if record.revoked_at.is_none() {
                 record.revoked_at = Some(Timestamp::now());
                 keys.insert(id.bytes().as_slice(), encode(&record)?.as_slice())?;
@@ -129,10 +121,7 @@ impl Store {
     pub fn touch_key(&self, id: KeyId, at: Timestamp) {
         self.write_detached(move |txn| {
             let mut keys = txn.open_table(API_KEYS)?;
-            let record = keys
-                .get(id.bytes().as_slice())?
-                .map(|v| decode::<ApiKey>(v.value()));
-            if let Some(mut record) = record.transpose()?
+            if let Some(mut record) = load::<ApiKey>(&keys, &id.bytes())?
                 && record.last_used_at.is_none_or(|t| t < at)
             {
                 record.last_used_at = Some(at);

@@ -135,18 +135,7 @@ impl Store {
             let stage = match &query.stage {
                 None => None,
                 Some(StageFilter::Id(id)) => Some(*id),
-                Some(StageFilter::Slug(slug)) => Some(
-                    catalog
-                        .stages
-                        .iter()
-                        .find(|s| &s.slug == slug)
-                        .map(|s| s.id)
-                        .ok_or_else(|| {
-                            StoreError::Invalid(format!(
-                                "stage_slug `{slug}` is not a stage of this customer's pipeline"
-                            ))
-                        })?,
-                ),
+                Some(StageFilter::Slug(slug)) => Some(catalog.stage_by_slug(slug)?.id),
             };
             let filter = Filter { query, stage };
             let (leads, total) = match filter.index_only() {

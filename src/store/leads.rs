@@ -4,13 +4,14 @@ use redb::{ReadableTable, Table, WriteTransaction};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::codec::{Record, decode, encode};
-use super::idempotency::{Idempotency, Outcome, StoredResponse};
+use super::codec::{Record, encode};
+use super::idempotency::{Idempotency, Outcome, StoredResponse, rendered};
 use super::outbox::publish;
 use super::tables::*;
 use super::tenants::{Catalog, load_catalog};
 use super::{CustomField, Owner, Stage, Store, StoreError};
 use crate::domain::catalog::LEAD_LINE;
+use crate::domain::contact::last10_of;
 use crate::domain::event::EventType;
 use crate::domain::ids::{LeadId, OwnerId, StageId, TenantId};
 use crate::domain::lead::{
@@ -53,13 +54,7 @@ impl Lead {
 
     /// The last ten digits of the phone, when it has at least ten.
     pub fn phone_last10(&self) -> Option<[u8; 10]> {
-        let digits: Vec<u8> = self
-            .contact_phone
-            .as_deref()?
-            .bytes()
-            .filter(u8::is_ascii_digit)
-            .collect();
-        digits.get(digits.len().checked_sub(10)?..)?.try_into().ok()
+        last10_of(self.contact_phone.as_deref()?)
     }
 
     pub fn lead_line(&self) -> Option<String> {
@@ -186,10 +181,7 @@ impl<'txn> LeadTables<'txn> {
     }
 
     pub(crate) fn get(&self, tenant: TenantId, id: LeadId) -> Result<Option<Lead>, StoreError> {
-        self.leads
-            .get(lead_key(tenant, id).as_slice())?
-            .map(|v| decode(v.value()))
-            .transpose()
+        load(&self.leads, &lead_key(tenant, id))
     }
 
     fn lookup(
@@ -252,6 +244,8 @@ impl<'txn> LeadTables<'txn> {
     fn put(&mut self, old: Option<&Lead>, lead: &Lead) -> Result<(), StoreError> {
         let tenant = lead.tenant_id;
         let id = lead.id.bytes();
+        let old_phone = old.and_then(Lead::phone_last10);
+        let new_phone = lead.phone_last10();
         if let Some(old) = old {
             if old.contact_email != lead.contact_email
                 && let Some(email) = &old.contact_email
@@ -261,8 +255,8 @@ impl<'txn> LeadTables<'txn> {
                     self.by_email.remove(k.as_slice())?;
                 }
             }
-            if old.phone_last10() != lead.phone_last10()
-                && let Some(last10) = old.phone_last10()
+            if old_phone != new_phone
+                && let Some(last10) = old_phone
             {
                 self.by_phone
                     .remove(phone_key(tenant, &last10, lead.id).as_slice())?;
@@ -286,7 +280,7 @@ impl<'txn> LeadTables<'txn> {
                 self.by_email.insert(k.as_slice(), id.as_slice())?;
             }
         }
-        if let Some(last10) = lead.phone_last10() {
+        if let Some(last10) = new_phone.filter(|_| old_phone != new_phone) {
             self.by_phone
                 .insert(phone_key(tenant, &last10, lead.id).as_slice(), ())?;
         }
@@ -301,7 +295,7 @@ impl<'txn> LeadTables<'txn> {
 }
 
 impl Catalog {
-    fn stage_by_slug(&self, slug: &str) -> Result<&Stage, StoreError> {
+    pub(crate) fn stage_by_slug(&self, slug: &str) -> Result<&Stage, StoreError> {
         self.stages.iter().find(|s| s.slug == slug).ok_or_else(|| {
             StoreError::Invalid(format!(
                 "stage_slug `{slug}` is not a stage of this customer's pipeline"
@@ -497,10 +491,10 @@ pub(crate) fn apply(
         assign(&mut lead.owner_id, Some(owner), "owner", &mut changed);
     }
     merge_custom(&mut lead, &fields.accepted, &mut changed)?;
-    let queued = finish_update(tables, ctx, &old, &mut lead, changed, emit)?;
+    let (view, queued) = finish_update(tables, ctx, &old, lead, changed, emit)?;
     Ok(Applied {
         status: RowStatus::Updated,
-        view: catalog.view(lead)?,
+        view,
         matched_by: Some(matched_by),
         ignored_custom_fields: fields.ignored,
         queued,
@@ -508,36 +502,37 @@ pub(crate) fn apply(
 }
 
 /// Writes a changed lead (moving `updated_at`) and emits `lead.updated`; a request that changed
-/// nothing writes nothing.
+/// nothing writes nothing. Returns the lead's view and how many deliveries were queued.
 fn finish_update(
     tables: &mut LeadTables<'_>,
     ctx: &Ctx<'_>,
     old: &Lead,
-    lead: &mut Lead,
+    mut lead: Lead,
     changed: Vec<String>,
     emit: bool,
-) -> Result<usize, StoreError> {
+) -> Result<(LeadView, usize), StoreError> {
     let Ctx {
         txn, catalog, now, ..
     } = *ctx;
     if changed.is_empty() {
-        return Ok(0);
+        return Ok((catalog.view(lead)?, 0));
     }
     // Never move backwards, so a lead's updated_at only grows even if the clock steps back.
     lead.updated_at = now.max(old.updated_at);
-    tables.put(Some(old), lead)?;
+    tables.put(Some(old), &lead)?;
+    let view = catalog.view(lead)?;
     if !emit {
-        return Ok(0);
+        return Ok((view, 0));
     }
-    let payload = catalog.view(lead.clone())?.payload().to_string();
-    publish(
+    let queued = publish(
         txn,
-        lead.tenant_id,
+        view.lead.tenant_id,
         EventType::LeadUpdated,
-        payload,
+        view.payload().to_string(),
         Some(changed),
         now,
-    )
+    )?;
+    Ok((view, queued))
 }
 
 fn patch_lead(
@@ -648,8 +643,7 @@ fn patch_lead(
         assign(&mut lead.qualified, qualified, "qualified", &mut changed);
     }
     merge_custom(&mut lead, &fields.accepted, &mut changed)?;
-    let queued = finish_update(tables, ctx, &old, &mut lead, changed, true)?;
-    Ok((catalog.view(lead)?, queued))
+    finish_update(tables, ctx, &old, lead, changed, true)
 }
 
 /// Runs `work` over the tenant's lead tables and catalogue, inside a write job.
@@ -766,30 +760,17 @@ impl Store {
                 })
             };
         if dry_run {
-            let render_dry = render;
-            return self.write_discarded(move |txn| {
-                let now = Timestamp::now();
-                let result = work(txn, now);
-                if let Err(e) = &result
-                    && e.poisons_batch()
-                {
-                    return Err(e.clone());
-                }
-                Ok(Outcome::Fresh(render_dry(result.as_ref())))
-            });
+            // Dry runs are not stored: no key.
+            return self.write_discarded(move |txn| Ok(rendered(txn, None, work, render)?.0));
         }
         Ok(self.write_rendered(idem, work, render)?.0)
     }
 
     pub fn get_lead(&self, tenant: TenantId, id: LeadId) -> Result<Option<LeadView>, StoreError> {
         self.read(|txn| {
-            let Some(found) = txn
-                .open_table(LEADS)?
-                .get(lead_key(tenant, id).as_slice())?
-            else {
+            let Some(lead) = load::<Lead>(&txn.open_table(LEADS)?, &lead_key(tenant, id))? else {
                 return Ok(None);
             };
-            let lead: Lead = decode(found.value())?;
             load_catalog(txn, tenant)?.view(lead).map(Some)
         })
     }

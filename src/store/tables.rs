@@ -119,6 +119,14 @@ pub fn prefixed<'t, V: redb::Value + 'static>(
     })
 }
 
+/// The record under `k`, if any.
+pub fn load<T: Record>(
+    table: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    k: &[u8],
+) -> Result<Option<T>, StoreError> {
+    table.get(k)?.map(|v| decode(v.value())).transpose()
+}
+
 /// Every record whose key starts with `prefix` (a tenant's rows, a delivery's attempts).
 pub fn records_under<T: Record>(
     table: &impl ReadableTable<&'static [u8], &'static [u8]>,

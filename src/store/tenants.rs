@@ -99,13 +99,21 @@ pub(crate) struct Catalog {
 }
 
 pub(crate) fn load_catalog(txn: &impl Txn, tenant: TenantId) -> Result<Catalog, StoreError> {
-    let mut stages: Vec<Stage> = records_under(&txn.table(STAGES)?, &tenant.bytes())?;
-    stages.sort_by_key(|s| s.position);
     Ok(Catalog {
-        stages,
+        stages: ordered_stages(&txn.table(STAGES)?, tenant)?,
         owners: records_under(&txn.table(OWNERS)?, &tenant.bytes())?,
         fields: records_under(&txn.table(CUSTOM_FIELDS)?, &tenant.bytes())?,
     })
+}
+
+/// The tenant's stages in pipeline order.
+fn ordered_stages(
+    table: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    tenant: TenantId,
+) -> Result<Vec<Stage>, StoreError> {
+    let mut stages: Vec<Stage> = records_under(table, &tenant.bytes())?;
+    stages.sort_by_key(|s| s.position);
+    Ok(stages)
 }
 
 /// How many of the tenant's leads satisfy `uses`; for refusing to remove what leads point at.
@@ -114,8 +122,12 @@ fn leads_using(
     tenant: TenantId,
     uses: impl Fn(&Lead) -> bool,
 ) -> Result<usize, StoreError> {
-    let leads: Vec<Lead> = records_under(&txn.open_table(LEADS)?, &tenant.bytes())?;
-    Ok(leads.iter().filter(|l| uses(l)).count())
+    let mut count = 0;
+    for entry in prefixed(&txn.open_table(LEADS)?, &tenant.bytes())? {
+        let lead: Lead = decode(entry?.1.value())?;
+        count += usize::from(uses(&lead));
+    }
+    Ok(count)
 }
 
 pub(crate) fn tenant_exists(txn: &WriteTransaction, tenant: TenantId) -> Result<(), StoreError> {
@@ -191,22 +203,14 @@ impl Store {
     }
 
     pub fn get_tenant(&self, id: TenantId) -> Result<Option<Tenant>, StoreError> {
-        self.read(|txn| {
-            let table = txn.open_table(TENANTS)?;
-            table
-                .get(id.bytes().as_slice())?
-                .map(|v| decode(v.value()))
-                .transpose()
-        })
+        self.read(|txn| load(&txn.open_table(TENANTS)?, &id.bytes()))
     }
 
     pub fn rename_tenant(&self, id: TenantId, name: String) -> Result<Tenant, StoreError> {
         self.write(move |txn| {
             let mut table = txn.open_table(TENANTS)?;
-            let mut tenant: Tenant = match table.get(id.bytes().as_slice())? {
-                Some(v) => decode(v.value())?,
-                None => return Err(StoreError::NotFound(format!("tenant {id} not found"))),
-            };
+            let mut tenant: Tenant = load(&table, id.bytes().as_slice())?
+                .ok_or_else(|| StoreError::NotFound(format!("tenant {id} not found")))?;
             tenant.name = name;
             tenant.updated_at = Timestamp::now();
             put(&mut table, &id.bytes(), &tenant)?;
@@ -216,11 +220,7 @@ impl Store {
 
     /// Stages in pipeline order.
     pub fn list_stages(&self, tenant: TenantId) -> Result<Vec<Stage>, StoreError> {
-        self.read(|txn| {
-            let mut stages: Vec<Stage> = records_under(&txn.open_table(STAGES)?, &tenant.bytes())?;
-            stages.sort_by_key(|s| s.position);
-            Ok(stages)
-        })
+        self.read(|txn| ordered_stages(&txn.open_table(STAGES)?, tenant))
     }
 
     pub fn create_stage(
@@ -265,8 +265,7 @@ impl Store {
         self.write(move |txn| {
             tenant_exists(txn, tenant)?;
             let mut table = txn.open_table(STAGES)?;
-            let mut stages: Vec<Stage> = records_under(&table, &tenant.bytes())?;
-            stages.sort_by_key(|s| s.position);
+            let mut stages = ordered_stages(&table, tenant)?;
             let index = stages
                 .iter()
                 .position(|s| s.id == id)
@@ -305,8 +304,7 @@ impl Store {
         self.write(move |txn| {
             tenant_exists(txn, tenant)?;
             let mut table = txn.open_table(STAGES)?;
-            let mut stages: Vec<Stage> = records_under(&table, &tenant.bytes())?;
-            stages.sort_by_key(|s| s.position);
+            let mut stages = ordered_stages(&table, tenant)?;
             let index = stages
                 .iter()
                 .position(|s| s.id == id)
@@ -382,10 +380,8 @@ impl Store {
             tenant_exists(txn, tenant)?;
             let mut table = txn.open_table(CUSTOM_FIELDS)?;
             let k = key(&[&tenant.bytes(), &id.bytes()]);
-            let mut field: CustomField = match table.get(k.as_slice())? {
-                Some(v) => decode(v.value())?,
-                None => return Err(StoreError::NotFound(format!("custom field {id} not found"))),
-            };
+            let mut field: CustomField = load(&table, k.as_slice())?
+                .ok_or_else(|| StoreError::NotFound(format!("custom field {id} not found")))?;
             if field.reserved && patch.field_type.is_some_and(|t| t != field.field_type) {
                 return Err(StoreError::Invalid(format!(
                     "the type of the reserved field `{}` cannot change",
@@ -412,10 +408,8 @@ impl Store {
             tenant_exists(txn, tenant)?;
             let mut table = txn.open_table(CUSTOM_FIELDS)?;
             let k = key(&[&tenant.bytes(), &id.bytes()]);
-            let field: CustomField = match table.get(k.as_slice())? {
-                Some(v) => decode(v.value())?,
-                None => return Err(StoreError::NotFound(format!("custom field {id} not found"))),
-            };
+            let field: CustomField = load(&table, k.as_slice())?
+                .ok_or_else(|| StoreError::NotFound(format!("custom field {id} not found")))?;
             if field.reserved {
                 return Err(StoreError::Conflict(format!(
                     "the reserved field `{}` cannot be deleted",
@@ -464,10 +458,8 @@ impl Store {
             tenant_exists(txn, tenant)?;
             let mut table = txn.open_table(OWNERS)?;
             let k = key(&[&tenant.bytes(), &id.bytes()]);
-            let mut owner: Owner = match table.get(k.as_slice())? {
-                Some(v) => decode(v.value())?,
-                None => return Err(StoreError::NotFound(format!("owner {id} not found"))),
-            };
+            let mut owner: Owner = load(&table, k.as_slice())?
+                .ok_or_else(|| StoreError::NotFound(format!("owner {id} not found")))?;
             if let Some(name) = patch.name {
                 owner.name = name;
             }

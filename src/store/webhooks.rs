@@ -2,10 +2,10 @@
 
 use std::fmt;
 
-use redb::{ReadableTable, WriteTransaction};
+use redb::WriteTransaction;
 use serde::{Deserialize, Serialize};
 
-use super::codec::{Record, decode, encode};
+use super::codec::{Record, encode};
 use super::outbox::{Delivery, DeliveryStatus, due_key};
 use super::tables::*;
 use super::{Store, StoreError};
@@ -110,7 +110,8 @@ fn webhook_key(tenant: TenantId, id: WebhookId) -> Vec<u8> {
     key(&[&tenant.bytes(), &id.bytes()])
 }
 
-fn live_webhooks(txn: &WriteTransaction, tenant: TenantId) -> Result<Vec<Webhook>, StoreError> {
+/// The tenant's webhooks, deleted ones left out, oldest first.
+fn live_webhooks(txn: &impl Txn, tenant: TenantId) -> Result<Vec<Webhook>, StoreError> {
     Ok(
         records_under::<Webhook>(&txn.table(WEBHOOKS)?, &tenant.bytes())?
             .into_iter()
@@ -119,16 +120,25 @@ fn live_webhooks(txn: &WriteTransaction, tenant: TenantId) -> Result<Vec<Webhook
     )
 }
 
-fn load_live(
-    txn: &WriteTransaction,
+/// The webhook, unless it does not exist or was deleted.
+pub(crate) fn find_live(
+    txn: &impl Txn,
+    tenant: TenantId,
+    id: WebhookId,
+) -> Result<Option<Webhook>, StoreError> {
+    Ok(
+        load::<Webhook>(&txn.table(WEBHOOKS)?, &webhook_key(tenant, id))?
+            .filter(|w| w.deleted_at.is_none()),
+    )
+}
+
+/// As [`find_live`], with a missing webhook an error.
+pub(crate) fn live_webhook(
+    txn: &impl Txn,
     tenant: TenantId,
     id: WebhookId,
 ) -> Result<Webhook, StoreError> {
-    txn.open_table(WEBHOOKS)?
-        .get(webhook_key(tenant, id).as_slice())?
-        .map(|v| decode::<Webhook>(v.value()))
-        .transpose()?
-        .filter(|w| w.deleted_at.is_none())
+    find_live(txn, tenant, id)?
         .ok_or_else(|| StoreError::NotFound(format!("webhook {id} not found")))
 }
 
@@ -141,16 +151,12 @@ pub(crate) fn save_webhook(txn: &WriteTransaction, webhook: &Webhook) -> Result<
 }
 
 fn refuse_duplicate_url(
-    txn: &WriteTransaction,
-    tenant: TenantId,
+    live: &[Webhook],
     url: &str,
     except: Option<WebhookId>,
 ) -> Result<(), StoreError> {
     // Inactive webhooks count: the URL is still registered.
-    match live_webhooks(txn, tenant)?
-        .into_iter()
-        .find(|w| w.url == url && Some(w.id) != except)
-    {
+    match live.iter().find(|w| w.url == url && Some(w.id) != except) {
         Some(existing) => Err(StoreError::Conflict(format!(
             "webhook {} is already registered for this url",
             existing.id
@@ -179,11 +185,7 @@ fn cancel_open_deliveries(txn: &WriteTransaction, webhook: WebhookId) -> Result<
     let mut due = txn.open_table(DELIVERIES_DUE)?;
     let mut cancelled = 0;
     for id in ids {
-        let Some(mut delivery) = deliveries
-            .get(id.as_slice())?
-            .map(|v| decode::<Delivery>(v.value()))
-            .transpose()?
-        else {
+        let Some(mut delivery) = load::<Delivery>(&deliveries, &id)? else {
             continue;
         };
         if !matches!(
@@ -217,7 +219,7 @@ impl Store {
                     "a customer can have at most {max_per_tenant} webhooks; delete one first"
                 )));
             }
-            refuse_duplicate_url(txn, tenant, &settings.url, None)?;
+            refuse_duplicate_url(&existing, &settings.url, None)?;
             let now = Timestamp::now();
             let webhook = Webhook {
                 id: WebhookId::new(),
@@ -247,14 +249,7 @@ impl Store {
 
     /// The tenant's webhooks, deleted ones left out, oldest first.
     pub fn list_webhooks(&self, tenant: TenantId) -> Result<Vec<Webhook>, StoreError> {
-        self.read(|txn| {
-            Ok(
-                records_under::<Webhook>(&txn.open_table(WEBHOOKS)?, &tenant.bytes())?
-                    .into_iter()
-                    .filter(|w| w.deleted_at.is_none())
-                    .collect(),
-            )
-        })
+        self.read(|txn| live_webhooks(txn, tenant))
     }
 
     pub fn get_webhook(
@@ -262,14 +257,7 @@ impl Store {
         tenant: TenantId,
         id: WebhookId,
     ) -> Result<Option<Webhook>, StoreError> {
-        self.read(|txn| {
-            Ok(txn
-                .open_table(WEBHOOKS)?
-                .get(webhook_key(tenant, id).as_slice())?
-                .map(|v| decode::<Webhook>(v.value()))
-                .transpose()?
-                .filter(|w| w.deleted_at.is_none()))
-        })
+        self.read(|txn| find_live(txn, tenant, id))
     }
 
     pub fn update_webhook(
@@ -280,9 +268,9 @@ impl Store {
         rotation: Option<Rotation>,
     ) -> Result<Webhook, StoreError> {
         self.write(move |txn| {
-            let mut webhook = load_live(txn, tenant, id)?;
+            let mut webhook = live_webhook(txn, tenant, id)?;
             if let Some(url) = &patch.url {
-                refuse_duplicate_url(txn, tenant, url, Some(id))?;
+                refuse_duplicate_url(&live_webhooks(txn, tenant)?, url, Some(id))?;
             }
             let now = Timestamp::now();
             if let Some(url) = patch.url {
@@ -321,7 +309,7 @@ impl Store {
     /// Soft delete: the webhook disappears from every view and its open deliveries stop.
     pub fn delete_webhook(&self, tenant: TenantId, id: WebhookId) -> Result<(), StoreError> {
         self.write(move |txn| {
-            let mut webhook = load_live(txn, tenant, id)?;
+            let mut webhook = live_webhook(txn, tenant, id)?;
             let now = Timestamp::now();
             webhook.deleted_at = Some(now);
             webhook.updated_at = now;
