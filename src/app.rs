@@ -35,8 +35,13 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(config: Config, store: Store, admin_token_hash: [u8; 32]) -> AppState {
-        let url_policy = config.url_policy();
+    pub fn new(
+        config: Config,
+        store: Store,
+        admin_token_hash: [u8; 32],
+        url_policy: UrlPolicy,
+        lookup: Option<Lookup>,
+    ) -> AppState {
         AppState {
             limits: RateLimits::new(&config.limits),
             trusted_proxies: config.trusted_proxies().unwrap_or_default(),
@@ -46,7 +51,7 @@ impl AppState {
             admin_token_hash,
             in_flight: InFlight::default(),
             url_policy,
-            lookup: None,
+            lookup,
             touched: Mutex::new(HashMap::new()),
         }
     }

@@ -69,8 +69,9 @@ pub fn start(
         0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
         n => n as usize,
     };
+    let url_policy = config.url_policy();
     let client = Client::new(
-        config.url_policy(),
+        url_policy.clone(),
         options.lookup.clone(),
         config.webhooks.extra_ca_file.as_deref(),
     )
@@ -88,9 +89,13 @@ pub fn start(
             }),
         },
     );
-    let mut app_state = AppState::new(config, store.clone(), admin_hash);
-    app_state.lookup = options.lookup.clone();
-    let state = web::Data::new(app_state);
+    let state = web::Data::new(AppState::new(
+        config,
+        store.clone(),
+        admin_hash,
+        url_policy,
+        options.lookup.clone(),
+    ));
 
     let (handle_tx, handle_rx) = mpsc::channel();
     let thread = std::thread::Builder::new()

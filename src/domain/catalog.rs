@@ -5,7 +5,6 @@ use serde::{Deserialize, Serialize};
 
 /// The reserved custom field every tenant has; its values are `buyer` and `seller`.
 pub const LEAD_LINE: &str = "lead_line";
-pub const LEAD_LINE_VALUES: [&str; 2] = ["buyer", "seller"];
 
 /// The stages a new tenant starts with; the first is where new leads land.
 pub const DEFAULT_STAGES: [(&str, &str, &str); 5] = [

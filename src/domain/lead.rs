@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::catalog::{FieldType, LEAD_LINE};
+use super::catalog::{FieldType, LEAD_LINE, parse_name};
 use super::contact::{Email, Phone};
 use super::ids::OwnerId;
 
@@ -38,6 +38,7 @@ macro_rules! wire_enum {
         }
     };
 }
+pub(crate) use wire_enum;
 
 wire_enum!(LeadStatus, "status" {
     Active => "active", Won => "won", Lost => "lost", Nurture => "nurture", Archived => "archived",
@@ -90,20 +91,12 @@ pub struct LeadPatch {
     pub custom_fields: CustomFields,
 }
 
-pub const MAX_NAME_CHARS: usize = 200;
-
-/// A contact name: trimmed; an empty one counts as not given.
+/// A contact name: a name as the catalogue's, except that an empty one counts as not given.
 pub fn parse_contact_name(raw: &str) -> Result<Option<String>, String> {
-    let name = raw.trim();
-    if name.chars().count() > MAX_NAME_CHARS {
-        return Err(format!(
-            "contact_name must be at most {MAX_NAME_CHARS} characters"
-        ));
+    if raw.trim().is_empty() {
+        return Ok(None);
     }
-    if name.chars().any(char::is_control) {
-        return Err("contact_name must not contain control characters".into());
-    }
-    Ok((!name.is_empty()).then(|| name.to_string()))
+    parse_name("contact_name", raw).map(Some)
 }
 
 /// Folds the top-level `lead_line` into the custom fields, where the contract keeps it.

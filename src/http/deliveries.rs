@@ -7,7 +7,8 @@ use serde_json::json;
 
 use super::admin::existing_tenant;
 use super::json::Deferred;
-use super::{blocking, non_blank, path_id};
+use super::webhooks::webhook_id;
+use super::{blocking, iso_time, non_blank, page_limit, path_id};
 use crate::app::AppState;
 use crate::auth::{Admin, Caller, WebhooksManage};
 use crate::delivery::schedule::AttemptError;
@@ -92,10 +93,6 @@ impl<'a> From<&'a Attempt> for AttemptDto<'a> {
     }
 }
 
-fn webhook_id(raw: &str) -> Result<WebhookId, ApiError> {
-    path_id(raw, "webhook", WebhookId::parse)
-}
-
 fn delivery_id(raw: &str) -> Result<DeliveryId, ApiError> {
     path_id(raw, "delivery", DeliveryId::parse)
 }
@@ -116,37 +113,16 @@ async fn list_for(
     webhook: WebhookId,
     params: ListParams,
 ) -> Result<HttpResponse, ApiError> {
-    let status = match params.status.as_deref() {
-        None => None,
-        Some(raw) => Some(
-            [
-                DeliveryStatus::Pending,
-                DeliveryStatus::Delivering,
-                DeliveryStatus::Delivered,
-                DeliveryStatus::Failed,
-                DeliveryStatus::Cancelled,
-            ]
-            .into_iter()
-            .find(|s| s.as_str() == raw)
-            .ok_or_else(|| {
-                ApiError::bad_request(format!(
-                    "status must be one of pending, delivering, delivered, failed, cancelled (got `{raw}`)"
-                ))
-            })?,
-        ),
-    };
-    let limit = match params.limit.as_deref() {
-        None => 20,
-        Some(raw) => raw
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=100).contains(n))
-            .ok_or_else(|| ApiError::bad_request("limit must be between 1 and 100"))?,
-    };
+    let status = params
+        .status
+        .as_deref()
+        .map(DeliveryStatus::parse)
+        .transpose()
+        .map_err(ApiError::bad_request)?;
+    let limit = page_limit(params.limit.as_deref())?;
     let before = params
         .cursor
         .as_deref()
-        .filter(|c| !c.is_empty())
         .map(|c| DeliveryId::parse(c).ok_or_else(|| ApiError::bad_request("cursor is malformed")))
         .transpose()?;
     let (page, next) = blocking(state, move |s| {
@@ -222,12 +198,7 @@ async fn recover(
 ) -> Result<HttpResponse, ApiError> {
     let body = body.read().await?;
     let webhook = webhook_id(&path)?;
-    let since = Timestamp::parse_iso(&body.since).ok_or_else(|| {
-        ApiError::bad_request(format!(
-            "since must be an ISO-8601 date-time (got `{}`)",
-            body.since
-        ))
-    })?;
+    let since = iso_time("since", &body.since)?;
     let tenant = caller.tenant;
     let requeued = blocking(&state, move |s| s.recover(tenant, webhook, since)).await?;
     Ok(HttpResponse::Accepted().json(json!({ "requeued": requeued })))

@@ -34,15 +34,28 @@ impl<T> Deref for Json<T> {
 
 /// Turns a JSON value into `T`, naming the field that does not fit.
 pub fn from_value<T: DeserializeOwned>(value: &Value) -> Result<T, ApiError> {
+    described(value).map_err(|e| ApiError::bad_request(format!("invalid request body: {e}")))
+}
+
+/// As [`from_value`], with the problem as `path: what` (or just `what` at the top level), for
+/// callers that report it inside something else (a bulk row's errors).
+pub fn described<T: DeserializeOwned>(value: &Value) -> Result<T, String> {
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
         if path == "." {
-            ApiError::bad_request(format!("invalid request body: {inner}"))
+            inner.to_string()
         } else {
-            ApiError::bad_request(format!("invalid request body: {path}: {inner}"))
+            format!("{path}: {inner}")
         }
     })
+}
+
+/// A body read as bytes by a route whose body is optional: JSON first, then `T`.
+pub fn from_slice<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let value: Value = serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::bad_request(format!("malformed JSON: {e}")))?;
+    from_value(&value)
 }
 
 impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {

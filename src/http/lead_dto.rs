@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use super::admin_catalog::OwnerDto;
 use super::{nullable, nullable_whole_number};
 use crate::domain::contact::{Email, Phone};
 use crate::domain::ids::{LeadId, OwnerId, StageId, TenantId};
@@ -59,6 +60,28 @@ impl Problems {
     fn take<T>(&mut self, result: Result<T, String>) -> Option<T> {
         result.map_err(|e| self.0.push(e)).ok()
     }
+
+    // The fields create and PATCH share: each `None` when blank or refused (and noted).
+
+    fn contact_name(&mut self, raw: &Option<String>) -> Option<String> {
+        raw.as_deref()
+            .and_then(|n| self.take(parse_contact_name(n)))
+            .flatten()
+    }
+
+    fn phone(&mut self, raw: &Option<String>, country_code: &str) -> Option<Phone> {
+        given(raw).and_then(|v| self.take(Phone::parse(v, country_code).map_err(|e| e.to_string())))
+    }
+
+    fn email(&mut self, raw: &Option<String>) -> Option<Email> {
+        given(raw).and_then(|v| self.take(Email::parse(v).map_err(|e| e.to_string())))
+    }
+
+    fn owner(&mut self, raw: &Option<String>) -> Option<OwnerId> {
+        given(raw).and_then(|v| {
+            self.take(OwnerId::parse(v).ok_or_else(|| format!("owner_id `{v}` is not a UUID")))
+        })
+    }
 }
 
 /// An empty string is treated as absent: spreadsheets and forms send blanks for missing values.
@@ -80,10 +103,6 @@ fn custom_fields(raw: &Option<Map<String, Value>>, problems: &mut Problems) -> C
     fields
 }
 
-fn owner(raw: &str) -> Result<OwnerId, String> {
-    OwnerId::parse(raw).ok_or_else(|| format!("owner_id `{raw}` is not a UUID"))
-}
-
 impl LeadBody {
     /// Parses the fields; `default_source_type` is `manual` for single creates, `import` for rows.
     pub fn parse(
@@ -92,15 +111,9 @@ impl LeadBody {
         default_source_type: SourceType,
     ) -> Result<LeadInput, Vec<String>> {
         let mut p = Problems::default();
-        let contact_name = self
-            .contact_name
-            .as_deref()
-            .and_then(|n| p.take(parse_contact_name(n)))
-            .flatten();
-        let contact_phone = given(&self.contact_phone)
-            .and_then(|v| p.take(Phone::parse(v, country_code).map_err(|e| e.to_string())));
-        let contact_email = given(&self.contact_email)
-            .and_then(|v| p.take(Email::parse(v).map_err(|e| e.to_string())));
+        let contact_name = p.contact_name(&self.contact_name);
+        let contact_phone = p.phone(&self.contact_phone, country_code);
+        let contact_email = p.email(&self.contact_email);
         if contact_name.is_none()
             && contact_phone.is_none()
             && contact_email.is_none()
@@ -118,7 +131,7 @@ impl LeadBody {
             .source_type
             .as_deref()
             .and_then(|v| p.take(SourceType::parse(v)));
-        let owner_id = given(&self.owner_id).and_then(|v| p.take(owner(v)));
+        let owner_id = p.owner(&self.owner_id);
         let lead_line = given(&self.lead_line).and_then(|v| p.take(LeadLine::parse(v)));
         let mut fields = custom_fields(&self.custom_fields, &mut p);
         fold_lead_line(&mut fields, lead_line);
@@ -141,22 +154,13 @@ impl LeadBody {
 impl PatchBody {
     pub fn parse(&self, country_code: &str) -> Result<LeadPatch, Vec<String>> {
         let mut p = Problems::default();
-        let contact_name = self.contact_name.as_ref().map(|v| {
-            v.as_deref()
-                .and_then(|n| p.take(parse_contact_name(n)))
-                .flatten()
-        });
-        let contact_phone = self.contact_phone.as_ref().map(|v| {
-            given(v).and_then(|v| p.take(Phone::parse(v, country_code).map_err(|e| e.to_string())))
-        });
-        let contact_email = self
-            .contact_email
+        let contact_name = self.contact_name.as_ref().map(|v| p.contact_name(v));
+        let contact_phone = self
+            .contact_phone
             .as_ref()
-            .map(|v| given(v).and_then(|v| p.take(Email::parse(v).map_err(|e| e.to_string()))));
-        let owner_id = self
-            .owner_id
-            .as_ref()
-            .map(|v| given(v).and_then(|v| p.take(owner(v))));
+            .map(|v| p.phone(v, country_code));
+        let contact_email = self.contact_email.as_ref().map(|v| p.email(v));
+        let owner_id = self.owner_id.as_ref().map(|v| p.owner(v));
         let mut fields = custom_fields(&self.custom_fields, &mut p);
         match &self.lead_line {
             Some(Some(line)) => {
@@ -203,13 +207,6 @@ pub struct StageRef {
     pub color: Option<String>,
 }
 
-#[derive(Serialize)]
-pub struct OwnerRef {
-    pub id: OwnerId,
-    pub name: String,
-    pub role_name: Option<String>,
-}
-
 /// The Lead object of the contract.
 #[derive(Serialize)]
 pub struct LeadDto {
@@ -226,7 +223,7 @@ pub struct LeadDto {
     pub score: Option<i64>,
     pub qualified: Option<bool>,
     pub current_stage: StageRef,
-    pub owner: Option<OwnerRef>,
+    pub owner: Option<OwnerDto>,
     pub last_interaction_at: Option<Timestamp>,
     pub interaction_count: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -255,11 +252,7 @@ impl LeadDto {
                 name: view.stage.name.clone(),
                 color: view.stage.color.clone(),
             },
-            owner: view.owner.as_ref().map(|o| OwnerRef {
-                id: o.id,
-                name: o.name.clone(),
-                role_name: o.role_name.clone(),
-            }),
+            owner: view.owner.as_ref().map(OwnerDto::from),
             last_interaction_at: lead.last_interaction_at,
             interaction_count: lead.interaction_count,
             custom_fields: with_custom_fields.then(|| lead.custom_fields()),

@@ -5,13 +5,14 @@ use std::collections::BTreeSet;
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
+use serde::de::IgnoredAny;
 use serde_json::{Value, json};
 
 use super::admin::existing_tenant;
 use super::idempotency::{claim, error_response, header_key, respond};
-use super::json::{Deferred, from_value};
+use super::json::{Deferred, described};
 use super::lead_dto::{LeadBody, LeadDto, PatchBody};
-use super::{blocking, json_config, non_blank, path_id};
+use super::{blocking, iso_time, json_config, non_blank, page_limit, path_id};
 use crate::app::AppState;
 use crate::auth::{Admin, Caller, LeadsBulk, LeadsRead, LeadsWrite};
 use crate::domain::contact::SearchQuery;
@@ -22,7 +23,7 @@ use crate::domain::time::Timestamp;
 use crate::error::ApiError;
 use crate::store::StoreError;
 use crate::store::idempotency::{IdempotentRoute, Outcome, StoredResponse};
-use crate::store::lead_query::{LeadPage, LeadQuery, StageFilter};
+use crate::store::lead_query::{LeadQuery, StageFilter};
 use crate::store::leads::{Applied, OnDuplicate, RowResult, RowStatus};
 
 /// 500 rows of generous size; the row count is checked separately.
@@ -89,25 +90,13 @@ fn bad(message: impl Into<String>) -> ApiError {
 }
 
 fn parse_time(name: &str, raw: &Option<String>) -> Result<Option<Timestamp>, ApiError> {
-    raw.as_deref()
-        .map(|v| {
-            Timestamp::parse_iso(v)
-                .ok_or_else(|| bad(format!("{name} must be an ISO-8601 date-time (got `{v}`)")))
-        })
-        .transpose()
+    raw.as_deref().map(|v| iso_time(name, v)).transpose()
 }
 
 impl ListParams {
     /// The query, and whether custom fields were asked for.
     fn parse(self) -> Result<(LeadQuery, bool), ApiError> {
-        let limit = match self.limit.as_deref() {
-            None => 20,
-            Some(raw) => raw
-                .parse::<usize>()
-                .ok()
-                .filter(|n| (1..=100).contains(n))
-                .ok_or_else(|| bad("limit must be between 1 and 100"))?,
-        };
+        let limit = page_limit(self.limit.as_deref())?;
         let offset = match self.offset.as_deref() {
             None => 0,
             Some(raw) => raw
@@ -134,7 +123,7 @@ impl ListParams {
                 )));
             }
         };
-        let cursor = match self.cursor.as_deref().filter(|c| !c.is_empty()) {
+        let cursor = match self.cursor.as_deref() {
             None => None,
             Some(_) if offset > 0 => {
                 return Err(bad("cursor cannot be combined with offset greater than 0"));
@@ -194,30 +183,26 @@ impl ListParams {
     }
 }
 
-fn page_response(page: &LeadPage, query: &LeadQuery, include_custom_fields: bool) -> HttpResponse {
-    let leads: Vec<LeadDto> = page
-        .leads
-        .iter()
-        .map(|v| LeadDto::new(v, include_custom_fields))
-        .collect();
-    HttpResponse::Ok().json(json!({
-        "leads": leads,
-        "total": page.total,
-        "limit": query.limit,
-        "offset": query.offset,
-        "next_cursor": page.next_cursor.as_ref().map(Cursor::encode),
-    }))
-}
-
 async fn list_for(
     state: &web::Data<AppState>,
     tenant: TenantId,
     params: ListParams,
 ) -> Result<HttpResponse, ApiError> {
     let (query, include_custom_fields) = params.parse()?;
-    let q = query.clone();
-    let page = blocking(state, move |s| s.list_leads(tenant, &q)).await?;
-    Ok(page_response(&page, &query, include_custom_fields))
+    let (limit, offset) = (query.limit, query.offset);
+    let page = blocking(state, move |s| s.list_leads(tenant, &query)).await?;
+    let leads: Vec<LeadDto> = page
+        .leads
+        .iter()
+        .map(|v| LeadDto::new(v, include_custom_fields))
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({
+        "leads": leads,
+        "total": page.total,
+        "limit": limit,
+        "offset": offset,
+        "next_cursor": page.next_cursor.as_ref().map(Cursor::encode),
+    })))
 }
 
 async fn list(
@@ -298,7 +283,7 @@ async fn create(
 ) -> Result<HttpResponse, ApiError> {
     let body = body.read().await?;
     let tenant = caller.tenant;
-    let claim = claim(
+    let mut claim = claim(
         &req,
         &state.in_flight,
         tenant,
@@ -306,7 +291,7 @@ async fn create(
         &body.raw,
         state.config.idempotency.ttl_hours,
     )?;
-    let idem = claim.idempotency.clone();
+    let idem = claim.idempotency.take();
     let outcome = match body.parse(&state.config.leads.default_country_code, SourceType::Manual) {
         Err(errors) => refuse(&state, idem, errors).await?,
         Ok(input) => {
@@ -329,7 +314,7 @@ async fn patch(
     let body = body.read().await?;
     let id = lead_id(&path)?;
     let tenant = caller.tenant;
-    let claim = claim(
+    let mut claim = claim(
         &req,
         &state.in_flight,
         tenant,
@@ -337,7 +322,7 @@ async fn patch(
         &body.raw,
         state.config.idempotency.ttl_hours,
     )?;
-    let idem = claim.idempotency.clone();
+    let idem = claim.idempotency.take();
     let outcome = match body.parse(&state.config.leads.default_country_code) {
         Err(errors) => refuse(&state, idem, errors).await?,
         Ok(patch) => {
@@ -356,7 +341,8 @@ async fn patch(
 
 #[derive(Deserialize)]
 struct BulkBody {
-    leads: Vec<Value>,
+    /// Counted here; each row is read from the raw body on its own, so one bad row fails alone.
+    leads: Vec<IgnoredAny>,
     on_duplicate: Option<String>,
     #[serde(default)]
     dry_run: bool,
@@ -417,7 +403,7 @@ async fn bulk(
     let dry_run = body.dry_run;
     // Dry runs are not stored: the key is only checked for them, and claimed for real imports
     // before anything else is checked, so that refusals are remembered too.
-    let claim = if dry_run {
+    let mut claim = if dry_run {
         header_key(&req)?;
         None
     } else {
@@ -430,7 +416,7 @@ async fn bulk(
             state.config.idempotency.ttl_hours,
         )?)
     };
-    let idem = claim.as_ref().and_then(|c| c.idempotency.clone());
+    let idem = claim.as_mut().and_then(|c| c.idempotency.take());
     let count = body.leads.len();
     let on_duplicate = if !(1..=MAX_BULK_ROWS).contains(&count) {
         Err(format!(
@@ -451,8 +437,9 @@ async fn bulk(
     };
     let country = state.config.leads.default_country_code.clone();
     let mut row_refs = Vec::with_capacity(count);
-    let rows = body
-        .leads
+    let rows = body.raw["leads"]
+        .as_array()
+        .map_or(&[][..], Vec::as_slice)
         .iter()
         .map(|raw| {
             // A bulk row is the create fields plus `row_ref`, the caller's correlation id: a
@@ -463,7 +450,7 @@ async fn bulk(
             } else if !(row_ref.is_string() || row_ref.is_number() || row_ref.is_null()) {
                 Err(vec!["row_ref must be a string".to_string()])
             } else {
-                from_value(raw).map_err(|e| vec![e.message().replace("invalid request body: ", "")])
+                described(raw).map_err(|e| vec![e])
             };
             row_refs.push(match row_ref {
                 Value::String(_) | Value::Number(_) => row_ref,

@@ -18,6 +18,7 @@ use actix_web::{HttpRequest, web};
 use serde::{Deserialize, Deserializer};
 
 use crate::app::AppState;
+use crate::domain::time::Timestamp;
 use crate::error::ApiError;
 use crate::store::{Store, StoreError};
 
@@ -73,9 +74,8 @@ fn json_error(err: JsonPayloadError, limit: usize) -> ApiError {
             actix_web::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "Content-Type must be application/json",
         ),
-        JsonPayloadError::Deserialize(e) if e.is_data() => {
-            ApiError::bad_request(format!("invalid request body: {e}"))
-        }
+        // Bodies are read as a JSON value, so only syntax errors arrive here; a field that does
+        // not fit is reported by `json::from_value`.
         JsonPayloadError::Deserialize(e) => ApiError::bad_request(format!("malformed JSON: {e}")),
         other => ApiError::bad_request(format!("cannot read the request body: {other}")),
     }
@@ -155,12 +155,33 @@ pub fn whole_number<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::E
 pub fn nullable_whole_number<'de, D: Deserializer<'de>>(
     d: D,
 ) -> Result<Option<Option<i64>>, D::Error> {
-    Ok(Some(Option::<WholeNumber>::deserialize(d)?.map(|n| n.0)))
+    whole_number(d).map(Some)
 }
 
 /// Query parameters: an empty value (`?limit=`) counts as absent, as HTML forms send them.
 pub fn non_blank<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     Ok(Option::<String>::deserialize(d)?.filter(|v| !v.trim().is_empty()))
+}
+
+/// A page size from the query: 1–100, 20 when absent.
+pub fn page_limit(raw: Option<&str>) -> Result<usize, ApiError> {
+    match raw {
+        None => Ok(20),
+        Some(raw) => raw
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=100).contains(n))
+            .ok_or_else(|| ApiError::bad_request("limit must be between 1 and 100")),
+    }
+}
+
+/// An ISO-8601 time given as `name`.
+pub fn iso_time(name: &str, raw: &str) -> Result<Timestamp, ApiError> {
+    Timestamp::parse_iso(raw).ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "{name} must be an ISO-8601 date-time (got `{raw}`)"
+        ))
+    })
 }
 
 /// Parses an id from a path segment; a malformed id is a resource that does not exist.

@@ -5,10 +5,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::admin::existing_tenant;
-use super::json::Deferred;
+use super::json::{Deferred, from_slice};
 use super::{blocking, nullable, path_id, whole_number};
 use crate::app::AppState;
 use crate::auth::{Admin, Caller, WebhooksManage};
+use crate::delivery::client::MAX_TIMEOUT_SECS;
 use crate::domain::event::EventType;
 use crate::domain::ids::WebhookId;
 use crate::domain::time::Timestamp;
@@ -133,7 +134,15 @@ async fn checked_url(state: &web::Data<AppState>, raw: String) -> Result<String,
     Ok(target.url.to_string())
 }
 
-fn webhook_id(raw: &str) -> Result<WebhookId, ApiError> {
+fn timeout_seconds(value: i64) -> Result<u32, ApiError> {
+    in_range("timeout_seconds", value, 1, i64::from(MAX_TIMEOUT_SECS))
+}
+
+fn retry_attempts(value: i64) -> Result<u32, ApiError> {
+    in_range("retry_attempts", value, 0, 10)
+}
+
+pub(super) fn webhook_id(raw: &str) -> Result<WebhookId, ApiError> {
     path_id(raw, "webhook", WebhookId::parse)
 }
 
@@ -173,8 +182,8 @@ async fn create(
             None => vec![EventType::LeadCreated],
             Some(raw) => event_types(raw)?,
         },
-        timeout_seconds: in_range("timeout_seconds", body.timeout_seconds.unwrap_or(10), 1, 60)?,
-        retry_attempts: in_range("retry_attempts", body.retry_attempts.unwrap_or(5), 0, 10)?,
+        timeout_seconds: timeout_seconds(body.timeout_seconds.unwrap_or(10))?,
+        retry_attempts: retry_attempts(body.retry_attempts.unwrap_or(5))?,
         description: description(body.description)?,
         is_active: body.is_active.unwrap_or(true),
         url: checked_url(&state, body.url).await?,
@@ -256,26 +265,21 @@ async fn update(
     let body = body.into_inner();
     let mut patch = WebhookPatch {
         event_types: body.event_types.as_deref().map(event_types).transpose()?,
-        timeout_seconds: body
-            .timeout_seconds
-            .map(|t| in_range("timeout_seconds", t, 1, 60))
-            .transpose()?,
-        retry_attempts: body
-            .retry_attempts
-            .map(|r| in_range("retry_attempts", r, 0, 10))
-            .transpose()?,
+        timeout_seconds: body.timeout_seconds.map(timeout_seconds).transpose()?,
+        retry_attempts: body.retry_attempts.map(retry_attempts).transpose()?,
         description: body.description.map(description).transpose()?,
         is_active: body.is_active,
         url: None,
     };
-    // A deleted or foreign webhook is 404 before its new URL is looked at.
-    if blocking(&state, move |s| s.get_webhook(tenant, id))
-        .await?
-        .is_none()
-    {
-        return Err(ApiError::not_found(format!("webhook {id} not found")));
-    }
     if let Some(url) = body.url {
+        // A deleted or foreign webhook is 404 before its new URL is looked at (and resolved);
+        // otherwise the update itself says so.
+        if blocking(&state, move |s| s.get_webhook(tenant, id))
+            .await?
+            .is_none()
+        {
+            return Err(ApiError::not_found(format!("webhook {id} not found")));
+        }
         patch.url = Some(checked_url(&state, url).await?);
     }
     let rotation = body
@@ -323,9 +327,7 @@ async fn rotate_secret(
     let body: RotateBody = if body.iter().all(u8::is_ascii_whitespace) {
         RotateBody::default()
     } else {
-        let value: Value =
-            serde_json::from_slice(&body).map_err(|e| bad(format!("malformed JSON: {e}")))?;
-        super::json::from_value(&value)?
+        from_slice(&body)?
     };
     let rotation = rotation(&state, body.overlap_hours)?;
     let secret = rotation.secret.clone();

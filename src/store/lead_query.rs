@@ -42,24 +42,6 @@ pub struct LeadQuery {
     pub offset: usize,
 }
 
-impl Default for LeadQuery {
-    fn default() -> Self {
-        LeadQuery {
-            status: None,
-            stage: None,
-            search: None,
-            created_since: None,
-            updated_since: None,
-            lead_line: None,
-            sort_by: SortBy::UpdatedAt,
-            sort_dir: SortDir::Asc,
-            cursor: None,
-            limit: 20,
-            offset: 0,
-        }
-    }
-}
-
 pub struct LeadPage {
     pub leads: Vec<LeadView>,
     pub total: u64,

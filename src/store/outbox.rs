@@ -10,6 +10,7 @@ use super::tables::*;
 use super::webhooks::Webhook;
 use crate::domain::event::EventType;
 use crate::domain::ids::{DeliveryId, EventId, TenantId, WebhookId};
+use crate::domain::lead::wire_enum;
 use crate::domain::time::Timestamp;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -29,31 +30,13 @@ impl Record for Event {
     const NAME: &'static str = "event";
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum DeliveryStatus {
-    #[serde(rename = "pending")]
-    Pending,
-    #[serde(rename = "delivering")]
-    Delivering,
-    #[serde(rename = "delivered")]
-    Delivered,
-    #[serde(rename = "failed")]
-    Failed,
-    #[serde(rename = "cancelled")]
-    Cancelled,
-}
-
-impl DeliveryStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DeliveryStatus::Pending => "pending",
-            DeliveryStatus::Delivering => "delivering",
-            DeliveryStatus::Delivered => "delivered",
-            DeliveryStatus::Failed => "failed",
-            DeliveryStatus::Cancelled => "cancelled",
-        }
-    }
-}
+wire_enum!(DeliveryStatus, "status" {
+    Pending => "pending",
+    Delivering => "delivering",
+    Delivered => "delivered",
+    Failed => "failed",
+    Cancelled => "cancelled",
+});
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Delivery {
