@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use common::helpers::{BULK, LEADS};
 use serde_json::{Value, json};
 
 const BULK_ROWS: usize = 500;
@@ -39,13 +40,8 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1_000_000);
-    let mut bench = common::start(|_| {});
-    let (tenant, token) = bench.tenant();
-    let bearer = format!("Bearer {token}");
-    let auth = [
-        ("authorization", bearer.as_str()),
-        ("x-customer-id", tenant.as_str()),
-    ];
+    let app = common::start(|_| {});
+    let key = app.tenant_with_key("Bench");
     println!(
         "leadbase leads benchmark: {total} leads into one tenant, {} CPUs",
         std::thread::available_parallelism().map_or(1, |n| n.get())
@@ -57,8 +53,7 @@ fn main() {
     std::thread::scope(|scope| {
         for _ in 0..BULK_CLIENTS {
             let next = Arc::clone(&next);
-            let bench = &bench;
-            let auth = &auth;
+            let (app, key) = (&app, &key);
             scope.spawn(move || {
                 loop {
                     let from = next.fetch_add(BULK_ROWS, Ordering::Relaxed);
@@ -66,14 +61,12 @@ fn main() {
                         break;
                     }
                     let rows: Vec<Value> = (from..(from + BULK_ROWS).min(total)).map(row).collect();
-                    let (status, body) = bench.call(
-                        "POST",
-                        "/api/agents/crm/leads/bulk",
-                        auth,
-                        Some(&json!({ "leads": rows })),
-                    );
-                    assert_eq!(status, 200, "{body}");
-                    assert_eq!(body["summary"]["failed"], 0, "{body}");
+                    let res = app
+                        .api("POST", BULK, key)
+                        .json(&json!({ "leads": rows }))
+                        .send();
+                    assert_eq!(res.status, 200, "{}", res.text);
+                    assert_eq!(res.json()["summary"]["failed"], 0, "{}", res.text);
                 }
             });
         }
@@ -93,8 +86,7 @@ fn main() {
         let handles: Vec<_> = (0..CREATE_CLIENTS)
             .map(|_| {
                 let next = Arc::clone(&next);
-                let bench = &bench;
-                let auth = &auth;
+                let (app, key) = (&app, &key);
                 scope.spawn(move || {
                     let mut samples = Vec::new();
                     loop {
@@ -104,9 +96,9 @@ fn main() {
                         }
                         let body = json!({ "contact_name": format!("Single {i}"), "contact_email": format!("single{i}@bench.example") });
                         let t = Instant::now();
-                        let (status, _) = bench.call("POST", "/api/agents/crm/leads", auth, Some(&body));
+                        let res = app.api("POST", LEADS, key).json(&body).send();
                         samples.push(t.elapsed());
-                        assert_eq!(status, 201);
+                        assert_eq!(res.status, 201, "{}", res.text);
                     }
                 })
             })
@@ -128,9 +120,9 @@ fn main() {
         let mut times = Vec::with_capacity(samples);
         for _ in 0..samples {
             let t = Instant::now();
-            let (status, body) = bench.call("GET", path, &auth, None);
+            let res = app.api("GET", path, &key).send();
             times.push(t.elapsed());
-            assert_eq!(status, 200, "{body}");
+            assert_eq!(res.status, 200, "{}", res.text);
         }
         common::percentiles(&mut times)
     };
@@ -138,16 +130,13 @@ fn main() {
     println!("list, first page (limit 20): p50 {p50:.2} ms, p99 {p99:.2} ms");
 
     // A cursor 90 % of the way through the tenant, found once with an offset.
-    let anchor = format!("/api/agents/crm/leads?limit=1&offset={}", total * 9 / 10);
-    let (_, page) = bench.call("GET", &anchor, &auth, None);
+    let anchor = format!("{LEADS}?limit=1&offset={}", total * 9 / 10);
+    let page = app.api("GET", &anchor, &key).send().json();
     let cursor = page["next_cursor"]
         .as_str()
         .expect("a deep cursor")
         .to_string();
-    let (p50, p99) = measure(
-        &format!("/api/agents/crm/leads?limit=20&cursor={cursor}"),
-        LIST_SAMPLES,
-    );
+    let (p50, p99) = measure(&format!("{LEADS}?limit=20&cursor={cursor}"), LIST_SAMPLES);
     println!("list, deep cursor page (90 % in, limit 20): p50 {p50:.2} ms, p99 {p99:.2} ms");
 
     let (p50, p99) = measure(
@@ -166,8 +155,7 @@ fn main() {
 
     println!(
         "data file: {:.0} MiB; process RSS (server + clients): {:.0} MiB",
-        bench.data_file_size() as f64 / 1048576.0,
+        std::fs::metadata(app.data_file()).map_or(0, |m| m.len()) as f64 / 1048576.0,
         common::rss_mib()
     );
-    bench.stop();
 }

@@ -1,34 +1,22 @@
-//! Shared by the benchmarks: an in-process server on a temporary data file, a blocking client,
-//! and percentile arithmetic.
+//! Shared by the benchmarks: the integration tests' server helpers and HTTPS receiver, set up
+//! for measuring, and percentile arithmetic.
 
+// Each benchmark uses only part of this (and of the test modules).
 #![allow(dead_code)]
 
-use std::net::TcpListener;
 use std::time::Duration;
 
 use leadbase::config::Config;
-use leadbase::{Options, Running};
-use serde_json::{Value, json};
 
-pub const ADMIN: &str = "bench-admin-token-0123456789abcdef";
+#[path = "../../tests/api/helpers.rs"]
+pub mod helpers;
+#[path = "../../tests/api/receiver.rs"]
+pub mod receiver;
 
-pub struct Bench {
-    pub base: String,
-    pub running: Option<Running>,
-    pub dir: tempfile::TempDir,
-    pub agent: ureq::Agent,
-}
+use helpers::TestApp;
 
-pub fn config(dir: &std::path::Path) -> Config {
-    let mut config = Config::default();
-    config.storage.path = dir.join("leadbase.redb");
-    config.admin.token = Some(ADMIN.into());
-    config.limits.per_minute = u32::MAX / 2;
-    config.limits.per_hour = u32::MAX / 2;
-    config.limits.bulk_per_minute = u32::MAX / 2;
-    config
-}
-
+/// Keeps up to 256 idle connections per host for the concurrent clients, with a longer timeout
+/// for the full-scan queries.
 pub fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
@@ -38,78 +26,17 @@ pub fn agent() -> ureq::Agent {
         .into()
 }
 
-pub fn start(adjust: impl FnOnce(&mut Config)) -> Bench {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let mut config = config(dir.path());
-    adjust(&mut config);
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let running = leadbase::start(config, listener, Options::default()).expect("start");
-    Bench {
-        base: format!("http://{}", running.addr()),
-        running: Some(running),
-        dir,
-        agent: agent(),
-    }
-}
-
-impl Bench {
-    pub fn call(
-        &self,
-        method: &str,
-        path: &str,
-        auth: &[(&str, &str)],
-        body: Option<&Value>,
-    ) -> (u16, Value) {
-        let mut req = ureq::http::Request::builder()
-            .method(method)
-            .uri(format!("{}{path}", self.base));
-        for (k, v) in auth {
-            req = req.header(*k, *v);
-        }
-        let body = match body {
-            Some(b) => {
-                req = req.header("content-type", "application/json");
-                b.to_string()
-            }
-            None => String::new(),
-        };
-        let mut res = self
-            .agent
-            .run(req.body(body).expect("request"))
-            .expect("exchange");
-        let status = res.status().as_u16();
-        let text = res.body_mut().read_to_string().unwrap_or_default();
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-    }
-
-    /// A tenant and a key with every scope: (tenant id, token).
-    pub fn tenant(&self) -> (String, String) {
-        let admin = format!("Bearer {ADMIN}");
-        let (_, t) = self.call(
-            "POST",
-            "/admin/api/tenants",
-            &[("authorization", &admin)],
-            Some(&json!({"name": "Bench"})),
-        );
-        let tenant = t["tenant"]["id"].as_str().expect("tenant").to_string();
-        let (_, k) = self.call(
-            "POST",
-            &format!("/admin/api/tenants/{tenant}/keys"),
-            &[("authorization", &admin)],
-            Some(&json!({"name": "bench", "scopes": ["public_api:leads:read", "public_api:leads:write", "public_api:webhooks:manage"]})),
-        );
-        (tenant, k["token"].as_str().expect("token").to_string())
-    }
-
-    pub fn data_file_size(&self) -> u64 {
-        std::fs::metadata(self.dir.path().join("leadbase.redb")).map_or(0, |m| m.len())
-    }
-
-    pub fn stop(&mut self) {
-        if let Some(r) = self.running.take() {
-            r.stop();
-        }
-    }
+/// An in-process server on a temporary data file, with limits out of reach and the default
+/// worker count (the tests pin it to 2), then `adjust`.
+pub fn start(adjust: impl FnOnce(&mut Config)) -> TestApp {
+    helpers::spawn_with(|c| {
+        c.server.workers = Config::default().server.workers;
+        c.limits.per_minute = u32::MAX / 2;
+        c.limits.per_hour = u32::MAX / 2;
+        c.limits.bulk_per_minute = u32::MAX / 2;
+        adjust(c);
+    })
+    .with_agent(agent())
 }
 
 /// (p50, p99) in milliseconds.
@@ -135,5 +62,3 @@ pub fn rss_mib() -> f64 {
         })
         .map_or(0.0, |kb| kb / 1024.0)
 }
-
-pub mod tls_receiver;

@@ -242,6 +242,13 @@ impl TestApp {
     pub fn data_file(&self) -> PathBuf {
         self.config.storage.path.clone()
     }
+
+    /// The same server, spoken to through `agent` instead of [`agent`]'s (for the benchmarks).
+    #[allow(dead_code)]
+    pub fn with_agent(mut self, agent: ureq::Agent) -> Self {
+        self.agent = agent;
+        self
+    }
 }
 
 #[derive(Clone, Debug)]

@@ -308,15 +308,22 @@ impl Receiver {
     pub fn wait_for(&self, path: &str, n: usize, timeout: Duration) -> Vec<Recorded> {
         let deadline = Instant::now() + timeout;
         let mut state = self.shared.lock();
+        // The log only grows: each wake-up counts just what arrived since the last one, and the
+        // requests are cloned once, when there are enough.
+        let (mut scanned, mut got) = (0, 0);
         loop {
-            let got: Vec<Recorded> = state
-                .log
+            got += state.log[scanned..]
                 .iter()
                 .filter(|r| r.path == path)
-                .cloned()
-                .collect();
-            if got.len() >= n {
-                return got;
+                .count();
+            scanned = state.log.len();
+            if got >= n {
+                return state
+                    .log
+                    .iter()
+                    .filter(|r| r.path == path)
+                    .cloned()
+                    .collect();
             }
             let now = Instant::now();
             if now >= deadline {
@@ -334,8 +341,7 @@ impl Receiver {
                     })
                     .collect();
                 panic!(
-                    "waited {timeout:?} for {n} request(s) to {path}, got {}; every request: {seen:#?}",
-                    got.len()
+                    "waited {timeout:?} for {n} request(s) to {path}, got {got}; every request: {seen:#?}"
                 );
             }
             state = self
