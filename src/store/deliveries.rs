@@ -581,8 +581,8 @@ mod tests {
         }
     }
 
-    #[test]
-    fn claims_lease_deliveries_and_finished_ones_are_pruned_with_their_attempts() {
+    /// A store on a temporary file with one tenant and one active webhook.
+    fn store_with_webhook() -> (tempfile::TempDir, Store, TenantId, WebhookId) {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("t.redb")).unwrap();
         let tenant = store.create_tenant("Acme".into()).unwrap().id;
@@ -598,6 +598,12 @@ mod tests {
             .create_webhook(tenant, settings, "mega_whsec_x".into(), 20)
             .unwrap()
             .id;
+        (dir, store, tenant, webhook)
+    }
+
+    #[test]
+    fn claims_lease_deliveries_and_finished_ones_are_pruned_with_their_attempts() {
+        let (_dir, store, tenant, webhook) = store_with_webhook();
         let first = store.queue_test(tenant, webhook).unwrap();
         let second = store.queue_test(tenant, webhook).unwrap();
 
@@ -655,21 +661,7 @@ mod tests {
 
     #[test]
     fn pruning_works_through_a_backlog_in_batches_and_keeps_events_still_owed() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("t.redb")).unwrap();
-        let tenant = store.create_tenant("Acme".into()).unwrap().id;
-        let settings = WebhookSettings {
-            url: "https://8.8.8.8/hook".into(),
-            event_types: vec![EventType::LeadCreated],
-            is_active: true,
-            timeout_seconds: 5,
-            retry_attempts: 1,
-            description: None,
-        };
-        let webhook = store
-            .create_webhook(tenant, settings, "mega_whsec_x".into(), 20)
-            .unwrap()
-            .id;
+        let (_dir, store, tenant, webhook) = store_with_webhook();
         // The oldest delivery is still owed; five after it are finished.
         let owed = store.queue_test(tenant, webhook).unwrap();
         for _ in 0..5 {
