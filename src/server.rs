@@ -11,13 +11,14 @@ use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 
 use crate::admin_token::{self, AdminTokenError, AdminTokenSource};
-use crate::app::AppState;
 use crate::config::Config;
 use crate::delivery::client::{Client, Lookup};
 use crate::delivery::{Engine, EngineConfig};
+use crate::domain::retry::RetryPolicy;
 use crate::domain::time::Timestamp;
 use crate::http;
-use crate::store::deliveries::{PRUNE_BATCH, RetryPolicy};
+use crate::http::state::AppState;
+use crate::store::delivery_log::PRUNE_BATCH;
 use crate::store::{OpenError, Store};
 
 /// How long a graceful stop waits for in-flight requests.

@@ -5,7 +5,7 @@
 
 use std::fmt;
 use std::io::Read;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -15,15 +15,31 @@ use ureq::tls::{Certificate, RootCerts, TlsConfig};
 use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
 use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
 
-use super::schedule::{AttemptError, AttemptResult, retry_after, status_error};
+use crate::domain::retry::{AttemptError, AttemptResult, retry_after, status_error};
 use crate::domain::time::Timestamp;
-use crate::domain::url_policy::{PolicyError, UrlPolicy};
+use crate::domain::url_policy::{PolicyError, UrlPolicy, WebhookUrl};
+use crate::domain::webhook::MAX_TIMEOUT_SECS;
 
 /// Response bytes kept for the delivery log.
 pub const EXCERPT_BYTES: u64 = 2048;
 
 /// Name resolution, replaceable so tests can make a host resolve where they want without DNS.
 pub type Lookup = Arc<dyn Fn(&str, u16) -> std::io::Result<Vec<SocketAddr>> + Send + Sync>;
+
+/// The registration-time check of a webhook URL: the policy, with `lookup` or else the system
+/// resolver answering for the host (a blocking call).
+pub fn check_webhook_url(
+    policy: &UrlPolicy,
+    lookup: Option<&Lookup>,
+    raw: &str,
+) -> Result<WebhookUrl, PolicyError> {
+    match lookup {
+        Some(lookup) => policy.check_url(raw, |host, port| lookup(host, port)),
+        None => policy.check_url(raw, |host, port| {
+            (host, port).to_socket_addrs().map(Iterator::collect)
+        }),
+    }
+}
 
 /// Refusal by the URL policy at connect time.
 #[derive(Debug)]
@@ -90,9 +106,7 @@ impl Resolver for GuardedResolver {
     }
 }
 
-/// Webhook timeouts are whole seconds in 1..=60.
-pub const MAX_TIMEOUT_SECS: u32 = 60;
-
+/// Sends delivery attempts. Webhook timeouts are whole seconds in 1..=60.
 pub struct Client {
     tls: TlsConfig,
     policy: UrlPolicy,
@@ -238,5 +252,25 @@ fn classify(err: &ureq::Error) -> AttemptError {
             AttemptError::Tls
         }
         _ => AttemptError::Connect,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn system_resolver_refuses_localhost() {
+        // Real but local resolution (hosts file); nothing leaves the machine.
+        let policy = UrlPolicy {
+            https_only: true,
+            allowed_private: Vec::new(),
+        };
+        match check_webhook_url(&policy, None, "https://localhost/") {
+            Err(PolicyError::HostNotAllowed { refusal, .. }) => {
+                assert_eq!(refusal.reason, "loopback")
+            }
+            other => panic!("expected a loopback refusal, got {other:?}"),
+        }
     }
 }

@@ -1,13 +1,12 @@
-//! The delivery engine: one dispatcher thread claims due deliveries from the outbox, worker
+//! The delivery engine: one dispatcher thread leases due deliveries from the outbox, worker
 //! threads send them and write the outcome back through the store's writer.
 //!
-//! The dispatcher claims only as many deliveries as there are idle workers, and never more than
+//! The dispatcher leases only as many deliveries as there are idle workers, and never more than
 //! `max_in_flight_per_webhook` for one webhook, so one slow receiver holds at most that many
 //! workers. A commit that queues deliveries wakes the dispatcher at once; otherwise it sleeps
 //! until the next delivery is due (checking at least every second).
 
 pub mod client;
-pub mod schedule;
 pub mod signing;
 
 use std::collections::{HashMap, VecDeque};
@@ -21,11 +20,11 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 
 use crate::domain::ids::WebhookId;
+use crate::domain::retry::{AttemptResult, Next, RetryPolicy};
 use crate::domain::time::Timestamp;
-use crate::store::deliveries::{Claimed, RetryPolicy};
+use crate::store::dispatch::Leased;
 use crate::store::{Store, Wakeup};
 use client::Client;
-use schedule::{AttemptResult, random_jitter};
 use signing::{mega_signature, standard_signature};
 
 /// The longest the dispatcher sleeps without looking at the queue.
@@ -43,9 +42,9 @@ struct Shared {
     config: EngineConfig,
     wakeup: Arc<Wakeup>,
     stopping: AtomicBool,
-    queue: Mutex<VecDeque<Claimed>>,
+    queue: Mutex<VecDeque<Leased>>,
     work: Condvar,
-    /// Claimed deliveries per webhook, queued or being sent: their sum is the busy workers.
+    /// Leased deliveries per webhook, queued or being sent: their sum is the busy workers.
     in_flight: Mutex<HashMap<WebhookId, u32>>,
 }
 
@@ -56,7 +55,7 @@ pub struct Engine {
 
 /// The request body of a delivery: rebuilt for every attempt with a fresh `delivered_at`. The
 /// lead snapshot is stored as JSON and goes in as it is.
-pub fn payload(claimed: &Claimed, now: Timestamp) -> Vec<u8> {
+pub fn payload(leased: &Leased, now: Timestamp) -> Vec<u8> {
     #[derive(Serialize)]
     struct Body<'a> {
         event: &'a str,
@@ -65,7 +64,7 @@ pub fn payload(claimed: &Claimed, now: Timestamp) -> Vec<u8> {
         #[serde(skip_serializing_if = "Option::is_none")]
         changed_fields: Option<&'a [String]>,
     }
-    let event = &claimed.event;
+    let event = &leased.event;
     let body = Body {
         event: event.event_type.as_str(),
         delivered_at: now.to_iso(),
@@ -76,19 +75,16 @@ pub fn payload(claimed: &Claimed, now: Timestamp) -> Vec<u8> {
 }
 
 /// The headers of one attempt (spec §6), signed with every live secret.
-pub fn headers(claimed: &Claimed, body: &[u8], now: Timestamp) -> Vec<(&'static str, String)> {
+pub fn headers(leased: &Leased, body: &[u8], now: Timestamp) -> Vec<(&'static str, String)> {
     let ts = now.seconds();
-    let id = claimed.delivery.id.to_string();
-    let secrets = claimed.webhook.live_secrets(now);
+    let id = leased.delivery.id.to_string();
+    let secrets = leased.webhook.live_secrets(now);
     let mut headers = vec![
         ("content-type", "application/json".to_string()),
         ("x-mega-signature", mega_signature(secrets[0], ts, body)),
         ("x-mega-timestamp", ts.to_string()),
         ("x-mega-delivery", id.clone()),
-        (
-            "x-mega-event",
-            claimed.event.event_type.as_str().to_string(),
-        ),
+        ("x-mega-event", leased.event.event_type.as_str().to_string()),
     ];
     if let Some(previous) = secrets.get(1) {
         headers.push((
@@ -106,16 +102,78 @@ pub fn headers(claimed: &Claimed, body: &[u8], now: Timestamp) -> Vec<(&'static 
     headers
 }
 
+/// A uniformly distributed value in [-1, 1] from the OS RNG, for the retry jitter.
+pub fn random_jitter() -> f64 {
+    let mut bytes = [0u8; 8];
+    if getrandom::fill(&mut bytes).is_err() {
+        return 0.0;
+    }
+    (u64::from_le_bytes(bytes) as f64 / u64::MAX as f64) * 2.0 - 1.0
+}
+
 /// One attempt: sign, send, report. No retries here; the caller records the result.
-pub fn deliver_one(client: &Client, claimed: &Claimed, now: Timestamp) -> AttemptResult {
-    let body = payload(claimed, now);
-    let headers = headers(claimed, &body, now);
+pub fn deliver_one(client: &Client, leased: &Leased, now: Timestamp) -> AttemptResult {
+    let body = payload(leased, now);
+    let headers = headers(leased, &body, now);
     client.post(
-        &claimed.webhook.url,
+        &leased.webhook.url,
         &headers,
         &body,
-        claimed.webhook.timeout_seconds,
+        leased.webhook.timeout_seconds,
     )
+}
+
+/// Attempts one leased delivery and records what came of it.
+fn attempt(
+    store: &Store,
+    client: &Client,
+    retry: &Arc<RetryPolicy>,
+    leased: &Leased,
+) -> Option<Next> {
+    let result = deliver_one(client, leased, store.now());
+    let (status, error, latency_ms) = (result.response_status, result.error, result.latency_ms);
+    match store.record_attempt(
+        leased.delivery.id,
+        result,
+        Arc::clone(retry),
+        random_jitter(),
+    ) {
+        Ok(next) => {
+            tracing::info!(
+                delivery = %leased.delivery.id,
+                webhook = %leased.webhook.id,
+                event = leased.event.event_type.as_str(),
+                status = ?status,
+                error = ?error,
+                latency_ms,
+                next = ?next,
+                "delivery attempt"
+            );
+            Some(next)
+        }
+        Err(e) => {
+            tracing::error!(delivery = %leased.delivery.id, error = %e, "cannot record a delivery attempt");
+            None
+        }
+    }
+}
+
+/// One step of the engine on the calling thread: lease what is due now (at most `max`, and at
+/// most `max_in_flight_per_webhook` per webhook), attempt each in turn and record the outcomes.
+/// The running engine does the same spread over its threads; tests and tools that start the
+/// server without it call this to deliver exactly what is due, when they choose.
+pub fn deliver_due(store: &Store, client: &Client, config: &EngineConfig, max: usize) -> Vec<Next> {
+    let leased = match store.lease_due(max, HashMap::new(), config.max_in_flight_per_webhook) {
+        Ok(leased) => leased,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot lease due deliveries");
+            return Vec::new();
+        }
+    };
+    leased
+        .iter()
+        .filter_map(|l| attempt(store, client, &config.retry, l))
+        .collect()
 }
 
 impl Engine {
@@ -156,8 +214,8 @@ impl Engine {
         }
     }
 
-    /// Stops claiming, lets attempts in progress finish (each within its timeout), and joins.
-    /// Claimed deliveries not yet started stay claimed and are requeued at the next start.
+    /// Stops leaseing, lets attempts in progress finish (each within its timeout), and joins.
+    /// Leased deliveries not yet started stay leased and are requeued at the next start.
     pub fn stop(self) {
         self.shared.stopping.store(true, Ordering::SeqCst);
         self.shared.wakeup.notify();
@@ -185,41 +243,41 @@ fn dispatch_loop(shared: &Shared) {
         let busy: u32 = in_flight.values().sum();
         let idle = shared.config.threads.saturating_sub(busy as usize);
         if idle == 0 {
-            // Nothing can be claimed; a worker finishing wakes us.
+            // Nothing can be leased; a worker finishing wakes us.
             shared.wakeup.wait(seen, MAX_IDLE);
             continue;
         }
-        let claimed =
+        let leased =
             match shared
                 .store
-                .claim_due(idle, in_flight, shared.config.max_in_flight_per_webhook)
+                .lease_due(idle, in_flight, shared.config.max_in_flight_per_webhook)
             {
-                Ok(claimed) => claimed,
+                Ok(leased) => leased,
                 Err(e) => {
-                    tracing::error!(error = %e, "cannot claim due deliveries");
+                    tracing::error!(error = %e, "cannot lease due deliveries");
                     Vec::new()
                 }
             };
-        let claimed_all = claimed.len() == idle;
-        if !claimed.is_empty() {
+        let leased_all = leased.len() == idle;
+        if !leased.is_empty() {
             // Only this thread adds to the counts and workers only subtract, so the snapshot
-            // the claim filtered with was never below the truth.
+            // the lease filtered with was never below the truth.
             let mut counts = shared.in_flight.lock();
-            for c in &claimed {
+            for c in &leased {
                 *counts.entry(c.webhook.id).or_default() += 1;
             }
             drop(counts);
-            shared.queue.lock().extend(claimed);
+            shared.queue.lock().extend(leased);
             shared.work.notify_all();
         }
-        if claimed_all {
+        if leased_all {
             // There may be more due right now; workers wake us when they free up.
             shared.wakeup.wait(seen, MAX_IDLE);
             continue;
         }
-        // Something already due but not claimed belongs to a webhook at its in-flight limit:
+        // Something already due but not leased belongs to a webhook at its in-flight limit:
         // a worker finishing wakes us, so there is no point in looking again before then.
-        let now = Timestamp::now();
+        let now = shared.store.now();
         let wait = match shared.store.next_due() {
             Ok(Some(at)) if at > now => Duration::from_millis(
                 (at.ms() - now.ms()).clamp(1, MAX_IDLE.as_millis() as i64) as u64,
@@ -232,7 +290,7 @@ fn dispatch_loop(shared: &Shared) {
 
 fn work_loop(shared: &Shared) {
     loop {
-        let claimed = {
+        let leased = {
             let mut queue = shared.queue.lock();
             loop {
                 if shared.stopping.load(Ordering::SeqCst) {
@@ -244,38 +302,28 @@ fn work_loop(shared: &Shared) {
                 shared.work.wait(&mut queue);
             }
         };
-        let result = deliver_one(&shared.client, &claimed, Timestamp::now());
-        let (status, error, latency_ms) = (result.response_status, result.error, result.latency_ms);
-        let outcome = shared.store.record_attempt(
-            claimed.delivery.id,
-            result,
-            Arc::clone(&shared.config.retry),
-            random_jitter(),
-        );
-        match outcome {
-            Ok(next) => tracing::info!(
-                delivery = %claimed.delivery.id,
-                webhook = %claimed.webhook.id,
-                event = claimed.event.event_type.as_str(),
-                status = ?status,
-                error = ?error,
-                latency_ms,
-                next = ?next,
-                "delivery attempt"
-            ),
-            Err(e) => {
-                tracing::error!(delivery = %claimed.delivery.id, error = %e, "cannot record a delivery attempt")
-            }
-        }
+        attempt(&shared.store, &shared.client, &shared.config.retry, &leased);
         {
             let mut in_flight = shared.in_flight.lock();
-            if let Some(count) = in_flight.get_mut(&claimed.webhook.id) {
+            if let Some(count) = in_flight.get_mut(&leased.webhook.id) {
                 *count = count.saturating_sub(1);
                 if *count == 0 {
-                    in_flight.remove(&claimed.webhook.id);
+                    in_flight.remove(&leased.webhook.id);
                 }
             }
         }
         shared.wakeup.notify();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jitter_stays_within_ten_percent_either_way() {
+        for _ in 0..100 {
+            assert!((-1.0..=1.0).contains(&random_jitter()));
+        }
     }
 }

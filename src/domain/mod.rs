@@ -1,4 +1,7 @@
-//! Pure types and rules: no I/O, no HTTP, no storage.
+//! The product's types and rules: what a lead, a webhook, a cursor or a URL may be, and what a
+//! merge, a PATCH, a rotation or a failed attempt does. No HTTP, no storage and no clock here:
+//! the time is an argument. (Ids draw random bits, and the URL policy asks a resolver it is
+//! handed for a host's addresses.)
 
 pub mod catalog;
 pub mod contact;
@@ -6,6 +9,8 @@ pub mod cursor;
 pub mod event;
 pub mod ids;
 pub mod lead;
+pub mod retry;
 pub mod time;
 pub mod token;
 pub mod url_policy;
+pub mod webhook;

@@ -1,6 +1,8 @@
 //! Time as Unix milliseconds inside leadbase; ISO-8601 UTC with milliseconds on the wire
 //! (`2026-07-02T14:04:59.000Z`).
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -12,13 +14,34 @@ use time::{OffsetDateTime, UtcOffset};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Timestamp(pub i64);
 
-impl Timestamp {
-    pub fn now() -> Timestamp {
-        let ms = SystemTime::now()
+/// Where leadbase reads the time: the system clock, shifted by an offset that only tests move.
+/// The server holds one and hands clones to the store, the handlers and the delivery engine, so
+/// a test can make key expiry, secret overlaps and retry backoff happen without waiting.
+#[derive(Debug, Clone, Default)]
+pub struct Clock {
+    offset_ms: Arc<AtomicI64>,
+}
+
+impl Clock {
+    pub fn now(&self) -> Timestamp {
+        let system = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_millis() as i64)
             .unwrap_or(0);
-        Timestamp(ms)
+        Timestamp(system.saturating_add(self.offset_ms.load(Ordering::Relaxed)))
+    }
+
+    /// Moves this clock and every clone of it forward by `ms`.
+    pub fn advance(&self, ms: i64) {
+        self.offset_ms.fetch_add(ms, Ordering::Relaxed);
+    }
+}
+
+impl Timestamp {
+    /// The system clock's time. Code that decides something from the time reads a [`Clock`]
+    /// instead; this is for timestamps nobody can move (log lines, the receive tool).
+    pub fn now() -> Timestamp {
+        Clock::default().now()
     }
 
     pub fn ms(self) -> i64 {

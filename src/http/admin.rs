@@ -6,15 +6,15 @@ use serde_json::json;
 
 use super::json::Json;
 use super::{blocking, path_id};
-use crate::app::AppState;
-use crate::auth::Admin;
 use crate::domain::catalog::parse_name;
 use crate::domain::ids::{KeyId, TenantId};
 use crate::domain::time::Timestamp;
 use crate::domain::token::{Pat, Scope};
-use crate::error::ApiError;
+use crate::http::auth::Admin;
+use crate::http::error::ApiError;
+use crate::http::state::AppState;
 use crate::store::Tenant;
-use crate::store::keys::{ApiKey, NewKey};
+use crate::store::api_keys::{ApiKey, NewKey};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(

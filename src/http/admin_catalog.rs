@@ -7,12 +7,12 @@ use serde_json::json;
 use super::admin::{existing_tenant, tenant_id};
 use super::json::Json;
 use super::{blocking, nullable, path_id};
-use crate::app::AppState;
-use crate::auth::Admin;
 use crate::domain::catalog::{FieldType, parse_color, parse_name, parse_slug};
 use crate::domain::ids::{CustomFieldId, OwnerId, StageId};
-use crate::error::ApiError;
-use crate::store::tenants::{CustomFieldPatch, OwnerPatch, StagePatch};
+use crate::http::auth::Admin;
+use crate::http::error::ApiError;
+use crate::http::state::AppState;
+use crate::store::catalog::{CustomFieldPatch, OwnerPatch, StagePatch};
 use crate::store::{CustomField, Owner, Stage};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {

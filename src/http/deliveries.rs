@@ -9,14 +9,13 @@ use super::admin::existing_tenant;
 use super::json::Deferred;
 use super::webhooks::webhook_id;
 use super::{blocking, iso_time, non_blank, page_limit, path_id};
-use crate::app::AppState;
-use crate::auth::{Admin, Caller, WebhooksManage};
-use crate::delivery::schedule::AttemptError;
 use crate::domain::ids::{DeliveryId, TenantId, WebhookId};
+use crate::domain::retry::AttemptError;
 use crate::domain::time::Timestamp;
-use crate::error::ApiError;
-use crate::store::deliveries::Attempt;
-use crate::store::outbox::{Delivery, DeliveryStatus};
+use crate::http::auth::{Admin, Caller, WebhooksManage};
+use crate::http::error::ApiError;
+use crate::http::state::AppState;
+use crate::store::delivery_queue::{Attempt, Delivery, DeliveryStatus};
 
 const BASE: &str = "/api/agents/crm/lead-webhooks/{id}";
 

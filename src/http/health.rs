@@ -4,9 +4,9 @@ use actix_web::{HttpResponse, web};
 use serde_json::json;
 
 use super::blocking;
-use crate::app::AppState;
-use crate::auth::Admin;
-use crate::error::ApiError;
+use crate::http::auth::Admin;
+use crate::http::error::ApiError;
+use crate::http::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/healthz").route(web::get().to(healthz)))

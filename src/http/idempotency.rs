@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use crate::domain::ids::TenantId;
 use crate::domain::token::sha256;
-use crate::error::{ApiError, envelope_json};
+use crate::http::error::{ApiError, envelope_json};
 use crate::store::StoreError;
 use crate::store::idempotency::{
     Idempotency, IdempotencyKey, IdempotentRoute, Outcome, StoredResponse,

@@ -12,7 +12,7 @@ use crate::domain::lead::{
     fold_lead_line, parse_contact_name,
 };
 use crate::domain::time::Timestamp;
-use crate::store::leads::LeadView;
+use crate::store::lead_record::LeadView;
 
 /// The create fields, as sent. Strings stay strings until parsed so that every problem can be
 /// reported with its field name.
@@ -255,7 +255,7 @@ impl LeadDto {
             owner: view.owner.as_ref().map(OwnerDto::from),
             last_interaction_at: lead.last_interaction_at,
             interaction_count: lead.interaction_count,
-            custom_fields: with_custom_fields.then(|| lead.custom_fields()),
+            custom_fields: with_custom_fields.then(|| view.custom_fields.clone()),
         }
     }
 }

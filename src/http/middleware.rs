@@ -11,8 +11,8 @@ use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::Next;
 use actix_web::{HttpMessage, web};
 
-use crate::app::AppState;
-use crate::error::envelope_json;
+use crate::http::error::envelope_json;
+use crate::http::state::AppState;
 use crate::ratelimit::Verdict;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -54,7 +54,7 @@ fn fallback_message(status: StatusCode, allow: Option<&str>) -> String {
             format!("method not allowed on this route; allowed: {allow}")
         }
         (StatusCode::NOT_FOUND, _) => "not found".into(),
-        (s, _) if s.is_server_error() => crate::error::INTERNAL_MESSAGE.into(),
+        (s, _) if s.is_server_error() => crate::http::error::INTERNAL_MESSAGE.into(),
         (s, _) => s
             .canonical_reason()
             .unwrap_or("invalid request")

@@ -2,7 +2,9 @@
 
 mod admin;
 mod admin_catalog;
+pub mod auth;
 mod deliveries;
+pub mod error;
 mod health;
 pub mod idempotency;
 pub mod json;
@@ -11,15 +13,16 @@ mod leads;
 mod middleware;
 mod openapi;
 mod page;
+pub mod state;
 mod webhooks;
 
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
 use actix_web::{HttpRequest, web};
 use serde::{Deserialize, Deserializer};
 
-use crate::app::AppState;
 use crate::domain::time::Timestamp;
-use crate::error::ApiError;
+use crate::http::error::ApiError;
+use crate::http::state::AppState;
 use crate::store::{Store, StoreError};
 
 pub use middleware::request_context;

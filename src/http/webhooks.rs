@@ -7,18 +7,19 @@ use serde_json::{Value, json};
 use super::admin::existing_tenant;
 use super::json::{Deferred, from_slice};
 use super::{blocking, nullable, path_id, whole_number};
-use crate::app::AppState;
-use crate::auth::{Admin, Caller, WebhooksManage};
-use crate::delivery::client::MAX_TIMEOUT_SECS;
+use crate::delivery::client::check_webhook_url;
 use crate::domain::event::EventType;
 use crate::domain::ids::WebhookId;
 use crate::domain::time::Timestamp;
 use crate::domain::token::{WEBHOOK_SECRET_SHOWN, generate_webhook_secret};
-use crate::error::ApiError;
-use crate::store::webhooks::{Rotation, Webhook, WebhookPatch, WebhookSettings};
-
-const MAX_DESCRIPTION: usize = 200;
-const MAX_OVERLAP_HOURS: i64 = 168;
+use crate::domain::url_policy::WebhookUrl;
+use crate::domain::webhook::{
+    Description, EventTypes, OverlapHours, RetryAttempts, Rotation, TimeoutSeconds, Webhook,
+    WebhookPatch, WebhookSettings,
+};
+use crate::http::auth::{Admin, Caller, WebhooksManage};
+use crate::http::error::ApiError;
+use crate::http::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -61,9 +62,9 @@ pub struct WebhookDto {
     pub previous_secret_expires_at: Option<Timestamp>,
 }
 
-impl From<&Webhook> for WebhookDto {
-    fn from(w: &Webhook) -> Self {
-        let now = Timestamp::now();
+impl WebhookDto {
+    /// As of `now`: the previous secret's expiry shows only while it still signs.
+    pub fn new(w: &Webhook, now: Timestamp) -> Self {
         WebhookDto {
             id: w.id,
             url: w.url.clone(),
@@ -79,9 +80,7 @@ impl From<&Webhook> for WebhookDto {
             last_delivery_status: w.last_delivery_status,
             consecutive_failures: w.consecutive_failures,
             disabled_reason: w.disabled_reason.clone(),
-            previous_secret_expires_at: w
-                .previous_secret_expires_at
-                .filter(|t| w.previous_secret.is_some() && *t > now),
+            previous_secret_expires_at: w.overlap_ends(now),
         }
     }
 }
@@ -90,56 +89,13 @@ fn bad(message: impl Into<String>) -> ApiError {
     ApiError::bad_request(message)
 }
 
-fn in_range(name: &str, value: i64, min: i64, max: i64) -> Result<u32, ApiError> {
-    if (min..=max).contains(&value) {
-        Ok(value as u32)
-    } else {
-        Err(bad(format!("{name} must be between {min} and {max}")))
-    }
-}
-
-fn event_types(raw: &[String]) -> Result<Vec<EventType>, ApiError> {
-    let mut types = Vec::new();
-    for name in raw {
-        let t = EventType::parse_subscribable(name).map_err(bad)?;
-        if !types.contains(&t) {
-            types.push(t);
-        }
-    }
-    if types.is_empty() {
-        return Err(bad("event_types must name at least one event type"));
-    }
-    Ok(types)
-}
-
-fn description(raw: Option<String>) -> Result<Option<String>, ApiError> {
-    match raw {
-        Some(d) if d.chars().count() > MAX_DESCRIPTION => Err(bad(format!(
-            "description must be at most {MAX_DESCRIPTION} characters"
-        ))),
-        other => Ok(other),
-    }
-}
-
 /// Applies the URL policy: syntax, then every resolved address (DNS on the blocking pool).
-async fn checked_url(state: &web::Data<AppState>, raw: String) -> Result<String, ApiError> {
+async fn checked_url(state: &web::Data<AppState>, raw: String) -> Result<WebhookUrl, ApiError> {
     let policy = state.url_policy.clone();
     let lookup = state.lookup.clone();
-    let target = web::block(move || match lookup {
-        Some(lookup) => policy.check_url(&raw, |host, port| lookup(host, port)),
-        None => policy.check_url_system(&raw),
-    })
-    .await?
-    .map_err(|e| bad(e.to_string()))?;
-    Ok(target.url.to_string())
-}
-
-fn timeout_seconds(value: i64) -> Result<u32, ApiError> {
-    in_range("timeout_seconds", value, 1, i64::from(MAX_TIMEOUT_SECS))
-}
-
-fn retry_attempts(value: i64) -> Result<u32, ApiError> {
-    in_range("retry_attempts", value, 0, 10)
+    web::block(move || check_webhook_url(&policy, lookup.as_ref(), &raw))
+        .await?
+        .map_err(|e| bad(e.to_string()))
 }
 
 pub(super) fn webhook_id(raw: &str) -> Result<WebhookId, ApiError> {
@@ -147,14 +103,18 @@ pub(super) fn webhook_id(raw: &str) -> Result<WebhookId, ApiError> {
 }
 
 fn rotation(state: &AppState, overlap_hours: Option<i64>) -> Result<Rotation, ApiError> {
-    let hours = match overlap_hours {
-        None => i64::from(state.config.webhooks.rotation_overlap_hours),
-        Some(h) => i64::from(in_range("overlap_hours", h, 0, MAX_OVERLAP_HOURS)?),
+    let overlap = match overlap_hours {
+        None => OverlapHours::configured(state.config.webhooks.rotation_overlap_hours),
+        Some(h) => OverlapHours::parse(h).map_err(bad)?,
     };
     Ok(Rotation {
         secret: generate_webhook_secret(),
-        overlap_ms: hours * 3_600_000,
+        overlap,
     })
+}
+
+fn dto(state: &AppState, webhook: &Webhook) -> WebhookDto {
+    WebhookDto::new(webhook, state.store.now())
 }
 
 #[derive(Deserialize)]
@@ -178,13 +138,20 @@ async fn create(
     let body = body.into_inner();
     let tenant = caller.tenant;
     let settings = WebhookSettings {
-        event_types: match &body.event_types {
-            None => vec![EventType::LeadCreated],
-            Some(raw) => event_types(raw)?,
-        },
-        timeout_seconds: timeout_seconds(body.timeout_seconds.unwrap_or(10))?,
-        retry_attempts: retry_attempts(body.retry_attempts.unwrap_or(5))?,
-        description: description(body.description)?,
+        event_types: body
+            .event_types
+            .as_deref()
+            .map_or(Ok(EventTypes::default()), EventTypes::parse)
+            .map_err(bad)?,
+        timeout_seconds: body
+            .timeout_seconds
+            .map_or(Ok(TimeoutSeconds::default()), TimeoutSeconds::parse)
+            .map_err(bad)?,
+        retry_attempts: body
+            .retry_attempts
+            .map_or(Ok(RetryAttempts::default()), RetryAttempts::parse)
+            .map_err(bad)?,
+        description: Description::parse(body.description).map_err(bad)?,
         is_active: body.is_active.unwrap_or(true),
         url: checked_url(&state, body.url).await?,
     };
@@ -195,12 +162,11 @@ async fn create(
         s.create_webhook(tenant, settings, stored_secret, max)
     })
     .await?;
-    Ok(HttpResponse::Created()
-        .json(json!({ "webhook": WebhookDto::from(&webhook), "secret": secret })))
+    Ok(HttpResponse::Created().json(json!({ "webhook": dto(&state, &webhook), "secret": secret })))
 }
 
-fn listing(webhooks: &[Webhook]) -> HttpResponse {
-    let webhooks: Vec<WebhookDto> = webhooks.iter().map(WebhookDto::from).collect();
+fn listing(state: &AppState, webhooks: &[Webhook]) -> HttpResponse {
+    let webhooks: Vec<WebhookDto> = webhooks.iter().map(|w| dto(state, w)).collect();
     HttpResponse::Ok().json(json!({ "webhooks": webhooks }))
 }
 
@@ -210,6 +176,7 @@ async fn list(
 ) -> Result<HttpResponse, ApiError> {
     let tenant = caller.tenant;
     Ok(listing(
+        &state,
         &blocking(&state, move |s| s.list_webhooks(tenant)).await?,
     ))
 }
@@ -221,6 +188,7 @@ async fn admin_list(
 ) -> Result<HttpResponse, ApiError> {
     let tenant = existing_tenant(&state, &path).await?;
     Ok(listing(
+        &state,
         &blocking(&state, move |s| s.list_webhooks(tenant)).await?,
     ))
 }
@@ -235,7 +203,7 @@ async fn get_one(
     let webhook = blocking(&state, move |s| s.get_webhook(tenant, id))
         .await?
         .ok_or_else(|| ApiError::not_found(format!("webhook {id} not found")))?;
-    Ok(HttpResponse::Ok().json(json!({ "webhook": WebhookDto::from(&webhook) })))
+    Ok(HttpResponse::Ok().json(json!({ "webhook": dto(&state, &webhook) })))
 }
 
 #[derive(Deserialize)]
@@ -264,10 +232,27 @@ async fn update(
     let tenant = caller.tenant;
     let body = body.into_inner();
     let mut patch = WebhookPatch {
-        event_types: body.event_types.as_deref().map(event_types).transpose()?,
-        timeout_seconds: body.timeout_seconds.map(timeout_seconds).transpose()?,
-        retry_attempts: body.retry_attempts.map(retry_attempts).transpose()?,
-        description: body.description.map(description).transpose()?,
+        event_types: body
+            .event_types
+            .as_deref()
+            .map(EventTypes::parse)
+            .transpose()
+            .map_err(bad)?,
+        timeout_seconds: body
+            .timeout_seconds
+            .map(TimeoutSeconds::parse)
+            .transpose()
+            .map_err(bad)?,
+        retry_attempts: body
+            .retry_attempts
+            .map(RetryAttempts::parse)
+            .transpose()
+            .map_err(bad)?,
+        description: body
+            .description
+            .map(Description::parse)
+            .transpose()
+            .map_err(bad)?,
         is_active: body.is_active,
         url: None,
     };
@@ -291,7 +276,7 @@ async fn update(
         s.update_webhook(tenant, id, patch, rotation)
     })
     .await?;
-    let mut response = json!({ "webhook": WebhookDto::from(&webhook) });
+    let mut response = json!({ "webhook": dto(&state, &webhook) });
     if let Some(secret) = secret {
         response["secret"] = Value::String(secret);
     }
@@ -335,5 +320,5 @@ async fn rotate_secret(
         s.update_webhook(tenant, id, WebhookPatch::default(), Some(rotation))
     })
     .await?;
-    Ok(HttpResponse::Ok().json(json!({ "webhook": WebhookDto::from(&webhook), "secret": secret })))
+    Ok(HttpResponse::Ok().json(json!({ "webhook": dto(&state, &webhook), "secret": secret })))
 }

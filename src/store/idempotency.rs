@@ -117,13 +117,13 @@ fn save(
 }
 
 /// The body of [`Store::write_rendered`], for a transaction that may be committed or discarded.
-pub(crate) fn rendered<T>(
+pub(crate) fn write_rendered_in<T>(
     txn: &WriteTransaction,
     idem: Option<&Idempotency>,
+    now: Timestamp,
     work: impl FnOnce(&WriteTransaction, Timestamp) -> Result<T, StoreError>,
     render: impl FnOnce(Result<&T, &StoreError>) -> StoredResponse,
 ) -> Result<(Outcome, Option<T>), StoreError> {
-    let now = Timestamp::now();
     let previous = match idem {
         Some(idem) => {
             let previous: Option<IdempotencyRecord> =
@@ -159,7 +159,7 @@ impl Store {
         work: impl FnOnce(&WriteTransaction, Timestamp) -> Result<T, StoreError> + Send + 'static,
         render: impl FnOnce(Result<&T, &StoreError>) -> StoredResponse + Send + 'static,
     ) -> Result<(Outcome, Option<T>), StoreError> {
-        self.write(move |txn| rendered(txn, idem.as_ref(), work, render))
+        self.write_now(move |txn, now| write_rendered_in(txn, idem.as_ref(), now, work, render))
     }
 
     /// Deletes expired keys; returns how many.
@@ -258,18 +258,8 @@ mod tests {
         store
             .remember_response(idem(tenant, "live", 1, 24), response("b"))
             .unwrap();
-        assert_eq!(
-            store
-                .sweep_idempotency(Timestamp::now().plus_ms(1))
-                .unwrap(),
-            1
-        );
-        assert_eq!(
-            store
-                .sweep_idempotency(Timestamp::now().plus_ms(1))
-                .unwrap(),
-            0
-        );
+        assert_eq!(store.sweep_idempotency(store.now().plus_ms(1)).unwrap(), 1);
+        assert_eq!(store.sweep_idempotency(store.now().plus_ms(1)).unwrap(), 0);
         assert!(matches!(
             store.remember_response(idem(tenant, "old", 2, 24), response("c")),
             Ok(Outcome::Fresh(_))

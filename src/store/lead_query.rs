@@ -10,15 +10,15 @@ use std::ops::Bound;
 
 use redb::ReadTransaction;
 
+use super::catalog::load_catalog;
 use super::codec::decode;
-use super::leads::{Lead, LeadView, lead_key};
+use super::lead_record::{LeadView, lead_key};
 use super::tables::*;
-use super::tenants::load_catalog;
 use super::{Store, StoreError};
 use crate::domain::contact::SearchQuery;
 use crate::domain::cursor::{Cursor, SortBy, SortDir};
 use crate::domain::ids::{LeadId, StageId, TenantId};
-use crate::domain::lead::{LeadLine, LeadStatus};
+use crate::domain::lead::{Lead, LeadLine, LeadStatus};
 use crate::domain::time::Timestamp;
 
 #[derive(Debug, Clone)]
@@ -84,8 +84,11 @@ impl Filter<'_> {
             && self.stage.is_none_or(|s| lead.stage_id == s)
             && q.created_since.is_none_or(|t| lead.created_at >= t)
             && q.updated_since.is_none_or(|t| lead.updated_at >= t)
-            && q.lead_line
-                .is_none_or(|line| lead.lead_line().as_deref() == Some(line.as_str()))
+            // A lead whose custom fields do not decode matches no lead_line; rendering it, were
+            // it on a page, reports the damage.
+            && q.lead_line.is_none_or(
+                |line| matches!(lead.lead_line(), Ok(Some(l)) if l == line.as_str()),
+            )
             && q.search.as_ref().is_none_or(|s| {
                 s.matches(
                     lead.contact_name.as_deref(),
@@ -138,7 +141,7 @@ impl Store {
             };
             let leads = leads
                 .into_iter()
-                .map(|lead| catalog.view(lead))
+                .map(|lead| LeadView::new(lead, &catalog))
                 .collect::<Result<_, _>>()?;
             Ok(LeadPage {
                 leads,

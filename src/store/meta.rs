@@ -1,9 +1,12 @@
 //! The `meta` table: schema version and the admin token's hash.
 
-use redb::{Database, ReadableTable};
+use redb::{Database, ReadableTable, WriteTransaction};
 
+use super::codec::decode;
+use super::lead_record::ref_key;
 use super::tables::*;
 use super::{SCHEMA_VERSION, Store, StoreError};
+use crate::domain::lead::Lead;
 
 const SCHEMA_KEY: &str = "schema_version";
 const ADMIN_TOKEN_KEY: &str = "admin_token_sha256";
@@ -29,13 +32,17 @@ pub(super) fn prepare(db: &Database) -> Result<(), PrepareError> {
             .get(SCHEMA_KEY)
             .map_err(StoreError::from)?
             .and_then(|v| v.value().try_into().ok().map(u64::from_be_bytes));
-        match found {
-            Some(v) if v > SCHEMA_VERSION => return Err(PrepareError::Newer(v)),
-            Some(_) => {}
-            None => {
-                meta.insert(SCHEMA_KEY, SCHEMA_VERSION.to_be_bytes().as_slice())
-                    .map_err(StoreError::from)?;
-            }
+        if let Some(v) = found
+            && v > SCHEMA_VERSION
+        {
+            return Err(PrepareError::Newer(v));
+        }
+        meta.insert(SCHEMA_KEY, SCHEMA_VERSION.to_be_bytes().as_slice())
+            .map_err(StoreError::from)?;
+        drop(meta);
+        // A new file has nothing to migrate.
+        if let Some(found) = found {
+            migrate(&txn, found)?;
         }
     }
     for table in [
@@ -60,6 +67,8 @@ pub(super) fn prepare(db: &Database) -> Result<(), PrepareError> {
         LEADS_BY_PHONE,
         LEADS_BY_UPDATED,
         LEADS_BY_CREATED,
+        LEADS_BY_STAGE,
+        LEADS_BY_OWNER,
         IDEMPOTENCY_BY_EXPIRY,
         DELIVERIES_BY_WEBHOOK,
         DELIVERIES_DUE,
@@ -68,6 +77,41 @@ pub(super) fn prepare(db: &Database) -> Result<(), PrepareError> {
     }
     txn.open_table(LEAD_COUNTS).map_err(StoreError::from)?;
     txn.commit().map_err(StoreError::from)?;
+    Ok(())
+}
+
+/// Brings a file written under schema `found` up to [`SCHEMA_VERSION`], one step per version.
+fn migrate(txn: &WriteTransaction, found: u64) -> Result<(), StoreError> {
+    if found < 2 {
+        index_leads_by_stage_and_owner(txn)?;
+    }
+    Ok(())
+}
+
+/// 1 → 2: deleting a stage or an owner asks these indexes whether leads still use it.
+fn index_leads_by_stage_and_owner(txn: &WriteTransaction) -> Result<(), StoreError> {
+    let leads = txn.open_table(LEADS)?;
+    let mut by_stage = txn.open_table(LEADS_BY_STAGE)?;
+    let mut by_owner = txn.open_table(LEADS_BY_OWNER)?;
+    let mut indexed = 0usize;
+    for entry in leads.iter()? {
+        let lead: Lead = decode(entry?.1.value())?;
+        by_stage.insert(
+            ref_key(lead.tenant_id, &lead.stage_id.bytes(), lead.id).as_slice(),
+            (),
+        )?;
+        if let Some(owner) = lead.owner_id {
+            by_owner.insert(
+                ref_key(lead.tenant_id, &owner.bytes(), lead.id).as_slice(),
+                (),
+            )?;
+        }
+        indexed += 1;
+    }
+    tracing::info!(
+        leads = indexed,
+        "migrated the data file to schema 2 (leads by stage and owner)"
+    );
     Ok(())
 }
 
@@ -96,5 +140,52 @@ impl Store {
                 .and_then(|v| v.value().try_into().ok().map(u64::from_be_bytes))
                 .ok_or_else(|| StoreError::Corrupt("no schema version".into()))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::domain::ids::{OwnerId, TenantId};
+
+    /// `tests/fixtures/schema-v1.redb`, written by leadbase 0.1.0 (schema 1) through its API: one
+    /// tenant with an owner, a `budget` field, six leads (four at `new`, one at `contacted`
+    /// assigned to the owner, one at `qualified`), a webhook and its deliveries.
+    fn schema_v1_copy() -> (tempfile::TempDir, Store) {
+        let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/schema-v1.redb");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("data.redb");
+        std::fs::copy(fixture, &path).unwrap();
+        let store = Store::open(&path).unwrap();
+        (dir, store)
+    }
+
+    #[test]
+    fn a_schema_1_file_gains_the_stage_and_owner_indexes() {
+        let (_dir, store) = schema_v1_copy();
+        assert_eq!(store.schema_version().unwrap(), 2);
+        let tenant = TenantId::parse("01a2311d-974c-7559-8fe9-52ceded1481a").unwrap();
+        let stages = store.list_stages(tenant).unwrap();
+        let id = |slug: &str| stages.iter().find(|s| s.slug == slug).unwrap().id;
+
+        let refused = |r: Result<(), StoreError>| match r {
+            Err(StoreError::Conflict(message)) => message,
+            other => panic!("expected a conflict, got {other:?}"),
+        };
+        assert!(refused(store.delete_stage(tenant, id("new"))).starts_with("4 leads"));
+        assert!(refused(store.delete_stage(tenant, id("contacted"))).starts_with("1 leads"));
+        store.delete_stage(tenant, id("won")).unwrap();
+        let owner = OwnerId::parse("01a2311d-982b-737a-ba6b-f3748452672f").unwrap();
+        assert!(refused(store.delete_owner(tenant, owner)).starts_with("1 leads"));
+        store.shutdown();
+
+        // Opening the migrated file again migrates nothing and finds the same.
+        let path = store.path().to_path_buf();
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.schema_version().unwrap(), 2);
+        assert!(refused(store.delete_stage(tenant, id("new"))).starts_with("4 leads"));
+        store.shutdown();
     }
 }

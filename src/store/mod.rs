@@ -2,13 +2,18 @@
 //!
 //! Reads open short read transactions on the caller's thread (callers on the async executor go
 //! through `web::block`). Every write goes through one writer thread ([`writer`]) that batches
-//! the writes queued at a moment into one durable commit.
+//! the writes queued at a moment into one durable commit. The store reads the time from the
+//! [`Clock`] it was opened with.
 
+pub mod api_keys;
+pub mod catalog;
 mod codec;
-pub mod deliveries;
+pub mod delivery_log;
+pub mod delivery_queue;
+pub mod dispatch;
 pub mod idempotency;
-pub mod keys;
 pub mod lead_query;
+pub mod lead_record;
 pub mod leads;
 mod meta;
 pub mod outbox;
@@ -24,12 +29,16 @@ use std::sync::Arc;
 use parking_lot::RwLock;
 use redb::{Database, ReadTransaction, ReadableDatabase, WriteTransaction};
 
+pub use catalog::{CustomField, Owner, Stage};
 pub use codec::Record;
-pub use tenants::{CustomField, Owner, Stage, Tenant};
+pub use tenants::Tenant;
 pub use wakeup::Wakeup;
 
+use crate::domain::time::{Clock, Timestamp};
+
 /// The schema this build writes. Older files are migrated forward at open; newer ones refused.
-pub const SCHEMA_VERSION: u64 = 1;
+/// 2: the leads-by-stage and leads-by-owner indexes.
+pub const SCHEMA_VERSION: u64 = 2;
 
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum StoreError {
@@ -99,12 +108,18 @@ struct Inner {
     writer: writer::Writer,
     path: PathBuf,
     deliveries: Arc<Wakeup>,
+    clock: Clock,
 }
 
 impl Store {
     /// Opens (creating when absent, with its directory) the data file, takes its exclusive lock,
     /// checks or migrates the schema and starts the writer thread.
     pub fn open(path: &Path) -> Result<Store, OpenError> {
+        Store::open_with_clock(path, Clock::default())
+    }
+
+    /// As [`Store::open`], reading the time from `clock`.
+    pub fn open_with_clock(path: &Path, clock: Clock) -> Result<Store, OpenError> {
         let other = |reason: String| OpenError::Other {
             path: path.to_path_buf(),
             reason,
@@ -136,12 +151,21 @@ impl Store {
                 writer,
                 path: path.to_path_buf(),
                 deliveries: Arc::new(Wakeup::default()),
+                clock,
             }),
         })
     }
 
     pub fn path(&self) -> &Path {
         &self.inner.path
+    }
+
+    pub fn now(&self) -> Timestamp {
+        self.inner.clock.now()
+    }
+
+    pub fn clock(&self) -> Clock {
+        self.inner.clock.clone()
     }
 
     /// Runs `f` in a fresh read transaction on the calling thread.
@@ -164,6 +188,15 @@ impl Store {
         self.inner.writer.run(f)
     }
 
+    /// As [`Store::write`], with the time read when the batch runs `f`.
+    pub(crate) fn write_now<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&WriteTransaction, Timestamp) -> Result<R, StoreError> + Send + 'static,
+    ) -> Result<R, StoreError> {
+        let clock = self.clock();
+        self.write(move |txn| f(txn, clock.now()))
+    }
+
     /// Runs `f` in a transaction of its own that is then rolled back: a dry run that sees
     /// exactly what a real write would, and leaves nothing.
     pub(crate) fn write_discarded<R: Send + 'static>(
@@ -173,7 +206,9 @@ impl Store {
         self.inner.writer.run_discarded(f)
     }
 
-    /// Signalled after a commit that queued deliveries.
+    /// The delivery engine's doorbell: rung once a write that queued or requeued deliveries has
+    /// committed (by the store method that made it, after the commit), and by the engine's own
+    /// workers when one frees up.
     pub fn delivery_wakeup(&self) -> Arc<Wakeup> {
         Arc::clone(&self.inner.deliveries)
     }

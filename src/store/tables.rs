@@ -1,10 +1,11 @@
 //! Table definitions and key encoding. Keys are fixed-width big-endian byte tuples, so that the
 //! byte order of a key is the order of its parts and a prefix range is a keyset page.
 
-use redb::{ReadTransaction, ReadableTable, TableDefinition, WriteTransaction};
+use redb::{ReadTransaction, ReadableTable, Table, TableDefinition, WriteTransaction};
 
 use super::StoreError;
-use super::codec::{Record, decode};
+use super::codec::{Record, decode, encode};
+use crate::domain::ids::TenantId;
 
 pub type Bytes = &'static [u8];
 
@@ -38,6 +39,10 @@ pub const LEADS_BY_PHONE: TableDefinition<&[u8], ()> = TableDefinition::new("lea
 pub const LEADS_BY_UPDATED: TableDefinition<&[u8], ()> = TableDefinition::new("leads_by_updated");
 /// (tenant_id, created_at, lead_id) -> ()
 pub const LEADS_BY_CREATED: TableDefinition<&[u8], ()> = TableDefinition::new("leads_by_created");
+/// (tenant_id, stage_id, lead_id) -> (): the leads at each stage.
+pub const LEADS_BY_STAGE: TableDefinition<&[u8], ()> = TableDefinition::new("leads_by_stage");
+/// (tenant_id, owner_id, lead_id) -> (): the leads assigned to each owner.
+pub const LEADS_BY_OWNER: TableDefinition<&[u8], ()> = TableDefinition::new("leads_by_owner");
 /// tenant_id -> number of leads
 pub const LEAD_COUNTS: TableDefinition<&[u8], u64> = TableDefinition::new("lead_counts");
 /// (tenant_id, route, key) -> IdempotencyRecord
@@ -62,26 +67,26 @@ pub const ATTEMPTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("attemp
 
 /// Reading a byte-keyed table the same way in a read or a write transaction.
 pub(crate) trait Txn {
-    fn table(
+    fn table<V: redb::Value + 'static>(
         &self,
-        def: TableDefinition<&'static [u8], &'static [u8]>,
-    ) -> Result<impl ReadableTable<&'static [u8], &'static [u8]> + '_, StoreError>;
+        def: TableDefinition<&'static [u8], V>,
+    ) -> Result<impl ReadableTable<&'static [u8], V> + '_, StoreError>;
 }
 
 impl Txn for WriteTransaction {
-    fn table(
+    fn table<V: redb::Value + 'static>(
         &self,
-        def: TableDefinition<&'static [u8], &'static [u8]>,
-    ) -> Result<impl ReadableTable<&'static [u8], &'static [u8]> + '_, StoreError> {
+        def: TableDefinition<&'static [u8], V>,
+    ) -> Result<impl ReadableTable<&'static [u8], V> + '_, StoreError> {
         Ok(self.open_table(def)?)
     }
 }
 
 impl Txn for ReadTransaction {
-    fn table(
+    fn table<V: redb::Value + 'static>(
         &self,
-        def: TableDefinition<&'static [u8], &'static [u8]>,
-    ) -> Result<impl ReadableTable<&'static [u8], &'static [u8]> + '_, StoreError> {
+        def: TableDefinition<&'static [u8], V>,
+    ) -> Result<impl ReadableTable<&'static [u8], V> + '_, StoreError> {
         Ok(self.open_table(def)?)
     }
 }
@@ -125,6 +130,36 @@ pub fn load<T: Record>(
     k: &[u8],
 ) -> Result<Option<T>, StoreError> {
     table.get(k)?.map(|v| decode(v.value())).transpose()
+}
+
+pub fn put_record<T: Record>(
+    table: &mut Table<&[u8], &[u8]>,
+    key: &[u8],
+    value: &T,
+) -> Result<(), StoreError> {
+    table.insert(key, encode(value)?.as_slice())?;
+    Ok(())
+}
+
+/// How many keys of an index start with `prefix`, counted without reading any record.
+pub fn count_under(
+    index: &impl ReadableTable<&'static [u8], ()>,
+    prefix: &[u8],
+) -> Result<usize, StoreError> {
+    let mut count = 0;
+    for entry in prefixed(index, prefix)? {
+        entry?;
+        count += 1;
+    }
+    Ok(count)
+}
+
+/// Refuses work on a tenant that does not exist (or no longer does).
+pub(crate) fn require_tenant(txn: &WriteTransaction, tenant: TenantId) -> Result<(), StoreError> {
+    match txn.open_table(TENANTS)?.get(tenant.bytes().as_slice())? {
+        Some(_) => Ok(()),
+        None => Err(StoreError::NotFound(format!("tenant {tenant} not found"))),
+    }
 }
 
 /// Every record whose key starts with `prefix` (a tenant's rows, a delivery's attempts).

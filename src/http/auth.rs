@@ -16,11 +16,11 @@ use actix_web::http::header;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 use ipnet::IpNet;
 
-use crate::app::AppState;
 use crate::domain::ids::{KeyId, TenantId};
 use crate::domain::time::Timestamp;
 use crate::domain::token::{Pat, Scope, ct_eq, sha256};
-use crate::error::ApiError;
+use crate::http::error::ApiError;
+use crate::http::state::AppState;
 use crate::ratelimit::{Bucket, Verdict};
 
 /// What a route needs from the caller's key.

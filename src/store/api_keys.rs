@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use super::codec::{Record, encode};
 use super::tables::*;
-use super::tenants::tenant_exists;
+
 use super::{Store, StoreError};
 use crate::domain::ids::{KeyId, TenantId};
 use crate::domain::time::Timestamp;
@@ -60,13 +60,13 @@ impl Store {
             prefix: token.display_prefix(),
             token_sha256: token.hash(),
             scopes: new.scopes,
-            created_at: Timestamp::now(),
+            created_at: self.now(),
             expires_at: new.expires_at,
             revoked_at: None,
             last_used_at: None,
         };
         self.write(move |txn| {
-            tenant_exists(txn, key_record.tenant_id)?;
+            require_tenant(txn, key_record.tenant_id)?;
             let id = key_record.id.bytes();
             txn.open_table(API_KEYS)?
                 .insert(id.as_slice(), encode(&key_record)?.as_slice())?;
@@ -105,12 +105,12 @@ impl Store {
 
     /// Revoking twice is not an error; the first revocation time is kept.
     pub fn revoke_key(&self, id: KeyId) -> Result<ApiKey, StoreError> {
-        self.write(move |txn| {
+        self.write_now(move |txn, now| {
             let mut keys = txn.open_table(API_KEYS)?;
             let mut record: ApiKey = load(&keys, id.bytes().as_slice())?
                 .ok_or_else(|| StoreError::NotFound(format!("key {id} not found")))?;
             if record.revoked_at.is_none() {
-                record.revoked_at = Some(Timestamp::now());
+                record.revoked_at = Some(now);
                 keys.insert(id.bytes().as_slice(), encode(&record)?.as_slice())?;
             }
             Ok(record)

@@ -28,6 +28,15 @@ pub enum AttemptError {
     HttpStatus,
 }
 
+/// How the engine retries, from the config.
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    /// Delays after failure 1, 2, … in seconds; the last repeats.
+    pub schedule: Vec<u64>,
+    /// A webhook that has done nothing but fail for this long is turned off.
+    pub disable_after_failing_ms: i64,
+}
+
 /// What one attempt came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AttemptResult {
@@ -117,19 +126,13 @@ pub fn next_step(
     Next::RetryAt(now.plus_ms(delay_ms))
 }
 
-/// A uniformly distributed value in [-1, 1] from the OS RNG.
-pub fn random_jitter() -> f64 {
-    let mut bytes = [0u8; 8];
-    if getrandom::fill(&mut bytes).is_err() {
-        return 0.0;
-    }
-    (u64::from_le_bytes(bytes) as f64 / u64::MAX as f64) * 2.0 - 1.0
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::DEFAULT_RETRY_SCHEDULE;
+    /// The spec's delays (§6): 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h, 14 h, 20 h, 24 h.
+    const DEFAULT_RETRY_SCHEDULE: [u64; 10] = [
+        5, 300, 1_800, 7_200, 18_000, 36_000, 36_000, 50_400, 72_000, 86_400,
+    ];
 
     fn result(status: Option<u16>, error: Option<AttemptError>) -> AttemptResult {
         AttemptResult {
@@ -249,6 +252,5 @@ mod tests {
             retry_after(503, Some("Sun, 06 Nov 1994 08:50:37 GMT"), now),
             Some(60)
         );
-        assert!((-1.0..=1.0).contains(&random_jitter()));
     }
 }

@@ -1,4 +1,7 @@
-//! Leads: the enumerations of the MEGA contract, validated input, and the merge rule.
+//! Leads: the record, the enumerations of the MEGA contract, validated input, and (in
+//! [`change`]) the create-or-merge and PATCH rules.
+
+mod change;
 
 use std::collections::BTreeMap;
 
@@ -6,8 +9,61 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::catalog::{FieldType, LEAD_LINE, parse_name};
-use super::contact::{Email, Phone};
-use super::ids::OwnerId;
+use super::contact::{Email, Phone, last10_of};
+use super::ids::{LeadId, OwnerId, StageId, TenantId};
+use super::time::Timestamp;
+
+pub use change::{Change, Refusal, Resolved, create, merge, patch};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Lead {
+    pub id: LeadId,
+    pub tenant_id: TenantId,
+    pub status: LeadStatus,
+    pub source_platform: SourcePlatform,
+    pub source_type: SourceType,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub contact_name: Option<String>,
+    pub contact_phone: Option<String>,
+    pub contact_email: Option<String>,
+    pub score: Option<i64>,
+    pub qualified: Option<bool>,
+    pub stage_id: StageId,
+    pub owner_id: Option<OwnerId>,
+    pub last_interaction_at: Option<Timestamp>,
+    pub interaction_count: u32,
+    /// A JSON object (slug → scalar), `lead_line` included. Text, because the binary record
+    /// format cannot hold free-form JSON values.
+    pub custom_fields_json: String,
+}
+
+impl Lead {
+    /// The custom fields, `lead_line` included. Text that does not decode is a damaged record:
+    /// an error, never an empty map that a later write would store over the damage.
+    pub fn custom_fields(&self) -> Result<CustomFields, Refusal> {
+        serde_json::from_str(&self.custom_fields_json)
+            .map_err(|e| Refusal::CorruptCustomFields(self.id, e.to_string()))
+    }
+
+    /// The last ten digits of the phone, when it has at least ten.
+    pub fn phone_last10(&self) -> Option<[u8; 10]> {
+        last10_of(self.contact_phone.as_deref()?)
+    }
+
+    pub fn lead_line(&self) -> Result<Option<String>, Refusal> {
+        Ok(self
+            .custom_fields()?
+            .get(LEAD_LINE)
+            .and_then(Value::as_str)
+            .map(String::from))
+    }
+
+    /// Every lead keeps a way to reach or name the person.
+    pub fn has_contact(&self) -> bool {
+        self.contact_name.is_some() || self.contact_phone.is_some() || self.contact_email.is_some()
+    }
+}
 
 macro_rules! wire_enum {
     ($(#[$doc:meta])* $name:ident, $field:literal { $($variant:ident => $wire:literal),+ $(,)? }) => {
@@ -54,6 +110,14 @@ wire_enum!(SourceType, "source_type" {
 });
 wire_enum!(LeadLine, "lead_line" { Buyer => "buyer", Seller => "seller" });
 
+/// How a create request found the lead it merged into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MatchedBy {
+    Email,
+    Phone,
+}
+
 /// A custom-field value: the contract allows scalars only.
 pub type CustomFields = BTreeMap<String, Value>;
 
@@ -73,21 +137,21 @@ pub struct LeadInput {
 }
 
 /// A nullable field of a PATCH: absent, cleared, or set.
-pub type Change<T> = Option<Option<T>>;
+pub type Nullable<T> = Option<Option<T>>;
 
 /// PATCH fields after parsing.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct LeadPatch {
-    pub contact_name: Change<String>,
-    pub contact_phone: Change<Phone>,
-    pub contact_email: Change<Email>,
+    pub contact_name: Nullable<String>,
+    pub contact_phone: Nullable<Phone>,
+    pub contact_email: Nullable<Email>,
     pub source_platform: Option<SourcePlatform>,
     pub source_type: Option<SourceType>,
     pub stage_slug: Option<String>,
-    pub owner_id: Change<OwnerId>,
+    pub owner_id: Nullable<OwnerId>,
     pub status: Option<LeadStatus>,
-    pub score: Change<i64>,
-    pub qualified: Change<bool>,
+    pub score: Nullable<i64>,
+    pub qualified: Nullable<bool>,
     pub custom_fields: CustomFields,
 }
 
@@ -107,7 +171,7 @@ pub fn fold_lead_line(custom: &mut CustomFields, lead_line: Option<LeadLine>) {
 }
 
 /// The outcome of checking sent custom fields against the tenant's definitions.
-#[derive(Debug, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct CheckedFields {
     pub accepted: CustomFields,
     /// Slugs that match no definition: ignored, and reported.

@@ -1,0 +1,382 @@
+//! The delivery log as the API shows it: listing a webhook's deliveries, one delivery with its
+//! attempts, redelivery and recovery, test events, and pruning what is old and finished.
+
+use std::collections::HashSet;
+
+use redb::ReadableTable;
+
+use super::codec::decode;
+use super::delivery_queue::{
+    Attempt, Delivery, DeliveryStatus, attempts_of, deliveries_of, load_delivery, queue_delivery,
+    requeue,
+};
+use super::outbox::{Event, insert_event};
+use super::tables::*;
+use super::webhooks::require_webhook;
+use super::{Store, StoreError};
+use crate::domain::event::EventType;
+use crate::domain::ids::{DeliveryId, EventId, TenantId, WebhookId};
+use crate::domain::time::Timestamp;
+
+/// Finished deliveries pruned per call at most.
+pub const PRUNE_BATCH: usize = 5_000;
+
+fn delivery_of(
+    txn: &impl Txn,
+    tenant: TenantId,
+    webhook: WebhookId,
+    id: DeliveryId,
+) -> Result<Delivery, StoreError> {
+    load_delivery(txn, id)?
+        .filter(|d| d.tenant_id == tenant && d.webhook_id == webhook)
+        .ok_or_else(|| StoreError::NotFound(format!("delivery {id} not found")))
+}
+
+impl Store {
+    pub fn list_deliveries(
+        &self,
+        tenant: TenantId,
+        webhook: WebhookId,
+        status: Option<DeliveryStatus>,
+        before: Option<DeliveryId>,
+        limit: usize,
+    ) -> Result<(Vec<Delivery>, Option<DeliveryId>), StoreError> {
+        self.read(|txn| {
+            require_webhook(txn, tenant, webhook)?;
+            let index = txn.open_table(DELIVERIES_BY_WEBHOOK)?;
+            let deliveries = txn.open_table(DELIVERIES)?;
+            let prefix = webhook.bytes();
+            let end = match before {
+                Some(id) => key(&[&prefix, &id.bytes()]),
+                None => prefix_end(&prefix).unwrap_or_else(|| vec![0xff; 33]),
+            };
+            let mut page = Vec::new();
+            // Newest first: delivery ids are time ordered.
+            for entry in index.range(prefix.as_slice()..end.as_slice())?.rev() {
+                let (k, _) = entry?;
+                let Some(id) = id_at(k.value(), 16) else {
+                    continue;
+                };
+                let Some(delivery) = load::<Delivery>(&deliveries, &id)? else {
+                    continue;
+                };
+                if status.is_some_and(|s| s != delivery.status) {
+                    continue;
+                }
+                page.push(delivery);
+                if page.len() > limit {
+                    break;
+                }
+            }
+            let more = page.len() > limit;
+            page.truncate(limit);
+            let next = if more {
+                page.last().map(|d| d.id)
+            } else {
+                None
+            };
+            Ok((page, next))
+        })
+    }
+
+    pub fn get_delivery(
+        &self,
+        tenant: TenantId,
+        webhook: WebhookId,
+        id: DeliveryId,
+    ) -> Result<(Delivery, Vec<Attempt>), StoreError> {
+        self.read(|txn| {
+            require_webhook(txn, tenant, webhook)?;
+            let delivery = delivery_of(txn, tenant, webhook, id)?;
+            let attempts = attempts_of(txn, id)?;
+            Ok((delivery, attempts))
+        })
+    }
+
+    /// A fresh attempt cycle for one delivery, keeping its id.
+    pub fn redeliver(
+        &self,
+        tenant: TenantId,
+        webhook: WebhookId,
+        id: DeliveryId,
+    ) -> Result<(), StoreError> {
+        self.write_now(move |txn, now| {
+            require_webhook(txn, tenant, webhook)?;
+            let mut delivery = delivery_of(txn, tenant, webhook, id)?;
+            if delivery.status == DeliveryStatus::Delivering {
+                return Err(StoreError::Conflict(format!(
+                    "delivery {id} is being attempted right now"
+                )));
+            }
+            requeue(txn, &mut delivery, now)
+        })?;
+        self.wake_deliveries();
+        Ok(())
+    }
+
+    /// Requeues the webhook's failed deliveries created at or after `since`.
+    pub fn recover(
+        &self,
+        tenant: TenantId,
+        webhook: WebhookId,
+        since: Timestamp,
+    ) -> Result<usize, StoreError> {
+        let requeued = self.write_now(move |txn, now| {
+            require_webhook(txn, tenant, webhook)?;
+            let mut requeued = 0;
+            for id in deliveries_of(txn, webhook)? {
+                let Some(mut delivery) = load_delivery(txn, id)? else {
+                    continue;
+                };
+                if delivery.status == DeliveryStatus::Failed && delivery.created_at >= since {
+                    requeue(txn, &mut delivery, now)?;
+                    requeued += 1;
+                }
+            }
+            Ok(requeued)
+        })?;
+        if requeued > 0 {
+            self.wake_deliveries();
+        }
+        Ok(requeued)
+    }
+
+    /// Queues a `webhook.test` event for one webhook.
+    pub fn queue_test(
+        &self,
+        tenant: TenantId,
+        webhook: WebhookId,
+    ) -> Result<DeliveryId, StoreError> {
+        let id = self.write_now(move |txn, now| {
+            let target = require_webhook(txn, tenant, webhook)?;
+            if !target.is_active {
+                return Err(StoreError::Conflict(format!(
+                    "webhook {webhook} is not active; turn it on first"
+                )));
+            }
+            let event = Event {
+                id: EventId::new(),
+                tenant_id: tenant,
+                event_type: EventType::WebhookTest,
+                lead_json: "null".into(),
+                changed_fields: None,
+                created_at: now,
+            };
+            insert_event(txn, &event)?;
+            queue_delivery(txn, tenant, (event.id, event.event_type), webhook, now)
+        })?;
+        self.wake_deliveries();
+        Ok(id)
+    }
+
+    /// Removes finished deliveries (with their attempts) created before `cutoff`, at most
+    /// [`PRUNE_BATCH`] per call so the writer is never held long, and the events they leave
+    /// behind. Returns how many deliveries went: [`PRUNE_BATCH`] means there may be more.
+    pub fn prune_deliveries(&self, cutoff: Timestamp) -> Result<usize, StoreError> {
+        self.prune_batch(cutoff, PRUNE_BATCH)
+    }
+
+    fn prune_batch(&self, cutoff: Timestamp, batch: usize) -> Result<usize, StoreError> {
+        self.write(move |txn| {
+            let mut deliveries = txn.open_table(DELIVERIES)?;
+            let mut attempts = txn.open_table(ATTEMPTS)?;
+            let mut by_webhook = txn.open_table(DELIVERIES_BY_WEBHOOK)?;
+            let mut events = txn.open_table(EVENTS)?;
+            // Deliveries and events share their creation time, so an event older than the
+            // last delivery looked at has had all its deliveries looked at: it goes unless one
+            // of them is still open.
+            let mut horizon = cutoff;
+            let mut open_events = HashSet::new();
+            let mut doomed: Vec<(Vec<u8>, WebhookId)> = Vec::new();
+            for entry in deliveries.iter()? {
+                let (k, v) = entry?;
+                let delivery: Delivery = decode(v.value())?;
+                if delivery.created_at >= cutoff {
+                    break;
+                }
+                if doomed.len() == batch {
+                    horizon = delivery.created_at;
+                    break;
+                }
+                if delivery.status.is_open() {
+                    open_events.insert(delivery.event_id);
+                } else {
+                    doomed.push((k.value().to_vec(), delivery.webhook_id));
+                }
+            }
+            for (k, webhook) in &doomed {
+                let numbers: Vec<Vec<u8>> = prefixed(&attempts, k)?
+                    .map(|e| e.map(|(a, _)| a.value().to_vec()))
+                    .collect::<Result<_, _>>()?;
+                for a in numbers {
+                    attempts.remove(a.as_slice())?;
+                }
+                by_webhook.remove(key(&[&webhook.bytes(), k]).as_slice())?;
+                deliveries.remove(k.as_slice())?;
+            }
+            let mut stale = Vec::new();
+            for entry in events.iter()? {
+                let (k, v) = entry?;
+                let event: Event = decode(v.value())?;
+                if event.created_at >= horizon {
+                    break;
+                }
+                if !open_events.contains(&event.id) {
+                    stale.push(k.value().to_vec());
+                }
+            }
+            for k in stale {
+                events.remove(k.as_slice())?;
+            }
+            Ok(doomed.len())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::domain::retry::{AttemptResult, Next, RetryPolicy};
+    use crate::domain::url_policy::UrlPolicy;
+    use crate::domain::webhook::{
+        Description, EventTypes, RetryAttempts, TimeoutSeconds, WebhookSettings,
+    };
+    use redb::ReadableTableMetadata;
+
+    fn ok_attempt() -> AttemptResult {
+        AttemptResult {
+            started_at: Timestamp(1_780_000_000_000),
+            latency_ms: 3,
+            response_status: Some(200),
+            error: None,
+            response_body_excerpt: "ok".into(),
+            retry_after_secs: None,
+        }
+    }
+
+    fn policy() -> Arc<RetryPolicy> {
+        Arc::new(RetryPolicy {
+            schedule: vec![1],
+            disable_after_failing_ms: 3_600_000,
+        })
+    }
+
+    /// A store on a temporary file with one tenant and one active webhook.
+    fn store_with_webhook() -> (tempfile::TempDir, Store, TenantId, WebhookId) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.redb")).unwrap();
+        let tenant = store.create_tenant("Acme".into()).unwrap().id;
+        let policy = UrlPolicy {
+            https_only: true,
+            allowed_private: Vec::new(),
+        };
+        let settings = WebhookSettings {
+            url: policy
+                .check_url("https://8.8.8.8/hook", |_, _| Ok(Vec::new()))
+                .unwrap(),
+            event_types: EventTypes::default(),
+            is_active: true,
+            timeout_seconds: TimeoutSeconds::parse(5).unwrap(),
+            retry_attempts: RetryAttempts::parse(1).unwrap(),
+            description: Description::default(),
+        };
+        let webhook = store
+            .create_webhook(tenant, settings, "mega_whsec_x".into(), 20)
+            .unwrap()
+            .id;
+        (dir, store, tenant, webhook)
+    }
+
+    #[test]
+    fn leased_deliveries_are_due_again_after_a_restart_and_finished_ones_are_pruned() {
+        let (_dir, store, tenant, webhook) = store_with_webhook();
+        let first = store.queue_test(tenant, webhook).unwrap();
+        let second = store.queue_test(tenant, webhook).unwrap();
+
+        // One in flight per webhook at most: only the first is leased.
+        let claimed = store.lease_due(10, HashMap::new(), 1).unwrap();
+        assert_eq!(
+            claimed.iter().map(|c| c.delivery.id).collect::<Vec<_>>(),
+            [first]
+        );
+        assert_eq!(claimed[0].delivery.status, DeliveryStatus::Delivering);
+        assert!(
+            store
+                .lease_due(10, HashMap::from([(webhook, 1)]), 1)
+                .unwrap()
+                .is_empty()
+        );
+
+        // A restart makes the lease due again at once.
+        assert_eq!(store.requeue_in_flight().unwrap(), 1);
+        let claimed = store.lease_due(10, HashMap::new(), 2).unwrap();
+        assert_eq!(claimed.len(), 2);
+        for c in &claimed {
+            assert_eq!(
+                store
+                    .record_attempt(c.delivery.id, ok_attempt(), policy(), 0.0)
+                    .unwrap(),
+                Next::Delivered
+            );
+        }
+        let (delivered, attempts) = store.get_delivery(tenant, webhook, second).unwrap();
+        assert_eq!(delivered.status, DeliveryStatus::Delivered);
+        assert_eq!(attempts.len(), 1);
+        assert_eq!(store.next_due().unwrap(), None);
+
+        assert_eq!(store.prune_deliveries(store.now().plus_ms(1)).unwrap(), 2);
+        assert!(matches!(
+            store.get_delivery(tenant, webhook, first),
+            Err(StoreError::NotFound(_))
+        ));
+        let (page, _) = store
+            .list_deliveries(tenant, webhook, None, None, 10)
+            .unwrap();
+        assert!(page.is_empty());
+        store.shutdown();
+    }
+
+    fn event_count(store: &Store) -> u64 {
+        store
+            .read(|txn| Ok(txn.open_table(EVENTS)?.len()?))
+            .unwrap()
+    }
+
+    #[test]
+    fn pruning_works_through_a_backlog_in_batches_and_keeps_events_still_owed() {
+        let (_dir, store, tenant, webhook) = store_with_webhook();
+        // The oldest delivery is still owed; five after it are finished.
+        let owed = store.queue_test(tenant, webhook).unwrap();
+        for _ in 0..5 {
+            store.queue_test(tenant, webhook).unwrap();
+        }
+        let claimed = store.lease_due(10, HashMap::new(), 10).unwrap();
+        for c in claimed.iter().filter(|c| c.delivery.id != owed) {
+            store
+                .record_attempt(c.delivery.id, ok_attempt(), policy(), 0.0)
+                .unwrap();
+        }
+        store.requeue_in_flight().unwrap();
+        assert_eq!(event_count(&store), 6);
+
+        // Batches of two: the owed delivery neither counts nor blocks the ones after it.
+        let cutoff = store.now().plus_ms(1);
+        assert_eq!(store.prune_batch(cutoff, 2).unwrap(), 2);
+        assert_eq!(store.prune_batch(cutoff, 2).unwrap(), 2);
+        assert_eq!(store.prune_batch(cutoff, 2).unwrap(), 1);
+        assert_eq!(store.prune_batch(cutoff, 2).unwrap(), 0);
+        let (page, _) = store
+            .list_deliveries(tenant, webhook, None, None, 10)
+            .unwrap();
+        assert_eq!(page.iter().map(|d| d.id).collect::<Vec<_>>(), [owed]);
+        // Only the owed delivery's event is left, and it still goes out.
+        assert_eq!(event_count(&store), 1);
+        let claimed = store.lease_due(10, HashMap::new(), 10).unwrap();
+        assert_eq!(claimed.len(), 1);
+        assert_eq!(claimed[0].delivery.id, owed);
+        store.shutdown();
+    }
+}

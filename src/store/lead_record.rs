@@ -1,0 +1,264 @@
+//! How a lead is stored: the record, its unique and sort indexes, and the index bookkeeping
+//! every write goes through; and [`LeadView`], a lead with the stage and owner it refers to.
+
+use redb::{ReadableTable, Table, WriteTransaction};
+use serde_json::{Value, json};
+
+use super::StoreError;
+use super::catalog::{Catalog, Owner, Stage};
+use super::codec::{Record, encode};
+use super::tables::*;
+use crate::domain::catalog::LEAD_LINE;
+use crate::domain::ids::{LeadId, TenantId};
+use crate::domain::lead::{CustomFields, Lead, LeadInput, MatchedBy, Refusal};
+use crate::domain::time::Timestamp;
+
+impl Record for Lead {
+    const VERSION: u8 = 1;
+    const NAME: &'static str = "lead";
+}
+
+impl From<Refusal> for StoreError {
+    fn from(refusal: Refusal) -> StoreError {
+        match refusal {
+            Refusal::CorruptCustomFields(..) => StoreError::Corrupt(refusal.to_string()),
+            Refusal::NoContact | Refusal::UnknownCustomFields(_) => {
+                StoreError::Invalid(refusal.to_string())
+            }
+        }
+    }
+}
+
+/// A lead with what it refers to and its custom fields decoded, ready to render.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LeadView {
+    pub lead: Lead,
+    pub stage: Stage,
+    pub owner: Option<Owner>,
+    /// `lead_line` included.
+    pub custom_fields: CustomFields,
+}
+
+impl LeadView {
+    pub(crate) fn new(lead: Lead, catalog: &Catalog) -> Result<LeadView, StoreError> {
+        let stage = catalog.stage(lead.stage_id).cloned().ok_or_else(|| {
+            StoreError::Corrupt(format!("lead {} refers to a missing stage", lead.id))
+        })?;
+        let owner = lead.owner_id.and_then(|id| catalog.owner(id).cloned());
+        let custom_fields = lead.custom_fields()?;
+        Ok(LeadView {
+            lead,
+            stage,
+            owner,
+            custom_fields,
+        })
+    }
+
+    /// The `lead` object of a webhook payload (spec §6).
+    pub fn payload(&self) -> Value {
+        let lead = &self.lead;
+        let mut custom = self.custom_fields.clone();
+        let lead_line = custom.remove(LEAD_LINE);
+        json!({
+            "id": lead.id,
+            "contact_name": lead.contact_name,
+            "contact_phone": lead.contact_phone,
+            "contact_email": lead.contact_email,
+            "source_platform": lead.source_platform,
+            "source_type": lead.source_type,
+            "lead_line": lead_line,
+            "current_stage": { "slug": self.stage.slug, "name": self.stage.name },
+            "custom_fields": custom,
+            "created_at": lead.created_at,
+            "updated_at": lead.updated_at,
+        })
+    }
+}
+
+pub(crate) fn lead_key(tenant: TenantId, id: LeadId) -> Vec<u8> {
+    key(&[&tenant.bytes(), &id.bytes()])
+}
+
+fn sort_key(tenant: TenantId, at: Timestamp, id: LeadId) -> Vec<u8> {
+    key(&[&tenant.bytes(), &i64_key(at.ms()), &id.bytes()])
+}
+
+fn email_key(tenant: TenantId, email: &str) -> Vec<u8> {
+    key(&[&tenant.bytes(), email.as_bytes()])
+}
+
+fn phone_prefix(tenant: TenantId, last10: &[u8; 10]) -> Vec<u8> {
+    key(&[&tenant.bytes(), last10])
+}
+
+/// An entry of the stage and owner indexes: the lead under what it refers to.
+pub(crate) fn ref_key(tenant: TenantId, referent: &[u8; 16], id: LeadId) -> Vec<u8> {
+    key(&[&tenant.bytes(), referent, &id.bytes()])
+}
+
+fn phone_key(tenant: TenantId, last10: &[u8; 10], id: LeadId) -> Vec<u8> {
+    key(&[&tenant.bytes(), last10, &id.bytes()])
+}
+
+/// The tables a lead lives in, opened once per job.
+pub(crate) struct LeadTables<'txn> {
+    pub leads: Table<'txn, &'static [u8], &'static [u8]>,
+    by_email: Table<'txn, &'static [u8], &'static [u8]>,
+    by_phone: Table<'txn, &'static [u8], ()>,
+    by_updated: Table<'txn, &'static [u8], ()>,
+    by_created: Table<'txn, &'static [u8], ()>,
+    by_stage: Table<'txn, &'static [u8], ()>,
+    by_owner: Table<'txn, &'static [u8], ()>,
+    counts: Table<'txn, &'static [u8], u64>,
+}
+
+impl<'txn> LeadTables<'txn> {
+    pub(crate) fn open(txn: &'txn WriteTransaction) -> Result<Self, StoreError> {
+        Ok(LeadTables {
+            leads: txn.open_table(LEADS)?,
+            by_email: txn.open_table(LEADS_BY_EMAIL)?,
+            by_phone: txn.open_table(LEADS_BY_PHONE)?,
+            by_updated: txn.open_table(LEADS_BY_UPDATED)?,
+            by_created: txn.open_table(LEADS_BY_CREATED)?,
+            by_stage: txn.open_table(LEADS_BY_STAGE)?,
+            by_owner: txn.open_table(LEADS_BY_OWNER)?,
+            counts: txn.open_table(LEAD_COUNTS)?,
+        })
+    }
+
+    pub(crate) fn get(&self, tenant: TenantId, id: LeadId) -> Result<Option<Lead>, StoreError> {
+        load(&self.leads, &lead_key(tenant, id))
+    }
+
+    fn lookup(
+        table: &Table<'txn, &'static [u8], &'static [u8]>,
+        k: &[u8],
+    ) -> Result<Option<LeadId>, StoreError> {
+        Ok(table
+            .get(k)?
+            .and_then(|v| <[u8; 16]>::try_from(v.value()).ok())
+            .map(LeadId::from_bytes))
+    }
+
+    /// The lead a request merges into: same normalised email, else same last 10 phone digits.
+    pub(crate) fn find_match(
+        &self,
+        tenant: TenantId,
+        input: &LeadInput,
+    ) -> Result<Option<(LeadId, MatchedBy)>, StoreError> {
+        if let Some(email) = &input.contact_email
+            && let Some(id) = Self::lookup(&self.by_email, &email_key(tenant, email.as_str()))?
+        {
+            return Ok(Some((id, MatchedBy::Email)));
+        }
+        if let Some(last10) = input.contact_phone.as_ref().and_then(|p| p.last10())
+            && let Some(id) = self.phone_holder(tenant, &last10, None)?
+        {
+            return Ok(Some((id, MatchedBy::Phone)));
+        }
+        Ok(None)
+    }
+
+    /// The lead already holding `email`, other than `except`.
+    pub(crate) fn email_holder(
+        &self,
+        tenant: TenantId,
+        email: &str,
+        except: LeadId,
+    ) -> Result<Option<LeadId>, StoreError> {
+        Ok(Self::lookup(&self.by_email, &email_key(tenant, email))?.filter(|id| *id != except))
+    }
+
+    /// The oldest lead holding these last 10 digits, other than `except`.
+    pub(crate) fn phone_holder(
+        &self,
+        tenant: TenantId,
+        last10: &[u8; 10],
+        except: Option<LeadId>,
+    ) -> Result<Option<LeadId>, StoreError> {
+        let prefix = phone_prefix(tenant, last10);
+        for entry in prefixed(&self.by_phone, &prefix)? {
+            let id = id_at(entry?.0.value(), prefix.len()).map(LeadId::from_bytes);
+            if id.is_some() && id != except {
+                return Ok(id);
+            }
+        }
+        Ok(None)
+    }
+
+    /// Writes `lead`, keeping every index in step with what `old` had.
+    pub(crate) fn put(&mut self, old: Option<&Lead>, lead: &Lead) -> Result<(), StoreError> {
+        let tenant = lead.tenant_id;
+        let id = lead.id.bytes();
+        let old_phone = old.and_then(Lead::phone_last10);
+        let new_phone = lead.phone_last10();
+        if let Some(old) = old {
+            if old.contact_email != lead.contact_email
+                && let Some(email) = &old.contact_email
+            {
+                let k = email_key(tenant, email);
+                if Self::lookup(&self.by_email, &k)? == Some(lead.id) {
+                    self.by_email.remove(k.as_slice())?;
+                }
+            }
+            if old_phone != new_phone
+                && let Some(last10) = old_phone
+            {
+                self.by_phone
+                    .remove(phone_key(tenant, &last10, lead.id).as_slice())?;
+            }
+            if old.updated_at != lead.updated_at {
+                self.by_updated
+                    .remove(sort_key(tenant, old.updated_at, lead.id).as_slice())?;
+            }
+            if old.stage_id != lead.stage_id {
+                self.by_stage
+                    .remove(ref_key(tenant, &old.stage_id.bytes(), lead.id).as_slice())?;
+            }
+            if old.owner_id != lead.owner_id
+                && let Some(owner) = old.owner_id
+            {
+                self.by_owner
+                    .remove(ref_key(tenant, &owner.bytes(), lead.id).as_slice())?;
+            }
+        } else {
+            self.by_created
+                .insert(sort_key(tenant, lead.created_at, lead.id).as_slice(), ())?;
+            let count = self
+                .counts
+                .get(tenant.bytes().as_slice())?
+                .map_or(0, |v| v.value());
+            self.counts.insert(tenant.bytes().as_slice(), count + 1)?;
+        }
+        if let Some(email) = &lead.contact_email {
+            let k = email_key(tenant, email);
+            if Self::lookup(&self.by_email, &k)?.is_none() {
+                self.by_email.insert(k.as_slice(), id.as_slice())?;
+            }
+        }
+        if let Some(last10) = new_phone.filter(|_| old_phone != new_phone) {
+            self.by_phone
+                .insert(phone_key(tenant, &last10, lead.id).as_slice(), ())?;
+        }
+        self.by_updated
+            .insert(sort_key(tenant, lead.updated_at, lead.id).as_slice(), ())?;
+        if old.is_none_or(|o| o.stage_id != lead.stage_id) {
+            self.by_stage.insert(
+                ref_key(tenant, &lead.stage_id.bytes(), lead.id).as_slice(),
+                (),
+            )?;
+        }
+        if let Some(owner) = lead
+            .owner_id
+            .filter(|_| old.is_none_or(|o| o.owner_id != lead.owner_id))
+        {
+            self.by_owner
+                .insert(ref_key(tenant, &owner.bytes(), lead.id).as_slice(), ())?;
+        }
+        self.leads.insert(
+            lead_key(tenant, lead.id).as_slice(),
+            encode(lead)?.as_slice(),
+        )?;
+        Ok(())
+    }
+}
