@@ -503,15 +503,7 @@
     $('#version').title = `schema version ${v.schema_version}, status ${v.status}`;
   }).catch(() => { $('#version').textContent = 'server unreachable'; });
 
-  // Testing convenience: #token=... is read once and removed from the address bar.
-  const p = new URLSearchParams(location.hash.slice(1));
-  if (p.has('token')) {
-    state.token = p.get('token');
-    p.delete('token');
-    history.replaceState(null, '', location.pathname + location.search + (String(p) ? '#' + p : ''));
-  } else {
-    state.token = sessionStorage.getItem(TOKEN_KEY);
-  }
+  state.token = sessionStorage.getItem(TOKEN_KEY);
   if (!state.token) signOut('');
   else {
     enterApp().catch((e) => { // server down etc.: keep the token, let the operator retry
