@@ -2,6 +2,7 @@
 
 mod admin;
 mod admin_catalog;
+mod admin_meta;
 mod deliveries;
 mod health;
 pub mod idempotency;
@@ -42,6 +43,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(page::configure)
         .configure(admin::configure)
         .configure(admin_catalog::configure)
+        .configure(admin_meta::configure)
         .configure(leads::configure)
         .configure(webhooks::configure)
         .configure(deliveries::configure);
