@@ -34,7 +34,7 @@ impl Scenario {
         let receiver = Receiver::start();
         let ca = receiver.ca_path().to_path_buf();
         let app = common::start(|c| {
-            c.webhooks.allowed_private_cidrs = vec!["127.0.0.0/8".into()];
+            c.webhooks.allowed_private_cidrs = vec!["127.0.0.0/8".parse().unwrap()];
             c.webhooks.extra_ca_file = Some(ca);
             c.webhooks.max_per_tenant = webhooks as u32;
         });

@@ -156,7 +156,7 @@ pub fn run(command: Command, config: Config) -> Result<(), CliError> {
 }
 
 fn serve(config: Config) -> Result<(), CliError> {
-    let listen = config.listen_addr()?;
+    let listen = config.server.listen;
     let listener =
         TcpListener::bind(listen).map_err(|e| failed(format!("cannot listen on {listen}: {e}")))?;
     let data = config.storage.path.display().to_string();

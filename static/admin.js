@@ -5,7 +5,7 @@
   const TOKEN_KEY = 'leadbase.adminToken';
   const TABS = ['keys', 'stages', 'fields', 'owners', 'leads', 'webhooks'];
   const state = {
-    token: null, tenants: [], tenantId: null, tab: 'keys',
+    token: null, meta: null, tenants: [], tenantId: null, tab: 'keys',
     leads: { search: '', status: '', cursor: null, back: [] },
     hook: null, // {id, url, status, cursor, back}
   };
@@ -133,11 +133,25 @@
   }
   async function enterApp() {
     await loadTenants(); // throws (and signs out) on a bad token
+    await loadMeta();
     sessionStorage.setItem(TOKEN_KEY, state.token);
     $('#signin-view').hidden = true;
     $('#app-view').hidden = false;
     $('#signout').hidden = false;
     route();
+  }
+
+  // The values of the selects and scope checkboxes come from the server's enums, so the page
+  // never offers a value the API would refuse. They do not change while the page is open.
+  async function loadMeta() {
+    if (state.meta) return;
+    const meta = await api('GET', '/admin/api/meta');
+    for (const select of document.querySelectorAll('select[data-meta]')) {
+      select.append(...meta[select.dataset.meta].map((v) => h('option', { text: v })));
+    }
+    $('#key-scopes').append(...meta.scopes.map((s) => h('label', { class: 'check' },
+      h('input', { type: 'checkbox', name: 'scope', value: s, checked: true }), ' ' + s)));
+    state.meta = meta;
   }
 
   // ---- tenants ---------------------------------------------------------------------------
@@ -261,7 +275,7 @@
       fields: [
         { name: 'slug', label: 'Slug', code: true },
         { name: 'name', label: 'Name', edit: true },
-        { name: 'type', label: 'Type', edit: true, options: ['string', 'number', 'boolean'] },
+        { name: 'type', label: 'Type', edit: true, options: 'custom_field_types' },
       ],
     },
     owners: {
@@ -278,7 +292,7 @@
   }
   function editor(f, v) {
     const label = `${f.label} (editing)`;
-    if (f.options) return h('select', { 'aria-label': label }, f.options.map((o) => h('option', { text: o, selected: o === v })));
+    if (f.options) return h('select', { 'aria-label': label }, state.meta[f.options].map((o) => h('option', { text: o, selected: o === v })));
     const input = h('input', { 'aria-label': label, pattern: f.pattern, required: !f.optional, maxlength: f.code ? 64 : 200 });
     input.value = v == null ? '' : v;
     return input;
@@ -503,15 +517,7 @@
     $('#version').title = `schema version ${v.schema_version}, status ${v.status}`;
   }).catch(() => { $('#version').textContent = 'server unreachable'; });
 
-  // Testing convenience: #token=... is read once and removed from the address bar.
-  const p = new URLSearchParams(location.hash.slice(1));
-  if (p.has('token')) {
-    state.token = p.get('token');
-    p.delete('token');
-    history.replaceState(null, '', location.pathname + location.search + (String(p) ? '#' + p : ''));
-  } else {
-    state.token = sessionStorage.getItem(TOKEN_KEY);
-  }
+  state.token = sessionStorage.getItem(TOKEN_KEY);
   if (!state.token) signOut('');
   else {
     enterApp().catch((e) => { // server down etc.: keep the token, let the operator retry

@@ -69,6 +69,8 @@ pub enum FieldType {
 }
 
 impl FieldType {
+    pub const ALL: [FieldType; 3] = [FieldType::String, FieldType::Number, FieldType::Boolean];
+
     pub fn parse(raw: &str) -> Result<FieldType, String> {
         match raw.trim() {
             "string" => Ok(FieldType::String),

@@ -2,6 +2,7 @@
 
 mod admin;
 mod admin_catalog;
+mod admin_meta;
 pub mod auth;
 mod deliveries;
 pub mod error;
@@ -45,6 +46,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(page::configure)
         .configure(admin::configure)
         .configure(admin_catalog::configure)
+        .configure(admin_meta::configure)
         .configure(leads::configure)
         .configure(webhooks::configure)
         .configure(deliveries::configure);

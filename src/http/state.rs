@@ -44,7 +44,7 @@ impl AppState {
     ) -> AppState {
         AppState {
             limits: RateLimits::new(&config.limits),
-            trusted_proxies: config.trusted_proxies().unwrap_or_default(),
+            trusted_proxies: config.server.trusted_proxies.clone(),
             config,
             store,
             metrics: Metrics::default(),

@@ -175,7 +175,7 @@ fn env() -> Env {
     let ca = rx.ca_path().to_path_buf();
     let app = spawn_with(|c| {
         relax_limits(c);
-        c.webhooks.allowed_private_cidrs = vec!["127.0.0.0/8".into()];
+        c.webhooks.allowed_private_cidrs = vec!["127.0.0.0/8".parse().unwrap()];
         c.webhooks.extra_ca_file = Some(ca);
         c.webhooks.retry_schedule_seconds = vec![1, 1, 1, 1, 1];
         c.webhooks.delivery_threads = 4;

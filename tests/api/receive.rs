@@ -80,7 +80,7 @@ fn the_receiver_prints_verified_events_and_refuses_the_rest() {
 fn a_real_delivery_verifies_at_the_receiver() {
     let app = spawn_with(|c| {
         c.webhooks.https_only = false;
-        c.webhooks.allowed_private_cidrs = vec!["127.0.0.0/8".into()];
+        c.webhooks.allowed_private_cidrs = vec!["127.0.0.0/8".parse().unwrap()];
     });
     let key = app.tenant_with_key("Acme");
     // The receiver needs the webhook's secret, the webhook needs the receiver's address.

@@ -42,7 +42,7 @@ fn spawn() -> TestApp {
 fn spawn_and(extra: impl FnOnce(&mut Config)) -> TestApp {
     spawn_with(|c| {
         relax_limits(c);
-        c.webhooks.allowed_private_cidrs = vec!["127.0.0.0/8".into()];
+        c.webhooks.allowed_private_cidrs = vec!["127.0.0.0/8".parse().unwrap()];
         extra(c);
     })
 }
