@@ -12,9 +12,10 @@ use crate::config::{Config, ConfigError, Sources, parse_flag};
 use crate::domain::catalog::parse_name;
 use crate::domain::ids::{KeyId, TenantId};
 use crate::domain::token::Pat;
-use crate::http::dto::{KeyDto, TenantDto};
+use crate::dto::{KeyDto, TenantDto};
 use crate::server::{self, Options};
 use crate::store::Store;
+use crate::store::api_keys::NewKey;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -245,7 +246,7 @@ fn key(store: &Store, cmd: KeyCommand) -> Result<(), CliError> {
             expires_at,
         } => {
             let tenant = tenant_arg(&tenant)?;
-            let request = crate::http::dto::new_key(tenant, &name, &scopes, expires_at.as_deref())
+            let request = NewKey::parse(tenant, &name, &scopes, expires_at.as_deref(), store.now())
                 .map_err(failed)?;
             let token = Pat::generate();
             let key = store.issue_key(request, &token).map_err(failed)?;

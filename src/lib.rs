@@ -16,6 +16,7 @@ pub mod cli;
 pub mod config;
 pub mod delivery;
 pub mod domain;
+pub mod dto;
 pub mod http;
 pub mod logging;
 pub mod metrics;
@@ -24,4 +25,4 @@ pub mod receive;
 mod server;
 pub mod store;
 
-pub use server::{Options, Running, StartError, start};
+pub use server::{Deliveries, Options, Running, StartError, start};

@@ -13,9 +13,9 @@ use actix_web::{App, HttpServer, web};
 use crate::admin_token::{self, AdminTokenError, AdminTokenSource};
 use crate::config::Config;
 use crate::delivery::client::{Client, Lookup};
-use crate::delivery::{Engine, EngineConfig};
-use crate::domain::retry::RetryPolicy;
-use crate::domain::time::Timestamp;
+use crate::delivery::{self, Engine, EngineConfig};
+use crate::domain::retry::{Next, RetryPolicy};
+use crate::domain::time::Clock;
 use crate::http;
 use crate::http::state::AppState;
 use crate::store::delivery_log::PRUNE_BATCH;
@@ -47,6 +47,21 @@ pub struct Options {
     /// Name resolution for webhook hosts instead of the system's: a seam for tests that must
     /// make a host resolve somewhere without DNS.
     pub lookup: Option<Lookup>,
+    /// Where the server reads the time. Tests keep a clone and move it forward instead of
+    /// waiting for keys to expire, overlaps to end or retries to come due.
+    pub clock: Clock,
+    pub deliveries: Deliveries,
+}
+
+/// Who makes delivery attempts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Deliveries {
+    /// The engine's threads, as soon as deliveries are due.
+    #[default]
+    Engine,
+    /// Nobody until [`Running::deliver_due`] is called: tests that decide when each step
+    /// happens.
+    Manual,
 }
 
 /// A running server. Dropping it does not stop it; call [`Running::stop`] or [`Running::wait`].
@@ -55,6 +70,9 @@ pub struct Running {
     admin_token: AdminTokenSource,
     handle: ServerHandle,
     thread: JoinHandle<()>,
+    store: Store,
+    client: Arc<Client>,
+    engine_config: Arc<EngineConfig>,
 }
 
 pub fn start(
@@ -62,7 +80,7 @@ pub fn start(
     listener: TcpListener,
     options: Options,
 ) -> Result<Running, StartError> {
-    let store = Store::open(&config.storage.path)?;
+    let store = Store::open_with_clock(&config.storage.path, options.clock.clone())?;
     let (admin_hash, admin_token) = admin_token::ensure(&config, &store)?;
     let addr = listener.local_addr()?;
     listener.set_nonblocking(true)?;
@@ -77,19 +95,25 @@ pub fn start(
         config.webhooks.extra_ca_file.as_deref(),
     )
     .map_err(StartError::Tls)?;
-    let engine = Engine::start(
-        store.clone(),
-        client,
-        EngineConfig {
-            threads: config.webhooks.delivery_threads as usize,
-            max_in_flight_per_webhook: config.webhooks.max_in_flight_per_webhook,
-            retry: Arc::new(RetryPolicy {
-                schedule: config.webhooks.retry_schedule_seconds.clone(),
-                disable_after_failing_ms: i64::from(config.webhooks.disable_after_failing_hours)
-                    * 3_600_000,
-            }),
-        },
-    );
+    let client = Arc::new(client);
+    let engine_config = Arc::new(EngineConfig {
+        threads: config.webhooks.delivery_threads as usize,
+        max_in_flight_per_webhook: config.webhooks.max_in_flight_per_webhook,
+        retry: Arc::new(RetryPolicy {
+            schedule: config.webhooks.retry_schedule_seconds.clone(),
+            disable_after_failing_ms: i64::from(config.webhooks.disable_after_failing_hours)
+                * 3_600_000,
+        }),
+    });
+    let engine = match options.deliveries {
+        Deliveries::Engine => Some(Engine::start(
+            store.clone(),
+            Arc::clone(&client),
+            Arc::clone(&engine_config),
+        )),
+        Deliveries::Manual => None,
+    };
+    let server_store = store.clone();
     let state = web::Data::new(AppState::new(
         config,
         store.clone(),
@@ -108,9 +132,11 @@ pub fn start(
                 tracing::error!(error = %e, "HTTP server failed");
             }
             // Every request has finished; attempts in progress finish within their timeout.
-            engine.stop();
+            if let Some(engine) = engine {
+                engine.stop();
+            }
             // Flush queued writes and release the data file.
-            store.shutdown();
+            server_store.shutdown();
             tracing::info!("stopped; data file closed");
         })?;
     let handle = handle_rx
@@ -121,6 +147,9 @@ pub fn start(
         admin_token,
         handle,
         thread,
+        store,
+        client,
+        engine_config,
     })
 }
 
@@ -154,7 +183,7 @@ async fn serve(
             tick.tick().await;
             housekeeping.limits.reclaim();
             let store = housekeeping.store.clone();
-            match web::block(move || store.sweep_idempotency(Timestamp::now())).await {
+            match web::block(move || store.sweep_idempotency(store.now())).await {
                 Ok(Ok(n)) if n > 0 => tracing::debug!(keys = n, "expired idempotency keys swept"),
                 Ok(Err(e)) => tracing::warn!(error = %e, "idempotency sweep failed"),
                 _ => {}
@@ -166,7 +195,7 @@ async fn serve(
         let retention_ms = i64::from(state.config.webhooks.delivery_retention_days) * 86_400_000;
         loop {
             tick.tick().await;
-            let cutoff = Timestamp::now().plus_ms(-retention_ms);
+            let cutoff = state.store.now().plus_ms(-retention_ms);
             // Batch after batch, each its own short write, until the backlog is gone.
             let mut total = 0;
             loop {
@@ -200,6 +229,19 @@ impl Running {
 
     pub fn admin_token(&self) -> &AdminTokenSource {
         &self.admin_token
+    }
+
+    /// Runs one step of the delivery engine on this thread: every delivery due now is attempted
+    /// and its outcome recorded before this returns. Meant for servers started with
+    /// [`Deliveries::Manual`].
+    pub fn deliver_due(&self) -> Vec<Next> {
+        delivery::deliver_due(&self.store, &self.client, &self.engine_config, usize::MAX)
+    }
+
+    /// Moves the server's clock forward and lets the engine look at the queue again.
+    pub fn advance_clock(&self, ms: i64) {
+        self.store.clock().advance(ms);
+        self.store.wake_deliveries();
     }
 
     /// Stops accepting, lets in-flight requests finish, closes the data file, and returns.

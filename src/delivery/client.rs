@@ -188,8 +188,8 @@ impl Client {
         headers: &[(&str, String)],
         body: &[u8],
         timeout_seconds: u32,
+        started_at: Timestamp,
     ) -> AttemptResult {
-        let started_at = Timestamp::now();
         let clock = Instant::now();
         let mut request = self.agent(timeout_seconds).post(url);
         for (name, value) in headers {
@@ -207,7 +207,7 @@ impl Client {
                         .headers()
                         .get("retry-after")
                         .and_then(|v| v.to_str().ok()),
-                    Timestamp::now(),
+                    started_at.plus_ms(clock.elapsed().as_millis() as i64),
                 );
                 let mut excerpt = Vec::new();
                 let _ = response

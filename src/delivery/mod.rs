@@ -38,8 +38,8 @@ pub struct EngineConfig {
 
 struct Shared {
     store: Store,
-    client: Client,
-    config: EngineConfig,
+    client: Arc<Client>,
+    config: Arc<EngineConfig>,
     wakeup: Arc<Wakeup>,
     stopping: AtomicBool,
     queue: Mutex<VecDeque<Leased>>,
@@ -120,6 +120,7 @@ pub fn deliver_one(client: &Client, leased: &Leased, now: Timestamp) -> AttemptR
         &headers,
         &body,
         leased.webhook.timeout_seconds,
+        now,
     )
 }
 
@@ -177,7 +178,7 @@ pub fn deliver_due(store: &Store, client: &Client, config: &EngineConfig, max: u
 }
 
 impl Engine {
-    pub fn start(store: Store, client: Client, config: EngineConfig) -> Engine {
+    pub fn start(store: Store, client: Arc<Client>, config: Arc<EngineConfig>) -> Engine {
         match store.requeue_in_flight() {
             Ok(0) => {}
             Ok(n) => tracing::info!(

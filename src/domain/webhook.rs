@@ -78,6 +78,20 @@ pub struct WebhookSettings {
     pub description: Description,
 }
 
+impl WebhookSettings {
+    /// A new webhook's settings: the given ones, the spec's defaults for the rest.
+    pub fn new(url: WebhookUrl, given: WebhookPatch) -> WebhookSettings {
+        WebhookSettings {
+            url,
+            event_types: given.event_types.unwrap_or_default(),
+            is_active: given.is_active.unwrap_or(true),
+            timeout_seconds: given.timeout_seconds.unwrap_or_default(),
+            retry_attempts: given.retry_attempts.unwrap_or_default(),
+            description: given.description.unwrap_or_default(),
+        }
+    }
+}
+
 /// Changes to a webhook's settings; `None` leaves a setting as it is.
 #[derive(Debug, Clone, Default)]
 pub struct WebhookPatch {

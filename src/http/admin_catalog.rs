@@ -4,13 +4,14 @@ use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::admin::{existing_tenant, tenant_id};
+use super::admin::existing_tenant;
 use super::json::Json;
-use super::{blocking, nullable, path_id};
+use super::{blocking, nullable};
 use crate::domain::catalog::{FieldType, parse_color, parse_name, parse_slug};
-use crate::domain::ids::{CustomFieldId, OwnerId, StageId};
+use crate::domain::ids::{CustomFieldId, OwnerId, StageId, TenantId};
 use crate::http::auth::Admin;
 use crate::http::error::ApiError;
+use crate::http::path::Ids;
 use crate::http::state::AppState;
 use crate::store::catalog::{CustomFieldPatch, OwnerPatch, StagePatch};
 use crate::store::{CustomField, Owner, Stage};
@@ -145,9 +146,10 @@ struct StagePatchBody {
 async fn list_stages(
     _: Admin,
     state: web::Data<AppState>,
-    path: web::Path<String>,
+    path: Ids<TenantId>,
 ) -> Result<HttpResponse, ApiError> {
-    let tenant = existing_tenant(&state, &path).await?;
+    let path = path.get()?;
+    let tenant = existing_tenant(&state, path).await?;
     let stages = blocking(&state, move |s| s.list_stages(tenant)).await?;
     let stages: Vec<StageDto> = stages.iter().map(StageDto::from).collect();
     Ok(HttpResponse::Ok().json(json!({ "stages": stages })))
@@ -156,10 +158,10 @@ async fn list_stages(
 async fn create_stage(
     _: Admin,
     state: web::Data<AppState>,
-    path: web::Path<String>,
+    path: Ids<TenantId>,
     body: Json<NewStageBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let tenant = tenant_id(&path)?;
+    let tenant = path.get()?;
     let slug = parse_slug("slug", &body.slug).map_err(bad)?;
     let name = parse_name("name", &body.name).map_err(bad)?;
     let color = optional("color", body.color.as_deref(), parse_color)?;
@@ -170,11 +172,10 @@ async fn create_stage(
 async fn update_stage(
     _: Admin,
     state: web::Data<AppState>,
-    path: web::Path<(String, String)>,
+    path: Ids<(TenantId, StageId)>,
     body: Json<StagePatchBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let tenant = tenant_id(&path.0)?;
-    let id = path_id(&path.1, "stage", StageId::parse)?;
+    let (tenant, id) = path.get()?;
     let body = body.into_inner();
     let patch = StagePatch {
         slug: optional("slug", body.slug.as_deref(), parse_slug)?,
@@ -192,10 +193,9 @@ async fn update_stage(
 async fn delete_stage(
     _: Admin,
     state: web::Data<AppState>,
-    path: web::Path<(String, String)>,
+    path: Ids<(TenantId, StageId)>,
 ) -> Result<HttpResponse, ApiError> {
-    let tenant = tenant_id(&path.0)?;
-    let id = path_id(&path.1, "stage", StageId::parse)?;
+    let (tenant, id) = path.get()?;
     blocking(&state, move |s| s.delete_stage(tenant, id)).await?;
     Ok(deleted(id))
 }
@@ -220,9 +220,10 @@ struct FieldPatchBody {
 async fn list_fields(
     _: Admin,
     state: web::Data<AppState>,
-    path: web::Path<String>,
+    path: Ids<TenantId>,
 ) -> Result<HttpResponse, ApiError> {
-    let tenant = existing_tenant(&state, &path).await?;
+    let path = path.get()?;
+    let tenant = existing_tenant(&state, path).await?;
     let fields = blocking(&state, move |s| s.list_custom_fields(tenant)).await?;
     let fields: Vec<CustomFieldDto> = fields.iter().map(CustomFieldDto::from).collect();
     Ok(HttpResponse::Ok().json(json!({ "custom_fields": fields })))
@@ -231,10 +232,10 @@ async fn list_fields(
 async fn create_field(
     _: Admin,
     state: web::Data<AppState>,
-    path: web::Path<String>,
+    path: Ids<TenantId>,
     body: Json<NewFieldBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let tenant = tenant_id(&path)?;
+    let tenant = path.get()?;
     let slug = parse_slug("slug", &body.slug).map_err(bad)?;
     let name = parse_name("name", &body.name).map_err(bad)?;
     let field_type = body
@@ -254,11 +255,10 @@ async fn create_field(
 async fn update_field(
     _: Admin,
     state: web::Data<AppState>,
-    path: web::Path<(String, String)>,
+    path: Ids<(TenantId, CustomFieldId)>,
     body: Json<FieldPatchBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let tenant = tenant_id(&path.0)?;
-    let id = path_id(&path.1, "custom field", CustomFieldId::parse)?;
+    let (tenant, id) = path.get()?;
     let patch = CustomFieldPatch {
         name: optional("name", body.name.as_deref(), parse_name)?,
         field_type: body
@@ -275,10 +275,9 @@ async fn update_field(
 async fn delete_field(
     _: Admin,
     state: web::Data<AppState>,
-    path: web::Path<(String, String)>,
+    path: Ids<(TenantId, CustomFieldId)>,
 ) -> Result<HttpResponse, ApiError> {
-    let tenant = tenant_id(&path.0)?;
-    let id = path_id(&path.1, "custom field", CustomFieldId::parse)?;
+    let (tenant, id) = path.get()?;
     blocking(&state, move |s| s.delete_custom_field(tenant, id)).await?;
     Ok(deleted(id))
 }
@@ -301,9 +300,10 @@ struct OwnerPatchBody {
 async fn list_owners(
     _: Admin,
     state: web::Data<AppState>,
-    path: web::Path<String>,
+    path: Ids<TenantId>,
 ) -> Result<HttpResponse, ApiError> {
-    let tenant = existing_tenant(&state, &path).await?;
+    let path = path.get()?;
+    let tenant = existing_tenant(&state, path).await?;
     let owners = blocking(&state, move |s| s.list_owners(tenant)).await?;
     let owners: Vec<OwnerDto> = owners.iter().map(OwnerDto::from).collect();
     Ok(HttpResponse::Ok().json(json!({ "owners": owners })))
@@ -312,10 +312,10 @@ async fn list_owners(
 async fn create_owner(
     _: Admin,
     state: web::Data<AppState>,
-    path: web::Path<String>,
+    path: Ids<TenantId>,
     body: Json<NewOwnerBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let tenant = tenant_id(&path)?;
+    let tenant = path.get()?;
     let name = parse_name("name", &body.name).map_err(bad)?;
     let role_name = optional("role_name", body.role_name.as_deref(), parse_name)?;
     let owner = blocking(&state, move |s| s.create_owner(tenant, name, role_name)).await?;
@@ -325,11 +325,10 @@ async fn create_owner(
 async fn update_owner(
     _: Admin,
     state: web::Data<AppState>,
-    path: web::Path<(String, String)>,
+    path: Ids<(TenantId, OwnerId)>,
     body: Json<OwnerPatchBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let tenant = tenant_id(&path.0)?;
-    let id = path_id(&path.1, "owner", OwnerId::parse)?;
+    let (tenant, id) = path.get()?;
     let body = body.into_inner();
     let patch = OwnerPatch {
         name: optional("name", body.name.as_deref(), parse_name)?,
@@ -345,10 +344,9 @@ async fn update_owner(
 async fn delete_owner(
     _: Admin,
     state: web::Data<AppState>,
-    path: web::Path<(String, String)>,
+    path: Ids<(TenantId, OwnerId)>,
 ) -> Result<HttpResponse, ApiError> {
-    let tenant = tenant_id(&path.0)?;
-    let id = path_id(&path.1, "owner", OwnerId::parse)?;
+    let (tenant, id) = path.get()?;
     blocking(&state, move |s| s.delete_owner(tenant, id)).await?;
     Ok(deleted(id))
 }

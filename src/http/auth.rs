@@ -17,7 +17,6 @@ use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 use ipnet::IpNet;
 
 use crate::domain::ids::{KeyId, TenantId};
-use crate::domain::time::Timestamp;
 use crate::domain::token::{Pat, Scope, ct_eq, sha256};
 use crate::http::error::ApiError;
 use crate::http::state::AppState;
@@ -135,7 +134,7 @@ async fn authenticate(
             ApiError::unauthenticated("invalid API key"),
         ));
     };
-    if let Some(reason) = key.unusable_reason(Timestamp::now()) {
+    if let Some(reason) = key.unusable_reason(state.store.now()) {
         return Err(refuse(&req, &state, ApiError::unauthenticated(reason)));
     }
     let customer = match req.headers().get("x-customer-id") {

@@ -7,13 +7,13 @@ use serde_json::json;
 
 use super::admin::existing_tenant;
 use super::json::Deferred;
-use super::webhooks::webhook_id;
-use super::{blocking, iso_time, non_blank, page_limit, path_id};
+use super::{blocking, iso_time, non_blank, page_limit};
 use crate::domain::ids::{DeliveryId, TenantId, WebhookId};
 use crate::domain::retry::AttemptError;
 use crate::domain::time::Timestamp;
 use crate::http::auth::{Admin, Caller, WebhooksManage};
 use crate::http::error::ApiError;
+use crate::http::path::Ids;
 use crate::http::state::AppState;
 use crate::store::delivery_queue::{Attempt, Delivery, DeliveryStatus};
 
@@ -92,10 +92,6 @@ impl<'a> From<&'a Attempt> for AttemptDto<'a> {
     }
 }
 
-fn delivery_id(raw: &str) -> Result<DeliveryId, ApiError> {
-    path_id(raw, "delivery", DeliveryId::parse)
-}
-
 #[derive(Deserialize)]
 struct ListParams {
     #[serde(default, deserialize_with = "non_blank")]
@@ -135,35 +131,30 @@ async fn list_for(
 async fn list(
     caller: Caller<WebhooksManage>,
     state: web::Data<AppState>,
-    path: web::Path<String>,
+    path: Ids<WebhookId>,
     params: web::Query<ListParams>,
 ) -> Result<HttpResponse, ApiError> {
-    list_for(
-        &state,
-        caller.tenant,
-        webhook_id(&path)?,
-        params.into_inner(),
-    )
-    .await
+    let webhook = path.get()?;
+    list_for(&state, caller.tenant, webhook, params.into_inner()).await
 }
 
 async fn admin_list(
     _: Admin,
     state: web::Data<AppState>,
-    path: web::Path<(String, String)>,
+    path: Ids<(TenantId, WebhookId)>,
     params: web::Query<ListParams>,
 ) -> Result<HttpResponse, ApiError> {
-    let tenant = existing_tenant(&state, &path.0).await?;
-    list_for(&state, tenant, webhook_id(&path.1)?, params.into_inner()).await
+    let (tenant, webhook) = path.get()?;
+    let tenant = existing_tenant(&state, tenant).await?;
+    list_for(&state, tenant, webhook, params.into_inner()).await
 }
 
 async fn get_one(
     caller: Caller<WebhooksManage>,
     state: web::Data<AppState>,
-    path: web::Path<(String, String)>,
+    path: Ids<(WebhookId, DeliveryId)>,
 ) -> Result<HttpResponse, ApiError> {
-    let webhook = webhook_id(&path.0)?;
-    let id = delivery_id(&path.1)?;
+    let (webhook, id) = path.get()?;
     let tenant = caller.tenant;
     let (delivery, attempts) =
         blocking(&state, move |s| s.get_delivery(tenant, webhook, id)).await?;
@@ -175,10 +166,9 @@ async fn get_one(
 async fn redeliver(
     caller: Caller<WebhooksManage>,
     state: web::Data<AppState>,
-    path: web::Path<(String, String)>,
+    path: Ids<(WebhookId, DeliveryId)>,
 ) -> Result<HttpResponse, ApiError> {
-    let webhook = webhook_id(&path.0)?;
-    let id = delivery_id(&path.1)?;
+    let (webhook, id) = path.get()?;
     let tenant = caller.tenant;
     blocking(&state, move |s| s.redeliver(tenant, webhook, id)).await?;
     Ok(HttpResponse::Accepted().json(json!({ "delivery_id": id })))
@@ -192,11 +182,11 @@ struct RecoverBody {
 async fn recover(
     caller: Caller<WebhooksManage>,
     state: web::Data<AppState>,
-    path: web::Path<String>,
+    path: Ids<WebhookId>,
     body: Deferred<RecoverBody>,
 ) -> Result<HttpResponse, ApiError> {
+    let webhook = path.get()?;
     let body = body.read().await?;
-    let webhook = webhook_id(&path)?;
     let since = iso_time("since", &body.since)?;
     let tenant = caller.tenant;
     let requeued = blocking(&state, move |s| s.recover(tenant, webhook, since)).await?;
@@ -206,9 +196,9 @@ async fn recover(
 async fn test(
     caller: Caller<WebhooksManage>,
     state: web::Data<AppState>,
-    path: web::Path<String>,
+    path: Ids<WebhookId>,
 ) -> Result<HttpResponse, ApiError> {
-    let webhook = webhook_id(&path)?;
+    let webhook = path.get()?;
     let tenant = caller.tenant;
     let id = blocking(&state, move |s| s.queue_test(tenant, webhook)).await?;
     Ok(HttpResponse::Accepted().json(json!({ "delivery_id": id })))

@@ -6,13 +6,15 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse};
+use actix_web::{HttpRequest, HttpResponse, web};
 use parking_lot::Mutex;
 use serde_json::Value;
 
 use crate::domain::ids::TenantId;
 use crate::domain::token::sha256;
+use crate::http::blocking;
 use crate::http::error::{ApiError, envelope_json};
+use crate::http::state::AppState;
 use crate::store::StoreError;
 use crate::store::idempotency::{
     Idempotency, IdempotencyKey, IdempotentRoute, Outcome, StoredResponse,
@@ -65,15 +67,15 @@ pub fn header_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
         })
 }
 
-/// Reads and checks the header, and claims the key for this request.
+/// Reads and checks the header, and claims the key on `route` for this request.
 pub fn claim(
     req: &HttpRequest,
-    in_flight: &InFlight,
+    state: &AppState,
     tenant: TenantId,
     route: IdempotentRoute,
     body: &Value,
-    ttl_hours: u32,
 ) -> Result<Claim, ApiError> {
+    let (in_flight, ttl_hours) = (&state.in_flight, state.config.idempotency.ttl_hours);
     let Some(key) = header_key(req)? else {
         return Ok(Claim {
             idempotency: None,
@@ -95,6 +97,27 @@ pub fn claim(
         }),
         in_flight: Some((in_flight.clone(), key)),
     })
+}
+
+pub fn stored(status: u16, body: Value) -> StoredResponse {
+    StoredResponse {
+        status,
+        body: body.to_string(),
+    }
+}
+
+/// A refusal found before the store: answered directly, or remembered under the key so that a
+/// retry with it gets the same answer.
+pub async fn refuse(
+    state: &web::Data<AppState>,
+    idempotency: Option<Idempotency>,
+    errors: Vec<String>,
+) -> Result<Outcome, ApiError> {
+    let response = error_response(&StoreError::Invalid(errors.join("; ")));
+    match idempotency {
+        None => Ok(Outcome::Fresh(response)),
+        Some(idem) => blocking(state, move |s| s.remember_response(idem, response)).await,
+    }
 }
 
 /// The stored form of a refusal, so that a retry with the same key gets the same answer.

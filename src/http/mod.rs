@@ -1,7 +1,7 @@
 //! The HTTP layer: one module per resource, each with its DTOs and a `configure()`.
 
 mod admin;
-mod admin_catalog;
+pub(crate) mod admin_catalog;
 mod admin_meta;
 pub mod auth;
 mod deliveries;
@@ -9,11 +9,11 @@ pub mod error;
 mod health;
 pub mod idempotency;
 pub mod json;
-mod lead_dto;
 mod leads;
 mod middleware;
 mod openapi;
 mod page;
+pub mod path;
 pub mod state;
 mod webhooks;
 
@@ -27,11 +27,6 @@ use crate::http::state::AppState;
 use crate::store::{Store, StoreError};
 
 pub use middleware::request_context;
-
-/// Response shapes shared with the CLI, which prints the same JSON as the admin API.
-pub mod dto {
-    pub use super::admin::{KeyDto, TenantDto, new_key};
-}
 
 /// Bodies of ordinary routes; bulk import sets its own, larger limit.
 pub const BODY_LIMIT: usize = 64 * 1024;
@@ -94,7 +89,7 @@ fn query_error(err: QueryPayloadError, _req: &HttpRequest) -> actix_web::Error {
     ApiError::bad_request(format!("invalid query string: {detail}")).into()
 }
 
-/// A path segment of the wrong shape names nothing that exists.
+/// A path segment of the wrong shape (an id that is not a UUID) names nothing that exists.
 fn path_error(_err: PathError, req: &HttpRequest) -> actix_web::Error {
     ApiError::not_found(format!("{} not found", req.path())).into()
 }
@@ -187,9 +182,4 @@ pub fn iso_time(name: &str, raw: &str) -> Result<Timestamp, ApiError> {
             "{name} must be an ISO-8601 date-time (got `{raw}`)"
         ))
     })
-}
-
-/// Parses an id from a path segment; a malformed id is a resource that does not exist.
-pub fn path_id<T>(raw: &str, what: &str, parse: impl Fn(&str) -> Option<T>) -> Result<T, ApiError> {
-    parse(raw).ok_or_else(|| ApiError::not_found(format!("{what} {raw} not found")))
 }

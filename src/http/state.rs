@@ -8,7 +8,6 @@ use parking_lot::Mutex;
 use crate::config::Config;
 use crate::delivery::client::Lookup;
 use crate::domain::ids::KeyId;
-use crate::domain::time::Timestamp;
 use crate::domain::url_policy::UrlPolicy;
 use crate::http::idempotency::InFlight;
 use crate::metrics::Metrics;
@@ -57,7 +56,7 @@ impl AppState {
     }
 
     pub fn key_used(&self, key: KeyId) {
-        let now = Timestamp::now();
+        let now = self.store.now();
         let mut touched = self.touched.lock();
         let due = touched
             .get(&key)

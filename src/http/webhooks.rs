@@ -6,10 +6,10 @@ use serde_json::{Value, json};
 
 use super::admin::existing_tenant;
 use super::json::{Deferred, from_slice};
-use super::{blocking, nullable, path_id, whole_number};
+use super::{blocking, nullable, whole_number};
 use crate::delivery::client::check_webhook_url;
 use crate::domain::event::EventType;
-use crate::domain::ids::WebhookId;
+use crate::domain::ids::{TenantId, WebhookId};
 use crate::domain::time::Timestamp;
 use crate::domain::token::{WEBHOOK_SECRET_SHOWN, generate_webhook_secret};
 use crate::domain::url_policy::WebhookUrl;
@@ -19,7 +19,9 @@ use crate::domain::webhook::{
 };
 use crate::http::auth::{Admin, Caller, WebhooksManage};
 use crate::http::error::ApiError;
+use crate::http::path::Ids;
 use crate::http::state::AppState;
+use crate::store::Store;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -98,10 +100,6 @@ async fn checked_url(state: &web::Data<AppState>, raw: String) -> Result<Webhook
         .map_err(|e| bad(e.to_string()))
 }
 
-pub(super) fn webhook_id(raw: &str) -> Result<WebhookId, ApiError> {
-    path_id(raw, "webhook", WebhookId::parse)
-}
-
 fn rotation(state: &AppState, overlap_hours: Option<i64>) -> Result<Rotation, ApiError> {
     let overlap = match overlap_hours {
         None => OverlapHours::configured(state.config.webhooks.rotation_overlap_hours),
@@ -129,39 +127,60 @@ struct CreateBody {
     is_active: Option<bool>,
 }
 
+/// The settings of a create or an update, each parsed into its bounded type.
+fn settings_patch(
+    event_types: Option<&[String]>,
+    timeout_seconds: Option<i64>,
+    retry_attempts: Option<i64>,
+    description: Option<Option<String>>,
+    is_active: Option<bool>,
+) -> Result<WebhookPatch, ApiError> {
+    Ok(WebhookPatch {
+        event_types: event_types
+            .map(EventTypes::parse)
+            .transpose()
+            .map_err(bad)?,
+        timeout_seconds: timeout_seconds
+            .map(TimeoutSeconds::parse)
+            .transpose()
+            .map_err(bad)?,
+        retry_attempts: retry_attempts
+            .map(RetryAttempts::parse)
+            .transpose()
+            .map_err(bad)?,
+        description: description
+            .map(Description::parse)
+            .transpose()
+            .map_err(bad)?,
+        is_active,
+        url: None,
+    })
+}
+
 async fn create(
     caller: Caller<WebhooksManage>,
     state: web::Data<AppState>,
     body: Deferred<CreateBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = body.read().await?;
-    let body = body.into_inner();
+    let body = body.read().await?.into_inner();
     let tenant = caller.tenant;
-    let settings = WebhookSettings {
-        event_types: body
-            .event_types
-            .as_deref()
-            .map_or(Ok(EventTypes::default()), EventTypes::parse)
-            .map_err(bad)?,
-        timeout_seconds: body
-            .timeout_seconds
-            .map_or(Ok(TimeoutSeconds::default()), TimeoutSeconds::parse)
-            .map_err(bad)?,
-        retry_attempts: body
-            .retry_attempts
-            .map_or(Ok(RetryAttempts::default()), RetryAttempts::parse)
-            .map_err(bad)?,
-        description: Description::parse(body.description).map_err(bad)?,
-        is_active: body.is_active.unwrap_or(true),
-        url: checked_url(&state, body.url).await?,
-    };
-    let secret = generate_webhook_secret();
-    let max = state.config.webhooks.max_per_tenant;
+    let (types, timeout, retries) = (body.event_types, body.timeout_seconds, body.retry_attempts);
+    let patch = settings_patch(
+        types.as_deref(),
+        timeout,
+        retries,
+        Some(body.description),
+        body.is_active,
+    )?;
+    // The URL last: checking it costs a DNS lookup.
+    let settings = WebhookSettings::new(checked_url(&state, body.url).await?, patch);
+    let (secret, max) = (
+        generate_webhook_secret(),
+        state.config.webhooks.max_per_tenant,
+    );
     let stored_secret = secret.clone();
-    let webhook = blocking(&state, move |s| {
-        s.create_webhook(tenant, settings, stored_secret, max)
-    })
-    .await?;
+    let create = move |s: &Store| s.create_webhook(tenant, settings, stored_secret, max);
+    let webhook = blocking(&state, create).await?;
     Ok(HttpResponse::Created().json(json!({ "webhook": dto(&state, &webhook), "secret": secret })))
 }
 
@@ -184,9 +203,10 @@ async fn list(
 async fn admin_list(
     _: Admin,
     state: web::Data<AppState>,
-    path: web::Path<String>,
+    path: Ids<TenantId>,
 ) -> Result<HttpResponse, ApiError> {
-    let tenant = existing_tenant(&state, &path).await?;
+    let path = path.get()?;
+    let tenant = existing_tenant(&state, path).await?;
     Ok(listing(
         &state,
         &blocking(&state, move |s| s.list_webhooks(tenant)).await?,
@@ -196,9 +216,9 @@ async fn admin_list(
 async fn get_one(
     caller: Caller<WebhooksManage>,
     state: web::Data<AppState>,
-    path: web::Path<String>,
+    path: Ids<WebhookId>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = webhook_id(&path)?;
+    let id = path.get()?;
     let tenant = caller.tenant;
     let webhook = blocking(&state, move |s| s.get_webhook(tenant, id))
         .await?
@@ -221,61 +241,50 @@ struct UpdateBody {
     rotate_secret: bool,
 }
 
+/// A new URL for webhook `id`, checked. A deleted or foreign webhook is 404 before its new URL is
+/// looked at (and resolved); otherwise the update itself says so.
+async fn new_url(
+    state: &web::Data<AppState>,
+    tenant: TenantId,
+    id: WebhookId,
+    url: String,
+) -> Result<WebhookUrl, ApiError> {
+    if blocking(state, move |s| s.get_webhook(tenant, id))
+        .await?
+        .is_none()
+    {
+        return Err(ApiError::not_found(format!("webhook {id} not found")));
+    }
+    checked_url(state, url).await
+}
+
 async fn update(
     caller: Caller<WebhooksManage>,
     state: web::Data<AppState>,
-    path: web::Path<String>,
+    path: Ids<WebhookId>,
     body: Deferred<UpdateBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = body.read().await?;
-    let id = webhook_id(&path)?;
+    let id = path.get()?;
+    let body = body.read().await?.into_inner();
     let tenant = caller.tenant;
-    let body = body.into_inner();
-    let mut patch = WebhookPatch {
-        event_types: body
-            .event_types
-            .as_deref()
-            .map(EventTypes::parse)
-            .transpose()
-            .map_err(bad)?,
-        timeout_seconds: body
-            .timeout_seconds
-            .map(TimeoutSeconds::parse)
-            .transpose()
-            .map_err(bad)?,
-        retry_attempts: body
-            .retry_attempts
-            .map(RetryAttempts::parse)
-            .transpose()
-            .map_err(bad)?,
-        description: body
-            .description
-            .map(Description::parse)
-            .transpose()
-            .map_err(bad)?,
-        is_active: body.is_active,
-        url: None,
-    };
+    let (types, timeout, retries) = (body.event_types, body.timeout_seconds, body.retry_attempts);
+    let mut patch = settings_patch(
+        types.as_deref(),
+        timeout,
+        retries,
+        body.description,
+        body.is_active,
+    )?;
     if let Some(url) = body.url {
-        // A deleted or foreign webhook is 404 before its new URL is looked at (and resolved);
-        // otherwise the update itself says so.
-        if blocking(&state, move |s| s.get_webhook(tenant, id))
-            .await?
-            .is_none()
-        {
-            return Err(ApiError::not_found(format!("webhook {id} not found")));
-        }
-        patch.url = Some(checked_url(&state, url).await?);
+        patch.url = Some(new_url(&state, tenant, id, url).await?);
     }
     let rotation = body
         .rotate_secret
         .then(|| rotation(&state, None))
         .transpose()?;
     let secret = rotation.as_ref().map(|r| r.secret.clone());
-    let webhook = blocking(&state, move |s| {
-        s.update_webhook(tenant, id, patch, rotation)
-    })
-    .await?;
+    let update = move |s: &Store| s.update_webhook(tenant, id, patch, rotation);
+    let webhook = blocking(&state, update).await?;
     let mut response = json!({ "webhook": dto(&state, &webhook) });
     if let Some(secret) = secret {
         response["secret"] = Value::String(secret);
@@ -286,9 +295,9 @@ async fn update(
 async fn delete(
     caller: Caller<WebhooksManage>,
     state: web::Data<AppState>,
-    path: web::Path<String>,
+    path: Ids<WebhookId>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = webhook_id(&path)?;
+    let id = path.get()?;
     let tenant = caller.tenant;
     blocking(&state, move |s| s.delete_webhook(tenant, id)).await?;
     Ok(HttpResponse::Ok().json(json!({ "id": id, "deleted": true })))
@@ -304,10 +313,10 @@ struct RotateBody {
 async fn rotate_secret(
     caller: Caller<WebhooksManage>,
     state: web::Data<AppState>,
-    path: web::Path<String>,
+    path: Ids<WebhookId>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    let id = webhook_id(&path)?;
+    let id = path.get()?;
     let tenant = caller.tenant;
     let body: RotateBody = if body.iter().all(u8::is_ascii_whitespace) {
         RotateBody::default()

@@ -6,6 +6,7 @@ use super::codec::{Record, encode};
 use super::tables::*;
 
 use super::{Store, StoreError};
+use crate::domain::catalog::parse_name;
 use crate::domain::ids::{KeyId, TenantId};
 use crate::domain::time::Timestamp;
 use crate::domain::token::{Pat, Scope};
@@ -43,11 +44,42 @@ impl ApiKey {
     }
 }
 
+/// A key to issue, checked: a display name, known scopes, an expiry in the future if any.
 pub struct NewKey {
     pub tenant_id: TenantId,
     pub name: String,
     pub scopes: Vec<Scope>,
     pub expires_at: Option<Timestamp>,
+}
+
+impl NewKey {
+    pub fn parse(
+        tenant: TenantId,
+        name: &str,
+        scopes: &[String],
+        expires_at: Option<&str>,
+        now: Timestamp,
+    ) -> Result<NewKey, String> {
+        let name = parse_name("name", name)?;
+        let scopes = Scope::parse_list(scopes.iter().map(String::as_str))?;
+        let expires_at = match expires_at {
+            None => None,
+            Some(raw) => {
+                let at = Timestamp::parse_iso(raw)
+                    .ok_or_else(|| format!("expires_at `{raw}` is not an ISO-8601 date-time"))?;
+                if at <= now {
+                    return Err("expires_at must be in the future".into());
+                }
+                Some(at)
+            }
+        };
+        Ok(NewKey {
+            tenant_id: tenant,
+            name,
+            scopes,
+            expires_at,
+        })
+    }
 }
 
 impl Store {

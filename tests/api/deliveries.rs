@@ -1225,8 +1225,8 @@ fn deliveries_are_refused_at_connect_time_when_the_host_now_resolves_to_a_privat
         dir,
         config,
         Options {
-            handle_signals: false,
             lookup: Some(lookup),
+            ..Options::default()
         },
     );
     let key = app.tenant_with_key("Acme");

@@ -3,8 +3,6 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::admin_catalog::OwnerDto;
-use super::{nullable, nullable_whole_number};
 use crate::domain::contact::{Email, Phone};
 use crate::domain::ids::{LeadId, OwnerId, StageId, TenantId};
 use crate::domain::lead::{
@@ -12,6 +10,8 @@ use crate::domain::lead::{
     fold_lead_line, parse_contact_name,
 };
 use crate::domain::time::Timestamp;
+use crate::http::admin_catalog::OwnerDto;
+use crate::http::{nullable, nullable_whole_number};
 use crate::store::lead_record::LeadView;
 
 /// The create fields, as sent. Strings stay strings until parsed so that every problem can be

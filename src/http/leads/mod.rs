@@ -1,0 +1,36 @@
+//! `/api/agents/crm/leads`: pull (filters, search, keyset cursors), push (create-or-merge and
+//! PATCH), bulk import, and the admin view of a tenant's leads.
+
+mod bulk;
+mod dto;
+mod pull;
+mod push;
+
+use actix_web::web;
+
+use super::json_config;
+
+/// 500 rows of generous size; the row count is checked separately.
+const BULK_BODY_LIMIT: usize = 4 * 1024 * 1024;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/api/agents/crm/leads")
+            .route(web::get().to(pull::list))
+            .route(web::post().to(push::create)),
+    )
+    .service(
+        web::resource("/api/agents/crm/leads/bulk")
+            .app_data(json_config(BULK_BODY_LIMIT))
+            .route(web::post().to(bulk::bulk)),
+    )
+    .service(
+        web::resource("/api/agents/crm/leads/{id}")
+            .route(web::get().to(pull::get_one))
+            .route(web::patch().to(push::patch)),
+    )
+    .service(
+        web::resource("/admin/api/tenants/{tenant_id}/leads")
+            .route(web::get().to(pull::admin_list)),
+    );
+}
