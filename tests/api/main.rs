@@ -14,5 +14,4 @@ mod lifecycle;
 mod openapi;
 mod ratelimit;
 mod receive;
-mod receiver;
 mod webhooks;

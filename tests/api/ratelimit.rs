@@ -3,7 +3,7 @@
 use crate::helpers::*;
 
 fn limited() -> TestApp {
-    spawn_with(|c| {
+    TestApp::spawn_with(|c| {
         c.limits.per_minute = 5;
         c.limits.per_hour = 1000;
         c.limits.bulk_per_minute = 2;
