@@ -26,9 +26,6 @@ use time::format_description::well_known::Rfc3339;
 
 use crate::helpers::*;
 
-/// How long to keep watching for a request that must not come, once its siblings arrived.
-const SETTLE: Duration = Duration::from_millis(500);
-
 const LEAD_FIELDS: [&str; 11] = [
     "id",
     "contact_name",
@@ -337,7 +334,7 @@ fn a_delivery_s_first_attempt_starts_within_moments_of_the_commit() {
 fn a_merge_or_a_patch_arrives_as_lead_updated_with_changed_fields() {
     let env = DeliveryEnv::start();
     let updates = env.hook("/updates", json!({ "event_types": ["lead.updated"] }));
-    env.hook("/creates", json!({ "event_types": ["lead.created"] }));
+    let creates = env.hook("/creates", json!({ "event_types": ["lead.created"] }));
     let lead = env.lead(json!({ "contact_name": "Ada", "contact_email": "ada@example.com" }));
     let id = str_of(&lead["id"]);
     env.rx.wait_for("/creates", 1, ARRIVE);
@@ -382,7 +379,28 @@ fn a_merge_or_a_patch_arrives_as_lead_updated_with_changed_fields() {
         "each event is its own delivery"
     );
 
-    sleep(SETTLE);
+    // Every event was queued in its own commit: the logs hold all there will be, and once
+    // those deliveries are final the receiver has seen every attempt.
+    let queued: Vec<Value> = env
+        .all_final(&creates)
+        .iter()
+        .map(|d| d["event"].clone())
+        .collect();
+    assert_eq!(
+        queued,
+        [json!("lead.created")],
+        "a webhook subscribed to lead.created only gets no lead.updated"
+    );
+    let queued: Vec<Value> = env
+        .all_final(&updates)
+        .iter()
+        .map(|d| d["event"].clone())
+        .collect();
+    assert_eq!(
+        queued,
+        [json!("lead.updated"), json!("lead.updated")],
+        "a webhook subscribed to lead.updated only gets no lead.created"
+    );
     let creates = env.rx.requests("/creates");
     assert_eq!(
         creates.len(),
@@ -400,7 +418,7 @@ fn a_merge_or_a_patch_arrives_as_lead_updated_with_changed_fields() {
 #[test]
 fn bulk_imports_emit_no_deliveries() {
     let env = DeliveryEnv::start();
-    env.hook(
+    let all = env.hook(
         "/all",
         json!({ "event_types": ["lead.created", "lead.updated"] }),
     );
@@ -417,12 +435,18 @@ fn bulk_imports_emit_no_deliveries() {
     assert_eq!(res.status, 200, "{}", res.text);
     assert_eq!(res.json()["summary"]["created"], 1, "{}", res.text);
     assert_eq!(res.json()["summary"]["updated"], 1, "{}", res.text);
+    // Anything the import queued would be in the log already, written in the import's commit.
+    let log = env.deliveries(&all, "");
+    assert_eq!(
+        log["data"].as_array().map(Vec::len),
+        Some(1),
+        "the import queued something: {log}"
+    );
 
-    // A sentinel event after the import: once it has arrived, anything the import queued would
-    // have too.
+    // A sentinel event after the import, the last delivery of this webhook.
     let sentinel = env.lead(json!({ "contact_email": "sentinel@example.com" }));
     env.rx.wait_for("/all", 2, ARRIVE);
-    sleep(SETTLE);
+    assert_eq!(env.all_final(&all).len(), 2);
     let got = env.rx.requests("/all");
     let events: Vec<(String, Value)> = got
         .iter()
@@ -435,23 +459,30 @@ fn bulk_imports_emit_no_deliveries() {
 #[test]
 fn inactive_unsubscribed_and_other_tenants_webhooks_get_nothing() {
     let env = DeliveryEnv::start();
-    env.hook("/on", json!({}));
-    env.hook("/off", json!({ "is_active": false }));
-    env.hook("/updates-only", json!({ "event_types": ["lead.updated"] }));
+    let on = env.hook("/on", json!({}));
+    let off = env.hook("/off", json!({ "is_active": false }));
+    let updates_only = env.hook("/updates-only", json!({ "event_types": ["lead.updated"] }));
     let turned_off = env.hook("/turned-off", json!({}));
     let res = env
         .app
         .patch_webhook(&env.key, &turned_off.id, &json!({ "is_active": false }));
     assert_eq!(res.status, 200, "{}", res.text);
     let other = env.app.tenant_with_key("Globex");
-    env.hook_for(&other, "/globex", json!({}));
+    let globex = env.hook_for(&other, "/globex", json!({}));
 
     env.lead(json!({ "contact_email": "ada@example.com" }));
-    env.rx.wait_for("/on", 1, ARRIVE);
-    sleep(SETTLE);
-    for path in ["/off", "/updates-only", "/turned-off", "/globex"] {
+    // Queuing happens in the lead's commit: what was not queued by now never will be.
+    for (key, hook, path) in [
+        (&env.key, &off, "/off"),
+        (&env.key, &updates_only, "/updates-only"),
+        (&env.key, &turned_off, "/turned-off"),
+        (&other, &globex, "/globex"),
+    ] {
+        env.assert_nothing_queued(key, hook, &format!("{path} got a delivery"));
         assert_eq!(env.rx.count(path), 0, "{path} got a delivery");
     }
+    env.rx.wait_for("/on", 1, ARRIVE);
+    assert_eq!(env.all_final(&on).len(), 1);
     assert_eq!(env.rx.count("/on"), 1);
 }
 
@@ -489,8 +520,8 @@ fn a_failing_receiver_gets_exactly_retry_attempts_retries_each_freshly_signed() 
         );
     }
 
+    // Failed is final: no attempt follows it, so the receiver's count is settled.
     let out = env.settled(&hook, &id, "failed");
-    sleep(Duration::from_millis(1_300));
     assert_eq!(
         env.rx.count("/fail"),
         3,
@@ -557,9 +588,16 @@ fn a_410_turns_the_webhook_off_without_retrying() {
     assert!(!reason.is_empty(), "{webhook}");
     assert_eq!(webhook["last_delivery_status"], 410, "{webhook}");
 
-    // No retry, and a turned-off webhook receives nothing new.
+    // No retry (the one delivery is final), and a turned-off webhook gets nothing new queued.
     env.lead(json!({ "contact_email": "grace@example.com" }));
-    sleep(Duration::from_millis(1_300));
+    let log = env.deliveries(&hook, "");
+    assert_eq!(
+        log["data"].as_array().map(Vec::len),
+        Some(1),
+        "a turned-off webhook got a delivery queued: {log}"
+    );
+    assert_eq!(log["data"][0]["status"], "failed", "{log}");
+    assert_eq!(log["data"][0]["attempts"], 1, "{log}");
     assert_eq!(env.rx.count("/gone"), 1);
 }
 
@@ -579,7 +617,8 @@ fn a_redirect_is_never_followed_and_is_recorded_as_redirect() {
     assert_eq!(attempt["error"], "redirect", "{out}");
     assert_eq!(attempt["response_status"], 302, "{out}");
     assert_eq!(out["delivery"]["response_status"], 302, "{out}");
-    sleep(SETTLE);
+    // A followed redirect would have been requested within the attempt, which is over.
+    assert_eq!(out["delivery"]["attempts"], 1, "{out}");
     assert_eq!(env.rx.count("/target"), 0, "the redirect was followed");
     assert_eq!(env.rx.count("/moved"), 1);
 }
@@ -623,8 +662,8 @@ fn a_connection_closed_without_an_answer_is_a_failed_attempt() {
     let hook = env.hook("/hangup", json!({ "retry_attempts": 1 }));
     env.lead(json!({ "contact_email": "ada@example.com" }));
     let reqs = env.rx.wait_for("/hangup", 2, Duration::from_secs(8));
+    // Failed is final: no attempt follows it, so the receiver's count is settled.
     let out = env.settled(&hook, reqs[0].delivery_id(), "failed");
-    sleep(SETTLE);
     assert_eq!(
         env.rx.count("/hangup"),
         2,
@@ -714,6 +753,8 @@ fn deleting_a_webhook_cancels_its_pending_deliveries() {
     assert_eq!(res.status, 200, "{}", res.text);
     assert_eq!(res.json(), json!({ "id": hook.id, "deleted": true }));
 
+    // The cancelled delivery is out of sight with its webhook (404 below), so nothing visible
+    // says the retries stopped: this waits out the retry schedule (1 s) a few times over.
     sleep(Duration::from_secs(3));
     assert_eq!(
         env.rx.count("/doomed"),
@@ -948,9 +989,17 @@ fn recover_requeues_the_failed_deliveries_since_a_time() {
         let out = env.settled(&hook, id, "delivered");
         assert_eq!(out["delivery"]["attempts"], 2, "{out}");
     }
-    sleep(SETTLE);
+    // With every delivery final, the receiver has seen all the attempts there will be.
+    let log = env.all_final(&hook);
+    let attempts: u64 = log
+        .iter()
+        .map(|d| d["attempts"].as_u64().expect("attempts"))
+        .sum();
+    assert_eq!(attempts, 5, "{log:?}");
     assert_eq!(env.rx.count("/recover"), 5, "the earlier failure stays put");
-    assert_eq!(env.delivery(&hook, &early)["delivery"]["status"], "failed");
+    let early = env.delivery(&hook, &early);
+    assert_eq!(early["delivery"]["status"], "failed");
+    assert_eq!(early["delivery"]["attempts"], 1, "{early}");
 }
 
 #[test]
@@ -1107,7 +1156,8 @@ fn deliveries_are_refused_at_connect_time_when_the_host_now_resolves_to_a_privat
     let out = env.delivery(&hook, &delivery);
     assert_eq!(out["attempts"][0]["error"], "ssrf_blocked", "{out}");
     assert_eq!(out["attempts"][0]["response_status"], Value::Null, "{out}");
-    sleep(SETTLE);
+    // Failed is final (no retries): the refused attempt was the only one.
+    assert_eq!(out["delivery"]["attempts"], 1, "{out}");
     assert_eq!(
         env.rx.count("/ssrf"),
         0,

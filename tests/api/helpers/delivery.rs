@@ -1,5 +1,7 @@
 //! The webhook-delivery fixture: a real HTTPS [`Receiver`], a server delivering to it
 //! ([`TestApp::delivering_to`]) and a tenant with a key, plus the waits a delivery test needs.
+//! Nothing here sleeps for a fixed time: every wait ends when the delivery log or the receiver
+//! shows what it waits for.
 
 use std::time::Duration;
 
@@ -33,6 +35,11 @@ impl Hook {
             secret: str_of(&body["secret"]),
         }
     }
+}
+
+/// Whether a delivery will be attempted no more (unless asked to: redeliver, recover).
+fn is_final(delivery: &Value) -> bool {
+    delivery["status"] == "delivered" || delivery["status"] == "failed"
 }
 
 impl DeliveryEnv {
@@ -103,5 +110,32 @@ impl DeliveryEnv {
                 Err(out.to_string())
             }
         })
+    }
+
+    /// Waits until every delivery in the webhook's log is final (delivered or failed) and
+    /// returns them, newest first. The outbox is written in the lead's own commit, so the log
+    /// already holds every delivery queued so far; once they are all final, the receiver has
+    /// seen every attempt it ever will, and its count can be asserted at once.
+    pub fn all_final(&self, hook: &Hook) -> Vec<Value> {
+        eventually(
+            &format!("every delivery of webhook {} final", hook.id),
+            ARRIVE,
+            || {
+                let out = self.deliveries(hook, "?limit=100");
+                let data = out["data"].as_array().expect("data").clone();
+                if out["next_cursor"].is_null() && data.iter().all(is_final) {
+                    Ok(data)
+                } else {
+                    Err(out.to_string())
+                }
+            },
+        )
+    }
+
+    /// Asserts that nothing was queued for the webhook: its delivery log is empty. Queuing
+    /// happens in the commit that made the event, so this needs no wait.
+    pub fn assert_nothing_queued(&self, key: &Key, hook: &Hook, why: &str) {
+        let out = self.app.list_deliveries(key, &hook.id, "").expect(200);
+        assert_eq!(out["data"], json!([]), "{why}: {out}");
     }
 }
