@@ -427,6 +427,14 @@ impl Client {
         self.api("POST", LEADS, key).json(body).send()
     }
 
+    /// POST /api/agents/crm/leads with a JSON body sent exactly as written (key order included).
+    pub fn post_lead_raw(&self, key: &Key, body: &str) -> Resp {
+        self.api("POST", LEADS, key)
+            .header("content-type", "application/json")
+            .raw(body)
+            .send()
+    }
+
     /// GET /api/agents/crm/leads{query}; `query` is `""` or starts with `?`.
     pub fn list_leads(&self, key: &Key, query: &str) -> Resp {
         self.api("GET", &format!("{LEADS}{query}"), key).send()

@@ -15,9 +15,9 @@ fn tenants_are_created_listed_read_and_renamed() {
     assert!(uuid::Uuid::parse_str(id).is_ok());
     assert!(tenant["created_at"].as_str().unwrap().ends_with('Z'));
 
-    let list = app.list_tenants().json();
+    let list = app.list_tenants().expect(200);
     assert_eq!(list["tenants"], json!([tenant]));
-    let one = app.get_tenant(id).json();
+    let one = app.get_tenant(id).expect(200);
     assert_eq!(one["tenant"], tenant);
     let renamed = app.patch_tenant(id, &json!({ "name": "Acme" }));
     assert_eq!(renamed.status, 200);
@@ -59,7 +59,7 @@ fn keys_show_their_token_once_and_revoke() {
     let revoked = app.revoke_key(key_id);
     assert_eq!(revoked.status, 200);
     assert_eq!(revoked.json(), json!({ "id": key_id, "revoked": true }));
-    let list = app.list_keys(&tenant).json();
+    let list = app.list_keys(&tenant).expect(200);
     assert!(list["keys"][0]["revoked_at"].is_string());
     app.revoke_key(&uuid::Uuid::now_v7().to_string())
         .assert_error(404, "not_found_error");
@@ -102,7 +102,7 @@ fn key_requests_are_validated() {
 fn new_tenants_get_the_default_pipeline_and_lead_line() {
     let app = TestApp::spawn();
     let tenant = app.create_tenant("Acme");
-    let stages = app.list_stages(&tenant).json();
+    let stages = app.list_stages(&tenant).expect(200);
     let slugs: Vec<&str> = stages["stages"]
         .as_array()
         .unwrap()
@@ -111,7 +111,7 @@ fn new_tenants_get_the_default_pipeline_and_lead_line() {
         .collect();
     assert_eq!(slugs, ["new", "contacted", "qualified", "won", "lost"]);
     assert_eq!(stages["stages"][0]["position"], 0);
-    let fields = app.list_custom_fields(&tenant).json();
+    let fields = app.list_custom_fields(&tenant).expect(200);
     assert_eq!(fields["custom_fields"][0]["slug"], "lead_line");
     assert_eq!(fields["custom_fields"][0]["reserved"], true);
 }
@@ -138,7 +138,7 @@ fn stages_are_created_reordered_and_deleted() {
     assert_eq!(moved.status, 200, "{}", moved.text);
     assert_eq!(moved.json()["stage"]["position"], 1);
     assert_eq!(moved.json()["stage"]["color"], Value::Null);
-    let slugs: Vec<String> = app.list_stages(&tenant).json()["stages"]
+    let slugs: Vec<String> = app.list_stages(&tenant).expect(200)["stages"]
         .as_array()
         .unwrap()
         .iter()
@@ -153,7 +153,7 @@ fn stages_are_created_reordered_and_deleted() {
     assert_eq!(deleted.json(), json!({ "id": id, "deleted": true }));
     app.delete_stage(&tenant, id)
         .assert_error(404, "not_found_error");
-    let positions: Vec<u64> = app.list_stages(&tenant).json()["stages"]
+    let positions: Vec<u64> = app.list_stages(&tenant).expect(200)["stages"]
         .as_array()
         .unwrap()
         .iter()
@@ -181,7 +181,7 @@ fn custom_fields_and_owners() {
         &json!({ "slug": "x", "name": "X", "type": "date" }),
     )
     .assert_error(400, "invalid_request_error");
-    let lead_line = app.list_custom_fields(&tenant).json()["custom_fields"][0]["id"]
+    let lead_line = app.list_custom_fields(&tenant).expect(200)["custom_fields"][0]["id"]
         .as_str()
         .unwrap()
         .to_string();
@@ -200,7 +200,7 @@ fn custom_fields_and_owners() {
     let patched = app.patch_owner(&tenant, oid, &json!({ "role_name": null }));
     assert_eq!(patched.json()["owner"]["role_name"], Value::Null);
     assert_eq!(
-        app.list_owners(&tenant).json()["owners"]
+        app.list_owners(&tenant).expect(200)["owners"]
             .as_array()
             .unwrap()
             .len(),
@@ -216,7 +216,9 @@ fn stages_and_owners_in_use_by_leads_cannot_be_deleted() {
     let app = TestApp::spawn();
     let key = app.tenant_with_key("Acme");
     let tenant = &key.tenant;
-    let owner = app.post_owner(tenant, &json!({ "name": "Dana" })).json()["owner"]["id"]
+    let owner = app
+        .post_owner(tenant, &json!({ "name": "Dana" }))
+        .expect(201)["owner"]["id"]
         .as_str()
         .unwrap()
         .to_string();

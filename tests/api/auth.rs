@@ -10,12 +10,12 @@ use crate::helpers::*;
 fn a_valid_key_gets_200_and_its_use_is_recorded() {
     let app = TestApp::spawn();
     let key = app.tenant_with_key("Acme");
-    let res = app.api("GET", LEADS, &key).send();
+    let res = app.list_leads(&key, "");
     assert_eq!(res.status, 200, "{}", res.text);
     assert_eq!(res.json()["leads"], json!([]));
     // `last_used_at` is written in the background; give it a moment.
     eventually("last_used_at recorded", Duration::from_secs(1), || {
-        let keys = app.list_keys(&key.tenant).json();
+        let keys = app.list_keys(&key.tenant).expect(200);
         if keys["keys"][0]["last_used_at"].is_string() {
             Ok(())
         } else {
@@ -93,14 +93,12 @@ fn a_key_used_for_another_customer_is_403() {
     let key = app.tenant_with_key("Acme");
     let other = app.create_tenant("Globex");
     let message = app
-        .api("GET", LEADS, &key.for_tenant(&other))
-        .send()
+        .list_leads(&key.for_tenant(&other), "")
         .assert_error(403, "authorization_error");
     assert!(message.contains("another customer"), "{message}");
     // A well-formed id naming no tenant is the same refusal: the key is locked elsewhere.
     let nobody = uuid::Uuid::now_v7().to_string();
-    app.api("GET", LEADS, &key.for_tenant(&nobody))
-        .send()
+    app.list_leads(&key.for_tenant(&nobody), "")
         .assert_error(403, "authorization_error");
 }
 
@@ -110,22 +108,13 @@ fn a_key_without_the_scope_is_403_even_for_missing_resources() {
     let tenant = app.create_tenant("Acme");
     let reader = app.issue_key(&tenant, &["public_api:leads:read"]);
     let message = app
-        .api("POST", LEADS, &reader)
-        .json(&json!({ "contact_name": "Ada" }))
-        .send()
+        .post_lead(&reader, &json!({ "contact_name": "Ada" }))
         .assert_error(403, "authorization_error");
     assert!(message.contains("public_api:leads:write"), "{message}");
-    app.api(
-        "PATCH",
-        &format!("{LEADS}/{}", uuid::Uuid::now_v7()),
-        &reader,
-    )
-    .json(&json!({}))
-    .send()
-    .assert_error(403, "authorization_error");
+    app.patch_lead(&reader, &uuid::Uuid::now_v7().to_string(), &json!({}))
+        .assert_error(403, "authorization_error");
     let writer = app.issue_key(&tenant, &["public_api:leads:write"]);
-    app.api("GET", &format!("{LEADS}/{}", uuid::Uuid::now_v7()), &writer)
-        .send()
+    app.get_lead(&writer, &uuid::Uuid::now_v7().to_string())
         .assert_error(403, "authorization_error");
 }
 
@@ -133,12 +122,11 @@ fn a_key_without_the_scope_is_403_even_for_missing_resources() {
 fn a_revoked_key_is_refused() {
     let app = TestApp::spawn();
     let key = app.tenant_with_key("Acme");
-    assert_eq!(app.api("GET", LEADS, &key).send().status, 200);
+    assert_eq!(app.list_leads(&key, "").status, 200);
     let res = app.revoke_key(&key.id);
     assert_eq!(res.status, 200);
     let message = app
-        .api("GET", LEADS, &key)
-        .send()
+        .list_leads(&key, "")
         .assert_error(401, "authentication_error");
     assert!(message.contains("revoked"), "{message}");
 }
@@ -160,11 +148,10 @@ fn an_expired_key_is_refused() {
         token: res.json()["token"].as_str().unwrap().into(),
         tenant,
     };
-    assert_eq!(app.api("GET", LEADS, &key).send().status, 200);
+    assert_eq!(app.list_leads(&key, "").status, 200);
     std::thread::sleep(std::time::Duration::from_millis(1_600));
     let message = app
-        .api("GET", LEADS, &key)
-        .send()
+        .list_leads(&key, "")
         .assert_error(401, "authentication_error");
     assert!(message.contains("expired"), "{message}");
 }

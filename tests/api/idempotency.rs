@@ -29,23 +29,20 @@ fn a_replay_returns_the_stored_response_and_writes_nothing() {
     let app = TestApp::relaxed();
     let key = app.tenant_with_key("Acme");
     // No email or phone: without the key, a second request would make a second lead.
-    let first = app.idempotent("create-1").api("POST", LEADS, &key).header("content-type", "application/json").raw(r#"{"contact_name": "Ivy", "source_platform": "referral", "custom_fields": {"b": 1, "a": 2}}"#).send();
+    let ivy = r#"{"contact_name": "Ivy", "source_platform": "referral", "custom_fields": {"b": 1, "a": 2}}"#;
+    let first = app.idempotent("create-1").post_lead_raw(&key, ivy);
     assert_fresh(&first, 201);
     assert_eq!(first.json()["lead"]["contact_name"], "Ivy");
     assert_eq!(app.lead_total(&key), 1);
 
-    let again = app.idempotent("create-1").api("POST", LEADS, &key).header("content-type", "application/json").raw(r#"{"contact_name": "Ivy", "source_platform": "referral", "custom_fields": {"b": 1, "a": 2}}"#).send();
+    let again = app.idempotent("create-1").post_lead_raw(&key, ivy);
     assert_replay_of(&again, &first);
     // Key order does not matter: the bodies are compared as canonical JSON.
-    let reordered = app
-        .idempotent("create-1")
-        .api("POST", LEADS, &key)
-        .header("content-type", "application/json")
-        .raw(
-            r#"{ "custom_fields": {"a": 2, "b": 1}, "source_platform": "referral",
+    let reordered = app.idempotent("create-1").post_lead_raw(
+        &key,
+        r#"{ "custom_fields": {"a": 2, "b": 1}, "source_platform": "referral",
              "contact_name": "Ivy" }"#,
-        )
-        .send();
+    );
     assert_replay_of(&reordered, &first);
     assert_eq!(app.lead_total(&key), 1, "a replay writes nothing");
     let id = id_of(&first.json()["lead"]);

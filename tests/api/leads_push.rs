@@ -612,25 +612,16 @@ fn lead_line_is_a_custom_field_and_filterable() {
     app.post_lead(&key, &json!({ "contact_name": "Neither" }))
         .expect(201);
 
-    let res = app
-        .api(
-            "GET",
-            &format!("{LEADS}?lead_line=buyer&include_custom_fields=true"),
-            &key,
-        )
-        .send();
-    assert_eq!(res.status, 200, "{}", res.text);
-    let page = res.json();
+    let page = app
+        .list_leads(&key, "?lead_line=buyer&include_custom_fields=true")
+        .expect(200);
     assert_eq!(page["total"], 1);
     assert_eq!(page["leads"][0]["id"], lead["id"]);
     assert_eq!(
         page["leads"][0]["custom_fields"],
         json!({ "lead_line": "buyer" })
     );
-    let page = app
-        .api("GET", &format!("{LEADS}?lead_line=seller"), &key)
-        .send()
-        .json();
+    let page = app.list_leads(&key, "?lead_line=seller").expect(200);
     assert_eq!(page["total"], 1);
     assert_eq!(page["leads"][0]["id"], via_fields["lead"]["id"]);
 }

@@ -17,11 +17,11 @@ fn data_survives_a_restart() {
     );
     assert_eq!(stage.status, 201);
     let app = app.restart();
-    let tenants = app.list_tenants().json();
+    let tenants = app.list_tenants().expect(200);
     assert_eq!(tenants["tenants"][0]["id"], key.tenant.as_str());
-    let stages = app.list_stages(&key.tenant).json();
+    let stages = app.list_stages(&key.tenant).expect(200);
     assert_eq!(stages["stages"].as_array().unwrap().len(), 6);
-    let keys = app.list_keys(&key.tenant).json();
+    let keys = app.list_keys(&key.tenant).expect(200);
     assert_eq!(keys["keys"][0]["id"], key.id.as_str());
 }
 
