@@ -7,6 +7,7 @@
 mod app;
 mod client;
 pub mod receiver;
+mod routes;
 
 pub use app::{
     ADMIN_TOKEN, ALL_SCOPES, TestApp, deliver_to, relax_limits, test_config, trust_receiver,
