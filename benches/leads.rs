@@ -11,7 +11,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::helpers::{BULK, LEADS};
 use serde_json::{Value, json};
 
 const BULK_ROWS: usize = 500;
@@ -61,12 +60,8 @@ fn main() {
                         break;
                     }
                     let rows: Vec<Value> = (from..(from + BULK_ROWS).min(total)).map(row).collect();
-                    let res = app
-                        .api("POST", BULK, key)
-                        .json(&json!({ "leads": rows }))
-                        .send();
-                    assert_eq!(res.status, 200, "{}", res.text);
-                    assert_eq!(res.json()["summary"]["failed"], 0, "{}", res.text);
+                    let body = app.bulk(key, &json!({ "leads": rows })).expect(200);
+                    assert_eq!(body["summary"]["failed"], 0, "{body}");
                 }
             });
         }
@@ -96,9 +91,9 @@ fn main() {
                         }
                         let body = json!({ "contact_name": format!("Single {i}"), "contact_email": format!("single{i}@bench.example") });
                         let t = Instant::now();
-                        let res = app.api("POST", LEADS, key).json(&body).send();
+                        let res = app.post_lead(key, &body);
                         samples.push(t.elapsed());
-                        assert_eq!(res.status, 201, "{}", res.text);
+                        res.expect(201);
                     }
                 })
             })
@@ -116,41 +111,35 @@ fn main() {
         CREATES as f64 / elapsed.as_secs_f64()
     );
 
-    let measure = |path: &str, samples: usize| {
+    let measure = |query: &str, samples: usize| {
         let mut times = Vec::with_capacity(samples);
         for _ in 0..samples {
             let t = Instant::now();
-            let res = app.api("GET", path, &key).send();
+            let res = app.list_leads(&key, query);
             times.push(t.elapsed());
-            assert_eq!(res.status, 200, "{}", res.text);
+            res.expect(200);
         }
         common::percentiles(&mut times)
     };
-    let (p50, p99) = measure("/api/agents/crm/leads?limit=20", LIST_SAMPLES);
+    let (p50, p99) = measure("?limit=20", LIST_SAMPLES);
     println!("list, first page (limit 20): p50 {p50:.2} ms, p99 {p99:.2} ms");
 
     // A cursor 90 % of the way through the tenant, found once with an offset.
-    let anchor = format!("{LEADS}?limit=1&offset={}", total * 9 / 10);
-    let page = app.api("GET", &anchor, &key).send().json();
+    let anchor = format!("?limit=1&offset={}", total * 9 / 10);
+    let page = app.list_leads(&key, &anchor).expect(200);
     let cursor = page["next_cursor"]
         .as_str()
         .expect("a deep cursor")
         .to_string();
-    let (p50, p99) = measure(&format!("{LEADS}?limit=20&cursor={cursor}"), LIST_SAMPLES);
+    let (p50, p99) = measure(&format!("?limit=20&cursor={cursor}"), LIST_SAMPLES);
     println!("list, deep cursor page (90 % in, limit 20): p50 {p50:.2} ms, p99 {p99:.2} ms");
 
-    let (p50, p99) = measure(
-        "/api/agents/crm/leads?limit=20&search=lead12345",
-        SEARCH_SAMPLES,
-    );
+    let (p50, p99) = measure("?limit=20&search=lead12345", SEARCH_SAMPLES);
     println!(
         "list, search (full scan of {} leads): p50 {p50:.0} ms, p99 {p99:.0} ms",
         total + CREATES
     );
-    let (p50, p99) = measure(
-        "/api/agents/crm/leads?limit=20&lead_line=buyer",
-        SEARCH_SAMPLES,
-    );
+    let (p50, p99) = measure("?limit=20&lead_line=buyer", SEARCH_SAMPLES);
     println!("list, lead_line filter with total: p50 {p50:.0} ms, p99 {p99:.0} ms");
 
     println!(

@@ -8,9 +8,9 @@ mod common;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use common::helpers::{HOOKS, Key, LEADS, TestApp};
-use common::receiver::Receiver;
 use serde_json::json;
+use testkit::receiver::Receiver;
+use testkit::{Key, TestApp, trust_receiver};
 
 /// Deliveries per throughput scenario.
 const DELIVERIES: usize = 6_000;
@@ -32,28 +32,22 @@ fn hook(i: usize) -> String {
 impl Scenario {
     fn start(webhooks: usize) -> Scenario {
         let receiver = Receiver::start();
-        let ca = receiver.ca_path().to_path_buf();
         let app = common::start(|c| {
-            c.webhooks.allowed_private_cidrs = vec!["127.0.0.0/8".parse().unwrap()];
-            c.webhooks.extra_ca_file = Some(ca);
+            trust_receiver(c, &receiver);
             c.webhooks.max_per_tenant = webhooks as u32;
         });
         let key = app.tenant_with_key("Bench");
         for i in 0..webhooks {
-            let res = app
-                .api("POST", HOOKS, &key)
-                .json(&json!({ "url": receiver.url(&hook(i)) }))
-                .send();
-            assert_eq!(res.status, 201, "{}", res.text);
+            app.post_webhook(&key, &json!({ "url": receiver.url(&hook(i)) }))
+                .expect(201);
         }
         Scenario { app, receiver, key }
     }
 
     fn create(&self, i: usize) -> String {
         let body = json!({ "contact_name": format!("Lead {i}"), "contact_email": format!("l{i}@bench.example") });
-        let res = self.app.api("POST", LEADS, &self.key).json(&body).send();
-        assert_eq!(res.status, 201, "{}", res.text);
-        res.json()["lead"]["id"].as_str().expect("id").to_string()
+        let lead = self.app.create_lead(&self.key, body);
+        lead["id"].as_str().expect("id").to_string()
     }
 }
 

@@ -1,19 +1,13 @@
-//! Shared by the benchmarks: the integration tests' server helpers and HTTPS receiver, set up
-//! for measuring, and percentile arithmetic.
+//! Shared by the benchmarks: the test kit's server, set up for measuring, and percentile
+//! arithmetic.
 
-// Each benchmark uses only part of this (and of the test modules).
+// Each benchmark uses only part of this.
 #![allow(dead_code)]
 
 use std::time::Duration;
 
 use leadbase::config::Config;
-
-#[path = "../../tests/api/helpers.rs"]
-pub mod helpers;
-#[path = "../../tests/api/receiver.rs"]
-pub mod receiver;
-
-use helpers::TestApp;
+use testkit::TestApp;
 
 /// Keeps up to 256 idle connections per host for the concurrent clients, with a longer timeout
 /// for the full-scan queries.
@@ -29,7 +23,7 @@ pub fn agent() -> ureq::Agent {
 /// An in-process server on a temporary data file, with limits out of reach and the default
 /// worker count (the tests pin it to 2), then `adjust`.
 pub fn start(adjust: impl FnOnce(&mut Config)) -> TestApp {
-    helpers::spawn_with(|c| {
+    TestApp::spawn_with(|c| {
         c.server.workers = Config::default().server.workers;
         c.limits.per_minute = u32::MAX / 2;
         c.limits.per_hour = u32::MAX / 2;

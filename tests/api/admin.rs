@@ -6,11 +6,8 @@ use crate::helpers::*;
 
 #[test]
 fn tenants_are_created_listed_read_and_renamed() {
-    let app = spawn_app();
-    let res = app
-        .admin("POST", "/admin/api/tenants")
-        .json(&json!({ "name": " Acme Realty " }))
-        .send();
+    let app = TestApp::spawn();
+    let res = app.post_tenant(&json!({ "name": " Acme Realty " }));
     assert_eq!(res.status, 201);
     let tenant = res.json()["tenant"].clone();
     assert_eq!(tenant["name"], "Acme Realty");
@@ -18,37 +15,29 @@ fn tenants_are_created_listed_read_and_renamed() {
     assert!(uuid::Uuid::parse_str(id).is_ok());
     assert!(tenant["created_at"].as_str().unwrap().ends_with('Z'));
 
-    let list = app.admin("GET", "/admin/api/tenants").send().json();
+    let list = app.list_tenants().expect(200);
     assert_eq!(list["tenants"], json!([tenant]));
-    let one = app
-        .admin("GET", &format!("/admin/api/tenants/{id}"))
-        .send()
-        .json();
+    let one = app.get_tenant(id).expect(200);
     assert_eq!(one["tenant"], tenant);
-    let renamed = app
-        .admin("PATCH", &format!("/admin/api/tenants/{id}"))
-        .json(&json!({ "name": "Acme" }))
-        .send();
+    let renamed = app.patch_tenant(id, &json!({ "name": "Acme" }));
     assert_eq!(renamed.status, 200);
     assert_eq!(renamed.json()["tenant"]["name"], "Acme");
 
-    let missing = uuid::Uuid::now_v7();
-    app.admin("GET", &format!("/admin/api/tenants/{missing}"))
-        .send()
+    let missing = uuid::Uuid::now_v7().to_string();
+    app.get_tenant(&missing)
         .assert_error(404, "not_found_error");
-    app.admin("GET", "/admin/api/tenants/not-a-uuid")
-        .send()
+    app.get_tenant("not-a-uuid")
         .assert_error(404, "not_found_error");
 }
 
 #[test]
 fn keys_show_their_token_once_and_revoke() {
-    let app = spawn_app();
+    let app = TestApp::spawn();
     let tenant = app.create_tenant("Acme");
-    let res = app
-        .admin("POST", &format!("/admin/api/tenants/{tenant}/keys"))
-        .json(&json!({ "name": "zapier", "scopes": ["public_api:leads:read"] }))
-        .send();
+    let res = app.post_key(
+        &tenant,
+        &json!({ "name": "zapier", "scopes": ["public_api:leads:read"] }),
+    );
     assert_eq!(res.status, 201, "{}", res.text);
     let body = res.json();
     let token = body["token"].as_str().unwrap();
@@ -59,9 +48,7 @@ fn keys_show_their_token_once_and_revoke() {
     assert_eq!(key["revoked_at"], Value::Null);
     assert_eq!(key["last_used_at"], Value::Null);
 
-    let list = app
-        .admin("GET", &format!("/admin/api/tenants/{tenant}/keys"))
-        .send();
+    let list = app.list_keys(&tenant);
     assert!(
         !list.text.contains(&token[13..]),
         "the token never appears again"
@@ -69,29 +56,19 @@ fn keys_show_their_token_once_and_revoke() {
     assert_eq!(list.json()["keys"].as_array().unwrap().len(), 1);
 
     let key_id = key["id"].as_str().unwrap();
-    let revoked = app
-        .admin("DELETE", &format!("/admin/api/keys/{key_id}"))
-        .send();
+    let revoked = app.revoke_key(key_id);
     assert_eq!(revoked.status, 200);
     assert_eq!(revoked.json(), json!({ "id": key_id, "revoked": true }));
-    let list = app
-        .admin("GET", &format!("/admin/api/tenants/{tenant}/keys"))
-        .send()
-        .json();
+    let list = app.list_keys(&tenant).expect(200);
     assert!(list["keys"][0]["revoked_at"].is_string());
-    app.admin(
-        "DELETE",
-        &format!("/admin/api/keys/{}", uuid::Uuid::now_v7()),
-    )
-    .send()
-    .assert_error(404, "not_found_error");
+    app.revoke_key(&uuid::Uuid::now_v7().to_string())
+        .assert_error(404, "not_found_error");
 }
 
 #[test]
 fn key_requests_are_validated() {
-    let app = spawn_app();
+    let app = TestApp::spawn();
     let tenant = app.create_tenant("Acme");
-    let path = format!("/admin/api/tenants/{tenant}/keys");
     let cases = [
         (
             json!({ "name": "x", "scopes": [] }),
@@ -112,27 +89,20 @@ fn key_requests_are_validated() {
     ];
     for (body, expected) in cases {
         let message = app
-            .admin("POST", &path)
-            .json(&body)
-            .send()
+            .post_key(&tenant, &body)
             .assert_error(400, "invalid_request_error");
         assert!(message.contains(expected), "{message}");
     }
-    let missing = uuid::Uuid::now_v7();
-    app.admin("POST", &format!("/admin/api/tenants/{missing}/keys"))
-        .json(&json!({ "name": "x", "scopes": ALL_SCOPES }))
-        .send()
+    let missing = uuid::Uuid::now_v7().to_string();
+    app.post_key(&missing, &json!({ "name": "x", "scopes": ALL_SCOPES }))
         .assert_error(404, "not_found_error");
 }
 
 #[test]
 fn new_tenants_get_the_default_pipeline_and_lead_line() {
-    let app = spawn_app();
+    let app = TestApp::spawn();
     let tenant = app.create_tenant("Acme");
-    let stages = app
-        .admin("GET", &format!("/admin/api/tenants/{tenant}/stages"))
-        .send()
-        .json();
+    let stages = app.list_stages(&tenant).expect(200);
     let slugs: Vec<&str> = stages["stages"]
         .as_array()
         .unwrap()
@@ -141,45 +111,34 @@ fn new_tenants_get_the_default_pipeline_and_lead_line() {
         .collect();
     assert_eq!(slugs, ["new", "contacted", "qualified", "won", "lost"]);
     assert_eq!(stages["stages"][0]["position"], 0);
-    let fields = app
-        .admin("GET", &format!("/admin/api/tenants/{tenant}/custom-fields"))
-        .send()
-        .json();
+    let fields = app.list_custom_fields(&tenant).expect(200);
     assert_eq!(fields["custom_fields"][0]["slug"], "lead_line");
     assert_eq!(fields["custom_fields"][0]["reserved"], true);
 }
 
 #[test]
 fn stages_are_created_reordered_and_deleted() {
-    let app = spawn_app();
+    let app = TestApp::spawn();
     let tenant = app.create_tenant("Acme");
-    let base = format!("/admin/api/tenants/{tenant}/stages");
-    let res = app
-        .admin("POST", &base)
-        .json(&json!({ "slug": "showing", "name": "Showing", "color": "#ABC" }))
-        .send();
+    let res = app.post_stage(
+        &tenant,
+        &json!({ "slug": "showing", "name": "Showing", "color": "#ABC" }),
+    );
     assert_eq!(res.status, 201, "{}", res.text);
     let stage = res.json()["stage"].clone();
     assert_eq!(stage["position"], 5);
     assert_eq!(stage["color"], "#abc");
     let id = stage["id"].as_str().unwrap();
-    app.admin("POST", &base)
-        .json(&json!({ "slug": "showing", "name": "Again" }))
-        .send()
+    app.post_stage(&tenant, &json!({ "slug": "showing", "name": "Again" }))
         .assert_error(409, "api_error");
-    app.admin("POST", &base)
-        .json(&json!({ "slug": "Bad Slug", "name": "x" }))
-        .send()
+    app.post_stage(&tenant, &json!({ "slug": "Bad Slug", "name": "x" }))
         .assert_error(400, "invalid_request_error");
 
-    let moved = app
-        .admin("PATCH", &format!("{base}/{id}"))
-        .json(&json!({ "position": 1, "color": null }))
-        .send();
+    let moved = app.patch_stage(&tenant, id, &json!({ "position": 1, "color": null }));
     assert_eq!(moved.status, 200, "{}", moved.text);
     assert_eq!(moved.json()["stage"]["position"], 1);
     assert_eq!(moved.json()["stage"]["color"], Value::Null);
-    let slugs: Vec<String> = app.admin("GET", &base).send().json()["stages"]
+    let slugs: Vec<String> = app.list_stages(&tenant).expect(200)["stages"]
         .as_array()
         .unwrap()
         .iter()
@@ -190,12 +149,11 @@ fn stages_are_created_reordered_and_deleted() {
         ["new", "showing", "contacted", "qualified", "won", "lost"]
     );
 
-    let deleted = app.admin("DELETE", &format!("{base}/{id}")).send();
+    let deleted = app.delete_stage(&tenant, id);
     assert_eq!(deleted.json(), json!({ "id": id, "deleted": true }));
-    app.admin("DELETE", &format!("{base}/{id}"))
-        .send()
+    app.delete_stage(&tenant, id)
         .assert_error(404, "not_found_error");
-    let positions: Vec<u64> = app.admin("GET", &base).send().json()["stages"]
+    let positions: Vec<u64> = app.list_stages(&tenant).expect(200)["stages"]
         .as_array()
         .unwrap()
         .iter()
@@ -206,132 +164,80 @@ fn stages_are_created_reordered_and_deleted() {
 
 #[test]
 fn custom_fields_and_owners() {
-    let app = spawn_app();
+    let app = TestApp::spawn();
     let tenant = app.create_tenant("Acme");
-    let fields = format!("/admin/api/tenants/{tenant}/custom-fields");
-    let res = app
-        .admin("POST", &fields)
-        .json(&json!({ "slug": "budget", "name": "Budget", "type": "number" }))
-        .send();
+    let res = app.post_custom_field(
+        &tenant,
+        &json!({ "slug": "budget", "name": "Budget", "type": "number" }),
+    );
     assert_eq!(res.status, 201, "{}", res.text);
     let field = res.json()["custom_field"].clone();
     assert_eq!(field["type"], "number");
     assert_eq!(field["reserved"], false);
-    app.admin("POST", &fields)
-        .json(&json!({ "slug": "lead_line", "name": "Again" }))
-        .send()
+    app.post_custom_field(&tenant, &json!({ "slug": "lead_line", "name": "Again" }))
         .assert_error(409, "api_error");
-    app.admin("POST", &fields)
-        .json(&json!({ "slug": "x", "name": "X", "type": "date" }))
-        .send()
-        .assert_error(400, "invalid_request_error");
-    let lead_line = app.admin("GET", &fields).send().json()["custom_fields"][0]["id"]
+    app.post_custom_field(
+        &tenant,
+        &json!({ "slug": "x", "name": "X", "type": "date" }),
+    )
+    .assert_error(400, "invalid_request_error");
+    let lead_line = app.list_custom_fields(&tenant).expect(200)["custom_fields"][0]["id"]
         .as_str()
         .unwrap()
         .to_string();
-    app.admin("DELETE", &format!("{fields}/{lead_line}"))
-        .send()
+    app.delete_custom_field(&tenant, &lead_line)
         .assert_error(409, "api_error");
     let fid = field["id"].as_str().unwrap();
-    let renamed = app
-        .admin("PATCH", &format!("{fields}/{fid}"))
-        .json(&json!({ "name": "Max budget" }))
-        .send();
+    let renamed = app.patch_custom_field(&tenant, fid, &json!({ "name": "Max budget" }));
     assert_eq!(renamed.json()["custom_field"]["name"], "Max budget");
-    assert_eq!(
-        app.admin("DELETE", &format!("{fields}/{fid}"))
-            .send()
-            .status,
-        200
-    );
+    assert_eq!(app.delete_custom_field(&tenant, fid).status, 200);
 
-    let owners = format!("/admin/api/tenants/{tenant}/owners");
-    let res = app
-        .admin("POST", &owners)
-        .json(&json!({ "name": "Dana", "role_name": "Agent" }))
-        .send();
+    let res = app.post_owner(&tenant, &json!({ "name": "Dana", "role_name": "Agent" }));
     assert_eq!(res.status, 201);
     let owner = res.json()["owner"].clone();
     assert_eq!(owner["role_name"], "Agent");
     let oid = owner["id"].as_str().unwrap();
-    let patched = app
-        .admin("PATCH", &format!("{owners}/{oid}"))
-        .json(&json!({ "role_name": null }))
-        .send();
+    let patched = app.patch_owner(&tenant, oid, &json!({ "role_name": null }));
     assert_eq!(patched.json()["owner"]["role_name"], Value::Null);
     assert_eq!(
-        app.admin("GET", &owners).send().json()["owners"]
+        app.list_owners(&tenant).expect(200)["owners"]
             .as_array()
             .unwrap()
             .len(),
         1
     );
-    assert_eq!(
-        app.admin("DELETE", &format!("{owners}/{oid}"))
-            .send()
-            .status,
-        200
-    );
-    app.admin("DELETE", &format!("{owners}/{oid}"))
-        .send()
+    assert_eq!(app.delete_owner(&tenant, oid).status, 200);
+    app.delete_owner(&tenant, oid)
         .assert_error(404, "not_found_error");
 }
 
 #[test]
 fn stages_and_owners_in_use_by_leads_cannot_be_deleted() {
-    let app = spawn_app();
+    let app = TestApp::spawn();
     let key = app.tenant_with_key("Acme");
     let tenant = &key.tenant;
     let owner = app
-        .admin("POST", &format!("/admin/api/tenants/{tenant}/owners"))
-        .json(&json!({ "name": "Dana" }))
-        .send()
-        .json()["owner"]["id"]
+        .post_owner(tenant, &json!({ "name": "Dana" }))
+        .expect(201)["owner"]["id"]
         .as_str()
         .unwrap()
         .to_string();
-    let lead = create(
-        &app,
+    let lead = app.create_lead(
         &key,
         json!({ "contact_name": "Ada", "stage_slug": "contacted", "owner_id": owner }),
     );
     let stage = lead["current_stage"]["id"].as_str().unwrap().to_string();
     let message = app
-        .admin(
-            "DELETE",
-            &format!("/admin/api/tenants/{tenant}/stages/{stage}"),
-        )
-        .send()
+        .delete_stage(tenant, &stage)
         .assert_error(409, "api_error");
     assert!(message.contains("1 leads are at this stage"), "{message}");
-    app.admin(
-        "DELETE",
-        &format!("/admin/api/tenants/{tenant}/owners/{owner}"),
-    )
-    .send()
-    .assert_error(409, "api_error");
-    patch_lead(
-        &app,
+    app.delete_owner(tenant, &owner)
+        .assert_error(409, "api_error");
+    app.update_lead(
         &key,
         &id_of(&lead),
         json!({ "stage_slug": "new", "owner_id": null }),
     );
-    assert_eq!(
-        app.admin(
-            "DELETE",
-            &format!("/admin/api/tenants/{tenant}/stages/{stage}")
-        )
-        .send()
-        .status,
-        200
-    );
-    assert_eq!(
-        app.admin(
-            "DELETE",
-            &format!("/admin/api/tenants/{tenant}/owners/{owner}")
-        )
-        .send()
-        .status,
-        200
-    );
+    assert_eq!(app.delete_stage(tenant, &stage).status, 200);
+    assert_eq!(app.delete_owner(tenant, &owner).status, 200);
 }

@@ -19,10 +19,8 @@ fn strings(list: &Value) -> Vec<&str> {
 
 #[test]
 fn meta_lists_every_value_of_each_enum_in_order() {
-    let app = spawn_app();
-    let res = app.admin("GET", "/admin/api/meta").send();
-    assert_eq!(res.status, 200, "{}", res.text);
-    let meta = res.json();
+    let app = TestApp::spawn();
+    let meta = app.admin_meta().expect(200);
     assert_eq!(
         keys(&meta),
         set_of(&[
@@ -48,7 +46,7 @@ fn meta_lists_every_value_of_each_enum_in_order() {
 
 #[test]
 fn meta_needs_the_admin_token() {
-    let app = spawn_app();
+    let app = TestApp::spawn();
     app.req("GET", "/admin/api/meta")
         .send()
         .assert_error(401, "authentication_error");

@@ -8,17 +8,14 @@ use crate::helpers::*;
 
 #[test]
 fn a_valid_key_gets_200_and_its_use_is_recorded() {
-    let app = spawn_app();
+    let app = TestApp::spawn();
     let key = app.tenant_with_key("Acme");
-    let res = app.api("GET", LEADS, &key).send();
+    let res = app.list_leads(&key, "");
     assert_eq!(res.status, 200, "{}", res.text);
     assert_eq!(res.json()["leads"], json!([]));
     // `last_used_at` is written in the background; give it a moment.
     eventually("last_used_at recorded", Duration::from_secs(1), || {
-        let keys = app
-            .admin("GET", &format!("/admin/api/tenants/{}/keys", key.tenant))
-            .send()
-            .json();
+        let keys = app.list_keys(&key.tenant).expect(200);
         if keys["keys"][0]["last_used_at"].is_string() {
             Ok(())
         } else {
@@ -29,7 +26,7 @@ fn a_valid_key_gets_200_and_its_use_is_recorded() {
 
 #[test]
 fn missing_malformed_and_unknown_tokens_are_401() {
-    let app = spawn_app();
+    let app = TestApp::spawn();
     let key = app.tenant_with_key("Acme");
     let cases = [
         (None, "missing Authorization"),
@@ -59,7 +56,7 @@ fn missing_malformed_and_unknown_tokens_are_401() {
 
 #[test]
 fn a_missing_or_malformed_customer_id_is_401() {
-    let app = spawn_app();
+    let app = TestApp::spawn();
     let key = app.tenant_with_key("Acme");
     let message = app
         .req("GET", LEADS)
@@ -78,7 +75,7 @@ fn a_missing_or_malformed_customer_id_is_401() {
 
 #[test]
 fn the_token_is_checked_before_the_customer_id() {
-    let app = spawn_app();
+    let app = TestApp::spawn();
     app.req("GET", LEADS)
         .bearer(&format!("mega_{}", "1".repeat(64)))
         .send()
@@ -92,91 +89,76 @@ fn the_token_is_checked_before_the_customer_id() {
 
 #[test]
 fn a_key_used_for_another_customer_is_403() {
-    let app = spawn_app();
+    let app = TestApp::spawn();
     let key = app.tenant_with_key("Acme");
     let other = app.create_tenant("Globex");
     let message = app
-        .api("GET", LEADS, &key.for_tenant(&other))
-        .send()
+        .list_leads(&key.for_tenant(&other), "")
         .assert_error(403, "authorization_error");
     assert!(message.contains("another customer"), "{message}");
     // A well-formed id naming no tenant is the same refusal: the key is locked elsewhere.
     let nobody = uuid::Uuid::now_v7().to_string();
-    app.api("GET", LEADS, &key.for_tenant(&nobody))
-        .send()
+    app.list_leads(&key.for_tenant(&nobody), "")
         .assert_error(403, "authorization_error");
 }
 
 #[test]
 fn a_key_without_the_scope_is_403_even_for_missing_resources() {
-    let app = spawn_app();
+    let app = TestApp::spawn();
     let tenant = app.create_tenant("Acme");
     let reader = app.issue_key(&tenant, &["public_api:leads:read"]);
     let message = app
-        .api("POST", LEADS, &reader)
-        .json(&json!({ "contact_name": "Ada" }))
-        .send()
+        .post_lead(&reader, &json!({ "contact_name": "Ada" }))
         .assert_error(403, "authorization_error");
     assert!(message.contains("public_api:leads:write"), "{message}");
-    app.api(
-        "PATCH",
-        &format!("{LEADS}/{}", uuid::Uuid::now_v7()),
-        &reader,
-    )
-    .json(&json!({}))
-    .send()
-    .assert_error(403, "authorization_error");
+    app.patch_lead(&reader, &uuid::Uuid::now_v7().to_string(), &json!({}))
+        .assert_error(403, "authorization_error");
     let writer = app.issue_key(&tenant, &["public_api:leads:write"]);
-    app.api("GET", &format!("{LEADS}/{}", uuid::Uuid::now_v7()), &writer)
-        .send()
+    app.get_lead(&writer, &uuid::Uuid::now_v7().to_string())
         .assert_error(403, "authorization_error");
 }
 
 #[test]
 fn a_revoked_key_is_refused() {
-    let app = spawn_app();
+    let app = TestApp::spawn();
     let key = app.tenant_with_key("Acme");
-    assert_eq!(app.api("GET", LEADS, &key).send().status, 200);
-    let res = app
-        .admin("DELETE", &format!("/admin/api/keys/{}", key.id))
-        .send();
+    assert_eq!(app.list_leads(&key, "").status, 200);
+    let res = app.revoke_key(&key.id);
     assert_eq!(res.status, 200);
     let message = app
-        .api("GET", LEADS, &key)
-        .send()
+        .list_leads(&key, "")
         .assert_error(401, "authentication_error");
     assert!(message.contains("revoked"), "{message}");
 }
 
 #[test]
 fn an_expired_key_is_refused() {
-    let app = spawn_app();
+    let app = TestApp::spawn();
     let tenant = app.create_tenant("Acme");
     let expires = leadbase::domain::time::Timestamp::now()
         .plus_ms(1_500)
         .to_iso();
-    let res = app
-        .admin("POST", &format!("/admin/api/tenants/{tenant}/keys"))
-        .json(&json!({ "name": "short", "scopes": ALL_SCOPES, "expires_at": expires }))
-        .send();
+    let res = app.post_key(
+        &tenant,
+        &json!({ "name": "short", "scopes": ALL_SCOPES, "expires_at": expires }),
+    );
     assert_eq!(res.status, 201, "{}", res.text);
     let key = Key {
         id: res.json()["key"]["id"].as_str().unwrap().into(),
         token: res.json()["token"].as_str().unwrap().into(),
         tenant,
     };
-    assert_eq!(app.api("GET", LEADS, &key).send().status, 200);
+    assert_eq!(app.list_leads(&key, "").status, 200);
     std::thread::sleep(std::time::Duration::from_millis(1_600));
     let message = app
-        .api("GET", LEADS, &key)
-        .send()
+        .list_leads(&key, "")
         .assert_error(401, "authentication_error");
     assert!(message.contains("expired"), "{message}");
 }
 
 #[test]
 fn api_responses_carry_no_cors_headers() {
-    let app = spawn_app();
+    let app = TestApp::spawn();
     let key = app.tenant_with_key("Acme");
     let res = app
         .api("GET", LEADS, &key)

@@ -3,7 +3,6 @@
 
 use std::collections::HashSet;
 use std::net::{TcpListener, TcpStream};
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -13,47 +12,6 @@ use serde_json::{Value, json};
 use crate::helpers::*;
 
 const LEAD_COUNT: usize = 20;
-
-fn call(base: &str, method: &str, path: &str, headers: &[(&str, &str)], body: Value) -> Value {
-    let mut req = ureq::http::Request::builder()
-        .method(method)
-        .uri(format!("{base}{path}"));
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    let req = req
-        .header("content-type", "application/json")
-        .body(body.to_string())
-        .unwrap();
-    let mut res = agent().run(req).expect("exchange");
-    let text = res.body_mut().read_to_string().unwrap();
-    assert!(res.status().is_success(), "{method} {path}: {text}");
-    serde_json::from_str(&text).unwrap()
-}
-
-/// A tenant and a key with every scope, through the admin API: (tenant id, `Bearer …`).
-fn tenant_with_key(base: &str) -> (String, String) {
-    let admin = format!("Bearer {ADMIN_TOKEN}");
-    let auth = [("authorization", admin.as_str())];
-    let tenant = call(
-        base,
-        "POST",
-        "/admin/api/tenants",
-        &auth,
-        json!({ "name": "Acme" }),
-    );
-    let tenant = tenant["tenant"]["id"].as_str().unwrap().to_string();
-    let path = format!("/admin/api/tenants/{tenant}/keys");
-    let key = call(
-        base,
-        "POST",
-        &path,
-        &auth,
-        json!({ "name": "k", "scopes": ALL_SCOPES }),
-    );
-    let bearer = format!("Bearer {}", key["token"].as_str().unwrap());
-    (tenant, bearer)
-}
 
 #[test]
 fn deliveries_pending_or_in_flight_at_sigkill_are_delivered_after_restart() {
@@ -84,30 +42,22 @@ fn deliveries_pending_or_in_flight_at_sigkill_are_delivered_after_restart() {
         "webhooks.retry_schedule_seconds=1",
         "limits.per_minute=100000",
     ];
-    let (mut server, base, _) = serve(&data, &sets);
-    let (tenant, bearer) = tenant_with_key(&base);
-    let auth = [
-        ("authorization", bearer.as_str()),
-        ("x-customer-id", tenant.as_str()),
-    ];
-    let webhook = call(
-        &base,
-        "POST",
-        HOOKS,
-        &auth,
-        json!({ "url": format!("http://127.0.0.1:{port}/crash"), "timeout_seconds": 60, "retry_attempts": 10 }),
-    );
+    let mut server = serve(&data, &sets);
+    let key = server.client.tenant_with_key("Acme");
+    let webhook = server
+        .client
+        .post_webhook(
+            &key,
+            &json!({ "url": format!("http://127.0.0.1:{port}/crash"), "timeout_seconds": 60, "retry_attempts": 10 }),
+        )
+        .expect(201);
     let secret = webhook["secret"].as_str().unwrap().to_string();
     let mut expected = HashSet::new();
     for i in 0..LEAD_COUNT {
-        let lead = call(
-            &base,
-            "POST",
-            LEADS,
-            &auth,
-            json!({ "contact_name": format!("Lead {i}") }),
-        );
-        expected.insert(lead["lead"]["id"].as_str().unwrap().to_string());
+        let lead = server
+            .client
+            .create_lead(&key, json!({ "contact_name": format!("Lead {i}") }));
+        expected.insert(lead["id"].as_str().unwrap().to_string());
     }
     eventually(
         "attempts reached the receiver",
@@ -118,8 +68,7 @@ fn deliveries_pending_or_in_flight_at_sigkill_are_delivered_after_restart() {
         },
     );
 
-    server.kill().expect("SIGKILL");
-    server.wait().unwrap();
+    server.sigkill();
     // Free the port: stop accepting and drop the connections the dead server left.
     stop.store(true, Ordering::SeqCst);
     let _ = TcpStream::connect(("127.0.0.1", port));
@@ -127,7 +76,7 @@ fn deliveries_pending_or_in_flight_at_sigkill_are_delivered_after_restart() {
     held.lock().unwrap().clear();
 
     let receiver = receive(&secret, &format!("127.0.0.1:{port}"));
-    let (mut restarted, _, _) = serve(&data, &sets);
+    let _restarted = serve(&data, &sets);
 
     let mut seen = HashSet::new();
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -143,8 +92,6 @@ fn deliveries_pending_or_in_flight_at_sigkill_are_delivered_after_restart() {
         assert_eq!(event["verified"], true);
         seen.insert(event["body"]["lead"]["id"].as_str().unwrap().to_string());
     }
-    let _ = restarted.kill();
-    let _ = restarted.wait();
 }
 
 /// A plain-HTTP receiver that reads each request, waits `delay`, then answers 200; it counts
@@ -205,27 +152,19 @@ fn sigterm_lets_an_attempt_in_flight_finish_and_records_it() {
         "webhooks.https_only=false",
         "webhooks.allowed_private_cidrs=127.0.0.0/8",
     ];
-    let (mut server, base, _) = serve(&data, &sets);
-    let (tenant, bearer) = tenant_with_key(&base);
-    let auth = [
-        ("authorization", bearer.as_str()),
-        ("x-customer-id", tenant.as_str()),
-    ];
-    let webhook = call(
-        &base,
-        "POST",
-        HOOKS,
-        &auth,
-        json!({ "url": format!("http://127.0.0.1:{port}/slow"), "timeout_seconds": 10 }),
-    );
+    let mut server = serve(&data, &sets);
+    let key = server.client.tenant_with_key("Acme");
+    let webhook = server
+        .client
+        .post_webhook(
+            &key,
+            &json!({ "url": format!("http://127.0.0.1:{port}/slow"), "timeout_seconds": 10 }),
+        )
+        .expect(201);
     let webhook = webhook["webhook"]["id"].as_str().unwrap().to_string();
-    call(
-        &base,
-        "POST",
-        LEADS,
-        &auth,
-        json!({ "contact_name": "Ada" }),
-    );
+    server
+        .client
+        .create_lead(&key, json!({ "contact_name": "Ada" }));
     eventually(
         "the attempt started",
         Duration::from_secs(10),
@@ -236,36 +175,26 @@ fn sigterm_lets_an_attempt_in_flight_finish_and_records_it() {
     );
 
     let asked = Instant::now();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &server.id().to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let status = server.wait().unwrap();
+    server.sigterm();
+    let status = server.wait();
     assert!(status.success(), "{status:?}");
     assert!(
         asked.elapsed() >= Duration::from_millis(1000),
         "the stop waited for the attempt"
     );
 
-    let (mut restarted, base, _) = serve(&data, &sets);
-    let log = call(
-        &base,
-        "GET",
-        &format!("{HOOKS}/{webhook}/deliveries"),
-        &auth,
-        Value::Null,
-    );
+    let restarted = serve(&data, &sets);
+    let log = restarted
+        .client
+        .list_deliveries(&key, &webhook, "")
+        .expect(200);
+    // Delivered is final: the restarted dispatcher has nothing of this delivery's left to send,
+    // so the count is settled once the log says so.
     assert_eq!(log["data"][0]["status"], "delivered", "{log}");
     assert_eq!(log["data"][0]["attempts"], 1);
-    std::thread::sleep(Duration::from_millis(500));
     assert_eq!(
         *seen.lock().unwrap(),
         1,
         "a finished attempt is not sent again"
     );
-    let _ = restarted.kill();
-    let _ = restarted.wait();
 }

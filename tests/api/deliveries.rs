@@ -25,12 +25,6 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::helpers::*;
-use crate::receiver::{Behaviour, Receiver, Recorded};
-
-/// How long a delivery that should arrive may take (it normally takes milliseconds).
-const ARRIVE: Duration = Duration::from_secs(5);
-/// How long to keep watching for a request that must not come, once its siblings arrived.
-const SETTLE: Duration = Duration::from_millis(500);
 
 const LEAD_FIELDS: [&str; 11] = [
     "id",
@@ -156,137 +150,21 @@ fn assert_signed(req: &Recorded, current: &str, previous: Option<&str>) {
     );
 }
 
-// ---------------------------------------------------------------------------------------------
-// The server under test, a tenant, and the receiver.
-
-struct Env {
-    app: TestApp,
-    key: Key,
-    rx: Receiver,
-}
-
-struct Hook {
-    id: String,
-    secret: String,
-}
-
-fn env() -> Env {
-    let rx = Receiver::start();
-    let ca = rx.ca_path().to_path_buf();
-    let app = spawn_with(|c| {
-        relax_limits(c);
-        c.webhooks.allowed_private_cidrs = vec!["127.0.0.0/8".parse().unwrap()];
-        c.webhooks.extra_ca_file = Some(ca);
-        c.webhooks.retry_schedule_seconds = vec![1, 1, 1, 1, 1];
-        c.webhooks.delivery_threads = 4;
-    });
-    let key = app.tenant_with_key("Acme");
-    Env { app, key, rx }
-}
-
 fn is_iso_ms(value: &Value) -> bool {
     value.as_str().is_some_and(|s| {
         s.len() == 24 && s.ends_with('Z') && OffsetDateTime::parse(s, &Rfc3339).is_ok()
     })
 }
 
-fn str_of(value: &Value) -> String {
-    value
-        .as_str()
-        .unwrap_or_else(|| panic!("not a string: {value}"))
-        .to_string()
-}
-
-impl Env {
-    /// Registers a webhook for `path` on the receiver; `settings` adds to `{url}`.
-    fn hook(&self, path: &str, settings: Value) -> Hook {
-        self.hook_for(&self.key, path, settings)
-    }
-
-    fn hook_for(&self, key: &Key, path: &str, settings: Value) -> Hook {
-        let mut body = json!({ "url": self.rx.url(path) });
-        for (k, v) in settings.as_object().expect("settings object") {
-            body[k] = v.clone();
-        }
-        let res = self.app.api("POST", HOOKS, key).json(&body).send();
-        assert_eq!(res.status, 201, "register {body}: {}", res.text);
-        let out = res.json();
-        Hook {
-            id: str_of(&out["webhook"]["id"]),
-            secret: str_of(&out["secret"]),
-        }
-    }
-
-    /// POST /leads (create or merge); returns the whole 201 body.
-    fn push(&self, body: Value) -> Value {
-        push(&self.app, &self.key, body)
-    }
-
-    /// Creates a lead; returns it.
-    fn lead(&self, body: Value) -> Value {
-        let out = self.push(body);
-        assert_eq!(out["merged"], false, "a new lead: {out}");
-        out["lead"].clone()
-    }
-
-    /// A request to `{HOOKS}/{hook id}{rest}` with the tenant's key.
-    fn at(&self, method: &'static str, hook: &Hook, rest: &str) -> Req<'_> {
-        self.app
-            .api(method, &format!("{HOOKS}/{}{rest}", hook.id), &self.key)
-    }
-
-    /// A 200 GET of `{HOOKS}/{hook id}{rest}`.
-    fn get(&self, hook: &Hook, rest: &str) -> Value {
-        let res = self.at("GET", hook, rest).send();
-        assert_eq!(
-            res.status, 200,
-            "GET {HOOKS}/{}{rest}: {}",
-            hook.id, res.text
-        );
-        res.json()
-    }
-
-    fn webhook(&self, hook: &Hook) -> Value {
-        self.get(hook, "")["webhook"].clone()
-    }
-
-    /// GET .../deliveries with a query string (`""` for none).
-    fn deliveries(&self, hook: &Hook, query: &str) -> Value {
-        self.get(hook, &format!("/deliveries{query}"))
-    }
-
-    /// GET .../deliveries/{id}: `{delivery, attempts}`.
-    fn delivery(&self, hook: &Hook, id: &str) -> Value {
-        self.get(hook, &format!("/deliveries/{id}"))
-    }
-
-    /// Waits until the delivery has reached `status` (the receiver sees a request before the
-    /// server records its outcome); returns `{delivery, attempts}`.
-    fn settled(&self, hook: &Hook, id: &str, status: &str) -> Value {
-        eventually(&format!("delivery {id} {status}"), ARRIVE, || {
-            let out = self.delivery(hook, id);
-            if out["delivery"]["status"] == status {
-                Ok(out)
-            } else {
-                Err(out.to_string())
-            }
-        })
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
 
 #[test]
 fn a_created_lead_arrives_as_lead_created_with_the_documented_payload_and_headers() {
-    let env = env();
-    let res = env
-        .app
-        .admin(
-            "POST",
-            &format!("/admin/api/tenants/{}/custom-fields", env.key.tenant),
-        )
-        .json(&json!({ "slug": "budget", "name": "Budget", "type": "number" }))
-        .send();
+    let env = DeliveryEnv::start();
+    let res = env.app.post_custom_field(
+        &env.key.tenant,
+        &json!({ "slug": "budget", "name": "Budget", "type": "number" }),
+    );
     assert_eq!(res.status, 201, "{}", res.text);
     let hook = env.hook("/created", json!({}));
 
@@ -378,7 +256,7 @@ fn a_created_lead_arrives_as_lead_created_with_the_documented_payload_and_header
 
 #[test]
 fn standard_webhooks_headers_verify_with_the_standard_webhooks_recipe() {
-    let env = env();
+    let env = DeliveryEnv::start();
     let hook = env.hook("/std", json!({}));
     env.lead(json!({ "contact_email": "std@example.com" }));
     let req = env.rx.wait_for("/std", 1, ARRIVE).remove(0);
@@ -428,7 +306,7 @@ fn standard_webhooks_headers_verify_with_the_standard_webhooks_recipe() {
 
 #[test]
 fn a_delivery_s_first_attempt_starts_within_moments_of_the_commit() {
-    let env = env();
+    let env = DeliveryEnv::start();
     env.hook("/prompt", json!({}));
     let mut lags = Vec::new();
     for i in 0..5 {
@@ -454,9 +332,9 @@ fn a_delivery_s_first_attempt_starts_within_moments_of_the_commit() {
 
 #[test]
 fn a_merge_or_a_patch_arrives_as_lead_updated_with_changed_fields() {
-    let env = env();
+    let env = DeliveryEnv::start();
     let updates = env.hook("/updates", json!({ "event_types": ["lead.updated"] }));
-    env.hook("/creates", json!({ "event_types": ["lead.created"] }));
+    let creates = env.hook("/creates", json!({ "event_types": ["lead.created"] }));
     let lead = env.lead(json!({ "contact_name": "Ada", "contact_email": "ada@example.com" }));
     let id = str_of(&lead["id"]);
     env.rx.wait_for("/creates", 1, ARRIVE);
@@ -481,12 +359,8 @@ fn a_merge_or_a_patch_arrives_as_lead_updated_with_changed_fields() {
     assert_eq!(body["lead"]["updated_at"], merged["lead"]["updated_at"]);
 
     // A PATCH.
-    patch_lead(
-        &env.app,
-        &env.key,
-        &id,
-        json!({ "score": 42, "status": "won" }),
-    );
+    env.app
+        .update_lead(&env.key, &id, json!({ "score": 42, "status": "won" }));
     let req = env.rx.wait_for("/updates", 2, ARRIVE).remove(1);
     assert_signed(&req, &updates.secret, None);
     let body = req.json();
@@ -505,7 +379,28 @@ fn a_merge_or_a_patch_arrives_as_lead_updated_with_changed_fields() {
         "each event is its own delivery"
     );
 
-    sleep(SETTLE);
+    // Every event was queued in its own commit: the logs hold all there will be, and once
+    // those deliveries are final the receiver has seen every attempt.
+    let queued: Vec<Value> = env
+        .all_final(&creates)
+        .iter()
+        .map(|d| d["event"].clone())
+        .collect();
+    assert_eq!(
+        queued,
+        [json!("lead.created")],
+        "a webhook subscribed to lead.created only gets no lead.updated"
+    );
+    let queued: Vec<Value> = env
+        .all_final(&updates)
+        .iter()
+        .map(|d| d["event"].clone())
+        .collect();
+    assert_eq!(
+        queued,
+        [json!("lead.updated"), json!("lead.updated")],
+        "a webhook subscribed to lead.updated only gets no lead.created"
+    );
     let creates = env.rx.requests("/creates");
     assert_eq!(
         creates.len(),
@@ -522,31 +417,36 @@ fn a_merge_or_a_patch_arrives_as_lead_updated_with_changed_fields() {
 
 #[test]
 fn bulk_imports_emit_no_deliveries() {
-    let env = env();
-    env.hook(
+    let env = DeliveryEnv::start();
+    let all = env.hook(
         "/all",
         json!({ "event_types": ["lead.created", "lead.updated"] }),
     );
     env.lead(json!({ "contact_name": "Ada", "contact_email": "ada@example.com" }));
     env.rx.wait_for("/all", 1, ARRIVE);
 
-    let res = env
-        .app
-        .api("POST", BULK, &env.key)
-        .json(&json!({ "leads": [
+    let res = env.app.bulk(
+        &env.key,
+        &json!({ "leads": [
             { "row_ref": "new", "contact_email": "new@example.com" },
             { "row_ref": "merge", "contact_email": "ada@example.com", "contact_name": "Changed" },
-        ] }))
-        .send();
+        ] }),
+    );
     assert_eq!(res.status, 200, "{}", res.text);
     assert_eq!(res.json()["summary"]["created"], 1, "{}", res.text);
     assert_eq!(res.json()["summary"]["updated"], 1, "{}", res.text);
+    // Anything the import queued would be in the log already, written in the import's commit.
+    let log = env.deliveries(&all, "");
+    assert_eq!(
+        log["data"].as_array().map(Vec::len),
+        Some(1),
+        "the import queued something: {log}"
+    );
 
-    // A sentinel event after the import: once it has arrived, anything the import queued would
-    // have too.
+    // A sentinel event after the import, the last delivery of this webhook.
     let sentinel = env.lead(json!({ "contact_email": "sentinel@example.com" }));
     env.rx.wait_for("/all", 2, ARRIVE);
-    sleep(SETTLE);
+    assert_eq!(env.all_final(&all).len(), 2);
     let got = env.rx.requests("/all");
     let events: Vec<(String, Value)> = got
         .iter()
@@ -558,31 +458,37 @@ fn bulk_imports_emit_no_deliveries() {
 
 #[test]
 fn inactive_unsubscribed_and_other_tenants_webhooks_get_nothing() {
-    let env = env();
-    env.hook("/on", json!({}));
-    env.hook("/off", json!({ "is_active": false }));
-    env.hook("/updates-only", json!({ "event_types": ["lead.updated"] }));
+    let env = DeliveryEnv::start();
+    let on = env.hook("/on", json!({}));
+    let off = env.hook("/off", json!({ "is_active": false }));
+    let updates_only = env.hook("/updates-only", json!({ "event_types": ["lead.updated"] }));
     let turned_off = env.hook("/turned-off", json!({}));
     let res = env
-        .at("PATCH", &turned_off, "")
-        .json(&json!({ "is_active": false }))
-        .send();
+        .app
+        .patch_webhook(&env.key, &turned_off.id, &json!({ "is_active": false }));
     assert_eq!(res.status, 200, "{}", res.text);
     let other = env.app.tenant_with_key("Globex");
-    env.hook_for(&other, "/globex", json!({}));
+    let globex = env.hook_for(&other, "/globex", json!({}));
 
     env.lead(json!({ "contact_email": "ada@example.com" }));
-    env.rx.wait_for("/on", 1, ARRIVE);
-    sleep(SETTLE);
-    for path in ["/off", "/updates-only", "/turned-off", "/globex"] {
+    // Queuing happens in the lead's commit: what was not queued by now never will be.
+    for (key, hook, path) in [
+        (&env.key, &off, "/off"),
+        (&env.key, &updates_only, "/updates-only"),
+        (&env.key, &turned_off, "/turned-off"),
+        (&other, &globex, "/globex"),
+    ] {
+        env.assert_nothing_queued(key, hook, &format!("{path} got a delivery"));
         assert_eq!(env.rx.count(path), 0, "{path} got a delivery");
     }
+    env.rx.wait_for("/on", 1, ARRIVE);
+    assert_eq!(env.all_final(&on).len(), 1);
     assert_eq!(env.rx.count("/on"), 1);
 }
 
 #[test]
 fn a_failing_receiver_gets_exactly_retry_attempts_retries_each_freshly_signed() {
-    let env = env();
+    let env = DeliveryEnv::start();
     env.rx.set("/fail", Behaviour::status(500).body("nope"));
     let hook = env.hook("/fail", json!({ "retry_attempts": 2 }));
     env.lead(json!({ "contact_email": "ada@example.com" }));
@@ -614,8 +520,8 @@ fn a_failing_receiver_gets_exactly_retry_attempts_retries_each_freshly_signed() 
         );
     }
 
+    // Failed is final: no attempt follows it, so the receiver's count is settled.
     let out = env.settled(&hook, &id, "failed");
-    sleep(Duration::from_millis(1_300));
     assert_eq!(
         env.rx.count("/fail"),
         3,
@@ -660,7 +566,7 @@ fn a_failing_receiver_gets_exactly_retry_attempts_retries_each_freshly_signed() 
 
 #[test]
 fn a_410_turns_the_webhook_off_without_retrying() {
-    let env = env();
+    let env = DeliveryEnv::start();
     env.rx.set("/gone", Behaviour::status(410));
     let hook = env.hook("/gone", json!({ "retry_attempts": 3 }));
     env.lead(json!({ "contact_email": "ada@example.com" }));
@@ -682,15 +588,22 @@ fn a_410_turns_the_webhook_off_without_retrying() {
     assert!(!reason.is_empty(), "{webhook}");
     assert_eq!(webhook["last_delivery_status"], 410, "{webhook}");
 
-    // No retry, and a turned-off webhook receives nothing new.
+    // No retry (the one delivery is final), and a turned-off webhook gets nothing new queued.
     env.lead(json!({ "contact_email": "grace@example.com" }));
-    sleep(Duration::from_millis(1_300));
+    let log = env.deliveries(&hook, "");
+    assert_eq!(
+        log["data"].as_array().map(Vec::len),
+        Some(1),
+        "a turned-off webhook got a delivery queued: {log}"
+    );
+    assert_eq!(log["data"][0]["status"], "failed", "{log}");
+    assert_eq!(log["data"][0]["attempts"], 1, "{log}");
     assert_eq!(env.rx.count("/gone"), 1);
 }
 
 #[test]
 fn a_redirect_is_never_followed_and_is_recorded_as_redirect() {
-    let env = env();
+    let env = DeliveryEnv::start();
     env.rx.set(
         "/moved",
         Behaviour::status(302).header("Location", &env.rx.url("/target")),
@@ -704,14 +617,15 @@ fn a_redirect_is_never_followed_and_is_recorded_as_redirect() {
     assert_eq!(attempt["error"], "redirect", "{out}");
     assert_eq!(attempt["response_status"], 302, "{out}");
     assert_eq!(out["delivery"]["response_status"], 302, "{out}");
-    sleep(SETTLE);
+    // A followed redirect would have been requested within the attempt, which is over.
+    assert_eq!(out["delivery"]["attempts"], 1, "{out}");
     assert_eq!(env.rx.count("/target"), 0, "the redirect was followed");
     assert_eq!(env.rx.count("/moved"), 1);
 }
 
 #[test]
 fn retry_after_on_503_and_429_delays_the_next_attempt() {
-    let env = env();
+    let env = DeliveryEnv::start();
     for path in ["/busy", "/limited"] {
         let status = if path == "/busy" { 503 } else { 429 };
         env.rx.script(
@@ -743,13 +657,13 @@ fn retry_after_on_503_and_429_delays_the_next_attempt() {
 
 #[test]
 fn a_connection_closed_without_an_answer_is_a_failed_attempt() {
-    let env = env();
+    let env = DeliveryEnv::start();
     env.rx.set("/hangup", Behaviour::Close);
     let hook = env.hook("/hangup", json!({ "retry_attempts": 1 }));
     env.lead(json!({ "contact_email": "ada@example.com" }));
     let reqs = env.rx.wait_for("/hangup", 2, Duration::from_secs(8));
+    // Failed is final: no attempt follows it, so the receiver's count is settled.
     let out = env.settled(&hook, reqs[0].delivery_id(), "failed");
-    sleep(SETTLE);
     assert_eq!(
         env.rx.count("/hangup"),
         2,
@@ -769,15 +683,11 @@ fn a_connection_closed_without_an_answer_is_a_failed_attempt() {
 
 #[test]
 fn rotation_signs_with_both_secrets_during_the_overlap_and_only_the_new_one_after() {
-    let env = env();
+    let env = DeliveryEnv::start();
     let hook = env.hook("/rot", json!({}));
     let old = hook.secret.clone();
     let rotate = |body: Option<Value>| -> String {
-        let req = env.at("POST", &hook, "/rotate-secret");
-        let res = match body {
-            Some(body) => req.json(&body).send(),
-            None => req.send(),
-        };
+        let res = env.app.rotate_secret(&env.key, &hook.id, body.as_ref());
         assert_eq!(res.status, 200, "{}", res.text);
         str_of(&res.json()["secret"])
     };
@@ -833,16 +743,18 @@ fn rotation_signs_with_both_secrets_during_the_overlap_and_only_the_new_one_afte
 
 #[test]
 fn deleting_a_webhook_cancels_its_pending_deliveries() {
-    let env = env();
+    let env = DeliveryEnv::start();
     env.rx.set("/doomed", Behaviour::status(500));
     let hook = env.hook("/doomed", json!({ "retry_attempts": 5 }));
     env.lead(json!({ "contact_email": "ada@example.com" }));
     let req = env.rx.wait_for("/doomed", 1, ARRIVE).remove(0);
 
-    let res = env.at("DELETE", &hook, "").send();
+    let res = env.app.delete_webhook(&env.key, &hook.id);
     assert_eq!(res.status, 200, "{}", res.text);
     assert_eq!(res.json(), json!({ "id": hook.id, "deleted": true }));
 
+    // The cancelled delivery is out of sight with its webhook (404 below), so nothing visible
+    // says the retries stopped: this waits out the retry schedule (1 s) a few times over.
     sleep(Duration::from_secs(3));
     assert_eq!(
         env.rx.count("/doomed"),
@@ -850,19 +762,17 @@ fn deleting_a_webhook_cancels_its_pending_deliveries() {
         "a deleted webhook's retries must stop"
     );
     // The webhook is gone everywhere, its delivery log included.
-    for rest in [
-        "/deliveries".to_string(),
-        format!("/deliveries/{}", req.delivery_id()),
+    for res in [
+        env.app.list_deliveries(&env.key, &hook.id, ""),
+        env.app.get_delivery(&env.key, &hook.id, req.delivery_id()),
     ] {
-        env.at("GET", &hook, &rest)
-            .send()
-            .assert_error(404, "not_found_error");
+        res.assert_error(404, "not_found_error");
     }
 }
 
 #[test]
 fn the_delivery_log_lists_newest_first_filters_by_status_and_pages() {
-    let env = env();
+    let env = DeliveryEnv::start();
     let hook = env.hook("/log", json!({ "retry_attempts": 0 }));
     let big: Vec<u8> = (0..5000u32).map(|i| b'a' + (i % 26) as u8).collect();
 
@@ -930,8 +840,8 @@ fn the_delivery_log_lists_newest_first_filters_by_status_and_pages() {
     );
     assert_eq!(page_ids("?status=failed"), (vec![d2.clone()], Value::Null));
     assert_eq!(page_ids("?status=pending"), (vec![], Value::Null));
-    env.at("GET", &hook, "/deliveries?status=lost")
-        .send()
+    env.app
+        .list_deliveries(&env.key, &hook.id, "?status=lost")
         .assert_error(400, "invalid_request_error");
 
     // Paging.
@@ -982,37 +892,26 @@ fn the_delivery_log_lists_newest_first_filters_by_status_and_pages() {
 
     // Unknown ids.
     let unknown = "01900000-0000-7000-8000-000000000000";
-    env.at("GET", &hook, &format!("/deliveries/{unknown}"))
-        .send()
+    env.app
+        .get_delivery(&env.key, &hook.id, unknown)
         .assert_error(404, "not_found_error");
 
     // The admin API shows the same log.
-    let res = env
-        .app
-        .admin(
-            "GET",
-            &format!(
-                "/admin/api/tenants/{}/webhooks/{}/deliveries",
-                env.key.tenant, hook.id
-            ),
-        )
-        .send();
+    let res = env.app.admin_list_deliveries(&env.key.tenant, &hook.id);
     assert_eq!(res.status, 200, "{}", res.text);
     assert_eq!(res.json()["data"], all["data"]);
 }
 
 #[test]
 fn redeliver_sends_the_same_delivery_again() {
-    let env = env();
+    let env = DeliveryEnv::start();
     let hook = env.hook("/again", json!({}));
     env.lead(json!({ "contact_email": "ada@example.com" }));
     let first = env.rx.wait_for("/again", 1, ARRIVE).remove(0);
     let id = first.delivery_id().to_string();
     env.settled(&hook, &id, "delivered");
 
-    let res = env
-        .at("POST", &hook, &format!("/deliveries/{id}/redeliver"))
-        .send();
+    let res = env.app.redeliver(&env.key, &hook.id, &id);
     assert_eq!(res.status, 202, "{}", res.text);
 
     let second = env.rx.wait_for("/again", 2, ARRIVE).remove(1);
@@ -1038,14 +937,14 @@ fn redeliver_sends_the_same_delivery_again() {
     assert_eq!(numbers, [&json!(1), &json!(2)], "{out}");
 
     let unknown = "01900000-0000-7000-8000-000000000000";
-    env.at("POST", &hook, &format!("/deliveries/{unknown}/redeliver"))
-        .send()
+    env.app
+        .redeliver(&env.key, &hook.id, unknown)
         .assert_error(404, "not_found_error");
 }
 
 #[test]
 fn recover_requeues_the_failed_deliveries_since_a_time() {
-    let env = env();
+    let env = DeliveryEnv::start();
     env.rx.set("/recover", Behaviour::status(500));
     let hook = env.hook("/recover", json!({ "retry_attempts": 0 }));
 
@@ -1072,9 +971,8 @@ fn recover_requeues_the_failed_deliveries_since_a_time() {
 
     env.rx.set("/recover", Behaviour::status(200));
     let res = env
-        .at("POST", &hook, "/recover")
-        .json(&json!({ "since": since }))
-        .send();
+        .app
+        .recover(&env.key, &hook.id, &json!({ "since": since }));
     assert_eq!(res.status, 202, "{}", res.text);
     assert_eq!(res.json(), json!({ "requeued": 2 }));
 
@@ -1091,16 +989,24 @@ fn recover_requeues_the_failed_deliveries_since_a_time() {
         let out = env.settled(&hook, id, "delivered");
         assert_eq!(out["delivery"]["attempts"], 2, "{out}");
     }
-    sleep(SETTLE);
+    // With every delivery final, the receiver has seen all the attempts there will be.
+    let log = env.all_final(&hook);
+    let attempts: u64 = log
+        .iter()
+        .map(|d| d["attempts"].as_u64().expect("attempts"))
+        .sum();
+    assert_eq!(attempts, 5, "{log:?}");
     assert_eq!(env.rx.count("/recover"), 5, "the earlier failure stays put");
-    assert_eq!(env.delivery(&hook, &early)["delivery"]["status"], "failed");
+    let early = env.delivery(&hook, &early);
+    assert_eq!(early["delivery"]["status"], "failed");
+    assert_eq!(early["delivery"]["attempts"], 1, "{early}");
 }
 
 #[test]
 fn the_test_event_arrives_as_webhook_test_with_a_null_lead() {
-    let env = env();
+    let env = DeliveryEnv::start();
     let hook = env.hook("/ping", json!({}));
-    let res = env.at("POST", &hook, "/test").send();
+    let res = env.app.test_webhook(&env.key, &hook.id);
     assert_eq!(res.status, 202, "{}", res.text);
     let out = res.json();
     assert_eq!(keys(&out), set_of(&["delivery_id"]), "{out}");
@@ -1125,7 +1031,7 @@ fn the_test_event_arrives_as_webhook_test_with_a_null_lead() {
 
 #[test]
 fn a_slow_receiver_does_not_delay_a_fast_one() {
-    let env = env();
+    let env = DeliveryEnv::start();
     env.rx.set("/slow", Behaviour::status(200).after_ms(5_000));
     let slow = env.hook(
         "/slow",
@@ -1215,36 +1121,25 @@ fn deliveries_are_refused_at_connect_time_when_the_host_now_resolves_to_a_privat
             Ok(vec![SocketAddr::from((ip, port))])
         })
     };
-    let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
-    let mut config = test_config(dir.path());
-    relax_limits(&mut config);
-    config.webhooks.allowed_private_cidrs = Vec::new();
-    config.webhooks.extra_ca_file = Some(rx.ca_path().to_path_buf());
-    config.webhooks.retry_schedule_seconds = vec![1];
-    let app = start_with_options(
-        dir,
-        config,
-        Options {
-            lookup: Some(lookup),
-            ..Options::default()
-        },
-    );
-    let key = app.tenant_with_key("Acme");
-    let env = Env { app, key, rx };
+    let options = Options {
+        lookup: Some(lookup),
+        ..Options::default()
+    };
+    let app = TestApp::spawn_with_options(options, |c| {
+        relax_limits(c);
+        c.webhooks.allowed_private_cidrs = Vec::new();
+        c.webhooks.extra_ca_file = Some(rx.ca_path().to_path_buf());
+        c.webhooks.retry_schedule_seconds = vec![1];
+    });
+    let env = DeliveryEnv::around(app, rx);
 
     // At registration `hook.test` is a public address: accepted, and nothing is dialled.
     let url = format!("https://hook.test:{port}/ssrf");
-    let res = env
-        .app
-        .api("POST", HOOKS, &env.key)
-        .json(&json!({ "url": url, "retry_attempts": 0 }))
-        .send();
-    assert_eq!(res.status, 201, "{}", res.text);
-    let out = res.json();
-    let hook = Hook {
-        id: str_of(&out["webhook"]["id"]),
-        secret: str_of(&out["secret"]),
-    };
+    let hook = Hook::from_created(
+        &env.app
+            .post_webhook(&env.key, &json!({ "url": url, "retry_attempts": 0 }))
+            .expect(201),
+    );
     assert_eq!(env.rx.count("/ssrf"), 0);
 
     // Then it resolves to loopback, which this server's policy does not allow.
@@ -1261,7 +1156,8 @@ fn deliveries_are_refused_at_connect_time_when_the_host_now_resolves_to_a_privat
     let out = env.delivery(&hook, &delivery);
     assert_eq!(out["attempts"][0]["error"], "ssrf_blocked", "{out}");
     assert_eq!(out["attempts"][0]["response_status"], Value::Null, "{out}");
-    sleep(SETTLE);
+    // Failed is final (no retries): the refused attempt was the only one.
+    assert_eq!(out["delivery"]["attempts"], 1, "{out}");
     assert_eq!(
         env.rx.count("/ssrf"),
         0,

@@ -6,7 +6,7 @@ use crate::helpers::*;
 
 #[test]
 fn unknown_routes_are_404_whatever_the_credentials() {
-    let app = spawn_app();
+    let app = TestApp::spawn();
     let key = app.tenant_with_key("Acme");
     for res in [
         app.req("GET", "/nope").send(),
@@ -21,7 +21,7 @@ fn unknown_routes_are_404_whatever_the_credentials() {
 
 #[test]
 fn wrong_methods_are_405_with_allow() {
-    let app = spawn_app();
+    let app = TestApp::spawn();
     let res = app.req("DELETE", "/healthz").send();
     res.assert_error(405, "invalid_request_error");
     assert_eq!(res.header("allow"), Some("GET, HEAD"));
@@ -36,7 +36,7 @@ fn wrong_methods_are_405_with_allow() {
 
 #[test]
 fn head_is_answered_like_get_without_a_body() {
-    let app = spawn_app();
+    let app = TestApp::spawn();
     let key = app.tenant_with_key("Acme");
     for path in ["/healthz", "/openapi.json", "/admin"] {
         let get = app.req("GET", path).send();
@@ -63,7 +63,7 @@ fn head_is_answered_like_get_without_a_body() {
 
 #[test]
 fn malformed_json_is_400_naming_the_problem() {
-    let app = spawn_app();
+    let app = TestApp::spawn();
     let res = app
         .admin("POST", "/admin/api/tenants")
         .header("content-type", "application/json")
@@ -72,39 +72,30 @@ fn malformed_json_is_400_naming_the_problem() {
     let message = res.assert_error(400, "invalid_request_error");
     assert!(message.contains("malformed JSON"), "{message}");
 
-    let res = app
-        .admin("POST", "/admin/api/tenants")
-        .json(&json!({ "title": "x" }))
-        .send();
+    let res = app.post_tenant(&json!({ "title": "x" }));
     let message = res.assert_error(400, "invalid_request_error");
     assert!(
         message.contains("name"),
         "names the missing field: {message}"
     );
 
-    let res = app
-        .admin("POST", "/admin/api/tenants")
-        .json(&json!({ "name": "   " }))
-        .send();
+    let res = app.post_tenant(&json!({ "name": "   " }));
     let message = res.assert_error(400, "invalid_request_error");
     assert_eq!(message, "name must not be empty");
 }
 
 #[test]
 fn oversized_bodies_are_413() {
-    let app = spawn_app();
+    let app = TestApp::spawn();
     let name = "x".repeat(70 * 1024);
-    let res = app
-        .admin("POST", "/admin/api/tenants")
-        .json(&json!({ "name": name }))
-        .send();
+    let res = app.post_tenant(&json!({ "name": name }));
     let message = res.assert_error(413, "invalid_request_error");
     assert!(message.contains("larger than"), "{message}");
 }
 
 #[test]
 fn bodies_without_json_content_type_are_415() {
-    let app = spawn_app();
+    let app = TestApp::spawn();
     let res = app
         .admin("POST", "/admin/api/tenants")
         .header("content-type", "text/plain")
@@ -120,18 +111,16 @@ fn bodies_without_json_content_type_are_415() {
 
 #[test]
 fn failed_requests_change_nothing() {
-    let app = spawn_app();
-    app.admin("POST", "/admin/api/tenants")
-        .json(&json!({ "name": "" }))
-        .send();
+    let app = TestApp::spawn();
+    app.post_tenant(&json!({ "name": "" }));
     app.admin("POST", "/admin/api/tenants").raw("{}").send();
-    let res = app.admin("GET", "/admin/api/tenants").send();
+    let res = app.list_tenants();
     assert_eq!(res.json()["tenants"], json!([]));
 }
 
 #[test]
 fn every_response_carries_a_request_id() {
-    let app = spawn_app();
+    let app = TestApp::spawn();
     let ok = app.req("GET", "/healthz").send();
     let missing = app.req("GET", "/missing").send();
     let unauthorised = app.req("GET", "/admin/api/tenants").send();
@@ -160,7 +149,7 @@ fn every_response_carries_a_request_id() {
 
 #[test]
 fn admin_routes_need_the_admin_token() {
-    let app = spawn_app();
+    let app = TestApp::spawn();
     app.req("GET", "/admin/api/tenants")
         .send()
         .assert_error(401, "authentication_error");
@@ -180,7 +169,7 @@ fn admin_routes_need_the_admin_token() {
 
 #[test]
 fn health_metrics_and_openapi_answer() {
-    let app = spawn_app();
+    let app = TestApp::spawn();
     let health = app.req("GET", "/healthz").send();
     assert_eq!(health.status, 200);
     assert_eq!(health.json()["status"], "ok");

@@ -6,14 +6,9 @@ use serde_json::{Value, json};
 
 use crate::helpers::*;
 
-fn bulk_res(app: &TestApp, key: &Key, body: &Value) -> Resp {
-    app.api("POST", BULK, key).json(body).send()
-}
-
-fn bulk(app: &TestApp, key: &Key, body: &Value) -> Value {
-    let res = bulk_res(app, key, body);
-    assert_eq!(res.status, 200, "{}", res.text);
-    let body = res.json();
+/// A 200 import whose body has exactly the documented fields; returns it.
+fn import(app: &TestApp, key: &Key, body: &Value) -> Value {
+    let body = app.bulk(key, body).expect(200);
     assert_eq!(
         keys(&body),
         set_of(&["dry_run", "results", "summary", "unknown_custom_fields"])
@@ -26,13 +21,15 @@ fn all_leads(app: &TestApp, key: &Key) -> Vec<Value> {
     let mut leads = Vec::new();
     let mut cursor: Option<String> = None;
     loop {
-        let mut path = format!("{LEADS}?limit=100&sort_by=created_at&include_custom_fields=true");
+        let mut params = vec![
+            ("limit", "100"),
+            ("sort_by", "created_at"),
+            ("include_custom_fields", "true"),
+        ];
         if let Some(c) = &cursor {
-            path.push_str(&format!("&cursor={c}"));
+            params.push(("cursor", c));
         }
-        let res = app.api("GET", &path, key).send();
-        assert_eq!(res.status, 200, "{}", res.text);
-        let page = res.json();
+        let page = app.list_leads(key, &query(&params)).expect(200);
         leads.extend(page["leads"].as_array().unwrap().iter().cloned());
         cursor = page["next_cursor"].as_str().map(String::from);
         if cursor.is_none() {
@@ -53,20 +50,17 @@ enum Expect {
 
 #[test]
 fn five_hundred_rows_mixing_created_updated_and_failed_rows() {
-    let app = app();
+    let app = TestApp::relaxed();
     let key = app.tenant_with_key("Acme");
-    custom_field(&app, &key.tenant, "budget", "number");
+    app.add_custom_field(&key.tenant, "budget", "number");
     let other = app.create_tenant("Bravo");
     let foreign = app
-        .admin("POST", &format!("/admin/api/tenants/{other}/owners"))
-        .json(&json!({ "name": "Brenda" }))
-        .send()
-        .json()["owner"]["id"]
+        .post_owner(&other, &json!({ "name": "Brenda" }))
+        .expect(201)["owner"]["id"]
         .clone();
     let pre: Vec<Value> = (0..10)
         .map(|i| {
-            create(
-                &app,
+            app.create_lead(
                 &key,
                 json!({
                     "contact_name": format!("Pre {i}"),
@@ -163,7 +157,7 @@ fn five_hundred_rows_mixing_created_updated_and_failed_rows() {
     let (rows, expect): (Vec<Value>, Vec<Expect>) = plan.into_iter().unzip();
     assert_eq!(rows.len(), 500);
 
-    let body = bulk(
+    let body = import(
         &app,
         &key,
         &json!({ "leads": rows, "on_duplicate": "update" }),
@@ -245,27 +239,36 @@ fn five_hundred_rows_mixing_created_updated_and_failed_rows() {
 
     // Everything landed.
     let created = summary["created"].as_u64().unwrap();
-    assert_eq!(total(&app, &key), 10 + created);
+    assert_eq!(app.lead_total(&key), 10 + created);
     let some_new = results[first_new + 2]["lead_id"].as_str().unwrap();
-    let lead = get(&app, &key, some_new);
+    let lead = app.get_lead(&key, some_new).expect(200)["lead"].clone();
     assert_eq!(lead["source_type"], "import", "bulk rows default to import");
     assert_eq!(lead["source_platform"], "direct");
     assert_eq!(lead["current_stage"]["slug"], "new");
-    let updated_pre = get(&app, &key, pre[0]["id"].as_str().unwrap());
+    let updated_pre = app
+        .get_lead(&key, pre[0]["id"].as_str().unwrap())
+        .expect(200)["lead"]
+        .clone();
     assert_eq!(updated_pre["contact_name"], "Pre 0 updated");
     assert_eq!(
         updated_pre["source_type"], "manual",
         "source fields keep their first value"
     );
-    let via_row = get(&app, &key, results[45]["lead_id"].as_str().unwrap());
+    let via_row = app
+        .get_lead(&key, results[45]["lead_id"].as_str().unwrap())
+        .expect(200)["lead"]
+        .clone();
     assert_eq!(
         via_row["contact_name"], "again",
         "a later row merged into an earlier one"
     );
 
     // Second request, on_duplicate=skip: matched rows are skipped with the matched lead's id.
-    let before = get(&app, &key, pre[0]["id"].as_str().unwrap());
-    let body = bulk(
+    let before = app
+        .get_lead(&key, pre[0]["id"].as_str().unwrap())
+        .expect(200)["lead"]
+        .clone();
+    let body = import(
         &app,
         &key,
         &json!({
@@ -303,20 +306,23 @@ fn five_hundred_rows_mixing_created_updated_and_failed_rows() {
     assert_eq!(r[3]["lead_id"], r[2]["lead_id"]);
     assert_eq!(r[4]["status"], "failed");
     assert_eq!(
-        get(&app, &key, pre[0]["id"].as_str().unwrap()),
+        app.get_lead(&key, pre[0]["id"].as_str().unwrap())
+            .expect(200)["lead"]
+            .clone(),
         before,
         "skipped rows write nothing"
     );
     assert_eq!(
-        get(&app, &key, r[2]["lead_id"].as_str().unwrap())["contact_name"],
+        app.get_lead(&key, r[2]["lead_id"].as_str().unwrap())
+            .expect(200)["lead"]["contact_name"],
         Value::Null
     );
-    assert_eq!(total(&app, &key), 10 + created + 1);
+    assert_eq!(app.lead_total(&key), 10 + created + 1);
 }
 
 #[test]
 fn row_count_and_on_duplicate_are_validated() {
-    let app = app();
+    let app = TestApp::relaxed();
     let key = app.tenant_with_key("Acme");
     let row = json!({ "contact_name": "x" });
     let cases = [
@@ -334,32 +340,30 @@ fn row_count_and_on_duplicate_are_validated() {
         ),
     ];
     for (body, name) in cases {
-        let message = bulk_res(&app, &key, &body).assert_error(400, "invalid_request_error");
+        let message = app
+            .bulk(&key, &body)
+            .assert_error(400, "invalid_request_error");
         assert!(message.contains(name), "{message}");
     }
-    assert_eq!(total(&app, &key), 0);
+    assert_eq!(app.lead_total(&key), 0);
     // 500 is allowed.
     let rows: Vec<Value> = (0..500)
         .map(|i| json!({ "contact_name": format!("n{i}") }))
         .collect();
-    let body = bulk(&app, &key, &json!({ "leads": rows }));
+    let body = import(&app, &key, &json!({ "leads": rows }));
     assert_eq!(body["summary"]["created"], 500);
-    assert_eq!(total(&app, &key), 500);
+    assert_eq!(app.lead_total(&key), 500);
 }
 
 #[test]
 fn dry_run_reports_what_a_real_run_does_and_writes_nothing() {
-    let app = app();
+    let app = TestApp::relaxed();
     for on_duplicate in ["update", "skip"] {
         let key = app.tenant_with_key("Acme");
-        custom_field(&app, &key.tenant, "budget", "number");
+        app.add_custom_field(&key.tenant, "budget", "number");
         let pre: Vec<Value> = (0..5)
             .map(|i| {
-                create(
-                    &app,
-                    &key,
-                    json!({ "contact_email": format!("pre{i}@example.com"), "contact_phone": format!("(206) 555-010{i}") }),
-                )
+                app.create_lead(&key, json!({ "contact_email": format!("pre{i}@example.com"), "contact_phone": format!("(206) 555-010{i}") }))
             })
             .collect();
         let rows = json!([
@@ -376,7 +380,7 @@ fn dry_run_reports_what_a_real_run_does_and_writes_nothing() {
         let before = all_leads(&app, &key);
         assert_eq!(before.len(), 5);
 
-        let dry = bulk(
+        let dry = import(
             &app,
             &key,
             &json!({ "leads": rows, "on_duplicate": on_duplicate, "dry_run": true }),
@@ -388,9 +392,9 @@ fn dry_run_reports_what_a_real_run_does_and_writes_nothing() {
             serde_json::to_string(&before).unwrap(),
             "{on_duplicate}: a dry run writes nothing"
         );
-        assert_eq!(total(&app, &key), 5);
+        assert_eq!(app.lead_total(&key), 5);
 
-        let real = bulk(
+        let real = import(
             &app,
             &key,
             &json!({ "leads": rows, "on_duplicate": on_duplicate }),
@@ -447,8 +451,11 @@ fn dry_run_reports_what_a_real_run_does_and_writes_nothing() {
         assert!(real_rows[2]["lead_id"].is_string());
         assert_eq!(real_rows[4]["lead_id"], real_rows[2]["lead_id"]);
         assert_eq!(real_rows[6]["lead_id"], real_rows[5]["lead_id"]);
-        assert_eq!(total(&app, &key), 8);
-        let zero = get(&app, &key, pre[0]["id"].as_str().unwrap());
+        assert_eq!(app.lead_total(&key), 8);
+        let zero = app
+            .get_lead(&key, pre[0]["id"].as_str().unwrap())
+            .expect(200)["lead"]
+            .clone();
         if on_duplicate == "update" {
             assert_eq!(zero["contact_name"], "Zero");
             assert_eq!(zero["custom_fields"], json!({ "budget": 1 }));
@@ -460,10 +467,10 @@ fn dry_run_reports_what_a_real_run_does_and_writes_nothing() {
 
 #[test]
 fn unknown_custom_fields_are_reported_per_row_and_once_overall() {
-    let app = app();
+    let app = TestApp::relaxed();
     let key = app.tenant_with_key("Acme");
-    custom_field(&app, &key.tenant, "budget", "number");
-    let body = bulk(
+    app.add_custom_field(&key.tenant, "budget", "number");
+    let body = import(
         &app,
         &key,
         &json!({ "leads": [
@@ -495,15 +502,18 @@ fn unknown_custom_fields_are_reported_per_row_and_once_overall() {
         2,
         "deduplicated"
     );
-    let lead = get(&app, &key, r[0]["lead_id"].as_str().unwrap());
+    let lead = app
+        .get_lead(&key, r[0]["lead_id"].as_str().unwrap())
+        .expect(200)["lead"]
+        .clone();
     assert_eq!(lead["custom_fields"], json!({ "budget": 1 }));
 }
 
 #[test]
 fn bulk_imported_leads_are_listed() {
-    let app = app();
+    let app = TestApp::relaxed();
     let key = app.tenant_with_key("Acme");
-    let body = bulk(
+    let body = import(
         &app,
         &key,
         &json!({ "leads": [
@@ -537,14 +547,12 @@ fn bulk_imported_leads_are_listed() {
     assert_eq!(by_id(ids[2])["current_stage"]["slug"], "qualified");
 
     let page = app
-        .api(
-            "GET",
-            &format!("{LEADS}?search=imported&lead_line=buyer"),
-            &key,
-        )
-        .send()
-        .json();
+        .list_leads(&key, "?search=imported&lead_line=buyer")
+        .expect(200);
     assert_eq!(page["total"], 1);
     assert_eq!(page["leads"][0]["id"], ids[0]);
-    assert_eq!(get(&app, &key, ids[2])["contact_name"], "Imported Cat");
+    assert_eq!(
+        app.get_lead(&key, ids[2]).expect(200)["lead"]["contact_name"],
+        "Imported Cat"
+    );
 }

@@ -30,35 +30,9 @@ const LEAD_FIELDS: [&str; 16] = [
     "interaction_count",
 ];
 
-/// `path?a=b&...`, form-encoded.
-fn with_query(path: &str, params: &[(&str, &str)]) -> String {
-    if params.is_empty() {
-        return path.to_string();
-    }
-    let query = url::form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(params)
-        .finish();
-    format!("{path}?{query}")
-}
-
-fn list_res(app: &TestApp, key: &Key, params: &[(&str, &str)]) -> Resp {
-    app.api("GET", &with_query(LEADS, params), key).send()
-}
-
-fn list(app: &TestApp, key: &Key, params: &[(&str, &str)]) -> Value {
-    let res = list_res(app, key, params);
-    assert_eq!(res.status, 200, "{params:?}: {}", res.text);
-    res.json()
-}
-
 /// Creates the rows in one bulk import; returns the new leads' ids.
 fn bulk_create(app: &TestApp, key: &Key, rows: Vec<Value>) -> Vec<String> {
-    let res = app
-        .api("POST", BULK, key)
-        .json(&json!({ "leads": rows }))
-        .send();
-    assert_eq!(res.status, 200, "{}", res.text);
-    let body = res.json();
+    let body = app.bulk(key, &json!({ "leads": rows })).expect(200);
     body["results"]
         .as_array()
         .unwrap()
@@ -106,11 +80,11 @@ fn walk(app: &TestApp, key: &Key, params: &[(&str, &str)]) -> Vec<Value> {
     let mut pages: Vec<Value> = Vec::new();
     let mut cursor: Option<String> = None;
     loop {
-        let mut query = params.to_vec();
+        let mut params = params.to_vec();
         if let Some(c) = &cursor {
-            query.push(("cursor", c));
+            params.push(("cursor", c));
         }
-        let page = list(app, key, &query);
+        let page = app.list_leads(key, &query(&params)).expect(200);
         cursor = page["next_cursor"].as_str().map(String::from);
         pages.push(page);
         if cursor.is_none() {
@@ -126,22 +100,18 @@ fn sleep_ms(ms: u64) {
 
 #[test]
 fn list_defaults_to_twenty_leads_by_updated_at_ascending() {
-    let app = app();
+    let app = TestApp::relaxed();
     let key = app.tenant_with_key("Acme");
     let mut created = Vec::new();
     for i in 0..23 {
-        created.push(create(
-            &app,
-            &key,
-            json!({ "contact_name": format!("Lead {i}"), "contact_email": format!("lead{i}@example.com") }),
-        ));
+        created.push(app.create_lead(&key, json!({ "contact_name": format!("Lead {i}"), "contact_email": format!("lead{i}@example.com") })));
     }
     // The oldest lead is touched last: sorted by updated_at, it comes last.
     sleep_ms(3);
     let first_id = id_of(&created[0]);
-    patch_lead(&app, &key, &first_id, json!({ "score": 7 }));
+    app.update_lead(&key, &first_id, json!({ "score": 7 }));
 
-    let page = list(&app, &key, &[]);
+    let page = app.list_leads(&key, &query(&[])).expect(200);
     assert_eq!(
         keys(&page),
         set_of(&["leads", "limit", "next_cursor", "offset", "total"])
@@ -161,7 +131,9 @@ fn list_defaults_to_twenty_leads_by_updated_at_ascending() {
         assert_eq!(lead["customer_id"], key.tenant.as_str());
     }
 
-    let everything = list(&app, &key, &[("limit", "100")]);
+    let everything = app
+        .list_leads(&key, &query(&[("limit", "100")]))
+        .expect(200);
     let all = everything["leads"].as_array().unwrap().clone();
     assert_eq!(all.len(), 23);
     assert_eq!(everything["next_cursor"], Value::Null);
@@ -172,16 +144,17 @@ fn list_defaults_to_twenty_leads_by_updated_at_ascending() {
         "updated_at, not created_at"
     );
     assert_eq!(ids(&page), ids(&everything)[..20]);
-    let explicit = list(
-        &app,
-        &key,
-        &[
-            ("sort_by", "updated_at"),
-            ("sort_dir", "asc"),
-            ("limit", "20"),
-            ("offset", "0"),
-        ],
-    );
+    let explicit = app
+        .list_leads(
+            &key,
+            &query(&[
+                ("sort_by", "updated_at"),
+                ("sort_dir", "asc"),
+                ("limit", "20"),
+                ("offset", "0"),
+            ]),
+        )
+        .expect(200);
     assert_eq!(explicit, page);
     // Empty values, as an HTML form sends them, count as absent.
     let blanks: Vec<(&str, &str)> = [
@@ -203,19 +176,21 @@ fn list_defaults_to_twenty_leads_by_updated_at_ascending() {
     .into_iter()
     .map(|name| (name, ""))
     .collect();
-    assert_eq!(list(&app, &key, &blanks), page);
+    assert_eq!(app.list_leads(&key, &query(&blanks)).expect(200), page);
 
-    let with_custom = list(&app, &key, &[("include_custom_fields", "true")]);
+    let with_custom = app
+        .list_leads(&key, &query(&[("include_custom_fields", "true")]))
+        .expect(200);
     for lead in with_custom["leads"].as_array().unwrap() {
         assert!(lead["custom_fields"].is_object(), "{lead}");
         assert_eq!(lead.as_object().unwrap().len(), LEAD_FIELDS.len() + 1);
     }
-    let without = list(&app, &key, &[("include_custom_fields", "false")]);
+    let without = app
+        .list_leads(&key, &query(&[("include_custom_fields", "false")]))
+        .expect(200);
     assert_eq!(without, page);
 
-    let one = app.api("GET", &format!("{LEADS}/{first_id}"), &key).send();
-    assert_eq!(one.status, 200, "{}", one.text);
-    let one = one.json();
+    let one = app.get_lead(&key, &first_id).expect(200);
     assert_eq!(one.as_object().unwrap().len(), 1, "only `lead`: {one}");
     assert!(one["lead"]["custom_fields"].is_object(), "{one}");
     assert_eq!(one["lead"]["score"], 7);
@@ -227,16 +202,17 @@ fn list_defaults_to_twenty_leads_by_updated_at_ascending() {
 
 #[test]
 fn invalid_query_parameters_are_400_naming_the_parameter() {
-    let app = app();
+    let app = TestApp::relaxed();
     let key = app.tenant_with_key("Acme");
     for i in 0..3 {
-        create(
-            &app,
+        app.create_lead(
             &key,
             json!({ "contact_email": format!("p{i}@example.com") }),
         );
     }
-    let created_asc = list(&app, &key, &[("sort_by", "created_at"), ("limit", "1")]);
+    let created_asc = app
+        .list_leads(&key, &query(&[("sort_by", "created_at"), ("limit", "1")]))
+        .expect(200);
     let cursor = created_asc["next_cursor"]
         .as_str()
         .expect("a cursor")
@@ -290,61 +266,70 @@ fn invalid_query_parameters_are_400_naming_the_parameter() {
         ),
     ];
     for (params, name) in cases {
-        let res = list_res(&app, &key, &params);
+        let res = app.list_leads(&key, &query(&params));
         let message = res.assert_error(400, "invalid_request_error");
         assert!(message.contains(name), "{params:?}: {message}");
     }
     // The spec's own wording for the limit rule.
-    let message =
-        list_res(&app, &key, &[("limit", "0")]).assert_error(400, "invalid_request_error");
+    let message = app
+        .list_leads(&key, &query(&[("limit", "0")]))
+        .assert_error(400, "invalid_request_error");
     assert!(
         message.contains("limit must be between 1 and 100"),
         "{message}"
     );
 
     // The cursor is accepted with the sort it was minted for, and offset=0 is fine with it.
-    let next = list(
-        &app,
-        &key,
-        &[
-            ("sort_by", "created_at"),
-            ("limit", "1"),
-            ("offset", "0"),
-            ("cursor", c),
-        ],
-    );
+    let next = app
+        .list_leads(
+            &key,
+            &query(&[
+                ("sort_by", "created_at"),
+                ("limit", "1"),
+                ("offset", "0"),
+                ("cursor", c),
+            ]),
+        )
+        .expect(200);
     assert_eq!(next["leads"].as_array().unwrap().len(), 1);
     assert_ne!(ids(&next), ids(&created_asc));
 }
 
 #[test]
 fn status_filter() {
-    let app = app();
+    let app = TestApp::relaxed();
     let key = app.tenant_with_key("Acme");
-    let a = create(&app, &key, json!({ "contact_name": "A" }));
-    create(&app, &key, json!({ "contact_name": "B" }));
-    create(&app, &key, json!({ "contact_name": "C" }));
+    let a = app.create_lead(&key, json!({ "contact_name": "A" }));
+    app.create_lead(&key, json!({ "contact_name": "B" }));
+    app.create_lead(&key, json!({ "contact_name": "C" }));
     let a_id = a["id"].as_str().unwrap();
-    patch_lead(&app, &key, a_id, json!({ "status": "won" }));
+    app.update_lead(&key, a_id, json!({ "status": "won" }));
 
-    let won = list(&app, &key, &[("status", "won")]);
+    let won = app
+        .list_leads(&key, &query(&[("status", "won")]))
+        .expect(200);
     assert_eq!(ids(&won), [a_id]);
     assert_eq!(total(&won), 1);
     assert_eq!(won["leads"][0]["status"], "won");
-    let active = list(&app, &key, &[("status", "active")]);
+    let active = app
+        .list_leads(&key, &query(&[("status", "active")]))
+        .expect(200);
     assert_eq!(total(&active), 2);
     assert!(!ids(&active).contains(&a_id.to_string()));
-    assert_eq!(total(&list(&app, &key, &[("status", "archived")])), 0);
+    assert_eq!(
+        total(
+            &app.list_leads(&key, &query(&[("status", "archived")]))
+                .expect(200)
+        ),
+        0
+    );
 }
 
 #[test]
 fn stage_filters_by_stage_id_and_slug() {
-    let app = app();
+    let app = TestApp::relaxed();
     let key = app.tenant_with_key("Acme");
-    let stages = app
-        .admin("GET", &format!("/admin/api/tenants/{}/stages", key.tenant))
-        .send()
-        .json();
+    let stages = app.list_stages(&key.tenant).expect(200);
     let stage_id = |slug: &str| {
         stages["stages"]
             .as_array()
@@ -358,17 +343,15 @@ fn stage_filters_by_stage_id_and_slug() {
     };
     let contacted = stage_id("contacted");
     let new = stage_id("new");
-    let c1 = create(
-        &app,
+    let c1 = app.create_lead(
         &key,
         json!({ "contact_name": "C1", "stage_slug": "contacted" }),
     );
-    let c2 = create(
-        &app,
+    let c2 = app.create_lead(
         &key,
         json!({ "contact_name": "C2", "stage_slug": "contacted" }),
     );
-    let n = create(&app, &key, json!({ "contact_name": "N" }));
+    let n = app.create_lead(&key, json!({ "contact_name": "N" }));
     let mut contacted_ids = vec![id_of(&c1), id_of(&c2)];
     contacted_ids.sort();
 
@@ -377,7 +360,7 @@ fn stage_filters_by_stage_id_and_slug() {
         vec![("stage_id", contacted.as_str())],
         vec![("stage_slug", "contacted")],
     ] {
-        let page = list(&app, &key, &params);
+        let page = app.list_leads(&key, &query(&params)).expect(200);
         let mut got = ids(&page);
         got.sort();
         assert_eq!(got, contacted_ids, "{params:?}");
@@ -391,44 +374,49 @@ fn stage_filters_by_stage_id_and_slug() {
                     && l["current_stage"]["slug"] == "contacted")
         );
     }
-    let page = list(&app, &key, &[("stageId", new.as_str())]);
+    let page = app
+        .list_leads(&key, &query(&[("stageId", new.as_str())]))
+        .expect(200);
     assert_eq!(ids(&page), [n["id"].as_str().unwrap()]);
-    assert_eq!(ids(&list(&app, &key, &[("stage_slug", "new")])), ids(&page));
-    assert_eq!(total(&list(&app, &key, &[("stage_slug", "won")])), 0);
+    assert_eq!(
+        ids(&app
+            .list_leads(&key, &query(&[("stage_slug", "new")]))
+            .expect(200)),
+        ids(&page)
+    );
+    assert_eq!(
+        total(
+            &app.list_leads(&key, &query(&[("stage_slug", "won")]))
+                .expect(200)
+        ),
+        0
+    );
     // A well-formed id that names no stage matches nothing.
     let nowhere = uuid::Uuid::now_v7().to_string();
     assert_eq!(
-        total(&list(&app, &key, &[("stageId", nowhere.as_str())])),
+        total(
+            &app.list_leads(&key, &query(&[("stageId", nowhere.as_str())]))
+                .expect(200)
+        ),
         0
     );
 }
 
 #[test]
 fn lead_line_filter() {
-    let app = app();
+    let app = TestApp::relaxed();
     let key = app.tenant_with_key("Acme");
-    let b1 = create(
-        &app,
-        &key,
-        json!({ "contact_name": "B1", "lead_line": "buyer" }),
-    );
-    let b2 = create(
-        &app,
-        &key,
-        json!({ "contact_name": "B2", "lead_line": "buyer" }),
-    );
-    let s = create(
-        &app,
-        &key,
-        json!({ "contact_name": "S", "lead_line": "seller" }),
-    );
-    create(&app, &key, json!({ "contact_name": "None" }));
+    let b1 = app.create_lead(&key, json!({ "contact_name": "B1", "lead_line": "buyer" }));
+    let b2 = app.create_lead(&key, json!({ "contact_name": "B2", "lead_line": "buyer" }));
+    let s = app.create_lead(&key, json!({ "contact_name": "S", "lead_line": "seller" }));
+    app.create_lead(&key, json!({ "contact_name": "None" }));
 
-    let buyers = list(
-        &app,
-        &key,
-        &[("lead_line", "buyer"), ("include_custom_fields", "true")],
-    );
+    let buyers = app
+        .list_leads(
+            &key,
+            &query(&[("lead_line", "buyer"), ("include_custom_fields", "true")]),
+        )
+        .expect(200);
     let mut got = ids(&buyers);
     got.sort();
     let mut want = vec![id_of(&b1), id_of(&b2)];
@@ -438,20 +426,22 @@ fn lead_line_filter() {
     for lead in buyers["leads"].as_array().unwrap() {
         assert_eq!(lead["custom_fields"]["lead_line"], "buyer");
     }
-    let sellers = list(&app, &key, &[("lead_line", "seller")]);
+    let sellers = app
+        .list_leads(&key, &query(&[("lead_line", "seller")]))
+        .expect(200);
     assert_eq!(ids(&sellers), [s["id"].as_str().unwrap()]);
-    assert_eq!(total(&list(&app, &key, &[])), 4);
+    assert_eq!(total(&app.list_leads(&key, &query(&[])).expect(200)), 4);
 }
 
 #[test]
 fn since_filters_are_inclusive() {
-    let app = app();
+    let app = TestApp::relaxed();
     let key = app.tenant_with_key("Acme");
-    let a = create(&app, &key, json!({ "contact_name": "A" }));
+    let a = app.create_lead(&key, json!({ "contact_name": "A" }));
     sleep_ms(5);
-    let b = create(&app, &key, json!({ "contact_name": "B" }));
+    let b = app.create_lead(&key, json!({ "contact_name": "B" }));
     sleep_ms(5);
-    let c = create(&app, &key, json!({ "contact_name": "C" }));
+    let c = app.create_lead(&key, json!({ "contact_name": "C" }));
     let sorted = |mut v: Vec<String>| {
         v.sort();
         v
@@ -464,7 +454,7 @@ fn since_filters_are_inclusive() {
         for extra in [None, Some(("status", "active"))] {
             let mut params = vec![("created_since", b_created), ("sort_by", sort_by)];
             params.extend(extra);
-            let page = list(&app, &key, &params);
+            let page = app.list_leads(&key, &query(&params)).expect(200);
             assert_eq!(
                 sorted(ids(&page)),
                 sorted(vec![id_of(&b), id_of(&c)]),
@@ -474,7 +464,7 @@ fn since_filters_are_inclusive() {
 
             let mut params = vec![("updated_since", b_updated), ("sort_by", sort_by)];
             params.extend(extra);
-            let page = list(&app, &key, &params);
+            let page = app.list_leads(&key, &query(&params)).expect(200);
             assert_eq!(
                 sorted(ids(&page)),
                 sorted(vec![id_of(&b), id_of(&c)]),
@@ -486,74 +476,83 @@ fn since_filters_are_inclusive() {
     // The bound itself, to the millisecond, is included.
     let c_created = c["created_at"].as_str().unwrap();
     assert_eq!(
-        ids(&list(&app, &key, &[("created_since", c_created)])),
+        ids(&app
+            .list_leads(&key, &query(&[("created_since", c_created)]))
+            .expect(200)),
         [id_of(&c)]
     );
 
     // Touching A brings it inside updated_since but not created_since.
     sleep_ms(5);
-    patch_lead(&app, &key, &id_of(&a), json!({ "score": 1 }));
-    let page = list(&app, &key, &[("updated_since", b_updated)]);
+    app.update_lead(&key, &id_of(&a), json!({ "score": 1 }));
+    let page = app
+        .list_leads(&key, &query(&[("updated_since", b_updated)]))
+        .expect(200);
     assert_eq!(total(&page), 3);
     assert_eq!(ids(&page).last(), Some(&id_of(&a)));
-    assert_eq!(total(&list(&app, &key, &[("created_since", b_created)])), 2);
+    assert_eq!(
+        total(
+            &app.list_leads(&key, &query(&[("created_since", b_created)]))
+                .expect(200)
+        ),
+        2
+    );
 
     // Other ISO-8601 shapes parse; the far future matches nothing.
     assert_eq!(
-        total(&list(&app, &key, &[("created_since", "2000-01-01")])),
+        total(
+            &app.list_leads(&key, &query(&[("created_since", "2000-01-01")]))
+                .expect(200)
+        ),
         3
     );
     assert_eq!(
-        total(&list(
-            &app,
-            &key,
-            &[("updated_since", "2000-01-01T00:00:00+02:00")]
-        )),
+        total(
+            &app.list_leads(
+                &key,
+                &query(&[("updated_since", "2000-01-01T00:00:00+02:00")])
+            )
+            .expect(200)
+        ),
         3
     );
     assert_eq!(
-        total(&list(
-            &app,
-            &key,
-            &[("created_since", "2999-01-01T00:00:00Z")]
-        )),
+        total(
+            &app.list_leads(&key, &query(&[("created_since", "2999-01-01T00:00:00Z")]))
+                .expect(200)
+        ),
         0
     );
     assert_eq!(
-        total(&list(
-            &app,
-            &key,
-            &[
-                ("created_since", "2999-01-01T00:00:00Z"),
-                ("status", "active")
-            ]
-        )),
+        total(
+            &app.list_leads(
+                &key,
+                &query(&[
+                    ("created_since", "2999-01-01T00:00:00Z"),
+                    ("status", "active")
+                ])
+            )
+            .expect(200)
+        ),
         0
     );
 }
 
 #[test]
 fn search_matches_name_email_or_phone_digits() {
-    let app = app();
+    let app = TestApp::relaxed();
     let key = app.tenant_with_key("Acme");
-    let alice = create(
-        &app,
-        &key,
-        json!({ "contact_name": "Alice Smith", "contact_email": "alice@example.com", "contact_phone": "(206) 555-0123" }),
-    );
-    let bob = create(
-        &app,
-        &key,
-        json!({ "contact_name": "Bob Jones", "contact_email": "bob@corp.io", "contact_phone": "503.555.0299" }),
-    );
-    let carol = create(
-        &app,
+    let alice = app.create_lead(&key, json!({ "contact_name": "Alice Smith", "contact_email": "alice@example.com", "contact_phone": "(206) 555-0123" }));
+    let bob = app.create_lead(&key, json!({ "contact_name": "Bob Jones", "contact_email": "bob@corp.io", "contact_phone": "503.555.0299" }));
+    let carol = app.create_lead(
         &key,
         json!({ "contact_name": "Carol", "contact_email": "carol@EXAMPLE.org" }),
     );
-    let phone_only = create(&app, &key, json!({ "contact_phone": "312-555-0147" }));
+    let phone_only = app.create_lead(&key, json!({ "contact_phone": "312-555-0147" }));
     let found = |q: &str| {
-        let page = list(&app, &key, &[("search", q), ("limit", "100")]);
+        let page = app
+            .list_leads(&key, &query(&[("search", q), ("limit", "100")]))
+            .expect(200);
         let mut got = ids(&page);
         got.sort();
         assert_eq!(total(&page), got.len() as u64, "{q}");
@@ -590,24 +589,27 @@ fn search_matches_name_email_or_phone_digits() {
     assert_eq!(found("nobody"), set(&[]));
 
     // `total` counts every match, not the page.
-    let page = list(&app, &key, &[("search", "example"), ("limit", "1")]);
+    let page = app
+        .list_leads(&key, &query(&[("search", "example"), ("limit", "1")]))
+        .expect(200);
     assert_eq!(page["leads"].as_array().unwrap().len(), 1);
     assert_eq!(total(&page), 2);
     assert!(page["next_cursor"].is_string());
     // Search combines with other filters.
-    patch_lead(&app, &key, &id_of(&carol), json!({ "status": "lost" }));
-    let page = list(&app, &key, &[("search", "example"), ("status", "lost")]);
+    app.update_lead(&key, &id_of(&carol), json!({ "status": "lost" }));
+    let page = app
+        .list_leads(&key, &query(&[("search", "example"), ("status", "lost")]))
+        .expect(200);
     assert_eq!(ids(&page), [id_of(&carol)]);
 }
 
 #[test]
 fn keyset_paging_visits_every_lead_once_in_order() {
-    let app = app();
+    let app = TestApp::relaxed();
     let key = app.tenant_with_key("Acme");
     let mut ids_made = Vec::new();
     for i in 0..4 {
-        let lead = create(
-            &app,
+        let lead = app.create_lead(
             &key,
             json!({ "contact_email": format!("one{i}@example.com") }),
         );
@@ -622,8 +624,7 @@ fn keyset_paging_visits_every_lead_once_in_order() {
             .collect(),
     ));
     for i in 4..8 {
-        let lead = create(
-            &app,
+        let lead = app.create_lead(
             &key,
             json!({ "contact_email": format!("one{i}@example.com") }),
         );
@@ -632,9 +633,11 @@ fn keyset_paging_visits_every_lead_once_in_order() {
     // Updates reorder updated_at against created_at.
     sleep_ms(3);
     for id in [&ids_made[1], &ids_made[5], &ids_made[0]] {
-        patch_lead(&app, &key, id, json!({ "score": 3 }));
+        app.update_lead(&key, id, json!({ "score": 3 }));
     }
-    let all = list(&app, &key, &[("limit", "100")])["leads"]
+    let all = app
+        .list_leads(&key, &query(&[("limit", "100")]))
+        .expect(200)["leads"]
         .as_array()
         .unwrap()
         .clone();
@@ -670,11 +673,10 @@ fn keyset_paging_visits_every_lead_once_in_order() {
 
 #[test]
 fn next_cursor_is_null_on_an_exactly_full_last_page() {
-    let app = app();
+    let app = TestApp::relaxed();
     let key = app.tenant_with_key("Acme");
     for i in 0..6 {
-        create(
-            &app,
+        app.create_lead(
             &key,
             json!({ "contact_email": format!("full{i}@example.com") }),
         );
@@ -691,7 +693,7 @@ fn next_cursor_is_null_on_an_exactly_full_last_page() {
 
             let mut params = vec![("sort_dir", sort_dir), ("limit", "6")];
             params.extend(filter);
-            let page = list(&app, &key, &params);
+            let page = app.list_leads(&key, &query(&params)).expect(200);
             assert_eq!(page["leads"].as_array().unwrap().len(), 6);
             assert_eq!(page["next_cursor"], Value::Null);
         }
@@ -700,7 +702,7 @@ fn next_cursor_is_null_on_an_exactly_full_last_page() {
 
 #[test]
 fn paging_while_leads_are_inserted_sees_every_original_lead_exactly_once() {
-    let app = app();
+    let app = TestApp::relaxed();
     for (sort_by, sort_dir) in [
         ("updated_at", "asc"),
         ("updated_at", "desc"),
@@ -717,8 +719,7 @@ fn paging_while_leads_are_inserted_sees_every_original_lead_exactly_once() {
         .into_iter()
         .collect();
         for i in 25..40 {
-            let lead = create(
-                &app,
+            let lead = app.create_lead(
                 &key,
                 json!({ "contact_email": format!("orig{i}@example.com") }),
             );
@@ -731,8 +732,7 @@ fn paging_while_leads_are_inserted_sees_every_original_lead_exactly_once() {
         let seen = thread::scope(|s| {
             let background = s.spawn(|| {
                 for i in 0..60 {
-                    create(
-                        &app,
+                    app.create_lead(
                         &writer,
                         json!({ "contact_email": format!("new{i}@example.com") }),
                     );
@@ -750,7 +750,7 @@ fn paging_while_leads_are_inserted_sees_every_original_lead_exactly_once() {
                 if let Some(c) = &cursor {
                     params.push(("cursor", c));
                 }
-                let page = list(&app, &key, &params);
+                let page = app.list_leads(&key, &query(&params)).expect(200);
                 for id in ids(&page) {
                     assert!(
                         seen.insert(id.clone()),
@@ -773,40 +773,46 @@ fn paging_while_leads_are_inserted_sees_every_original_lead_exactly_once() {
             missing.is_empty(),
             "{sort_by} {sort_dir}: never seen: {missing:?}"
         );
-        assert_eq!(total(&list(&app, &key, &[])), 100);
+        assert_eq!(total(&app.list_leads(&key, &query(&[])).expect(200)), 100);
     }
 }
 
 #[test]
 fn offset_paging_and_last_interaction_at() {
-    let app = app();
+    let app = TestApp::relaxed();
     let key = app.tenant_with_key("Acme");
     for i in 0..5 {
-        create(
-            &app,
+        app.create_lead(
             &key,
             json!({ "contact_email": format!("off{i}@example.com") }),
         );
     }
-    let all = list(&app, &key, &[]);
+    let all = app.list_leads(&key, &query(&[])).expect(200);
     let all_ids = ids(&all);
     assert_eq!(all_ids.len(), 5);
 
-    let page = list(&app, &key, &[("offset", "2"), ("limit", "2")]);
+    let page = app
+        .list_leads(&key, &query(&[("offset", "2"), ("limit", "2")]))
+        .expect(200);
     assert_eq!(ids(&page), all_ids[2..4]);
     assert_eq!(page["offset"], 2);
     assert_eq!(page["limit"], 2);
     assert_eq!(total(&page), 5);
-    let filtered = list(
-        &app,
-        &key,
-        &[("offset", "2"), ("limit", "2"), ("status", "active")],
-    );
+    let filtered = app
+        .list_leads(
+            &key,
+            &query(&[("offset", "2"), ("limit", "2"), ("status", "active")]),
+        )
+        .expect(200);
     assert_eq!(ids(&filtered), all_ids[2..4]);
-    let tail = list(&app, &key, &[("offset", "4"), ("limit", "2")]);
+    let tail = app
+        .list_leads(&key, &query(&[("offset", "4"), ("limit", "2")]))
+        .expect(200);
     assert_eq!(ids(&tail), all_ids[4..]);
     assert_eq!(tail["next_cursor"], Value::Null);
-    let past = list(&app, &key, &[("offset", "50")]);
+    let past = app
+        .list_leads(&key, &query(&[("offset", "50")]))
+        .expect(200);
     assert_eq!(ids(&past), Vec::<String>::new());
     assert_eq!(total(&past), 5);
     assert_eq!(past["next_cursor"], Value::Null);
@@ -820,7 +826,7 @@ fn offset_paging_and_last_interaction_at() {
     ] {
         let mut params = vec![("offset", huge.as_str())];
         params.extend(extra);
-        let page = list(&app, &key, &params);
+        let page = app.list_leads(&key, &query(&params)).expect(200);
         assert_eq!(ids(&page), Vec::<String>::new(), "{extra:?}");
         assert_eq!(total(&page), 5, "{extra:?}");
     }
@@ -829,16 +835,17 @@ fn offset_paging_and_last_interaction_at() {
     for sort_dir in ["asc", "desc"] {
         let mut seen = Vec::new();
         for offset in ["0", "2", "4"] {
-            let page = list(
-                &app,
-                &key,
-                &[
-                    ("sort_by", "last_interaction_at"),
-                    ("sort_dir", sort_dir),
-                    ("limit", "2"),
-                    ("offset", offset),
-                ],
-            );
+            let page = app
+                .list_leads(
+                    &key,
+                    &query(&[
+                        ("sort_by", "last_interaction_at"),
+                        ("sort_dir", sort_dir),
+                        ("limit", "2"),
+                        ("offset", offset),
+                    ]),
+                )
+                .expect(200);
             assert_eq!(
                 page["next_cursor"],
                 Value::Null,
@@ -855,74 +862,75 @@ fn offset_paging_and_last_interaction_at() {
 
 #[test]
 fn tenants_never_see_each_others_leads() {
-    let app = app();
+    let app = TestApp::relaxed();
     let a = app.tenant_with_key("Acme");
     let b = app.tenant_with_key("Bravo");
-    let lead_a = create(
-        &app,
-        &a,
-        json!({ "contact_name": "Zelda Acme", "contact_email": "zelda@example.com", "contact_phone": "(206) 555-0188" }),
-    );
+    let lead_a = app.create_lead(&a, json!({ "contact_name": "Zelda Acme", "contact_email": "zelda@example.com", "contact_phone": "(206) 555-0188" }));
     let a_id = lead_a["id"].as_str().unwrap();
     // The same contact in another tenant is another lead, not a merge.
-    let res = push(
-        &app,
-        &b,
-        json!({ "contact_name": "Zed Bravo", "contact_email": "zelda@example.com" }),
-    );
+    let res = app
+        .post_lead(
+            &b,
+            &json!({ "contact_name": "Zed Bravo", "contact_email": "zelda@example.com" }),
+        )
+        .expect(201);
     assert_eq!(res["merged"], false);
     let b_id = id_of(&res["lead"]);
     assert_ne!(a_id, b_id);
 
-    let in_b = list(&app, &b, &[]);
+    let in_b = app.list_leads(&b, &query(&[])).expect(200);
     assert_eq!(ids(&in_b), std::slice::from_ref(&b_id));
     assert_eq!(total(&in_b), 1);
-    let in_a = list(&app, &a, &[]);
+    let in_a = app.list_leads(&a, &query(&[])).expect(200);
     assert_eq!(ids(&in_a), [a_id]);
-    assert_eq!(total(&list(&app, &b, &[("search", "Acme")])), 0);
-    assert_eq!(total(&list(&app, &b, &[("search", "555-0188")])), 0);
-    assert_eq!(total(&list(&app, &b, &[("search", "zelda")])), 1);
-
-    app.api("GET", &format!("{LEADS}/{a_id}"), &b)
-        .send()
-        .assert_error(404, "not_found_error");
-    app.api("GET", &format!("{LEADS}/{b_id}"), &a)
-        .send()
-        .assert_error(404, "not_found_error");
     assert_eq!(
-        app.api("GET", &format!("{LEADS}/{a_id}"), &a).send().status,
-        200
+        total(
+            &app.list_leads(&b, &query(&[("search", "Acme")]))
+                .expect(200)
+        ),
+        0
     );
+    assert_eq!(
+        total(
+            &app.list_leads(&b, &query(&[("search", "555-0188")]))
+                .expect(200)
+        ),
+        0
+    );
+    assert_eq!(
+        total(
+            &app.list_leads(&b, &query(&[("search", "zelda")]))
+                .expect(200)
+        ),
+        1
+    );
+
+    app.get_lead(&b, a_id).assert_error(404, "not_found_error");
+    app.get_lead(&a, &b_id).assert_error(404, "not_found_error");
+    assert_eq!(app.get_lead(&a, a_id).status, 200);
 }
 
 #[test]
 fn get_one_for_an_unknown_or_malformed_id_is_404() {
-    let app = app();
+    let app = TestApp::relaxed();
     let key = app.tenant_with_key("Acme");
-    create(&app, &key, json!({ "contact_name": "Someone" }));
-    let unknown = uuid::Uuid::now_v7();
-    app.api("GET", &format!("{LEADS}/{unknown}"), &key)
-        .send()
+    app.create_lead(&key, json!({ "contact_name": "Someone" }));
+    let unknown = uuid::Uuid::now_v7().to_string();
+    app.get_lead(&key, &unknown)
         .assert_error(404, "not_found_error");
-    app.api("GET", &format!("{LEADS}/not-a-uuid"), &key)
-        .send()
+    app.get_lead(&key, "not-a-uuid")
         .assert_error(404, "not_found_error");
 }
 
 #[test]
 fn admin_list_mirrors_the_public_list() {
-    let app = app();
+    let app = TestApp::relaxed();
     let key = app.tenant_with_key("Acme");
     let other = app.tenant_with_key("Other");
-    create(&app, &other, json!({ "contact_name": "Not Acme" }));
+    app.create_lead(&other, json!({ "contact_name": "Not Acme" }));
     for i in 0..5 {
-        create(
-            &app,
-            &key,
-            json!({ "contact_name": format!("Lead {i}"), "lead_line": if i % 2 == 0 { "buyer" } else { "seller" } }),
-        );
+        app.create_lead(&key, json!({ "contact_name": format!("Lead {i}"), "lead_line": if i % 2 == 0 { "buyer" } else { "seller" } }));
     }
-    let admin_path = format!("/admin/api/tenants/{}/leads", key.tenant);
     for params in [
         vec![],
         vec![("include_custom_fields", "true"), ("limit", "2")],
@@ -930,42 +938,35 @@ fn admin_list_mirrors_the_public_list() {
         vec![("search", "lead 3")],
         vec![("sort_by", "created_at"), ("offset", "1")],
     ] {
-        let public = list(&app, &key, &params);
-        let res = app.admin("GET", &with_query(&admin_path, &params)).send();
-        assert_eq!(res.status, 200, "{}", res.text);
-        assert_eq!(res.json(), public, "{params:?}");
+        let public = app.list_leads(&key, &query(&params)).expect(200);
+        let admin = app
+            .admin_list_leads(&key.tenant, &query(&params))
+            .expect(200);
+        assert_eq!(admin, public, "{params:?}");
     }
     // Its cursors continue like the public ones.
-    let first = app
-        .admin("GET", &with_query(&admin_path, &[("limit", "2")]))
-        .send()
-        .json();
+    let first = app.admin_list_leads(&key.tenant, "?limit=2").expect(200);
     let cursor = first["next_cursor"].as_str().unwrap();
     let second = app
-        .admin(
-            "GET",
-            &with_query(&admin_path, &[("limit", "2"), ("cursor", cursor)]),
-        )
-        .send()
-        .json();
+        .admin_list_leads(&key.tenant, &query(&[("limit", "2"), ("cursor", cursor)]))
+        .expect(200);
     assert_eq!(
         second,
-        list(&app, &key, &[("limit", "2"), ("cursor", cursor)])
+        app.list_leads(&key, &query(&[("limit", "2"), ("cursor", cursor)]))
+            .expect(200)
     );
     let message = app
-        .admin("GET", &with_query(&admin_path, &[("limit", "0")]))
-        .send()
+        .admin_list_leads(&key.tenant, "?limit=0")
         .assert_error(400, "invalid_request_error");
     assert!(message.contains("limit"), "{message}");
 
     let unknown = uuid::Uuid::now_v7();
-    app.admin("GET", &format!("/admin/api/tenants/{unknown}/leads"))
-        .send()
+    app.admin_list_leads(&unknown.to_string(), "")
         .assert_error(404, "not_found_error");
-    app.admin("GET", "/admin/api/tenants/not-a-uuid/leads")
-        .send()
+    app.admin_list_leads("not-a-uuid", "")
         .assert_error(404, "not_found_error");
     // And it needs the admin token, not a tenant key.
+    let admin_path = format!("/admin/api/tenants/{}/leads", key.tenant);
     let res = app.api("GET", &admin_path, &key).send();
     assert_eq!(res.status, 401, "{}", res.text);
 }

@@ -1,7 +1,6 @@
 //! Process-level behaviour: restarts, the data-file lock, config errors, first start, signals
 //! and the offline commands.
 
-use std::process::Command;
 use std::time::Duration;
 
 use serde_json::json;
@@ -10,33 +9,25 @@ use crate::helpers::*;
 
 #[test]
 fn data_survives_a_restart() {
-    let app = spawn_app();
+    let app = TestApp::spawn();
     let key = app.tenant_with_key("Acme");
-    let stage = app
-        .admin("POST", &format!("/admin/api/tenants/{}/stages", key.tenant))
-        .json(&json!({ "slug": "showing", "name": "Showing" }))
-        .send();
+    let stage = app.post_stage(
+        &key.tenant,
+        &json!({ "slug": "showing", "name": "Showing" }),
+    );
     assert_eq!(stage.status, 201);
-    let (dir, config) = app.stop();
-
-    let app = start_in(dir, config);
-    let tenants = app.admin("GET", "/admin/api/tenants").send().json();
+    let app = app.restart();
+    let tenants = app.list_tenants().expect(200);
     assert_eq!(tenants["tenants"][0]["id"], key.tenant.as_str());
-    let stages = app
-        .admin("GET", &format!("/admin/api/tenants/{}/stages", key.tenant))
-        .send()
-        .json();
+    let stages = app.list_stages(&key.tenant).expect(200);
     assert_eq!(stages["stages"].as_array().unwrap().len(), 6);
-    let keys = app
-        .admin("GET", &format!("/admin/api/tenants/{}/keys", key.tenant))
-        .send()
-        .json();
+    let keys = app.list_keys(&key.tenant).expect(200);
     assert_eq!(keys["keys"][0]["id"], key.id.as_str());
 }
 
 #[test]
 fn a_second_process_is_refused_on_a_held_file() {
-    let app = spawn_app();
+    let app = TestApp::spawn();
     let out = leadbase(&app.data_file())
         .args(["tenant", "list"])
         .output()
@@ -93,7 +84,8 @@ fn invalid_config_is_refused_at_startup_naming_the_key() {
 fn first_start_creates_the_admin_token_and_says_where_it_is() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("nested").join("leadbase.redb");
-    let (mut child, base, banner) = serve(&data, &[]);
+    let mut server = serve(&data, &[]);
+    let (base, banner) = (&server.base, &server.banner);
     let token_file = dir.path().join("nested").join("admin-token");
     assert!(banner[1].contains(&format!("{base}/admin")), "{banner:?}");
     assert!(
@@ -109,38 +101,28 @@ fn first_start_creates_the_admin_token_and_says_where_it_is() {
         assert_eq!(mode & 0o777, 0o600);
     }
     let token = std::fs::read_to_string(&token_file).unwrap();
-    let agent = agent();
-    let res = agent
-        .get(format!("{base}/admin/api/tenants"))
-        .header("authorization", format!("Bearer {}", token.trim()))
-        .call()
-        .unwrap();
-    assert_eq!(res.status(), 200);
+    server
+        .client
+        .req("GET", "/admin/api/tenants")
+        .bearer(token.trim())
+        .send()
+        .expect(200);
 
     // SIGTERM: a graceful stop that exits cleanly and releases the file.
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    server.sigterm();
     let exit = eventually(
         "the server stops on SIGTERM",
         Duration::from_secs(20),
-        || {
-            child
-                .try_wait()
-                .unwrap()
-                .ok_or_else(|| "still running".to_string())
-        },
+        || server.try_wait().ok_or_else(|| "still running".to_string()),
     );
     assert!(exit.success(), "{exit:?}");
 
     // A second start reuses the token; the banner no longer says it was created.
-    let (mut child, _, banner) = serve(&data, &[]);
+    let mut again = serve(&data, &[]);
+    let banner = &again.banner;
     assert!(banner[1].contains("admin token in"), "{banner:?}");
     assert_eq!(std::fs::read_to_string(&token_file).unwrap(), token);
-    child.kill().unwrap();
-    child.wait().unwrap();
+    again.sigkill();
 }
 
 #[test]

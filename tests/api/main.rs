@@ -15,5 +15,4 @@ mod lifecycle;
 mod openapi;
 mod ratelimit;
 mod receive;
-mod receiver;
 mod webhooks;

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 
 use serde_json::Value;
 
-use crate::helpers::spawn_app;
+use crate::helpers::TestApp;
 
 /// Every public route of the server, as the router names it.
 const PUBLIC_ROUTES: &[&str] = &[
@@ -56,7 +56,7 @@ fn refs<'a>(value: &'a Value, out: &mut Vec<&'a str>) {
 
 #[test]
 fn the_document_describes_exactly_the_public_routes() {
-    let app = spawn_app();
+    let app = TestApp::spawn();
     let res = app.req("GET", "/openapi.json").send();
     assert_eq!(res.status, 200);
     assert!(

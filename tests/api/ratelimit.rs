@@ -3,7 +3,7 @@
 use crate::helpers::*;
 
 fn limited() -> TestApp {
-    spawn_with(|c| {
+    TestApp::spawn_with(|c| {
         c.limits.per_minute = 5;
         c.limits.per_hour = 1000;
         c.limits.bulk_per_minute = 2;
@@ -24,14 +24,14 @@ fn every_authenticated_response_carries_the_headers_and_a_spent_quota_is_429() {
     let key = app.tenant_with_key("Acme");
     let mut remaining = Vec::new();
     for _ in 0..5 {
-        let res = app.api("GET", LEADS, &key).send();
+        let res = app.list_leads(&key, "");
         assert_eq!(res.status, 200);
         assert_eq!(header_u64(&res, "ratelimit-limit"), 5);
         remaining.push(header_u64(&res, "ratelimit-remaining"));
         assert!(header_u64(&res, "ratelimit-reset") <= 60);
     }
     assert_eq!(remaining, [4, 3, 2, 1, 0]);
-    let refused = app.api("GET", LEADS, &key).send();
+    let refused = app.list_leads(&key, "");
     let message = refused.assert_error(429, "rate_limit_error");
     assert_eq!(message, "Rate limit exceeded. Please retry later.");
     let retry_after = header_u64(&refused, "retry-after");
@@ -43,9 +43,7 @@ fn every_authenticated_response_carries_the_headers_and_a_spent_quota_is_429() {
 
     // Error responses of an authenticated key carry the headers too.
     let other = app.tenant_with_key("Globex");
-    let not_found = app
-        .api("GET", &format!("{LEADS}/{}", uuid::Uuid::now_v7()), &other)
-        .send();
+    let not_found = app.get_lead(&other, &uuid::Uuid::now_v7().to_string());
     not_found.assert_error(404, "not_found_error");
     assert_eq!(header_u64(&not_found, "ratelimit-remaining"), 4);
 }
@@ -56,17 +54,14 @@ fn the_bulk_bucket_is_independent() {
     let key = app.tenant_with_key("Acme");
     let body = serde_json::json!({ "leads": [{ "contact_name": "Ada" }], "dry_run": true });
     for expected in [1, 0] {
-        let res = app.api("POST", BULK, &key).json(&body).send();
+        let res = app.bulk(&key, &body);
         assert_eq!(res.status, 200, "{}", res.text);
         assert_eq!(header_u64(&res, "ratelimit-limit"), 2);
         assert_eq!(header_u64(&res, "ratelimit-remaining"), expected);
     }
-    app.api("POST", BULK, &key)
-        .json(&body)
-        .send()
-        .assert_error(429, "rate_limit_error");
+    app.bulk(&key, &body).assert_error(429, "rate_limit_error");
     // The default bucket was not touched by bulk requests, nor is bulk by default requests.
-    let res = app.api("GET", LEADS, &key).send();
+    let res = app.list_leads(&key, "");
     assert_eq!(res.status, 200);
     assert_eq!(header_u64(&res, "ratelimit-remaining"), 4);
 }
@@ -93,5 +88,5 @@ fn failed_authentication_is_limited_per_ip_without_blocking_valid_keys() {
     res.assert_error(429, "rate_limit_error");
     assert!(res.header("retry-after").is_some());
     // A valid key from the same address is not blocked by those failures.
-    assert_eq!(app.api("GET", LEADS, &key).send().status, 200);
+    assert_eq!(app.list_leads(&key, "").status, 200);
 }

@@ -11,18 +11,9 @@ use crate::helpers::*;
 const WAIT: Duration = Duration::from_secs(10);
 const SECRET: &str = "mega_whsec_00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
 
-fn post(url: &str, headers: &[(&str, String)], body: &str) -> u16 {
-    let mut req = agent().post(url);
-    for (k, v) in headers {
-        req = req.header(*k, v);
-    }
-    req.send(body).expect("exchange").status().as_u16()
-}
-
 #[test]
 fn the_receiver_prints_verified_events_and_refuses_the_rest() {
     let rx = receive(SECRET, "127.0.0.1:0");
-    let url = format!("{}hook", rx.url);
     let body =
         r#"{"event":"lead.created","delivered_at":"2026-07-02T14:04:59.000Z","lead":{"id":"x"}}"#;
     let now = Timestamp::now().seconds();
@@ -37,24 +28,24 @@ fn the_receiver_prints_verified_events_and_refuses_the_rest() {
             ("x-mega-event", "lead.created".to_string()),
         ]
     };
-    assert_eq!(post(&url, &signed(now, SECRET), body), 200);
+    assert_eq!(rx.deliver(&signed(now, SECRET), body).status, 200);
     let line: Value = serde_json::from_str(&rx.next_line(WAIT).expect("an event")).unwrap();
     assert_eq!(line["verified"], true);
     assert_eq!(line["delivery"], "d-1");
     assert_eq!(line["body"]["lead"]["id"], "x");
 
     assert_eq!(
-        post(&url, &signed(now, "mega_whsec_wrong"), body),
+        rx.deliver(&signed(now, "mega_whsec_wrong"), body).status,
         401,
         "bad signature"
     );
     assert_eq!(
-        post(&url, &signed(now - 301, SECRET), body),
+        rx.deliver(&signed(now - 301, SECRET), body).status,
         400,
         "stale timestamp"
     );
     assert_eq!(
-        post(&url, &signed(now, SECRET)[1..], body),
+        rx.deliver(&signed(now, SECRET)[1..], body).status,
         400,
         "no timestamp"
     );
@@ -66,19 +57,19 @@ fn the_receiver_prints_verified_events_and_refuses_the_rest() {
         "0"
     };
     tampered[1].1.replace_range(10..11, digit);
-    assert_eq!(post(&url, &tampered, body), 401);
+    assert_eq!(rx.deliver(&tampered, body).status, 401);
     // During a rotation the previous secret, in its own header, verifies too.
     let mut rotated = signed(now, "mega_whsec_new");
     rotated.push((
         "x-mega-signature-previous",
         mega_signature(SECRET, now, body.as_bytes()),
     ));
-    assert_eq!(post(&url, &rotated, body), 200);
+    assert_eq!(rx.deliver(&rotated, body).status, 200);
 }
 
 #[test]
 fn a_real_delivery_verifies_at_the_receiver() {
-    let app = spawn_with(|c| {
+    let app = TestApp::spawn_with(|c| {
         c.webhooks.https_only = false;
         c.webhooks.allowed_private_cidrs = vec!["127.0.0.0/8".parse().unwrap()];
     });
@@ -89,15 +80,15 @@ fn a_real_delivery_verifies_at_the_receiver() {
         .local_addr()
         .unwrap()
         .port();
-    let res = app
-        .api("POST", HOOKS, &key)
-        .json(&json!({ "url": format!("http://127.0.0.1:{port}/leads") }))
-        .send();
-    assert_eq!(res.status, 201, "{}", res.text);
-    let secret = res.json()["secret"].as_str().unwrap().to_string();
+    let created = app
+        .post_webhook(
+            &key,
+            &json!({ "url": format!("http://127.0.0.1:{port}/leads") }),
+        )
+        .expect(201);
+    let secret = created["secret"].as_str().unwrap().to_string();
     let rx = receive(&secret, &format!("127.0.0.1:{port}"));
-    let created = create(
-        &app,
+    let created = app.create_lead(
         &key,
         json!({ "contact_name": "Ada", "contact_email": "ada@example.com" }),
     );

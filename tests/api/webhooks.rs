@@ -5,7 +5,6 @@
 //! loopback ones opened by `allowed_private_cidrs` (never connected to at registration) or
 //! public ones, which are accepted without a lookup or a connection.
 
-use leadbase::config::Config;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -32,52 +31,6 @@ const FIELDS: [&str; 15] = [
     "disabled_reason",
     "previous_secret_expires_at",
 ];
-
-/// Generous limits, and loopback opened so `https://127.x.y.z/...` can be registered.
-fn spawn() -> TestApp {
-    spawn_and(|_| {})
-}
-
-/// [`spawn`], and then `extra` changes to the configuration.
-fn spawn_and(extra: impl FnOnce(&mut Config)) -> TestApp {
-    spawn_with(|c| {
-        relax_limits(c);
-        c.webhooks.allowed_private_cidrs = vec!["127.0.0.0/8".parse().unwrap()];
-        extra(c);
-    })
-}
-
-/// Generous limits and the default URL policy: no private range is open.
-fn spawn_strict() -> TestApp {
-    spawn_with(relax_limits)
-}
-
-fn hook(id: &str) -> String {
-    format!("{HOOKS}/{id}")
-}
-
-fn rotate_path(id: &str) -> String {
-    format!("{HOOKS}/{id}/rotate-secret")
-}
-
-fn post(app: &TestApp, key: &Key, body: Value) -> Resp {
-    app.api("POST", HOOKS, key).json(&body).send()
-}
-
-fn patch_res(app: &TestApp, key: &Key, id: &str, body: Value) -> Resp {
-    app.api("PATCH", &hook(id), key).json(&body).send()
-}
-
-/// Registers a webhook; returns the whole 201 body (`webhook` and `secret`).
-fn create_hook(app: &TestApp, key: &Key, body: Value) -> Value {
-    let res = post(app, key, body.clone());
-    assert_eq!(res.status, 201, "create {body}: {}", res.text);
-    res.json()
-}
-
-fn create_url(app: &TestApp, key: &Key, url: &str) -> Value {
-    create_hook(app, key, json!({ "url": url }))
-}
 
 fn hook_id(body: &Value) -> String {
     body["webhook"]["id"]
@@ -136,9 +89,7 @@ fn assert_uuid(value: &Value) {
 }
 
 fn list(app: &TestApp, key: &Key) -> Vec<Value> {
-    let res = app.api("GET", HOOKS, key).send();
-    assert_eq!(res.status, 200, "{}", res.text);
-    let body = res.json();
+    let body = app.list_webhooks(key).expect(200);
     assert_eq!(body.as_object().map(|o| o.len()), Some(1), "{body}");
     body["webhooks"].as_array().expect("webhooks array").clone()
 }
@@ -150,23 +101,11 @@ fn listed_ids(app: &TestApp, key: &Key) -> Vec<String> {
         .collect()
 }
 
-fn get_hook(app: &TestApp, key: &Key, id: &str) -> Value {
-    let res = app.api("GET", &hook(id), key).send();
-    assert_eq!(res.status, 200, "{}", res.text);
-    res.json()["webhook"].clone()
-}
-
-fn patch_hook(app: &TestApp, key: &Key, id: &str, body: Value) -> Value {
-    let res = patch_res(app, key, id, body.clone());
-    assert_eq!(res.status, 200, "patch {body}: {}", res.text);
-    res.json()
-}
-
 #[test]
 fn create_returns_the_webhook_and_its_secret_with_defaults() {
-    let app = spawn();
+    let app = TestApp::for_webhooks();
     let key = app.tenant_with_key("Acme");
-    let res = post(&app, &key, json!({ "url": "https://127.0.0.1/hook-a" }));
+    let res = app.post_webhook(&key, &json!({ "url": "https://127.0.0.1/hook-a" }));
     assert_eq!(res.status, 201, "{}", res.text);
     let body = res.json();
     assert_eq!(
@@ -207,26 +146,27 @@ fn create_returns_the_webhook_and_its_secret_with_defaults() {
 
     // What GET returns is the same object.
     let id = hook_id(&body);
-    assert_eq!(&get_hook(&app, &key, &id), webhook);
+    assert_eq!(&app.get_webhook(&key, &id).expect(200)["webhook"], webhook);
     assert_eq!(list(&app, &key), vec![webhook.clone()]);
 }
 
 #[test]
 fn create_accepts_every_field() {
-    let app = spawn();
+    let app = TestApp::for_webhooks();
     let key = app.tenant_with_key("Acme");
-    let body = create_hook(
-        &app,
-        &key,
-        json!({
-            "url": "https://127.0.0.2:8443/b",
-            "event_types": ["lead.created", "lead.updated"],
-            "timeout_seconds": 30,
-            "retry_attempts": 2,
-            "description": "Zapier",
-            "is_active": false,
-        }),
-    );
+    let body = app
+        .post_webhook(
+            &key,
+            &json!({
+                "url": "https://127.0.0.2:8443/b",
+                "event_types": ["lead.created", "lead.updated"],
+                "timeout_seconds": 30,
+                "retry_attempts": 2,
+                "description": "Zapier",
+                "is_active": false,
+            }),
+        )
+        .expect(201);
     let webhook = &body["webhook"];
     assert_eq!(webhook["url"], "https://127.0.0.2:8443/b");
     assert_eq!(
@@ -239,19 +179,20 @@ fn create_accepts_every_field() {
     assert_eq!(webhook["is_active"], false);
 
     // A public literal passes without DNS and without a connection.
-    let public = create_url(&app, &key, "https://8.8.8.8/hook");
+    let public = app
+        .post_webhook(&key, &json!({ "url": "https://8.8.8.8/hook" }))
+        .expect(201);
     assert_eq!(public["webhook"]["url"], "https://8.8.8.8/hook");
 }
 
 #[test]
 fn timeout_seconds_must_be_between_1_and_60() {
-    let app = spawn();
+    let app = TestApp::for_webhooks();
     let key = app.tenant_with_key("Acme");
     for bad in [0, 61, -1, 3600] {
-        let res = post(
-            &app,
+        let res = app.post_webhook(
             &key,
-            json!({ "url": "https://127.0.0.1/t", "timeout_seconds": bad }),
+            &json!({ "url": "https://127.0.0.1/t", "timeout_seconds": bad }),
         );
         assert_bad_request(
             &res,
@@ -260,10 +201,9 @@ fn timeout_seconds_must_be_between_1_and_60() {
         );
     }
     for bad in [json!(u64::MAX), json!(2.5), json!("10"), json!(true)] {
-        let res = post(
-            &app,
+        let res = app.post_webhook(
             &key,
-            json!({ "url": "https://127.0.0.1/t", "timeout_seconds": bad }),
+            &json!({ "url": "https://127.0.0.1/t", "timeout_seconds": bad }),
         );
         assert_bad_request(
             &res,
@@ -272,32 +212,33 @@ fn timeout_seconds_must_be_between_1_and_60() {
         );
     }
     for (n, ok) in [1, 60].into_iter().enumerate() {
-        let body = create_hook(
-            &app,
-            &key,
-            json!({ "url": format!("https://127.0.0.1/t{n}"), "timeout_seconds": ok }),
-        );
+        let body = app
+            .post_webhook(
+                &key,
+                &json!({ "url": format!("https://127.0.0.1/t{n}"), "timeout_seconds": ok }),
+            )
+            .expect(201);
         assert_eq!(body["webhook"]["timeout_seconds"], ok);
     }
     // A whole number written as a float is that integer, as in JSON Schema.
-    let body = create_hook(
-        &app,
-        &key,
-        json!({ "url": "https://127.0.0.1/t-float", "timeout_seconds": 30.0 }),
-    );
+    let body = app
+        .post_webhook(
+            &key,
+            &json!({ "url": "https://127.0.0.1/t-float", "timeout_seconds": 30.0 }),
+        )
+        .expect(201);
     assert_eq!(body["webhook"]["timeout_seconds"], 30);
     assert_eq!(list(&app, &key).len(), 3, "refused ones were not stored");
 }
 
 #[test]
 fn retry_attempts_must_be_between_0_and_10() {
-    let app = spawn();
+    let app = TestApp::for_webhooks();
     let key = app.tenant_with_key("Acme");
     for bad in [-1, 11] {
-        let res = post(
-            &app,
+        let res = app.post_webhook(
             &key,
-            json!({ "url": "https://127.0.0.1/r", "retry_attempts": bad }),
+            &json!({ "url": "https://127.0.0.1/r", "retry_attempts": bad }),
         );
         assert_bad_request(
             &res,
@@ -306,19 +247,19 @@ fn retry_attempts_must_be_between_0_and_10() {
         );
     }
     for bad in [json!(u64::MAX), json!(2.5), json!("5")] {
-        let res = post(
-            &app,
+        let res = app.post_webhook(
             &key,
-            json!({ "url": "https://127.0.0.1/r", "retry_attempts": bad }),
+            &json!({ "url": "https://127.0.0.1/r", "retry_attempts": bad }),
         );
         assert_bad_request(&res, &format!("retry_attempts {bad}"), &["retry_attempts"]);
     }
     for (n, ok) in [0, 10].into_iter().enumerate() {
-        let body = create_hook(
-            &app,
-            &key,
-            json!({ "url": format!("https://127.0.0.1/r{n}"), "retry_attempts": ok }),
-        );
+        let body = app
+            .post_webhook(
+                &key,
+                &json!({ "url": format!("https://127.0.0.1/r{n}"), "retry_attempts": ok }),
+            )
+            .expect(201);
         assert_eq!(body["webhook"]["retry_attempts"], ok);
     }
     assert_eq!(list(&app, &key).len(), 2);
@@ -326,32 +267,33 @@ fn retry_attempts_must_be_between_0_and_10() {
 
 #[test]
 fn description_is_at_most_200_characters() {
-    let app = spawn();
+    let app = TestApp::for_webhooks();
     let key = app.tenant_with_key("Acme");
-    let res = post(
-        &app,
+    let res = app.post_webhook(
         &key,
-        json!({ "url": "https://127.0.0.1/d", "description": "x".repeat(201) }),
+        &json!({ "url": "https://127.0.0.1/d", "description": "x".repeat(201) }),
     );
     assert_bad_request(&res, "description 201", &["description", "200"]);
 
-    let body = create_hook(
-        &app,
-        &key,
-        json!({ "url": "https://127.0.0.1/d", "description": "é".repeat(200) }),
-    );
+    let body = app
+        .post_webhook(
+            &key,
+            &json!({ "url": "https://127.0.0.1/d", "description": "é".repeat(200) }),
+        )
+        .expect(201);
     assert_eq!(body["webhook"]["description"], "é".repeat(200));
-    let body = create_hook(
-        &app,
-        &key,
-        json!({ "url": "https://127.0.0.1/d2", "description": null }),
-    );
+    let body = app
+        .post_webhook(
+            &key,
+            &json!({ "url": "https://127.0.0.1/d2", "description": null }),
+        )
+        .expect(201);
     assert_eq!(body["webhook"]["description"], Value::Null);
 }
 
 #[test]
 fn event_types_come_from_the_catalogue_and_duplicates_collapse() {
-    let app = spawn();
+    let app = TestApp::for_webhooks();
     let key = app.tenant_with_key("Acme");
     for (bad, words) in [
         (
@@ -368,47 +310,43 @@ fn event_types_come_from_the_catalogue_and_duplicates_collapse() {
         ),
         (json!([]), &["event_types"][..]),
     ] {
-        let res = post(
-            &app,
+        let res = app.post_webhook(
             &key,
-            json!({ "url": "https://127.0.0.1/e", "event_types": bad }),
+            &json!({ "url": "https://127.0.0.1/e", "event_types": bad }),
         );
         assert_bad_request(&res, &format!("event_types {bad}"), words);
     }
-    let res = post(
-        &app,
+    let res = app.post_webhook(
         &key,
-        json!({ "url": "https://127.0.0.1/e", "event_types": "lead.created" }),
+        &json!({ "url": "https://127.0.0.1/e", "event_types": "lead.created" }),
     );
     assert_bad_request(&res, "event_types as a string", &["event_types"]);
     assert!(list(&app, &key).is_empty());
 
-    let both = create_hook(
-        &app,
-        &key,
-        json!({ "url": "https://127.0.0.1/e1", "event_types": ["lead.created", "lead.updated"] }),
-    );
+    let both = app.post_webhook(&key, &json!({ "url": "https://127.0.0.1/e1", "event_types": ["lead.created", "lead.updated"] })).expect(201);
     assert_eq!(
         both["webhook"]["event_types"],
         json!(["lead.created", "lead.updated"])
     );
-    let updated_only = create_hook(
-        &app,
-        &key,
-        json!({ "url": "https://127.0.0.1/e2", "event_types": ["lead.updated"] }),
-    );
+    let updated_only = app
+        .post_webhook(
+            &key,
+            &json!({ "url": "https://127.0.0.1/e2", "event_types": ["lead.updated"] }),
+        )
+        .expect(201);
     assert_eq!(
         updated_only["webhook"]["event_types"],
         json!(["lead.updated"])
     );
-    let dupes = create_hook(
-        &app,
-        &key,
-        json!({
-            "url": "https://127.0.0.1/e3",
-            "event_types": ["lead.created", "lead.created", "lead.updated", "lead.created"],
-        }),
-    );
+    let dupes = app
+        .post_webhook(
+            &key,
+            &json!({
+                "url": "https://127.0.0.1/e3",
+                "event_types": ["lead.created", "lead.created", "lead.updated", "lead.created"],
+            }),
+        )
+        .expect(201);
     assert_eq!(
         dupes["webhook"]["event_types"],
         json!(["lead.created", "lead.updated"])
@@ -417,9 +355,9 @@ fn event_types_come_from_the_catalogue_and_duplicates_collapse() {
 
 #[test]
 fn url_is_a_required_absolute_https_string_without_user_info_of_at_most_2048_chars() {
-    let app = spawn();
+    let app = TestApp::for_webhooks();
     let key = app.tenant_with_key("Acme");
-    let send = |body: Value| post(&app, &key, body);
+    let send = |body: Value| app.post_webhook(&key, &body);
 
     assert_bad_request(&send(json!({})), "url missing", &["url"]);
     assert_bad_request(
@@ -439,7 +377,9 @@ fn url_is_a_required_absolute_https_string_without_user_info_of_at_most_2048_cha
     let base = "https://127.0.0.1/";
     let at_limit = format!("{base}{}", "a".repeat(2048 - base.len()));
     assert_eq!(at_limit.len(), 2048);
-    let body = create_url(&app, &key, &at_limit);
+    let body = app
+        .post_webhook(&key, &json!({ "url": &at_limit }))
+        .expect(201);
     assert_eq!(body["webhook"]["url"], at_limit);
     let over = format!("{base}{}", "b".repeat(2049 - base.len()));
     assert_bad_request(&send(json!({ "url": over })), "url 2049", &["url", "2048"]);
@@ -462,7 +402,7 @@ fn url_is_a_required_absolute_https_string_without_user_info_of_at_most_2048_cha
 
 #[test]
 fn url_policy_refuses_addresses_that_are_not_globally_routable() {
-    let app = spawn_strict();
+    let app = TestApp::relaxed();
     let key = app.tenant_with_key("Acme");
     for (url, rule) in [
         ("https://127.0.0.1/", "loopback"),
@@ -485,25 +425,26 @@ fn url_policy_refuses_addresses_that_are_not_globally_routable() {
         ("https://localhost/", "loopback"),
         ("https://LocalHost./hook", "loopback"),
     ] {
-        let res = post(&app, &key, json!({ "url": url }));
+        let res = app.post_webhook(&key, &json!({ "url": url }));
         assert_bad_request(&res, url, &[rule]);
     }
     assert!(list(&app, &key).is_empty());
 
     // Public addresses are fine, v4 and v6.
-    create_url(&app, &key, "https://8.8.8.8/hook");
-    create_url(&app, &key, "https://[2606:4700:4700::1111]/hook");
+    app.post_webhook(&key, &json!({ "url": "https://8.8.8.8/hook" }))
+        .expect(201);
+    app.post_webhook(
+        &key,
+        &json!({ "url": "https://[2606:4700:4700::1111]/hook" }),
+    )
+    .expect(201);
 }
 
 #[test]
 fn a_host_that_does_not_resolve_is_refused() {
-    let app = spawn();
+    let app = TestApp::for_webhooks();
     let key = app.tenant_with_key("Acme");
-    let res = post(
-        &app,
-        &key,
-        json!({ "url": "https://no-such-host.invalid/hook" }),
-    );
+    let res = app.post_webhook(&key, &json!({ "url": "https://no-such-host.invalid/hook" }));
     assert_bad_request(
         &res,
         "unresolvable host",
@@ -514,43 +455,49 @@ fn a_host_that_does_not_resolve_is_refused() {
 
 #[test]
 fn allow_listed_ranges_admit_exactly_their_addresses() {
-    let app = spawn();
+    let app = TestApp::for_webhooks();
     let key = app.tenant_with_key("Acme");
-    create_url(&app, &key, "https://127.0.0.1/hook-a");
-    create_url(&app, &key, "https://127.255.0.9:8443/hook");
+    app.post_webhook(&key, &json!({ "url": "https://127.0.0.1/hook-a" }))
+        .expect(201);
+    app.post_webhook(&key, &json!({ "url": "https://127.255.0.9:8443/hook" }))
+        .expect(201);
     for (url, rule) in [
         ("https://10.1.2.3/", "private"),
         ("https://169.254.169.254/", "link-local"),
         ("https://[::1]/", "loopback"),
     ] {
-        let res = post(&app, &key, json!({ "url": url }));
+        let res = app.post_webhook(&key, &json!({ "url": url }));
         assert_bad_request(&res, url, &[rule]);
     }
 }
 
 #[test]
 fn http_is_accepted_when_https_only_is_off() {
-    let app = spawn_and(|c| c.webhooks.https_only = false);
+    let app = TestApp::for_webhooks_with(|c| c.webhooks.https_only = false);
     let key = app.tenant_with_key("Acme");
-    let body = create_url(&app, &key, "http://127.0.0.1:8080/plain");
+    let body = app
+        .post_webhook(&key, &json!({ "url": "http://127.0.0.1:8080/plain" }))
+        .expect(201);
     assert_eq!(body["webhook"]["url"], "http://127.0.0.1:8080/plain");
-    create_url(&app, &key, "https://127.0.0.1/tls");
+    app.post_webhook(&key, &json!({ "url": "https://127.0.0.1/tls" }))
+        .expect(201);
     // Other schemes and the address rules still apply.
-    let res = post(&app, &key, json!({ "url": "ftp://127.0.0.1/file" }));
+    let res = app.post_webhook(&key, &json!({ "url": "ftp://127.0.0.1/file" }));
     assert_bad_request(&res, "ftp", &["url", "ftp"]);
-    let res = post(&app, &key, json!({ "url": "http://10.0.0.1/plain" }));
+    let res = app.post_webhook(&key, &json!({ "url": "http://10.0.0.1/plain" }));
     assert_bad_request(&res, "private over http", &["private"]);
 }
 
 #[test]
 fn patch_applies_the_same_rules() {
-    let app = spawn();
+    let app = TestApp::for_webhooks();
     let key = app.tenant_with_key("Acme");
-    let created = create_hook(
-        &app,
-        &key,
-        json!({ "url": "https://127.0.0.1/p", "description": "keep" }),
-    );
+    let created = app
+        .post_webhook(
+            &key,
+            &json!({ "url": "https://127.0.0.1/p", "description": "keep" }),
+        )
+        .expect(201);
     let id = hook_id(&created);
     let before = created["webhook"].clone();
 
@@ -591,44 +538,53 @@ fn patch_applies_the_same_rules() {
             &["retry_attempts"][..],
         ),
     ] {
-        let res = patch_res(&app, &key, &id, body.clone());
+        let res = app.patch_webhook(&key, &id, &body);
         assert_bad_request(&res, &format!("PATCH {body}"), words);
     }
-    assert_eq!(get_hook(&app, &key, &id), before, "nothing changed");
+    assert_eq!(
+        app.get_webhook(&key, &id).expect(200)["webhook"],
+        before,
+        "nothing changed"
+    );
 
     // The bounds are inclusive here too.
-    let changed = patch_hook(
-        &app,
-        &key,
-        &id,
-        json!({ "timeout_seconds": 60, "retry_attempts": 0, "description": "y".repeat(200) }),
-    );
+    let changed = app
+        .patch_webhook(
+            &key,
+            &id,
+            &json!({ "timeout_seconds": 60, "retry_attempts": 0, "description": "y".repeat(200) }),
+        )
+        .expect(200);
     assert_eq!(changed["webhook"]["timeout_seconds"], 60);
     assert_eq!(changed["webhook"]["retry_attempts"], 0);
     assert_eq!(changed["webhook"]["description"], "y".repeat(200));
-    let changed = patch_hook(
-        &app,
-        &key,
-        &id,
-        json!({ "timeout_seconds": 1, "retry_attempts": 10 }),
-    );
+    let changed = app
+        .patch_webhook(
+            &key,
+            &id,
+            &json!({ "timeout_seconds": 1, "retry_attempts": 10 }),
+        )
+        .expect(200);
     assert_eq!(changed["webhook"]["timeout_seconds"], 1);
     assert_eq!(changed["webhook"]["retry_attempts"], 10);
 }
 
 #[test]
 fn patch_changes_only_the_fields_it_names() {
-    let app = spawn();
+    let app = TestApp::for_webhooks();
     let key = app.tenant_with_key("Acme");
-    let created = create_hook(
-        &app,
-        &key,
-        json!({ "url": "https://127.0.0.1/c", "description": "first" }),
-    );
+    let created = app
+        .post_webhook(
+            &key,
+            &json!({ "url": "https://127.0.0.1/c", "description": "first" }),
+        )
+        .expect(201);
     let id = hook_id(&created);
     let original = created["webhook"].clone();
 
-    let off = patch_hook(&app, &key, &id, json!({ "is_active": false }));
+    let off = app
+        .patch_webhook(&key, &id, &json!({ "is_active": false }))
+        .expect(200);
     assert!(off.get("secret").is_none(), "no secret without rotation");
     let webhook = &off["webhook"];
     assert_eq!(webhook["is_active"], false);
@@ -638,50 +594,70 @@ fn patch_changes_only_the_fields_it_names() {
         }
     }
     assert!(parse_time(&webhook["updated_at"]) >= parse_time(&original["updated_at"]));
-    assert_eq!(get_hook(&app, &key, &id)["is_active"], false);
+    assert_eq!(
+        app.get_webhook(&key, &id).expect(200)["webhook"]["is_active"],
+        false
+    );
 
-    let on = patch_hook(&app, &key, &id, json!({ "is_active": true }));
+    let on = app
+        .patch_webhook(&key, &id, &json!({ "is_active": true }))
+        .expect(200);
     assert_eq!(on["webhook"]["is_active"], true);
     assert_eq!(on["webhook"]["disabled_reason"], Value::Null);
     assert_eq!(on["webhook"]["consecutive_failures"], 0);
 
-    let cleared = patch_hook(&app, &key, &id, json!({ "description": null }));
+    let cleared = app
+        .patch_webhook(&key, &id, &json!({ "description": null }))
+        .expect(200);
     assert_eq!(cleared["webhook"]["description"], Value::Null);
-    assert_eq!(get_hook(&app, &key, &id)["description"], Value::Null);
-    let described = patch_hook(&app, &key, &id, json!({ "description": "again" }));
+    assert_eq!(
+        app.get_webhook(&key, &id).expect(200)["webhook"]["description"],
+        Value::Null
+    );
+    let described = app
+        .patch_webhook(&key, &id, &json!({ "description": "again" }))
+        .expect(200);
     assert_eq!(described["webhook"]["description"], "again");
     // Leaving description out keeps it.
-    let kept = patch_hook(&app, &key, &id, json!({ "timeout_seconds": 15 }));
+    let kept = app
+        .patch_webhook(&key, &id, &json!({ "timeout_seconds": 15 }))
+        .expect(200);
     assert_eq!(kept["webhook"]["description"], "again");
     assert_eq!(kept["webhook"]["timeout_seconds"], 15);
 
-    let types = patch_hook(
-        &app,
-        &key,
-        &id,
-        json!({ "event_types": ["lead.updated", "lead.updated"] }),
-    );
+    let types = app
+        .patch_webhook(
+            &key,
+            &id,
+            &json!({ "event_types": ["lead.updated", "lead.updated"] }),
+        )
+        .expect(200);
     assert_eq!(types["webhook"]["event_types"], json!(["lead.updated"]));
-    let types = patch_hook(
-        &app,
-        &key,
-        &id,
-        json!({ "event_types": ["lead.created", "lead.updated"] }),
-    );
+    let types = app
+        .patch_webhook(
+            &key,
+            &id,
+            &json!({ "event_types": ["lead.created", "lead.updated"] }),
+        )
+        .expect(200);
     assert_eq!(
         types["webhook"]["event_types"],
         json!(["lead.created", "lead.updated"])
     );
 
-    let moved = patch_hook(&app, &key, &id, json!({ "url": "https://127.0.0.3/moved" }));
+    let moved = app
+        .patch_webhook(&key, &id, &json!({ "url": "https://127.0.0.3/moved" }))
+        .expect(200);
     assert_eq!(moved["webhook"]["url"], "https://127.0.0.3/moved");
     // Its own URL again is not a duplicate of itself.
-    let same = patch_hook(&app, &key, &id, json!({ "url": "https://127.0.0.3/moved" }));
+    let same = app
+        .patch_webhook(&key, &id, &json!({ "url": "https://127.0.0.3/moved" }))
+        .expect(200);
     assert_eq!(same["webhook"]["url"], "https://127.0.0.3/moved");
 
     // An empty PATCH changes nothing that matters.
-    let empty = patch_hook(&app, &key, &id, json!({}));
-    let now = get_hook(&app, &key, &id);
+    let empty = app.patch_webhook(&key, &id, &json!({})).expect(200);
+    let now = app.get_webhook(&key, &id).expect(200)["webhook"].clone();
     for field in FIELDS {
         if field != "updated_at" {
             assert_eq!(empty["webhook"][field], now[field], "{field}");
@@ -697,16 +673,15 @@ fn patch_changes_only_the_fields_it_names() {
 
 #[test]
 fn list_returns_webhooks_oldest_first() {
-    let app = spawn();
+    let app = TestApp::for_webhooks();
     let key = app.tenant_with_key("Acme");
     assert!(list(&app, &key).is_empty());
     let ids: Vec<String> = (1..=5)
         .map(|n| {
-            hook_id(&create_url(
-                &app,
-                &key,
-                &format!("https://127.0.0.{n}/hook"),
-            ))
+            hook_id(
+                &app.post_webhook(&key, &json!({ "url": format!("https://127.0.0.{n}/hook") }))
+                    .expect(201),
+            )
         })
         .collect();
     assert_eq!(listed_ids(&app, &key), ids);
@@ -718,16 +693,12 @@ fn list_returns_webhooks_oldest_first() {
     assert!(created.windows(2).all(|w| w[0] <= w[1]), "{created:?}");
 
     // Changing one does not move it.
-    patch_hook(&app, &key, &ids[0], json!({ "description": "touched" }));
+    app.patch_webhook(&key, &ids[0], &json!({ "description": "touched" }))
+        .expect(200);
     assert_eq!(listed_ids(&app, &key), ids);
 
     // The admin view lists the same, in the same order.
-    let admin = app
-        .admin(
-            "GET",
-            &format!("/admin/api/tenants/{}/webhooks", key.tenant),
-        )
-        .send();
+    let admin = app.admin_list_webhooks(&key.tenant);
     assert_eq!(admin.status, 200, "{}", admin.text);
     let admin_ids: Vec<String> = admin.json()["webhooks"]
         .as_array()
@@ -740,23 +711,24 @@ fn list_returns_webhooks_oldest_first() {
 
 #[test]
 fn secrets_are_returned_only_on_create_and_rotate() {
-    let app = spawn();
+    let app = TestApp::for_webhooks();
     let key = app.tenant_with_key("Acme");
-    let created = create_url(&app, &key, "https://127.0.0.1/s");
+    let created = app
+        .post_webhook(&key, &json!({ "url": "https://127.0.0.1/s" }))
+        .expect(201);
     let id = hook_id(&created);
     let first = assert_secret(&created["secret"]);
     let mut seen = vec![first.clone()];
 
     let check_hidden = |seen: &[String], current: &str| {
-        let admin_path = format!("/admin/api/tenants/{}/webhooks", key.tenant);
         let views = [
-            ("list", app.api("GET", HOOKS, &key).send()),
-            ("get", app.api("GET", &hook(&id), &key).send()),
+            ("list", app.list_webhooks(&key)),
+            ("get", app.get_webhook(&key, &id)),
             (
                 "patch",
-                patch_res(&app, &key, &id, json!({ "timeout_seconds": 12 })),
+                app.patch_webhook(&key, &id, &json!({ "timeout_seconds": 12 })),
             ),
-            ("admin list", app.admin("GET", &admin_path).send()),
+            ("admin list", app.admin_list_webhooks(&key.tenant)),
         ];
         for (what, res) in views {
             assert_eq!(res.status, 200, "{what}: {}", res.text);
@@ -778,7 +750,9 @@ fn secrets_are_returned_only_on_create_and_rotate() {
     check_hidden(&seen, &first);
 
     // PATCH with rotate_secret: a fresh secret, shown once.
-    let rotated = patch_hook(&app, &key, &id, json!({ "rotate_secret": true }));
+    let rotated = app
+        .patch_webhook(&key, &id, &json!({ "rotate_secret": true }))
+        .expect(200);
     let second = assert_secret(&rotated["secret"]);
     assert_ne!(second, first);
     assert_eq!(rotated["webhook"]["signing_secret_prefix"], second[..16]);
@@ -786,11 +760,10 @@ fn secrets_are_returned_only_on_create_and_rotate() {
     check_hidden(&seen, &second);
 
     // rotate_secret: false is not a rotation.
-    let not_rotated = patch_res(
-        &app,
+    let not_rotated = app.patch_webhook(
         &key,
         &id,
-        json!({ "rotate_secret": false, "description": "d" }),
+        &json!({ "rotate_secret": false, "description": "d" }),
     );
     assert_eq!(not_rotated.status, 200, "{}", not_rotated.text);
     assert!(not_rotated.json().get("secret").is_none());
@@ -800,7 +773,7 @@ fn secrets_are_returned_only_on_create_and_rotate() {
     );
 
     // The rotate-secret route.
-    let res = app.api("POST", &rotate_path(&id), &key).send();
+    let res = app.rotate_secret(&key, &id, None);
     assert_eq!(res.status, 200, "{}", res.text);
     let body = res.json();
     let third = assert_secret(&body["secret"]);
@@ -813,18 +786,16 @@ fn secrets_are_returned_only_on_create_and_rotate() {
 
 #[test]
 fn rotate_secret_keeps_the_previous_secret_for_the_overlap() {
-    let app = spawn();
+    let app = TestApp::for_webhooks();
     let key = app.tenant_with_key("Acme");
-    let created = create_url(&app, &key, "https://127.0.0.1/r");
+    let created = app
+        .post_webhook(&key, &json!({ "url": "https://127.0.0.1/r" }))
+        .expect(201);
     let id = hook_id(&created);
     let mut secret = assert_secret(&created["secret"]);
 
     let mut rotate = |body: Option<Value>| -> Value {
-        let req = app.api("POST", &rotate_path(&id), &key);
-        let res = match &body {
-            Some(b) => req.json(b).send(),
-            None => req.send(),
-        };
+        let res = app.rotate_secret(&key, &id, body.as_ref());
         assert_eq!(res.status, 200, "rotate {body:?}: {}", res.text);
         let out = res.json();
         let new = assert_secret(&out["secret"]);
@@ -843,7 +814,7 @@ fn rotate_secret_keeps_the_previous_secret_for_the_overlap() {
     let hours = hours_ahead(&webhook["previous_secret_expires_at"]);
     assert!((23.9..=24.1).contains(&hours), "{hours} h ahead: {webhook}");
     assert_eq!(
-        get_hook(&app, &key, &id)["previous_secret_expires_at"],
+        app.get_webhook(&key, &id).expect(200)["webhook"]["previous_secret_expires_at"],
         webhook["previous_secret_expires_at"]
     );
 
@@ -862,25 +833,20 @@ fn rotate_secret_keeps_the_previous_secret_for_the_overlap() {
     let webhook = rotate(Some(json!({ "overlap_hours": 0 })));
     assert_eq!(webhook["previous_secret_expires_at"], Value::Null);
     assert_eq!(
-        get_hook(&app, &key, &id)["previous_secret_expires_at"],
+        app.get_webhook(&key, &id).expect(200)["webhook"]["previous_secret_expires_at"],
         Value::Null
     );
 
-    let prefix_before = get_hook(&app, &key, &id)["signing_secret_prefix"].clone();
+    let prefix_before =
+        app.get_webhook(&key, &id).expect(200)["webhook"]["signing_secret_prefix"].clone();
     for bad in [json!(169), json!(-1), json!("2"), json!(1.5)] {
-        let res = app
-            .api("POST", &rotate_path(&id), &key)
-            .json(&json!({ "overlap_hours": bad }))
-            .send();
+        let res = app.rotate_secret(&key, &id, Some(&json!({ "overlap_hours": bad })));
         assert_bad_request(&res, &format!("overlap_hours {bad}"), &["overlap_hours"]);
     }
-    let res = app
-        .api("POST", &rotate_path(&id), &key)
-        .json(&json!({ "overlap_hours": 169 }))
-        .send();
+    let res = app.rotate_secret(&key, &id, Some(&json!({ "overlap_hours": 169 })));
     assert_bad_request(&res, "overlap 169", &["overlap_hours", "168"]);
     assert_eq!(
-        get_hook(&app, &key, &id)["signing_secret_prefix"],
+        app.get_webhook(&key, &id).expect(200)["webhook"]["signing_secret_prefix"],
         prefix_before,
         "a refused rotation rotates nothing"
     );
@@ -888,18 +854,21 @@ fn rotate_secret_keeps_the_previous_secret_for_the_overlap() {
 
 #[test]
 fn patch_rotate_secret_uses_the_configured_overlap() {
-    let app = spawn_and(|c| c.webhooks.rotation_overlap_hours = 6);
+    let app = TestApp::for_webhooks_with(|c| c.webhooks.rotation_overlap_hours = 6);
     let key = app.tenant_with_key("Acme");
-    let created = create_url(&app, &key, "https://127.0.0.1/o");
+    let created = app
+        .post_webhook(&key, &json!({ "url": "https://127.0.0.1/o" }))
+        .expect(201);
     let id = hook_id(&created);
     let first = assert_secret(&created["secret"]);
 
-    let rotated = patch_hook(
-        &app,
-        &key,
-        &id,
-        json!({ "rotate_secret": true, "description": "rotated" }),
-    );
+    let rotated = app
+        .patch_webhook(
+            &key,
+            &id,
+            &json!({ "rotate_secret": true, "description": "rotated" }),
+        )
+        .expect(200);
     let second = assert_secret(&rotated["secret"]);
     assert_ne!(second, first);
     assert_eq!(rotated["webhook"]["description"], "rotated");
@@ -907,7 +876,7 @@ fn patch_rotate_secret_uses_the_configured_overlap() {
     let hours = hours_ahead(&rotated["webhook"]["previous_secret_expires_at"]);
     assert!((5.9..=6.1).contains(&hours), "{hours} h ahead");
 
-    let res = app.api("POST", &rotate_path(&id), &key).send();
+    let res = app.rotate_secret(&key, &id, None);
     assert_eq!(res.status, 200, "{}", res.text);
     let hours = hours_ahead(&res.json()["webhook"]["previous_secret_expires_at"]);
     assert!((5.9..=6.1).contains(&hours), "{hours} h ahead");
@@ -915,111 +884,129 @@ fn patch_rotate_secret_uses_the_configured_overlap() {
 
 #[test]
 fn a_url_is_registered_once_per_tenant() {
-    let app = spawn();
+    let app = TestApp::for_webhooks();
     let acme = app.tenant_with_key("Acme");
     let globex = app.tenant_with_key("Globex");
-    let a = create_url(&app, &acme, "https://127.0.0.1/hook-a");
+    let a = app
+        .post_webhook(&acme, &json!({ "url": "https://127.0.0.1/hook-a" }))
+        .expect(201);
     let a_id = hook_id(&a);
 
-    let res = post(
-        &app,
+    let res = app.post_webhook(
         &acme,
-        json!({ "url": "https://127.0.0.1/hook-a", "event_types": ["lead.updated"] }),
+        &json!({ "url": "https://127.0.0.1/hook-a", "event_types": ["lead.updated"] }),
     );
     let message = res.assert_error(409, "api_error");
     assert!(message.contains("url"), "{message}");
 
     // Inactive still counts.
-    patch_hook(&app, &acme, &a_id, json!({ "is_active": false }));
-    let res = post(&app, &acme, json!({ "url": "https://127.0.0.1/hook-a" }));
+    app.patch_webhook(&acme, &a_id, &json!({ "is_active": false }))
+        .expect(200);
+    let res = app.post_webhook(&acme, &json!({ "url": "https://127.0.0.1/hook-a" }));
     res.assert_error(409, "api_error");
     // Created inactive, too.
-    create_hook(
-        &app,
+    app.post_webhook(
         &acme,
-        json!({ "url": "https://127.0.0.2:8443/b", "is_active": false }),
-    );
-    let res = post(&app, &acme, json!({ "url": "https://127.0.0.2:8443/b" }));
+        &json!({ "url": "https://127.0.0.2:8443/b", "is_active": false }),
+    )
+    .expect(201);
+    let res = app.post_webhook(&acme, &json!({ "url": "https://127.0.0.2:8443/b" }));
     res.assert_error(409, "api_error");
 
     // Another tenant may register the same URL.
-    create_url(&app, &globex, "https://127.0.0.1/hook-a");
+    app.post_webhook(&globex, &json!({ "url": "https://127.0.0.1/hook-a" }))
+        .expect(201);
 
     // PATCHing a URL onto another webhook's URL is a duplicate too.
-    let c = create_url(&app, &acme, "https://127.0.0.3/c");
+    let c = app
+        .post_webhook(&acme, &json!({ "url": "https://127.0.0.3/c" }))
+        .expect(201);
     let c_id = hook_id(&c);
-    let res = patch_res(
-        &app,
-        &acme,
-        &c_id,
-        json!({ "url": "https://127.0.0.1/hook-a" }),
-    );
+    let res = app.patch_webhook(&acme, &c_id, &json!({ "url": "https://127.0.0.1/hook-a" }));
     res.assert_error(409, "api_error");
-    assert_eq!(get_hook(&app, &acme, &c_id)["url"], "https://127.0.0.3/c");
+    assert_eq!(
+        app.get_webhook(&acme, &c_id).expect(200)["webhook"]["url"],
+        "https://127.0.0.3/c"
+    );
     assert_eq!(list(&app, &acme).len(), 3);
 
     // Once deleted, the URL is free again.
-    let res = app.api("DELETE", &hook(&a_id), &acme).send();
+    let res = app.delete_webhook(&acme, &a_id);
     assert_eq!(res.status, 200, "{}", res.text);
-    let again = create_url(&app, &acme, "https://127.0.0.1/hook-a");
+    let again = app
+        .post_webhook(&acme, &json!({ "url": "https://127.0.0.1/hook-a" }))
+        .expect(201);
     assert_ne!(hook_id(&again), a_id, "a new webhook, not the old one back");
-    let moved = patch_hook(
-        &app,
-        &acme,
-        &c_id,
-        json!({ "url": "https://127.0.0.2:8443/b2" }),
-    );
+    let moved = app
+        .patch_webhook(&acme, &c_id, &json!({ "url": "https://127.0.0.2:8443/b2" }))
+        .expect(200);
     assert_eq!(moved["webhook"]["url"], "https://127.0.0.2:8443/b2");
-    let res = app.api("DELETE", &hook(&hook_id(&again)), &acme).send();
+    let res = app.delete_webhook(&acme, &hook_id(&again));
     assert_eq!(res.status, 200, "{}", res.text);
-    let moved = patch_hook(
-        &app,
-        &acme,
-        &c_id,
-        json!({ "url": "https://127.0.0.1/hook-a" }),
-    );
+    let moved = app
+        .patch_webhook(&acme, &c_id, &json!({ "url": "https://127.0.0.1/hook-a" }))
+        .expect(200);
     assert_eq!(moved["webhook"]["url"], "https://127.0.0.1/hook-a");
 }
 
 #[test]
 fn a_tenant_at_max_per_tenant_gets_409_naming_the_limit() {
-    let app = spawn_and(|c| c.webhooks.max_per_tenant = 3);
+    let app = TestApp::for_webhooks_with(|c| c.webhooks.max_per_tenant = 3);
     let acme = app.tenant_with_key("Acme");
     let globex = app.tenant_with_key("Globex");
     let mut ids: Vec<String> = (1..=3)
-        .map(|n| hook_id(&create_url(&app, &acme, &format!("https://127.0.0.1/m{n}"))))
+        .map(|n| {
+            hook_id(
+                &app.post_webhook(&acme, &json!({ "url": format!("https://127.0.0.1/m{n}") }))
+                    .expect(201),
+            )
+        })
         .collect();
     // Inactive ones count.
-    patch_hook(&app, &acme, &ids[2], json!({ "is_active": false }));
+    app.patch_webhook(&acme, &ids[2], &json!({ "is_active": false }))
+        .expect(200);
 
-    let res = post(&app, &acme, json!({ "url": "https://127.0.0.1/m4" }));
+    let res = app.post_webhook(&acme, &json!({ "url": "https://127.0.0.1/m4" }));
     let message = res.assert_error(409, "api_error");
     assert!(message.contains('3'), "names the limit: {message}");
     assert_eq!(list(&app, &acme).len(), 3);
 
     // The limit is per tenant.
     for n in 1..=3 {
-        create_url(&app, &globex, &format!("https://127.0.0.1/m{n}"));
+        app.post_webhook(
+            &globex,
+            &json!({ "url": format!("https://127.0.0.1/m{n}") }),
+        )
+        .expect(201);
     }
 
     // Deleting one frees a slot, exactly one.
     let removed = ids.remove(0);
-    let res = app.api("DELETE", &hook(&removed), &acme).send();
+    let res = app.delete_webhook(&acme, &removed);
     assert_eq!(res.status, 200, "{}", res.text);
-    ids.push(hook_id(&create_url(&app, &acme, "https://127.0.0.1/m4")));
-    let res = post(&app, &acme, json!({ "url": "https://127.0.0.1/m5" }));
+    ids.push(hook_id(
+        &app.post_webhook(&acme, &json!({ "url": "https://127.0.0.1/m4" }))
+            .expect(201),
+    ));
+    let res = app.post_webhook(&acme, &json!({ "url": "https://127.0.0.1/m5" }));
     res.assert_error(409, "api_error");
     assert_eq!(listed_ids(&app, &acme), ids);
 }
 
 #[test]
 fn delete_is_soft_and_the_webhook_is_gone_everywhere() {
-    let app = spawn();
+    let app = TestApp::for_webhooks();
     let key = app.tenant_with_key("Acme");
-    let keep = hook_id(&create_url(&app, &key, "https://127.0.0.1/keep"));
-    let gone = hook_id(&create_url(&app, &key, "https://127.0.0.1/gone"));
+    let keep = hook_id(
+        &app.post_webhook(&key, &json!({ "url": "https://127.0.0.1/keep" }))
+            .expect(201),
+    );
+    let gone = hook_id(
+        &app.post_webhook(&key, &json!({ "url": "https://127.0.0.1/gone" }))
+            .expect(201),
+    );
 
-    let res = app.api("DELETE", &hook(&gone), &key).send();
+    let res = app.delete_webhook(&key, &gone);
     assert_eq!(res.status, 200, "{}", res.text);
     assert_eq!(res.json(), json!({ "id": gone, "deleted": true }));
 
@@ -1027,113 +1014,108 @@ fn delete_is_soft_and_the_webhook_is_gone_everywhere() {
         let message = res.assert_error(404, "not_found_error");
         assert!(!message.is_empty(), "{what}");
     };
-    not_found(app.api("GET", &hook(&gone), &key).send(), "GET");
+    not_found(app.get_webhook(&key, &gone), "GET");
     not_found(
-        patch_res(&app, &key, &gone, json!({ "description": "back?" })),
+        app.patch_webhook(&key, &gone, &json!({ "description": "back?" })),
         "PATCH",
     );
     not_found(
-        patch_res(&app, &key, &gone, json!({ "is_active": true })),
+        app.patch_webhook(&key, &gone, &json!({ "is_active": true })),
         "PATCH is_active",
     );
-    not_found(app.api("DELETE", &hook(&gone), &key).send(), "DELETE again");
-    not_found(app.api("POST", &rotate_path(&gone), &key).send(), "rotate");
+    not_found(app.delete_webhook(&key, &gone), "DELETE again");
+    not_found(app.rotate_secret(&key, &gone, None), "rotate");
     not_found(
-        app.api("POST", &rotate_path(&gone), &key)
-            .json(&json!({ "overlap_hours": 1 }))
-            .send(),
+        app.rotate_secret(&key, &gone, Some(&json!({ "overlap_hours": 1 }))),
         "rotate with a body",
     );
 
     assert_eq!(listed_ids(&app, &key), vec![keep.clone()]);
-    let admin = app
-        .admin(
-            "GET",
-            &format!("/admin/api/tenants/{}/webhooks", key.tenant),
-        )
-        .send();
+    let admin = app.admin_list_webhooks(&key.tenant);
     assert_eq!(admin.status, 200, "{}", admin.text);
     assert!(!admin.text.contains(&gone), "{}", admin.text);
-    assert_eq!(get_hook(&app, &key, &keep)["url"], "https://127.0.0.1/keep");
+    assert_eq!(
+        app.get_webhook(&key, &keep).expect(200)["webhook"]["url"],
+        "https://127.0.0.1/keep"
+    );
 
     // A well-formed id that never existed is 404 on every route, too.
     let missing = uuid::Uuid::now_v7().to_string();
-    not_found(app.api("GET", &hook(&missing), &key).send(), "GET missing");
-    not_found(patch_res(&app, &key, &missing, json!({})), "PATCH missing");
+    not_found(app.get_webhook(&key, &missing), "GET missing");
     not_found(
-        app.api("DELETE", &hook(&missing), &key).send(),
-        "DELETE missing",
+        app.patch_webhook(&key, &missing, &json!({})),
+        "PATCH missing",
     );
-    not_found(
-        app.api("POST", &rotate_path(&missing), &key).send(),
-        "rotate missing",
-    );
+    not_found(app.delete_webhook(&key, &missing), "DELETE missing");
+    not_found(app.rotate_secret(&key, &missing, None), "rotate missing");
 }
 
 #[test]
 fn another_tenants_webhook_is_not_found() {
-    let app = spawn();
+    let app = TestApp::for_webhooks();
     let acme = app.tenant_with_key("Acme");
     let globex = app.tenant_with_key("Globex");
-    let created = create_hook(
-        &app,
-        &acme,
-        json!({ "url": "https://127.0.0.1/private", "description": "acme's" }),
-    );
+    let created = app
+        .post_webhook(
+            &acme,
+            &json!({ "url": "https://127.0.0.1/private", "description": "acme's" }),
+        )
+        .expect(201);
     let id = hook_id(&created);
     let before = created["webhook"].clone();
 
     for (what, res) in [
-        ("GET", app.api("GET", &hook(&id), &globex).send()),
+        ("GET", app.get_webhook(&globex, &id)),
         (
             "PATCH",
-            patch_res(&app, &globex, &id, json!({ "description": "mine now" })),
+            app.patch_webhook(&globex, &id, &json!({ "description": "mine now" })),
         ),
         (
             "PATCH url",
-            patch_res(&app, &globex, &id, json!({ "url": "https://127.0.0.9/x" })),
+            app.patch_webhook(&globex, &id, &json!({ "url": "https://127.0.0.9/x" })),
         ),
-        ("rotate", app.api("POST", &rotate_path(&id), &globex).send()),
-        ("DELETE", app.api("DELETE", &hook(&id), &globex).send()),
+        ("rotate", app.rotate_secret(&globex, &id, None)),
+        ("DELETE", app.delete_webhook(&globex, &id)),
     ] {
         let message = res.assert_error(404, "not_found_error");
         assert!(!message.contains("acme"), "{what}: {message}");
         assert!(res.json().get("secret").is_none(), "{what}");
     }
     assert!(list(&app, &globex).is_empty(), "not in the other list");
-    assert_eq!(get_hook(&app, &acme, &id), before, "untouched");
+    assert_eq!(
+        app.get_webhook(&acme, &id).expect(200)["webhook"],
+        before,
+        "untouched"
+    );
 
     // Globex's key sent with Acme's tenant id is locked out before any lookup.
     let crossed = globex.for_tenant(&acme.tenant);
-    app.api("GET", &hook(&id), &crossed)
-        .send()
+    app.get_webhook(&crossed, &id)
         .assert_error(403, "authorization_error");
-    app.api("GET", HOOKS, &crossed)
-        .send()
+    app.list_webhooks(&crossed)
         .assert_error(403, "authorization_error");
 
     // A malformed id names nothing: 404 on every route.
     for bad in ["not-a-uuid", "123", "00000000-0000-0000-0000-00000000000g"] {
-        app.api("GET", &hook(bad), &acme)
-            .send()
+        app.get_webhook(&acme, bad)
             .assert_error(404, "not_found_error");
-        patch_res(&app, &acme, bad, json!({ "description": "x" }))
+        app.patch_webhook(&acme, bad, &json!({ "description": "x" }))
             .assert_error(404, "not_found_error");
-        app.api("DELETE", &hook(bad), &acme)
-            .send()
+        app.delete_webhook(&acme, bad)
             .assert_error(404, "not_found_error");
-        app.api("POST", &rotate_path(bad), &acme)
-            .send()
+        app.rotate_secret(&acme, bad, None)
             .assert_error(404, "not_found_error");
     }
-    assert_eq!(get_hook(&app, &acme, &id), before);
+    assert_eq!(app.get_webhook(&acme, &id).expect(200)["webhook"], before);
 }
 
 #[test]
 fn a_key_without_webhooks_manage_is_forbidden_on_every_webhook_route() {
-    let app = spawn();
+    let app = TestApp::for_webhooks();
     let owner = app.tenant_with_key("Acme");
-    let created = create_url(&app, &owner, "https://127.0.0.1/scoped");
+    let created = app
+        .post_webhook(&owner, &json!({ "url": "https://127.0.0.1/scoped" }))
+        .expect(201);
     let id = hook_id(&created);
     let before = created["webhook"].clone();
     let leads_only = app.issue_key(
@@ -1143,39 +1125,39 @@ fn a_key_without_webhooks_manage_is_forbidden_on_every_webhook_route() {
     let missing = uuid::Uuid::now_v7().to_string();
 
     let mut requests: Vec<(String, Resp)> = vec![
-        ("list".into(), app.api("GET", HOOKS, &leads_only).send()),
+        ("list".into(), app.list_webhooks(&leads_only)),
         (
             "create".into(),
-            post(
-                &app,
-                &leads_only,
-                json!({ "url": "https://127.0.0.1/sneaky" }),
-            ),
+            app.post_webhook(&leads_only, &json!({ "url": "https://127.0.0.1/sneaky" })),
         ),
     ];
     for target in [id.as_str(), missing.as_str(), "not-a-uuid"] {
         requests.push((
             format!("GET {target}"),
-            app.api("GET", &hook(target), &leads_only).send(),
+            app.get_webhook(&leads_only, target),
         ));
         requests.push((
             format!("PATCH {target}"),
-            patch_res(&app, &leads_only, target, json!({ "is_active": false })),
+            app.patch_webhook(&leads_only, target, &json!({ "is_active": false })),
         ));
         requests.push((
             format!("DELETE {target}"),
-            app.api("DELETE", &hook(target), &leads_only).send(),
+            app.delete_webhook(&leads_only, target),
         ));
         requests.push((
             format!("rotate {target}"),
-            app.api("POST", &rotate_path(target), &leads_only).send(),
+            app.rotate_secret(&leads_only, target, None),
         ));
     }
     for (what, res) in requests {
         let message = res.assert_error(403, "authorization_error");
         assert!(!message.is_empty(), "{what}");
     }
-    assert_eq!(get_hook(&app, &owner, &id), before, "nothing changed");
+    assert_eq!(
+        app.get_webhook(&owner, &id).expect(200)["webhook"],
+        before,
+        "nothing changed"
+    );
     assert_eq!(list(&app, &owner).len(), 1);
 
     // The scope alone is enough.
@@ -1187,19 +1169,20 @@ fn a_key_without_webhooks_manage_is_forbidden_on_every_webhook_route() {
 /// same request must get the same answer every time, so it is sent repeatedly.
 #[test]
 fn scope_is_checked_before_the_body_is_looked_at() {
-    let app = spawn_and(|c| c.limits.unauthenticated_per_minute = 1_000_000);
+    let app = TestApp::for_webhooks_with(|c| c.limits.unauthenticated_per_minute = 1_000_000);
     let owner = app.tenant_with_key("Acme");
-    let id = hook_id(&create_url(&app, &owner, "https://127.0.0.1/order"));
+    let id = hook_id(
+        &app.post_webhook(&owner, &json!({ "url": "https://127.0.0.1/order" }))
+            .expect(201),
+    );
     let leads_only = app.issue_key(&owner.tenant, &["public_api:leads:read"]);
     let mut statuses = Vec::new();
     for _ in 0..20 {
         for res in [
-            post(&app, &leads_only, json!({ "url": 1 })),
-            patch_res(&app, &leads_only, &id, json!({ "timeout_seconds": "ten" })),
-            patch_res(&app, &leads_only, &id, json!({ "timeout_seconds": 0 })),
-            app.api("POST", &rotate_path(&id), &leads_only)
-                .json(&json!({ "overlap_hours": 169 }))
-                .send(),
+            app.post_webhook(&leads_only, &json!({ "url": 1 })),
+            app.patch_webhook(&leads_only, &id, &json!({ "timeout_seconds": "ten" })),
+            app.patch_webhook(&leads_only, &id, &json!({ "timeout_seconds": 0 })),
+            app.rotate_secret(&leads_only, &id, Some(&json!({ "overlap_hours": 169 }))),
         ] {
             statuses.push(res.status);
             if res.status != 403 {
@@ -1216,7 +1199,7 @@ fn scope_is_checked_before_the_body_is_looked_at() {
         tenant: owner.tenant.clone(),
     };
     let auth_statuses: Vec<u16> = (0..20)
-        .map(|_| post(&app, &unknown, json!({ "url": 1 })).status)
+        .map(|_| app.post_webhook(&unknown, &json!({ "url": 1 })).status)
         .collect();
     assert!(
         scope_statuses.iter().all(|&s| s == 403) && auth_statuses.iter().all(|&s| s == 401),
