@@ -15,7 +15,7 @@ use crate::config::Config;
 use crate::delivery::client::{Client, Lookup};
 use crate::delivery::{self, Engine, EngineConfig};
 use crate::domain::retry::{Next, RetryPolicy};
-use crate::domain::time::Clock;
+use crate::domain::time::{Clock, Timestamp};
 use crate::http;
 use crate::http::state::AppState;
 use crate::store::delivery_log::PRUNE_BATCH;
@@ -236,6 +236,11 @@ impl Running {
     /// [`Deliveries::Manual`].
     pub fn deliver_due(&self) -> Vec<Next> {
         delivery::deliver_due(&self.store, &self.client, &self.engine_config, usize::MAX)
+    }
+
+    /// The time as the server sees it.
+    pub fn now(&self) -> Timestamp {
+        self.store.now()
     }
 
     /// Moves the server's clock forward and lets the engine look at the queue again.

@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use leadbase::config::Config;
-use leadbase::{Options, Running};
+use leadbase::domain::retry::Next;
+use leadbase::domain::time::Timestamp;
+use leadbase::{Deliveries, Options, Running};
 
 use crate::client::Client;
 use crate::receiver::Receiver;
@@ -104,6 +106,16 @@ impl TestApp {
         Self::spawn_with(|c| deliver_to(c, rx))
     }
 
+    /// [`TestApp::delivering_to`], with nobody delivering until [`TestApp::deliver_due`]: for
+    /// tests that decide when each attempt happens, moving the clock in between.
+    pub fn delivering_on_demand_to(rx: &Receiver) -> TestApp {
+        let options = Options {
+            deliveries: Deliveries::Manual,
+            ..Options::default()
+        };
+        Self::spawn_with_options(options, |c| deliver_to(c, rx))
+    }
+
     /// Starts a server on `config` whose data lives in `dir`.
     pub fn start(dir: Arc<tempfile::TempDir>, config: Config, options: Options) -> TestApp {
         // Internal errors are logged, not returned: show them when a test fails.
@@ -128,6 +140,27 @@ impl TestApp {
             self.config.clone(),
             Options::default(),
         )
+    }
+
+    fn running(&self) -> &Running {
+        self.running.as_ref().expect("the server is running")
+    }
+
+    /// The time as the server sees it.
+    pub fn now(&self) -> Timestamp {
+        self.running().now()
+    }
+
+    /// Moves the server's clock forward: what a test of expiry or ordering does instead of
+    /// sleeping.
+    pub fn advance_clock(&self, ms: i64) {
+        self.running().advance_clock(ms);
+    }
+
+    /// Attempts every delivery due now and records the outcomes before returning (servers from
+    /// [`TestApp::delivering_on_demand_to`]).
+    pub fn deliver_due(&self) -> Vec<Next> {
+        self.running().deliver_due()
     }
 
     pub fn data_file(&self) -> PathBuf {

@@ -135,9 +135,7 @@ fn a_revoked_key_is_refused() {
 fn an_expired_key_is_refused() {
     let app = TestApp::spawn();
     let tenant = app.create_tenant("Acme");
-    let expires = leadbase::domain::time::Timestamp::now()
-        .plus_ms(1_500)
-        .to_iso();
+    let expires = app.now().plus_ms(1_500).to_iso();
     let res = app.post_key(
         &tenant,
         &json!({ "name": "short", "scopes": ALL_SCOPES, "expires_at": expires }),
@@ -149,7 +147,7 @@ fn an_expired_key_is_refused() {
         tenant,
     };
     assert_eq!(app.list_leads(&key, "").status, 200);
-    std::thread::sleep(std::time::Duration::from_millis(1_600));
+    app.advance_clock(1_600);
     let message = app
         .list_leads(&key, "")
         .assert_error(401, "authentication_error");

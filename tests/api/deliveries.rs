@@ -10,7 +10,6 @@ use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -743,24 +742,24 @@ fn rotation_signs_with_both_secrets_during_the_overlap_and_only_the_new_one_afte
 
 #[test]
 fn deleting_a_webhook_cancels_its_pending_deliveries() {
-    let env = DeliveryEnv::start();
+    let env = DeliveryEnv::on_demand();
     env.rx.set("/doomed", Behaviour::status(500));
     let hook = env.hook("/doomed", json!({ "retry_attempts": 5 }));
     env.lead(json!({ "contact_email": "ada@example.com" }));
+    assert_eq!(env.app.deliver_due().len(), 1, "the first attempt");
     let req = env.rx.wait_for("/doomed", 1, ARRIVE).remove(0);
 
     let res = env.app.delete_webhook(&env.key, &hook.id);
     assert_eq!(res.status, 200, "{}", res.text);
     assert_eq!(res.json(), json!({ "id": hook.id, "deleted": true }));
 
-    // The cancelled delivery is out of sight with its webhook (404 below), so nothing visible
-    // says the retries stopped: this waits out the retry schedule (1 s) a few times over.
-    sleep(Duration::from_secs(3));
-    assert_eq!(
-        env.rx.count("/doomed"),
-        1,
+    // Well past the retry (due 1 s after the failure), nothing is attempted.
+    env.app.advance_clock(60_000);
+    assert!(
+        env.app.deliver_due().is_empty(),
         "a deleted webhook's retries must stop"
     );
+    assert_eq!(env.rx.count("/doomed"), 1);
     // The webhook is gone everywhere, its delivery log included.
     for res in [
         env.app.list_deliveries(&env.key, &hook.id, ""),
@@ -954,9 +953,9 @@ fn recover_requeues_the_failed_deliveries_since_a_time() {
         .delivery_id()
         .to_string();
     env.settled(&hook, &early, "failed");
-    sleep(Duration::from_millis(20));
-    let since = Timestamp::now().to_iso();
-    sleep(Duration::from_millis(20));
+    env.app.advance_clock(20);
+    let since = env.app.now().to_iso();
+    env.app.advance_clock(20);
     env.lead(json!({ "contact_email": "a@example.com" }));
     env.lead(json!({ "contact_email": "b@example.com" }));
     let reqs = env.rx.wait_for("/recover", 3, ARRIVE);

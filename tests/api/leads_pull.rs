@@ -94,6 +94,7 @@ fn walk(app: &TestApp, key: &Key, params: &[(&str, &str)]) -> Vec<Value> {
     }
 }
 
+/// Paces the concurrency test's reader and writer (real time, not the server's clock).
 fn sleep_ms(ms: u64) {
     thread::sleep(Duration::from_millis(ms));
 }
@@ -107,7 +108,7 @@ fn list_defaults_to_twenty_leads_by_updated_at_ascending() {
         created.push(app.create_lead(&key, json!({ "contact_name": format!("Lead {i}"), "contact_email": format!("lead{i}@example.com") })));
     }
     // The oldest lead is touched last: sorted by updated_at, it comes last.
-    sleep_ms(3);
+    app.advance_clock(3);
     let first_id = id_of(&created[0]);
     app.update_lead(&key, &first_id, json!({ "score": 7 }));
 
@@ -438,9 +439,9 @@ fn since_filters_are_inclusive() {
     let app = TestApp::relaxed();
     let key = app.tenant_with_key("Acme");
     let a = app.create_lead(&key, json!({ "contact_name": "A" }));
-    sleep_ms(5);
+    app.advance_clock(5);
     let b = app.create_lead(&key, json!({ "contact_name": "B" }));
-    sleep_ms(5);
+    app.advance_clock(5);
     let c = app.create_lead(&key, json!({ "contact_name": "C" }));
     let sorted = |mut v: Vec<String>| {
         v.sort();
@@ -483,7 +484,7 @@ fn since_filters_are_inclusive() {
     );
 
     // Touching A brings it inside updated_since but not created_since.
-    sleep_ms(5);
+    app.advance_clock(5);
     app.update_lead(&key, &id_of(&a), json!({ "score": 1 }));
     let page = app
         .list_leads(&key, &query(&[("updated_since", b_updated)]))
@@ -631,7 +632,7 @@ fn keyset_paging_visits_every_lead_once_in_order() {
         ids_made.push(id_of(&lead));
     }
     // Updates reorder updated_at against created_at.
-    sleep_ms(3);
+    app.advance_clock(3);
     for id in [&ids_made[1], &ids_made[5], &ids_made[0]] {
         app.update_lead(&key, id, json!({ "score": 3 }));
     }

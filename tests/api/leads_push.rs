@@ -1,15 +1,12 @@
 //! Pushing leads: POST /api/agents/crm/leads (create-or-merge) and PATCH /api/agents/crm/leads/{id}.
 
-use std::thread;
-use std::time::Duration;
-
 use serde_json::{Value, json};
 
 use crate::helpers::*;
 
-/// Lets the clock move past the last write's millisecond.
-fn tick() {
-    thread::sleep(Duration::from_millis(5));
+/// Moves the server's clock past the last write's millisecond.
+fn tick(app: &TestApp) {
+    app.advance_clock(5);
 }
 
 #[test]
@@ -363,7 +360,7 @@ fn merge_overwrites_given_fields_and_keeps_the_rest() {
             "custom_fields": { "budget": 1, "notes": "a" }
         }),
     );
-    tick();
+    tick(&app);
 
     let merged = app
         .post_lead(
@@ -410,7 +407,7 @@ fn merge_overwrites_given_fields_and_keeps_the_rest() {
         first["updated_at"]
     );
     assert_eq!(&app.get_lead(&key, &id_of(lead)).expect(200)["lead"], lead);
-    tick();
+    tick(&app);
 
     let again = app
         .post_lead(
@@ -454,7 +451,7 @@ fn patch_changes_the_given_fields() {
         .clone();
     let lead = app.create_lead(&key, json!({ "contact_name": "Pat", "contact_email": "pat@example.com", "contact_phone": "(206) 555-0123" }));
     let id = id_of(&lead);
-    tick();
+    tick(&app);
 
     let patched = app.update_lead(
         &key,

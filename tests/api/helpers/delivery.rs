@@ -51,6 +51,14 @@ impl DeliveryEnv {
         DeliveryEnv { app, key, rx }
     }
 
+    /// As [`DeliveryEnv::start`], with attempts made only by [`TestApp::deliver_due`].
+    pub fn on_demand() -> DeliveryEnv {
+        let rx = Receiver::start();
+        let app = TestApp::delivering_on_demand_to(&rx);
+        let key = app.tenant_with_key("Acme");
+        DeliveryEnv { app, key, rx }
+    }
+
     /// The fixture around a server of the test's own (with a name lookup, say).
     pub fn around(app: TestApp, rx: Receiver) -> DeliveryEnv {
         let key = app.tenant_with_key("Acme");
