@@ -2,19 +2,15 @@
 //! guard, and turning a store outcome into the response (replays marked
 //! `Idempotent-Replayed: true`).
 
-use std::collections::HashSet;
-use std::sync::Arc;
-
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
-use parking_lot::Mutex;
 use serde_json::Value;
 
 use crate::domain::ids::TenantId;
 use crate::domain::token::sha256;
 use crate::http::blocking;
 use crate::http::error::{ApiError, envelope_json};
-use crate::http::state::AppState;
+use crate::http::state::{AppState, InFlight};
 use crate::store::StoreError;
 use crate::store::idempotency::{
     Idempotency, IdempotencyKey, IdempotentRoute, Outcome, StoredResponse,
@@ -22,10 +18,6 @@ use crate::store::idempotency::{
 
 const HEADER: &str = "idempotency-key";
 const MAX_KEY_LEN: usize = 255;
-
-/// Keys whose first request is still running, in this process.
-#[derive(Default, Clone)]
-pub struct InFlight(Arc<Mutex<HashSet<IdempotencyKey>>>);
 
 /// Holds a key while its request runs; dropping it lets the key be used again.
 pub struct Claim {
@@ -36,7 +28,7 @@ pub struct Claim {
 impl Drop for Claim {
     fn drop(&mut self) {
         if let Some((set, key)) = self.in_flight.take() {
-            set.0.lock().remove(&key);
+            set.release(&key);
         }
     }
 }
@@ -83,7 +75,7 @@ pub fn claim(
         });
     };
     let key = IdempotencyKey { tenant, route, key };
-    if !in_flight.0.lock().insert(key.clone()) {
+    if !in_flight.take(&key) {
         return Err(ApiError::conflict(
             "a request with this Idempotency-Key is still in progress; retry when it has finished",
         ));

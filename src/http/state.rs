@@ -1,6 +1,7 @@
 //! State shared by every request handler.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use ipnet::IpNet;
 use parking_lot::Mutex;
@@ -9,14 +10,29 @@ use crate::config::Config;
 use crate::delivery::client::Lookup;
 use crate::domain::ids::KeyId;
 use crate::domain::url_policy::UrlPolicy;
-use crate::http::idempotency::InFlight;
 use crate::metrics::Metrics;
 use crate::ratelimit::RateLimits;
 use crate::store::Store;
+use crate::store::idempotency::IdempotencyKey;
 
 /// `last_used_at` is written at most this often per key: a write per request would cost more
 /// than the field is worth.
 const TOUCH_EVERY_MS: i64 = 60_000;
+
+/// Idempotency keys whose first request is still running, in this process.
+#[derive(Default, Clone)]
+pub struct InFlight(Arc<Mutex<HashSet<IdempotencyKey>>>);
+
+impl InFlight {
+    /// Takes `key` for one request; false while another holds it.
+    pub fn take(&self, key: &IdempotencyKey) -> bool {
+        self.0.lock().insert(key.clone())
+    }
+
+    pub fn release(&self, key: &IdempotencyKey) {
+        self.0.lock().remove(key);
+    }
+}
 
 pub struct AppState {
     pub config: Config,
