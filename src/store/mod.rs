@@ -7,6 +7,7 @@
 
 pub mod api_keys;
 pub mod catalog;
+mod catalog_edits;
 mod codec;
 pub mod delivery_log;
 pub mod delivery_queue;

@@ -59,7 +59,12 @@ fn code(text: &str) -> String {
 
 /// Every module path mentioned after `crate::` or `super::`, resolved to the longest known
 /// module it names.
-fn imports(module: &str, is_mod_rs: bool, code: &str, known: &BTreeSet<String>) -> BTreeSet<String> {
+fn imports(
+    module: &str,
+    is_mod_rs: bool,
+    code: &str,
+    known: &BTreeSet<String>,
+) -> BTreeSet<String> {
     let parent: Vec<&str> = {
         let mut parts: Vec<&str> = module.split("::").collect();
         if !is_mod_rs {

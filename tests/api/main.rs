@@ -1,8 +1,8 @@
 //! Integration tests: the real server on 127.0.0.1:0 with a temporary data file, over HTTP.
 
 mod admin;
-mod architecture;
 mod admin_meta;
+mod architecture;
 mod auth;
 mod crash;
 mod deliveries;
