@@ -19,8 +19,8 @@ use ipnet::IpNet;
 use crate::domain::ids::{KeyId, TenantId};
 use crate::domain::token::{Pat, Scope, ct_eq, sha256};
 use crate::http::error::ApiError;
+use crate::http::ratelimit::{Bucket, Verdict};
 use crate::http::state::AppState;
-use crate::ratelimit::{Bucket, Verdict};
 
 /// What a route needs from the caller's key.
 pub trait Access {

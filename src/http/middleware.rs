@@ -12,8 +12,8 @@ use actix_web::middleware::Next;
 use actix_web::{HttpMessage, web};
 
 use crate::http::error::envelope_json;
+use crate::http::ratelimit::Verdict;
 use crate::http::state::AppState;
-use crate::ratelimit::Verdict;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 

@@ -10,10 +10,12 @@ mod health;
 pub mod idempotency;
 pub mod json;
 mod leads;
+pub mod metrics;
 mod middleware;
 mod openapi;
 mod page;
 pub mod path;
+pub mod ratelimit;
 pub mod state;
 mod webhooks;
 

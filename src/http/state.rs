@@ -10,8 +10,8 @@ use crate::config::Config;
 use crate::delivery::client::Lookup;
 use crate::domain::ids::KeyId;
 use crate::domain::url_policy::UrlPolicy;
-use crate::metrics::Metrics;
-use crate::ratelimit::RateLimits;
+use crate::http::metrics::Metrics;
+use crate::http::ratelimit::RateLimits;
 use crate::store::Store;
 use crate::store::idempotency::IdempotencyKey;
 

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 /// Top-level modules, lowest layer first. A module may import from its own layer or below.
 const LAYERS: &[&[&str]] = &[
     &["domain"],
-    &["config", "logging", "metrics", "ratelimit"],
+    &["config", "logging"],
     &["store"],
     &["dto", "delivery"],
     &["http"],
