@@ -9,7 +9,7 @@ use serde_json::json;
 
 use crate::admin_token::{self, AdminTokenSource};
 use crate::config::{Config, ConfigError, Sources, parse_flag};
-use crate::domain::catalog::parse_name;
+use crate::domain::catalog::Name;
 use crate::domain::ids::{KeyId, TenantId};
 use crate::domain::token::Pat;
 use crate::dto::{KeyDto, TenantDto};
@@ -224,7 +224,7 @@ fn tenant_arg(raw: &str) -> Result<TenantId, CliError> {
 fn tenant(store: &Store, cmd: TenantCommand) -> Result<(), CliError> {
     match cmd {
         TenantCommand::Create { name } => {
-            let name = parse_name("name", &name).map_err(failed)?;
+            let name = Name::parse("name", &name).map_err(failed)?;
             let tenant = store.create_tenant(name).map_err(failed)?;
             print(json!({ "tenant": TenantDto::from(&tenant) }));
         }

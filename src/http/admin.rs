@@ -6,7 +6,7 @@ use serde_json::json;
 
 use super::blocking;
 use super::json::Json;
-use crate::domain::catalog::parse_name;
+use crate::domain::catalog::Name;
 use crate::domain::ids::{KeyId, TenantId};
 use crate::domain::token::Pat;
 use crate::dto::{KeyDto, TenantDto};
@@ -63,7 +63,7 @@ async fn create_tenant(
     state: web::Data<AppState>,
     body: Json<TenantBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let name = parse_name("name", &body.name).map_err(ApiError::bad_request)?;
+    let name = Name::parse("name", &body.name).map_err(ApiError::bad_request)?;
     let tenant = blocking(&state, move |s| s.create_tenant(name)).await?;
     Ok(HttpResponse::Created().json(json!({ "tenant": TenantDto::from(&tenant) })))
 }
@@ -87,7 +87,7 @@ async fn rename_tenant(
     body: Json<TenantBody>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path.get()?;
-    let name = parse_name("name", &body.name).map_err(ApiError::bad_request)?;
+    let name = Name::parse("name", &body.name).map_err(ApiError::bad_request)?;
     let tenant = blocking(&state, move |s| s.rename_tenant(id, name)).await?;
     Ok(HttpResponse::Ok().json(json!({ "tenant": TenantDto::from(&tenant) })))
 }

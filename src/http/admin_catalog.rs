@@ -7,7 +7,7 @@ use serde_json::json;
 use super::admin::existing_tenant;
 use super::json::Json;
 use super::{blocking, nullable};
-use crate::domain::catalog::{FieldType, parse_color, parse_name, parse_slug};
+use crate::domain::catalog::{Color, FieldType, Name, Slug};
 use crate::domain::ids::{CustomFieldId, OwnerId, StageId, TenantId};
 use crate::http::auth::Admin;
 use crate::http::error::ApiError;
@@ -117,12 +117,24 @@ impl From<&Owner> for OwnerDto {
     }
 }
 
-fn optional(
+fn optional<T>(
     field: &str,
     value: Option<&str>,
-    parse: fn(&str, &str) -> Result<String, String>,
-) -> Result<Option<String>, ApiError> {
+    parse: fn(&str, &str) -> Result<T, String>,
+) -> Result<Option<T>, ApiError> {
     value.map(|v| parse(field, v)).transpose().map_err(bad)
+}
+
+/// A nullable PATCH field: absent, cleared (`null`), or set to a value that must parse.
+fn nullable_of<T>(
+    field: &str,
+    value: Option<Option<String>>,
+    parse: fn(&str, &str) -> Result<T, String>,
+) -> Result<Option<Option<T>>, ApiError> {
+    value
+        .map(|v| v.map(|v| parse(field, &v)).transpose())
+        .transpose()
+        .map_err(bad)
 }
 
 #[derive(Deserialize)]
@@ -162,9 +174,9 @@ async fn create_stage(
     body: Json<NewStageBody>,
 ) -> Result<HttpResponse, ApiError> {
     let tenant = path.get()?;
-    let slug = parse_slug("slug", &body.slug).map_err(bad)?;
-    let name = parse_name("name", &body.name).map_err(bad)?;
-    let color = optional("color", body.color.as_deref(), parse_color)?;
+    let slug = Slug::parse("slug", &body.slug).map_err(bad)?;
+    let name = Name::parse("name", &body.name).map_err(bad)?;
+    let color = optional("color", body.color.as_deref(), Color::parse)?;
     let stage = blocking(&state, move |s| s.create_stage(tenant, slug, name, color)).await?;
     Ok(HttpResponse::Created().json(json!({ "stage": StageDto::from(&stage) })))
 }
@@ -178,12 +190,9 @@ async fn update_stage(
     let (tenant, id) = path.get()?;
     let body = body.into_inner();
     let patch = StagePatch {
-        slug: optional("slug", body.slug.as_deref(), parse_slug)?,
-        name: optional("name", body.name.as_deref(), parse_name)?,
-        color: match body.color {
-            Some(Some(c)) => Some(Some(parse_color("color", &c).map_err(bad)?)),
-            other => other,
-        },
+        slug: optional("slug", body.slug.as_deref(), Slug::parse)?,
+        name: optional("name", body.name.as_deref(), Name::parse)?,
+        color: nullable_of("color", body.color, Color::parse)?,
         position: body.position,
     };
     let stage = blocking(&state, move |s| s.update_stage(tenant, id, patch)).await?;
@@ -236,8 +245,8 @@ async fn create_field(
     body: Json<NewFieldBody>,
 ) -> Result<HttpResponse, ApiError> {
     let tenant = path.get()?;
-    let slug = parse_slug("slug", &body.slug).map_err(bad)?;
-    let name = parse_name("name", &body.name).map_err(bad)?;
+    let slug = Slug::parse("slug", &body.slug).map_err(bad)?;
+    let name = Name::parse("name", &body.name).map_err(bad)?;
     let field_type = body
         .field_type
         .as_deref()
@@ -260,7 +269,7 @@ async fn update_field(
 ) -> Result<HttpResponse, ApiError> {
     let (tenant, id) = path.get()?;
     let patch = CustomFieldPatch {
-        name: optional("name", body.name.as_deref(), parse_name)?,
+        name: optional("name", body.name.as_deref(), Name::parse)?,
         field_type: body
             .field_type
             .as_deref()
@@ -316,8 +325,8 @@ async fn create_owner(
     body: Json<NewOwnerBody>,
 ) -> Result<HttpResponse, ApiError> {
     let tenant = path.get()?;
-    let name = parse_name("name", &body.name).map_err(bad)?;
-    let role_name = optional("role_name", body.role_name.as_deref(), parse_name)?;
+    let name = Name::parse("name", &body.name).map_err(bad)?;
+    let role_name = optional("role_name", body.role_name.as_deref(), Name::parse)?;
     let owner = blocking(&state, move |s| s.create_owner(tenant, name, role_name)).await?;
     Ok(HttpResponse::Created().json(json!({ "owner": OwnerDto::from(&owner) })))
 }
@@ -331,11 +340,8 @@ async fn update_owner(
     let (tenant, id) = path.get()?;
     let body = body.into_inner();
     let patch = OwnerPatch {
-        name: optional("name", body.name.as_deref(), parse_name)?,
-        role_name: match body.role_name {
-            Some(Some(r)) => Some(Some(parse_name("role_name", &r).map_err(bad)?)),
-            other => other,
-        },
+        name: optional("name", body.name.as_deref(), Name::parse)?,
+        role_name: nullable_of("role_name", body.role_name, Name::parse)?,
     };
     let owner = blocking(&state, move |s| s.update_owner(tenant, id, patch)).await?;
     Ok(HttpResponse::Ok().json(json!({ "owner": OwnerDto::from(&owner) })))

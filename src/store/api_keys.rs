@@ -6,7 +6,7 @@ use super::codec::{Record, encode};
 use super::tables::*;
 
 use super::{Store, StoreError};
-use crate::domain::catalog::parse_name;
+use crate::domain::catalog::Name;
 use crate::domain::ids::{KeyId, TenantId};
 use crate::domain::time::Timestamp;
 use crate::domain::token::{Pat, Scope};
@@ -60,7 +60,7 @@ impl NewKey {
         expires_at: Option<&str>,
         now: Timestamp,
     ) -> Result<NewKey, String> {
-        let name = parse_name("name", name)?;
+        let name = Name::parse("name", name)?.into_string();
         let scopes = Scope::parse_list(scopes.iter().map(String::as_str))?;
         let expires_at = match expires_at {
             None => None,

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::StoreError;
 use super::codec::Record;
 use super::tables::*;
-use crate::domain::catalog::{DEFAULT_STAGES, FieldType, LEAD_LINE};
+use crate::domain::catalog::{Color, DEFAULT_STAGES, FieldType, LEAD_LINE, Name, Slug};
 use crate::domain::ids::{CustomFieldId, OwnerId, StageId, TenantId};
 use crate::domain::lead::{CustomFields, Resolved, check_custom_fields};
 use crate::domain::time::Timestamp;
@@ -61,21 +61,21 @@ impl Record for Owner {
 /// Field changes; `None` leaves a field as it is, `Some(None)` clears a nullable one.
 #[derive(Debug, Clone, Default)]
 pub struct StagePatch {
-    pub slug: Option<String>,
-    pub name: Option<String>,
-    pub color: Option<Option<String>>,
+    pub slug: Option<Slug>,
+    pub name: Option<Name>,
+    pub color: Option<Option<Color>>,
     pub position: Option<u32>,
 }
 
 #[derive(Debug, Clone, Default)]
 pub struct OwnerPatch {
-    pub name: Option<String>,
-    pub role_name: Option<Option<String>>,
+    pub name: Option<Name>,
+    pub role_name: Option<Option<Name>>,
 }
 
 #[derive(Debug, Clone, Default)]
 pub struct CustomFieldPatch {
-    pub name: Option<String>,
+    pub name: Option<Name>,
     pub field_type: Option<FieldType>,
 }
 

@@ -6,7 +6,7 @@ use super::catalog::{
 };
 use super::tables::*;
 use super::{Store, StoreError};
-use crate::domain::catalog::FieldType;
+use crate::domain::catalog::{Color, FieldType, Name, Slug};
 use crate::domain::ids::{CustomFieldId, OwnerId, StageId, TenantId};
 
 impl Store {
@@ -18,10 +18,12 @@ impl Store {
     pub fn create_stage(
         &self,
         tenant: TenantId,
-        slug: String,
-        name: String,
-        color: Option<String>,
+        slug: Slug,
+        name: Name,
+        color: Option<Color>,
     ) -> Result<Stage, StoreError> {
+        let (slug, name) = (slug.into_string(), name.into_string());
+        let color = color.map(Color::into_string);
         self.write(move |txn| {
             require_tenant(txn, tenant)?;
             let mut table = txn.open_table(STAGES)?;
@@ -63,7 +65,7 @@ impl Store {
                 .position(|s| s.id == id)
                 .ok_or_else(|| StoreError::NotFound(format!("stage {id} not found")))?;
             if let Some(slug) = &patch.slug
-                && stages.iter().any(|s| &s.slug == slug && s.id != id)
+                && stages.iter().any(|s| s.slug == slug.as_str() && s.id != id)
             {
                 return Err(StoreError::Conflict(format!(
                     "a stage with slug `{slug}` already exists"
@@ -71,13 +73,13 @@ impl Store {
             }
             let mut stage = stages.remove(index);
             if let Some(slug) = patch.slug {
-                stage.slug = slug;
+                stage.slug = slug.into_string();
             }
             if let Some(name) = patch.name {
-                stage.name = name;
+                stage.name = name.into_string();
             }
             if let Some(color) = patch.color {
-                stage.color = color;
+                stage.color = color.map(Color::into_string);
             }
             let target = patch
                 .position
@@ -134,10 +136,11 @@ impl Store {
     pub fn create_custom_field(
         &self,
         tenant: TenantId,
-        slug: String,
-        name: String,
+        slug: Slug,
+        name: Name,
         field_type: FieldType,
     ) -> Result<CustomField, StoreError> {
+        let (slug, name) = (slug.into_string(), name.into_string());
         self.write_now(move |txn, now| {
             require_tenant(txn, tenant)?;
             let mut table = txn.open_table(CUSTOM_FIELDS)?;
@@ -184,7 +187,7 @@ impl Store {
                 )));
             }
             if let Some(name) = patch.name {
-                field.name = name;
+                field.name = name.into_string();
             }
             if let Some(field_type) = patch.field_type {
                 field.field_type = field_type;
@@ -223,9 +226,10 @@ impl Store {
     pub fn create_owner(
         &self,
         tenant: TenantId,
-        name: String,
-        role_name: Option<String>,
+        name: Name,
+        role_name: Option<Name>,
     ) -> Result<Owner, StoreError> {
+        let (name, role_name) = (name.into_string(), role_name.map(Name::into_string));
         self.write(move |txn| {
             require_tenant(txn, tenant)?;
             let owner = Owner {
@@ -256,10 +260,10 @@ impl Store {
             let mut owner: Owner = load(&table, k.as_slice())?
                 .ok_or_else(|| StoreError::NotFound(format!("owner {id} not found")))?;
             if let Some(name) = patch.name {
-                owner.name = name;
+                owner.name = name.into_string();
             }
             if let Some(role_name) = patch.role_name {
-                owner.role_name = role_name;
+                owner.role_name = role_name.map(Name::into_string);
             }
             put_record(&mut table, &k, &owner)?;
             Ok(owner)

@@ -239,6 +239,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
+    use crate::domain::catalog::Name;
     use crate::domain::retry::{AttemptResult, Next, RetryPolicy};
     use crate::domain::url_policy::UrlPolicy;
     use crate::domain::webhook::{
@@ -268,7 +269,10 @@ mod tests {
     fn store_with_webhook() -> (tempfile::TempDir, Store, TenantId, WebhookId) {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("t.redb")).unwrap();
-        let tenant = store.create_tenant("Acme".into()).unwrap().id;
+        let tenant = store
+            .create_tenant(Name::parse("name", "Acme").unwrap())
+            .unwrap()
+            .id;
         let policy = UrlPolicy {
             https_only: true,
             allowed_private: Vec::new(),

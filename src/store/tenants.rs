@@ -7,6 +7,7 @@ use super::catalog;
 use super::codec::{Record, decode};
 use super::tables::*;
 use super::{Store, StoreError};
+use crate::domain::catalog::Name;
 use crate::domain::ids::TenantId;
 use crate::domain::time::Timestamp;
 
@@ -25,11 +26,11 @@ impl Record for Tenant {
 
 impl Store {
     /// A new tenant starts with the default pipeline and the reserved `lead_line` field.
-    pub fn create_tenant(&self, name: String) -> Result<Tenant, StoreError> {
+    pub fn create_tenant(&self, name: Name) -> Result<Tenant, StoreError> {
         self.write_now(move |txn, now| {
             let tenant = Tenant {
                 id: TenantId::new(),
-                name,
+                name: name.into_string(),
                 created_at: now,
                 updated_at: now,
             };
@@ -53,12 +54,12 @@ impl Store {
         self.read(|txn| load(&txn.open_table(TENANTS)?, &id.bytes()))
     }
 
-    pub fn rename_tenant(&self, id: TenantId, name: String) -> Result<Tenant, StoreError> {
+    pub fn rename_tenant(&self, id: TenantId, name: Name) -> Result<Tenant, StoreError> {
         self.write_now(move |txn, now| {
             let mut table = txn.open_table(TENANTS)?;
             let mut tenant: Tenant = load(&table, id.bytes().as_slice())?
                 .ok_or_else(|| StoreError::NotFound(format!("tenant {id} not found")))?;
-            tenant.name = name;
+            tenant.name = name.into_string();
             tenant.updated_at = now;
             put_record(&mut table, &id.bytes(), &tenant)?;
             Ok(tenant)

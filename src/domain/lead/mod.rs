@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::catalog::{FieldType, LEAD_LINE, parse_name};
+use super::catalog::{FieldType, LEAD_LINE, Name};
 use super::contact::{Email, Phone, last10_of};
 use super::ids::{LeadId, OwnerId, StageId, TenantId};
 use super::time::Timestamp;
@@ -160,7 +160,7 @@ pub fn parse_contact_name(raw: &str) -> Result<Option<String>, String> {
     if raw.trim().is_empty() {
         return Ok(None);
     }
-    parse_name("contact_name", raw).map(Some)
+    Name::parse("contact_name", raw).map(|n| Some(n.into_string()))
 }
 
 /// Folds the top-level `lead_line` into the custom fields, where the contract keeps it.
