@@ -96,15 +96,7 @@ pub fn start(
     )
     .map_err(StartError::Tls)?;
     let client = Arc::new(client);
-    let engine_config = Arc::new(EngineConfig {
-        threads: config.webhooks.delivery_threads as usize,
-        max_in_flight_per_webhook: config.webhooks.max_in_flight_per_webhook,
-        retry: Arc::new(RetryPolicy {
-            schedule: config.webhooks.retry_schedule_seconds.clone(),
-            disable_after_failing_ms: i64::from(config.webhooks.disable_after_failing_hours)
-                * 3_600_000,
-        }),
-    });
+    let engine_config = Arc::new(engine_config(&config));
     let engine = match options.deliveries {
         Deliveries::Engine => Some(Engine::start(
             store.clone(),
@@ -153,6 +145,18 @@ pub fn start(
     })
 }
 
+fn engine_config(config: &Config) -> EngineConfig {
+    EngineConfig {
+        threads: config.webhooks.delivery_threads as usize,
+        max_in_flight_per_webhook: config.webhooks.max_in_flight_per_webhook,
+        retry: Arc::new(RetryPolicy {
+            schedule: config.webhooks.retry_schedule_seconds.clone(),
+            disable_after_failing_ms: i64::from(config.webhooks.disable_after_failing_hours)
+                * 3_600_000,
+        }),
+    }
+}
+
 async fn serve(
     state: web::Data<AppState>,
     listener: TcpListener,
@@ -176,50 +180,55 @@ async fn serve(
     }
     let server = server.run();
     let _ = handle_tx.send(server.handle());
-    let housekeeping = state.clone();
-    actix_web::rt::spawn(async move {
-        let mut tick = actix_web::rt::time::interval(HOUSEKEEPING_EVERY);
-        loop {
-            tick.tick().await;
-            housekeeping.limits.reclaim();
-            let store = housekeeping.store.clone();
-            match web::block(move || store.sweep_idempotency(store.now())).await {
-                Ok(Ok(n)) if n > 0 => tracing::debug!(keys = n, "expired idempotency keys swept"),
-                Ok(Err(e)) => tracing::warn!(error = %e, "idempotency sweep failed"),
-                _ => {}
-            }
+    actix_web::rt::spawn(housekeeping(state.clone()));
+    actix_web::rt::spawn(pruning(state));
+    server.await
+}
+
+/// Every minute: idle rate-limit state reclaimed, expired idempotency keys swept.
+async fn housekeeping(state: web::Data<AppState>) {
+    let mut tick = actix_web::rt::time::interval(HOUSEKEEPING_EVERY);
+    loop {
+        tick.tick().await;
+        state.limits.reclaim();
+        let store = state.store.clone();
+        match web::block(move || store.sweep_idempotency(store.now())).await {
+            Ok(Ok(n)) if n > 0 => tracing::debug!(keys = n, "expired idempotency keys swept"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "idempotency sweep failed"),
+            _ => {}
         }
-    });
-    actix_web::rt::spawn(async move {
-        let mut tick = actix_web::rt::time::interval(PRUNE_EVERY);
-        let retention_ms = i64::from(state.config.webhooks.delivery_retention_days) * 86_400_000;
+    }
+}
+
+/// Every hour: deliveries older than the retention pruned, batch after batch.
+async fn pruning(state: web::Data<AppState>) {
+    let mut tick = actix_web::rt::time::interval(PRUNE_EVERY);
+    let retention_ms = i64::from(state.config.webhooks.delivery_retention_days) * 86_400_000;
+    loop {
+        tick.tick().await;
+        let cutoff = state.store.now().plus_ms(-retention_ms);
+        // Batch after batch, each its own short write, until the backlog is gone.
+        let mut total = 0;
         loop {
-            tick.tick().await;
-            let cutoff = state.store.now().plus_ms(-retention_ms);
-            // Batch after batch, each its own short write, until the backlog is gone.
-            let mut total = 0;
-            loop {
-                let store = state.store.clone();
-                match web::block(move || store.prune_deliveries(cutoff)).await {
-                    Ok(Ok(n)) => {
-                        total += n;
-                        if n < PRUNE_BATCH {
-                            break;
-                        }
-                    }
-                    Ok(Err(e)) => {
-                        tracing::warn!(error = %e, "delivery pruning failed");
+            let store = state.store.clone();
+            match web::block(move || store.prune_deliveries(cutoff)).await {
+                Ok(Ok(n)) => {
+                    total += n;
+                    if n < PRUNE_BATCH {
                         break;
                     }
-                    Err(_) => break,
                 }
-            }
-            if total > 0 {
-                tracing::info!(deliveries = total, "old deliveries pruned");
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "delivery pruning failed");
+                    break;
+                }
+                Err(_) => break,
             }
         }
-    });
-    server.await
+        if total > 0 {
+            tracing::info!(deliveries = total, "old deliveries pruned");
+        }
+    }
 }
 
 impl Running {

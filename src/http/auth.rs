@@ -21,6 +21,7 @@ use crate::domain::token::{Pat, Scope, ct_eq, sha256};
 use crate::http::error::ApiError;
 use crate::http::ratelimit::{Bucket, Verdict};
 use crate::http::state::AppState;
+use crate::store::api_keys::ApiKey;
 
 /// What a route needs from the caller's key.
 pub trait Access {
@@ -110,54 +111,48 @@ fn refuse(req: &HttpRequest, state: &AppState, err: ApiError) -> ApiError {
     }
 }
 
-async fn authenticate(
-    req: HttpRequest,
-    scope: Scope,
-    bucket: Bucket,
-) -> Result<(TenantId, KeyId), ApiError> {
-    let state = state(&req)?;
-    let Some(token) = bearer(&req).and_then(Pat::parse) else {
-        let message = if req.headers().contains_key(header::AUTHORIZATION) {
+/// The bearer token, well formed.
+fn token(req: &HttpRequest) -> Result<Pat, &'static str> {
+    bearer(req).and_then(Pat::parse).ok_or(
+        if req.headers().contains_key(header::AUTHORIZATION) {
             "malformed Authorization header; expected `Bearer mega_` followed by 64 lowercase hex digits"
         } else {
             "missing Authorization header; expected `Bearer mega_<token>`"
-        };
-        return Err(refuse(&req, &state, ApiError::unauthenticated(message)));
-    };
+        },
+    )
+}
+
+/// The key the token belongs to, if it exists and may be used now.
+async fn usable_key(
+    state: &AppState,
+    token: &Pat,
+) -> Result<Result<ApiKey, &'static str>, ApiError> {
     let hash = token.hash();
     let store = state.store.clone();
     let found = web::block(move || store.key_by_token_hash(&hash)).await??;
     let Some(key) = found.filter(|k| ct_eq(&k.token_sha256, &hash)) else {
-        return Err(refuse(
-            &req,
-            &state,
-            ApiError::unauthenticated("invalid API key"),
-        ));
+        return Ok(Err("invalid API key"));
     };
-    if let Some(reason) = key.unusable_reason(state.store.now()) {
-        return Err(refuse(&req, &state, ApiError::unauthenticated(reason)));
-    }
-    let customer = match req.headers().get("x-customer-id") {
-        None => {
-            return Err(refuse(
-                &req,
-                &state,
-                ApiError::unauthenticated("missing x-customer-id header"),
-            ));
-        }
-        Some(raw) => raw.to_str().ok().and_then(TenantId::parse),
-    };
-    let Some(customer) = customer else {
-        return Err(refuse(
-            &req,
-            &state,
-            ApiError::unauthenticated("x-customer-id must be a UUID"),
-        ));
-    };
+    Ok(match key.unusable_reason(state.store.now()) {
+        Some(reason) => Err(reason),
+        None => Ok(key),
+    })
+}
 
-    let verdict = state.limits.check_key(key.id, bucket);
-    remember(&req, verdict);
-    state.key_used(key.id);
+/// `x-customer-id`, a UUID.
+fn customer(req: &HttpRequest) -> Result<TenantId, &'static str> {
+    let raw = req
+        .headers()
+        .get("x-customer-id")
+        .ok_or("missing x-customer-id header")?;
+    raw.to_str()
+        .ok()
+        .and_then(TenantId::parse)
+        .ok_or("x-customer-id must be a UUID")
+}
+
+/// A known key may still be the wrong one for this request.
+fn authorize(key: &ApiKey, customer: TenantId, scope: Scope) -> Result<(), ApiError> {
     if key.tenant_id != customer {
         return Err(ApiError::forbidden(
             "this API key is locked to another customer",
@@ -168,6 +163,23 @@ async fn authenticate(
             "this API key lacks the scope {scope}"
         )));
     }
+    Ok(())
+}
+
+async fn authenticate(
+    req: HttpRequest,
+    scope: Scope,
+    bucket: Bucket,
+) -> Result<(TenantId, KeyId), ApiError> {
+    let state = state(&req)?;
+    let unauthenticated = |message| refuse(&req, &state, ApiError::unauthenticated(message));
+    let token = token(&req).map_err(unauthenticated)?;
+    let key = usable_key(&state, &token).await?.map_err(unauthenticated)?;
+    let customer = customer(&req).map_err(unauthenticated)?;
+    let verdict = state.limits.check_key(key.id, bucket);
+    remember(&req, verdict);
+    state.key_used(key.id);
+    authorize(&key, customer, scope)?;
     if let Some(seconds) = verdict.retry_after {
         return Err(ApiError::rate_limited(seconds));
     }

@@ -2,7 +2,7 @@
 //! response (including the ones actix makes itself), rate-limit headers, metrics and the access
 //! log.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -76,27 +76,7 @@ pub async fn request_context(
     }
     // Handler and extractor errors arrive here as responses; an `Err` would come only from an
     // inner middleware, and there is none.
-    let mut res = next.call(req).await?.map_into_boxed_body();
-
-    let status = res.status();
-    if (status.is_client_error() || status.is_server_error()) && !is_json(res.headers()) {
-        let allow = res
-            .headers()
-            .get(header::ALLOW)
-            .and_then(|v| v.to_str().ok())
-            .map(with_head);
-        if let Some(value) = allow.as_deref().and_then(|a| HeaderValue::from_str(a).ok()) {
-            res.headers_mut().insert(header::ALLOW, value);
-        }
-        let body = envelope_json(status, &fallback_message(status, allow.as_deref()));
-        res = res.map_body(|head, _| {
-            head.headers.insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            );
-            BoxBody::new(body)
-        });
-    }
+    let mut res = enveloped(next.call(req).await?.map_into_boxed_body());
     let verdict = res.request().extensions().get::<Verdict>().copied();
     if let Some(verdict) = verdict {
         for (name, value) in verdict.headers() {
@@ -106,13 +86,42 @@ pub async fn request_context(
     if let Ok(value) = HeaderValue::from_str(&id) {
         res.headers_mut().insert(REQUEST_ID, value);
     }
+    record(&res, &id, &method, started.elapsed());
+    Ok(res)
+}
 
+/// An error response actix made itself (a 404, a 405 with `Allow`, …) in the spec's envelope.
+fn enveloped(mut res: ServiceResponse<BoxBody>) -> ServiceResponse<BoxBody> {
+    let status = res.status();
+    if !(status.is_client_error() || status.is_server_error()) || is_json(res.headers()) {
+        return res;
+    }
+    let allow = res
+        .headers()
+        .get(header::ALLOW)
+        .and_then(|v| v.to_str().ok())
+        .map(with_head);
+    if let Some(value) = allow.as_deref().and_then(|a| HeaderValue::from_str(a).ok()) {
+        res.headers_mut().insert(header::ALLOW, value);
+    }
+    let body = envelope_json(status, &fallback_message(status, allow.as_deref()));
+    res.map_body(|head, _| {
+        head.headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        BoxBody::new(body)
+    })
+}
+
+/// The request's metrics and its access-log line.
+fn record(res: &ServiceResponse<BoxBody>, id: &str, method: &Method, elapsed: Duration) {
+    let status = res.status();
     let route = res
         .request()
         .match_pattern()
         .unwrap_or_else(|| "unmatched".into());
     let method = method.to_string();
-    let elapsed = started.elapsed();
     if let Some(state) = res.request().app_data::<web::Data<AppState>>() {
         state
             .metrics
@@ -127,5 +136,4 @@ pub async fn request_context(
         latency_ms = (elapsed.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0,
         "request"
     );
-    Ok(res)
 }

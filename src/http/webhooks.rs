@@ -157,6 +157,23 @@ fn settings_patch(
     })
 }
 
+impl CreateBody {
+    fn settings(&self) -> Result<WebhookPatch, ApiError> {
+        let (types, description) = (self.event_types.as_deref(), Some(self.description.clone()));
+        let (timeout, retries) = (self.timeout_seconds, self.retry_attempts);
+        settings_patch(types, timeout, retries, description, self.is_active)
+    }
+}
+
+/// `{"webhook"}`, with `"secret"` when one was made (create, rotation): the only time it shows.
+fn webhook_body(state: &AppState, webhook: &Webhook, secret: Option<String>) -> Value {
+    let mut body = json!({ "webhook": dto(state, webhook) });
+    if let Some(secret) = secret {
+        body["secret"] = Value::String(secret);
+    }
+    body
+}
+
 async fn create(
     caller: Caller<WebhooksManage>,
     state: web::Data<AppState>,
@@ -164,14 +181,7 @@ async fn create(
 ) -> Result<HttpResponse, ApiError> {
     let body = body.read().await?.into_inner();
     let tenant = caller.tenant;
-    let (types, timeout, retries) = (body.event_types, body.timeout_seconds, body.retry_attempts);
-    let patch = settings_patch(
-        types.as_deref(),
-        timeout,
-        retries,
-        Some(body.description),
-        body.is_active,
-    )?;
+    let patch = body.settings()?;
     // The URL last: checking it costs a DNS lookup.
     let settings = WebhookSettings::new(checked_url(&state, body.url).await?, patch);
     let (secret, max) = (
@@ -181,7 +191,7 @@ async fn create(
     let stored_secret = secret.clone();
     let create = move |s: &Store| s.create_webhook(tenant, settings, stored_secret, max);
     let webhook = blocking(&state, create).await?;
-    Ok(HttpResponse::Created().json(json!({ "webhook": dto(&state, &webhook), "secret": secret })))
+    Ok(HttpResponse::Created().json(webhook_body(&state, &webhook, Some(secret))))
 }
 
 fn listing(state: &AppState, webhooks: &[Webhook]) -> HttpResponse {
@@ -258,6 +268,14 @@ async fn new_url(
     checked_url(state, url).await
 }
 
+impl UpdateBody {
+    fn settings(&self) -> Result<WebhookPatch, ApiError> {
+        let (types, description) = (self.event_types.as_deref(), self.description.clone());
+        let (timeout, retries) = (self.timeout_seconds, self.retry_attempts);
+        settings_patch(types, timeout, retries, description, self.is_active)
+    }
+}
+
 async fn update(
     caller: Caller<WebhooksManage>,
     state: web::Data<AppState>,
@@ -267,14 +285,7 @@ async fn update(
     let id = path.get()?;
     let body = body.read().await?.into_inner();
     let tenant = caller.tenant;
-    let (types, timeout, retries) = (body.event_types, body.timeout_seconds, body.retry_attempts);
-    let mut patch = settings_patch(
-        types.as_deref(),
-        timeout,
-        retries,
-        body.description,
-        body.is_active,
-    )?;
+    let mut patch = body.settings()?;
     if let Some(url) = body.url {
         patch.url = Some(new_url(&state, tenant, id, url).await?);
     }
@@ -285,11 +296,7 @@ async fn update(
     let secret = rotation.as_ref().map(|r| r.secret.clone());
     let update = move |s: &Store| s.update_webhook(tenant, id, patch, rotation);
     let webhook = blocking(&state, update).await?;
-    let mut response = json!({ "webhook": dto(&state, &webhook) });
-    if let Some(secret) = secret {
-        response["secret"] = Value::String(secret);
-    }
-    Ok(HttpResponse::Ok().json(response))
+    Ok(HttpResponse::Ok().json(webhook_body(&state, &webhook, secret)))
 }
 
 async fn delete(
@@ -325,9 +332,8 @@ async fn rotate_secret(
     };
     let rotation = rotation(&state, body.overlap_hours)?;
     let secret = rotation.secret.clone();
-    let webhook = blocking(&state, move |s| {
-        s.update_webhook(tenant, id, WebhookPatch::default(), Some(rotation))
-    })
-    .await?;
-    Ok(HttpResponse::Ok().json(json!({ "webhook": dto(&state, &webhook), "secret": secret })))
+    let rotate =
+        move |s: &Store| s.update_webhook(tenant, id, WebhookPatch::default(), Some(rotation));
+    let webhook = blocking(&state, rotate).await?;
+    Ok(HttpResponse::Ok().json(webhook_body(&state, &webhook, Some(secret))))
 }

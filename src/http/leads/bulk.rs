@@ -9,11 +9,12 @@ use serde::de::IgnoredAny;
 use serde_json::{Value, json};
 
 use super::dto::LeadBody;
+use crate::domain::ids::TenantId;
 use crate::domain::lead::{LeadInput, SourceType};
 use crate::http::auth::{Caller, LeadsBulk};
 use crate::http::blocking;
 use crate::http::error::ApiError;
-use crate::http::idempotency::{claim, error_response, header_key, refuse, respond, stored};
+use crate::http::idempotency::{Claim, claim, error_response, header_key, refuse, respond, stored};
 use crate::http::json::{Deferred, described};
 use crate::http::state::AppState;
 use crate::store::idempotency::{IdempotentRoute, StoredResponse};
@@ -120,6 +121,21 @@ fn parse_rows(raw: &Value, country: &str) -> (Vec<Result<LeadInput, Vec<String>>
     (rows, row_refs)
 }
 
+/// Dry runs are not stored: the key is only checked for them, and claimed for real imports
+/// before anything else is checked, so that refusals are remembered too.
+fn bulk_claim(
+    req: &HttpRequest,
+    state: &AppState,
+    tenant: TenantId,
+    dry_run: bool,
+    raw: &Value,
+) -> Result<Option<Claim>, ApiError> {
+    if dry_run {
+        return header_key(req).map(|_| None);
+    }
+    claim(req, state, tenant, IdempotentRoute::BulkImport, raw).map(Some)
+}
+
 pub(super) async fn bulk(
     caller: Caller<LeadsBulk>,
     req: HttpRequest,
@@ -128,18 +144,7 @@ pub(super) async fn bulk(
 ) -> Result<HttpResponse, ApiError> {
     let body = body.read().await?;
     let (tenant, dry_run) = (caller.tenant, body.dry_run);
-    // Dry runs are not stored: the key is only checked for them, and claimed for real imports
-    // before anything else is checked, so that refusals are remembered too.
-    let mut claim = match dry_run {
-        true => header_key(&req).map(|_| None)?,
-        false => Some(claim(
-            &req,
-            &state,
-            tenant,
-            IdempotentRoute::BulkImport,
-            &body.raw,
-        )?),
-    };
+    let mut claim = bulk_claim(&req, &state, tenant, dry_run, &body.raw)?;
     let idem = claim.as_mut().and_then(|c| c.idempotency.take());
     let on_duplicate = match body.mode() {
         Ok(mode) => mode,
