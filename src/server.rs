@@ -40,7 +40,7 @@ pub enum StartError {
     Tls(String),
 }
 
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct Options {
     /// Stop gracefully on SIGTERM / ctrl-c. Off for servers embedded in tests.
     pub handle_signals: bool,
@@ -97,6 +97,7 @@ pub fn start(
     .map_err(StartError::Tls)?;
     let client = Arc::new(client);
     let engine_config = Arc::new(engine_config(&config));
+    delivery::take_back_leases(&store);
     let engine = match options.deliveries {
         Deliveries::Engine => Some(Engine::start(
             store.clone(),
@@ -240,8 +241,9 @@ impl Running {
         &self.admin_token
     }
 
-    /// Runs one step of the delivery engine on this thread: every delivery due now is attempted
-    /// and its outcome recorded before this returns. Meant for servers started with
+    /// Runs one step of the delivery engine on this thread: the deliveries due now are leased
+    /// (at most `webhooks.max_in_flight_per_webhook` per webhook, as the engine would), attempted
+    /// and their outcomes recorded before this returns. Meant for servers started with
     /// [`Deliveries::Manual`].
     pub fn deliver_due(&self) -> Vec<Next> {
         delivery::deliver_due(&self.store, &self.client, &self.engine_config, usize::MAX)
@@ -253,7 +255,7 @@ impl Running {
     }
 
     /// Moves the server's clock forward and lets the engine look at the queue again.
-    pub fn advance_clock(&self, ms: i64) {
+    pub fn advance_clock(&self, ms: u32) {
         self.store.clock().advance(ms);
         self.store.wake_deliveries();
     }

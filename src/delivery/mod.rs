@@ -177,16 +177,21 @@ pub fn deliver_due(store: &Store, client: &Client, config: &EngineConfig, max: u
         .collect()
 }
 
+/// Leases left by the previous run are attempts that may or may not have happened: due again
+/// now, whoever makes the attempts (at least once).
+pub fn take_back_leases(store: &Store) {
+    match store.requeue_in_flight() {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(
+            deliveries = n,
+            "requeued deliveries that were in flight when the last run ended"
+        ),
+        Err(e) => tracing::error!(error = %e, "cannot requeue in-flight deliveries"),
+    }
+}
+
 impl Engine {
     pub fn start(store: Store, client: Arc<Client>, config: Arc<EngineConfig>) -> Engine {
-        match store.requeue_in_flight() {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(
-                deliveries = n,
-                "requeued deliveries that were in flight when the last run ended"
-            ),
-            Err(e) => tracing::error!(error = %e, "cannot requeue in-flight deliveries"),
-        }
         let threads = config.threads;
         let shared = Arc::new(Shared {
             wakeup: store.delivery_wakeup(),
@@ -215,7 +220,7 @@ impl Engine {
         }
     }
 
-    /// Stops leaseing, lets attempts in progress finish (each within its timeout), and joins.
+    /// Stops leasing, lets attempts in progress finish (each within its timeout), and joins.
     /// Leased deliveries not yet started stay leased and are requeued at the next start.
     pub fn stop(self) {
         self.shared.stopping.store(true, Ordering::SeqCst);

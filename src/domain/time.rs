@@ -31,9 +31,10 @@ impl Clock {
         Timestamp(system.saturating_add(self.offset_ms.load(Ordering::Relaxed)))
     }
 
-    /// Moves this clock and every clone of it forward by `ms`.
-    pub fn advance(&self, ms: i64) {
-        self.offset_ms.fetch_add(ms, Ordering::Relaxed);
+    /// Moves this clock and every clone of it forward by `ms`. Never back: ids are time ordered
+    /// by the system clock, and the delivery log and pruning rely on ids and times agreeing.
+    pub fn advance(&self, ms: u32) {
+        self.offset_ms.fetch_add(i64::from(ms), Ordering::Relaxed);
     }
 }
 

@@ -61,6 +61,7 @@ pub enum PolicyError {
     },
     UserInfo,
     MissingHost,
+    PortZero,
     AddressNotAllowed(AddressRefusal),
     HostNotAllowed {
         host: String,
@@ -130,6 +131,10 @@ impl UrlPolicy {
             return Err(PolicyError::MissingHost);
         }
         let port = url.port().unwrap_or(default_port);
+        if port == 0 {
+            // No receiver listens there; on some systems a connect to it reaches something else.
+            return Err(PolicyError::PortZero);
+        }
         Ok(Target { url, host, port })
     }
 
@@ -241,6 +246,12 @@ fn classify(ip: IpAddr) -> Option<(&'static str, Option<Ipv4Addr>)> {
     }
 }
 
+// The ranges come from IANA's IPv4 and IPv6 Special-Purpose Address Registries as of 2024, with
+// RFC 9637 (3fff::/20) and RFC 9602 (5f00::/16), plus multicast and the deprecated 6to4 relay
+// anycast (RFC 7526) and site-local ranges. Where the registry
+// marks a block "not globally reachable" it is refused here; a few of its anycast exceptions
+// inside refused blocks (192.0.0.9, 2001:1::1, …) are refused too: no webhook lives there.
+//
 // Range names double as the noun in "is a {name} address"; see `article`.
 fn v4_reason(ip: Ipv4Addr) -> Option<&'static str> {
     let reason = match ip.octets() {
@@ -251,6 +262,7 @@ fn v4_reason(ip: Ipv4Addr) -> Option<&'static str> {
         [169, 254, ..] => "link-local",
         [192, 0, 0, _] => "IETF protocol assignment",
         [192, 0, 2, _] | [198, 51, 100, _] | [203, 0, 113, _] => DOCUMENTATION,
+        [192, 88, 99, _] => "6to4 relay anycast (deprecated, RFC 7526)",
         [198, 18..=19, ..] => "benchmarking",
         [224..=239, ..] => "multicast",
         [255, 255, 255, 255] => "broadcast",
@@ -265,7 +277,10 @@ fn v6_reason(ip: Ipv6Addr) -> Option<&'static str> {
         [0, 0, 0, 0, 0, 0, 0, 0] => "unspecified",
         [0, 0, 0, 0, 0, 0, 0, 1] => "loopback",
         [0x0100, 0, 0, 0, ..] => "discard-only",
-        [0x2001, 0x0db8, ..] => DOCUMENTATION,
+        [0x2001, 0x0002, 0, ..] => "benchmarking",
+        [0x2001, 0x0010..=0x002f, ..] => "ORCHID identifier",
+        [0x2001, 0x0db8, ..] | [0x3fff, 0x0000..=0x0fff, ..] => DOCUMENTATION,
+        [0x5f00, ..] => "segment-routing SID (RFC 9602)",
         [0xfc00..=0xfdff, ..] => "ULA (unique local)",
         [0xfe80..=0xfebf, ..] => "link-local",
         [0xfec0..=0xfeff, ..] => "site-local",
@@ -297,9 +312,9 @@ fn embedded_ipv4(ip: Ipv6Addr) -> Vec<Ipv4Addr> {
 }
 
 fn article(name: &str) -> &'static str {
-    // Good enough for the names above: "an unspecified", "an IETF", but "a ULA".
+    // Good enough for the names above: "an unspecified", "an IETF", "an ORCHID", but "a ULA".
     match name.chars().next() {
-        Some('a' | 'e' | 'i' | 'o' | 'u' | 'I') => "an",
+        Some('a' | 'e' | 'i' | 'o' | 'u' | 'I' | 'O') => "an",
         _ => "a",
     }
 }
@@ -326,6 +341,7 @@ impl fmt::Display for PolicyError {
             }
             Self::UserInfo => f.write_str("url must not contain user info"),
             Self::MissingHost => f.write_str("url must have a host"),
+            Self::PortZero => f.write_str("url port must not be 0"),
             Self::AddressNotAllowed(refusal) => write!(f, "address not allowed: {refusal}"),
             Self::HostNotAllowed { host, refusal } => {
                 write!(f, "url host {host} is not allowed: {refusal}")
@@ -597,6 +613,42 @@ mod tests {
             p.check_resolved("h", &[]),
             Err(PolicyError::DoesNotResolve { error: None, .. })
         ));
+    }
+
+    #[test]
+    fn the_newer_special_purpose_ranges_and_port_zero_are_refused() {
+        for (ip, reason) in [
+            ("2001:2::1", "benchmarking"),
+            ("2001:2:0:ffff::1", "benchmarking"),
+            ("2001:10::1", "ORCHID identifier"),
+            ("2001:2f:ffff::1", "ORCHID identifier"),
+            ("3fff::1", DOCUMENTATION),
+            ("3fff:fff:ffff::1", DOCUMENTATION),
+            ("5f00::1", "segment-routing SID (RFC 9602)"),
+            ("192.88.99.1", "6to4 relay anycast (deprecated, RFC 7526)"),
+        ] {
+            assert_eq!(
+                non_global_reason(ip.parse().expect("IP")),
+                Some(reason),
+                "{ip}"
+            );
+        }
+        // Just outside those blocks: global unicast.
+        for ip in [
+            "2001:3::1",
+            "2001:30::1",
+            "3fff:1000::1",
+            "5f01::1",
+            "192.88.100.1",
+        ] {
+            assert_eq!(non_global_reason(ip.parse().expect("IP")), None, "{ip}");
+        }
+        let policy = policy(true, &[]);
+        assert_eq!(
+            policy.parse("https://8.8.8.8:0/hook"),
+            Err(PolicyError::PortZero)
+        );
+        assert!(policy.parse("https://8.8.8.8:1/hook").is_ok());
     }
 
     #[test]

@@ -185,8 +185,8 @@ async fn recover(
     path: Ids<WebhookId>,
     body: Deferred<RecoverBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let webhook = path.get()?;
     let body = body.read().await?;
+    let webhook = path.get()?;
     let since = iso_time("since", &body.since)?;
     let tenant = caller.tenant;
     let requeued = blocking(&state, move |s| s.recover(tenant, webhook, since)).await?;

@@ -282,9 +282,8 @@ async fn update(
     path: Ids<WebhookId>,
     body: Deferred<UpdateBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = path.get()?;
     let body = body.read().await?.into_inner();
-    let tenant = caller.tenant;
+    let (tenant, id) = (caller.tenant, path.get()?);
     let mut patch = body.settings()?;
     if let Some(url) = body.url {
         patch.url = Some(new_url(&state, tenant, id, url).await?);

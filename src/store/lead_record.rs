@@ -102,7 +102,7 @@ fn phone_key(tenant: TenantId, last10: &[u8; 10], id: LeadId) -> Vec<u8> {
 
 /// The tables a lead lives in, opened once per job.
 pub(crate) struct LeadTables<'txn> {
-    pub leads: Table<'txn, &'static [u8], &'static [u8]>,
+    leads: Table<'txn, &'static [u8], &'static [u8]>,
     by_email: Table<'txn, &'static [u8], &'static [u8]>,
     by_phone: Table<'txn, &'static [u8], ()>,
     by_updated: Table<'txn, &'static [u8], ()>,

@@ -155,8 +155,11 @@ impl LeadJob<'_> {
         let resolved =
             self.catalog
                 .resolve(patch.stage_slug.as_deref(), owner, &patch.custom_fields)?;
-        self.refuse_taken_contacts(id, patch)?;
+        // The rule first: it refuses unknown custom fields before anything is compared with
+        // other leads. (A PATCH that gives an email or phone keeps a contact, so the two
+        // refusals of `lead::patch` and the conflict below never meet in one request.)
         let change = lead::patch(&old, patch, &resolved, self.now)?;
+        self.refuse_taken_contacts(id, patch)?;
         self.save(&old, change, Emit::Events)
     }
 

@@ -59,6 +59,7 @@ pub struct TestApp {
     client: Client,
     pub dir: Arc<tempfile::TempDir>,
     pub config: Config,
+    options: Options,
     running: Option<Running>,
 }
 
@@ -121,16 +122,19 @@ impl TestApp {
         // Internal errors are logged, not returned: show them when a test fails.
         leadbase::logging::init("error");
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let running = leadbase::start(config.clone(), listener, options).expect("server starts");
+        let running =
+            leadbase::start(config.clone(), listener, options.clone()).expect("server starts");
         TestApp {
             client: Client::new(format!("http://{}", running.addr())),
             dir,
             config,
+            options,
             running: Some(running),
         }
     }
 
-    /// Stops gracefully, then starts again on the same data and configuration.
+    /// Stops gracefully, then starts again on the same data, configuration and options (its
+    /// clock keeps the time it was moved to).
     pub fn restart(mut self) -> TestApp {
         if let Some(running) = self.running.take() {
             running.stop();
@@ -138,7 +142,7 @@ impl TestApp {
         Self::start(
             Arc::clone(&self.dir),
             self.config.clone(),
-            Options::default(),
+            self.options.clone(),
         )
     }
 
@@ -153,7 +157,7 @@ impl TestApp {
 
     /// Moves the server's clock forward: what a test of expiry or ordering does instead of
     /// sleeping.
-    pub fn advance_clock(&self, ms: i64) {
+    pub fn advance_clock(&self, ms: u32) {
         self.running().advance_clock(ms);
     }
 

@@ -57,6 +57,48 @@ fn code(text: &str) -> String {
         .join("\n")
 }
 
+/// The paths a `use` tree starting at `text` names: `a::b` → [a::b]; `a::{b, c::{d}}` →
+/// [a::b, a::c::d]; a path inside code ends at the first character that is not part of one.
+fn paths(text: &str) -> Vec<String> {
+    let ident = |c: char| c.is_alphanumeric() || c == '_' || c == ':';
+    let head_len = text.find(|c: char| !ident(c)).unwrap_or(text.len());
+    let head = text[..head_len].trim_end_matches(':');
+    let rest = &text[head_len..];
+    if !rest.starts_with('{') {
+        return vec![head.to_string()];
+    }
+    // The group's items, split at the commas of its own level.
+    let (mut depth, mut items, mut start) = (0, Vec::new(), 1);
+    for (i, c) in rest.char_indices() {
+        match c {
+            '{' => depth += 1,
+            '}' => {
+                depth -= 1;
+                if depth == 0 {
+                    items.push(&rest[start..i]);
+                    break;
+                }
+            }
+            ',' if depth == 1 => {
+                items.push(&rest[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    items
+        .into_iter()
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+        .flat_map(paths)
+        .map(|tail| match (head.is_empty(), tail.as_str()) {
+            (true, _) => tail,
+            (false, "self") => head.to_string(),
+            (false, _) => format!("{head}::{tail}"),
+        })
+        .collect()
+}
+
 /// Every module path mentioned after `crate::` or `super::`, resolved to the longest known
 /// module it names.
 fn imports(
@@ -82,25 +124,19 @@ fn imports(
             if preceded_by_ident {
                 continue;
             }
-            let rest = &code[at + prefix.len()..];
-            let path: Vec<&str> = rest
-                .split(|c: char| !(c.is_alphanumeric() || c == '_' || c == ':'))
-                .next()
-                .unwrap_or("")
-                .split("::")
-                .filter(|s| !s.is_empty())
-                .collect();
-            let mut candidate: Vec<&str> = base.clone();
-            let mut best = None;
-            for part in path {
-                candidate.push(part);
-                let name = candidate.join("::");
-                if known.contains(&name) {
-                    best = Some(name);
+            for path in paths(&code[at + prefix.len()..]) {
+                let mut candidate: Vec<&str> = base.clone();
+                let mut best = None;
+                for part in path.split("::").filter(|s| !s.is_empty()) {
+                    candidate.push(part);
+                    let name = candidate.join("::");
+                    if known.contains(&name) {
+                        best = Some(name);
+                    }
                 }
-            }
-            if let Some(target) = best.filter(|t| t != module) {
-                found.insert(target);
+                if let Some(target) = best.filter(|t| t != module) {
+                    found.insert(target);
+                }
             }
         }
     }
@@ -177,12 +213,23 @@ fn no_modules_import_each_other_even_around_a_circle() {
 
 #[test]
 fn the_checker_sees_imports_through_crate_and_super_paths() {
-    let known: BTreeSet<String> = ["store", "store::leads", "store::catalog", "domain::lead"]
-        .map(String::from)
-        .into();
+    let known: BTreeSet<String> = [
+        "store",
+        "store::leads",
+        "store::catalog",
+        "domain::lead",
+        "http::x",
+    ]
+    .map(String::from)
+    .into();
     let code = "use super::catalog::{Catalog, load};\nuse crate::domain::lead::{self, Lead};";
     assert_eq!(
         imports("store::leads", false, code, &known),
+        ["domain::lead", "store::catalog"].map(String::from).into()
+    );
+    let grouped = "use crate::{domain::{lead::Lead}, store::catalog};";
+    assert_eq!(
+        imports("http::x", false, grouped, &known),
         ["domain::lead", "store::catalog"].map(String::from).into()
     );
     // The real crate has edges, so the two rules above are checking something.

@@ -919,8 +919,10 @@ fn get_one_for_an_unknown_or_malformed_id_is_404() {
     let unknown = uuid::Uuid::now_v7().to_string();
     app.get_lead(&key, &unknown)
         .assert_error(404, "not_found_error");
-    app.get_lead(&key, "not-a-uuid")
+    let message = app
+        .get_lead(&key, "not-a-uuid")
         .assert_error(404, "not_found_error");
+    assert_eq!(message, "lead not-a-uuid not found");
 }
 
 #[test]
@@ -964,8 +966,10 @@ fn admin_list_mirrors_the_public_list() {
     let unknown = uuid::Uuid::now_v7();
     app.admin_list_leads(&unknown.to_string(), "")
         .assert_error(404, "not_found_error");
-    app.admin_list_leads("not-a-uuid", "")
+    let message = app
+        .admin_list_leads("not-a-uuid", "")
         .assert_error(404, "not_found_error");
+    assert_eq!(message, "tenant not-a-uuid not found");
     // And it needs the admin token, not a tenant key.
     let admin_path = format!("/admin/api/tenants/{}/leads", key.tenant);
     let res = app.api("GET", &admin_path, &key).send();

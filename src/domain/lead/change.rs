@@ -196,6 +196,9 @@ impl<'a> Builder<'a> {
     }
 
     fn custom_fields(&mut self, incoming: &CustomFields) -> Result<(), Refusal> {
+        if incoming.is_empty() {
+            return Ok(());
+        }
         let before = self.lead.custom_fields()?;
         let mut after = before.clone();
         if !merge_custom_fields(&mut after, incoming) {

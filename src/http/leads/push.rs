@@ -69,9 +69,8 @@ pub(super) async fn patch(
     id: Ids<LeadId>,
     body: Deferred<PatchBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = id.get()?;
     let body = body.read().await?;
-    let (tenant, id) = (caller.tenant, id);
+    let (tenant, id) = (caller.tenant, id.get()?);
     let mut claim = claim(&req, &state, tenant, IdempotentRoute::PatchLead, &body.raw)?;
     let idem = claim.idempotency.take();
     let outcome = match body.parse(&state.config.leads.default_country_code) {
