@@ -7,7 +7,6 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::Value;
 
 use crate::domain::ids::TenantId;
-use crate::domain::token::sha256;
 use crate::http::blocking;
 use crate::http::error::{ApiError, envelope_json};
 use crate::http::state::{AppState, InFlight};
@@ -15,6 +14,7 @@ use crate::store::StoreError;
 use crate::store::idempotency::{
     Idempotency, IdempotencyKey, IdempotentRoute, Outcome, StoredResponse,
 };
+use sha2::{Digest, Sha256};
 
 const HEADER: &str = "idempotency-key";
 const MAX_KEY_LEN: usize = 255;
@@ -41,6 +41,35 @@ pub fn canonical_json(value: &Value) -> String {
     sorted.to_string()
 }
 
+/// What makes two requests with one key "the same": the SHA-256 of the method, the path and the
+/// body as canonical JSON. A body can be fed in pieces (bulk feeds one row at a time, so a 4 MB
+/// body is never one JSON tree).
+pub struct Fingerprint(Sha256);
+
+impl Fingerprint {
+    pub fn start(req: &HttpRequest) -> Fingerprint {
+        let mut hash = Sha256::new();
+        hash.update(format!("{} {}\n", req.method(), req.path()).as_bytes());
+        Fingerprint(hash)
+    }
+
+    /// Appends canonical JSON text (or the punctuation between pieces of it).
+    pub fn add(&mut self, canonical: &str) {
+        self.0.update(canonical.as_bytes());
+    }
+
+    pub fn finish(self) -> [u8; 32] {
+        self.0.finalize().into()
+    }
+
+    /// Of a request whose whole body is `body`.
+    pub fn of(req: &HttpRequest, body: &Value) -> [u8; 32] {
+        let mut fingerprint = Fingerprint::start(req);
+        fingerprint.add(&canonical_json(body));
+        fingerprint.finish()
+    }
+}
+
 /// The `Idempotency-Key` header, checked: `None` when absent.
 pub fn header_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
     let Some(raw) = req.headers().get(HEADER) else {
@@ -65,7 +94,7 @@ pub fn claim(
     state: &AppState,
     tenant: TenantId,
     route: IdempotentRoute,
-    body: &Value,
+    fingerprint: impl FnOnce() -> [u8; 32],
 ) -> Result<Claim, ApiError> {
     let (in_flight, ttl_hours) = (&state.in_flight, state.config.idempotency.ttl_hours);
     let Some(key) = header_key(req)? else {
@@ -80,11 +109,10 @@ pub fn claim(
             "a request with this Idempotency-Key is still in progress; retry when it has finished",
         ));
     }
-    let fingerprint = format!("{} {}\n{}", req.method(), req.path(), canonical_json(body));
     Ok(Claim {
         idempotency: Some(Idempotency {
             key: key.clone(),
-            request_hash: sha256(fingerprint.as_bytes()),
+            request_hash: fingerprint(),
             ttl_hours,
         }),
         in_flight: Some((in_flight.clone(), key)),

@@ -11,6 +11,7 @@ use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpRequest, web};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::http::error::ApiError;
 
@@ -91,6 +92,24 @@ impl<T> FromRequest for Deferred<T> {
             payload: payload.take(),
             body: std::marker::PhantomData,
         }))
+    }
+}
+
+/// The body of a route that reads it as text, piece by piece ([`Deferred::read_raw`]).
+pub struct RawJson;
+
+impl Deferred<RawJson> {
+    /// The body checked as JSON (size, content type and syntax as for every body) and kept as
+    /// its text, never as a tree.
+    pub async fn read_raw(mut self) -> Result<Box<RawValue>, ApiError> {
+        web::Json::<Box<RawValue>>::from_request(&self.req, &mut self.payload)
+            .await
+            .map(web::Json::into_inner)
+            .map_err(|e| {
+                e.as_error::<ApiError>().cloned().unwrap_or_else(|| {
+                    ApiError::bad_request(format!("cannot read the request body: {e}"))
+                })
+            })
     }
 }
 

@@ -291,15 +291,17 @@ impl Store {
                     // Leads this request creates: a dry run reports no id for them, not even when a
                     // later row matches one.
                     let mut created = HashSet::new();
-                    for row in &rows {
+                    // Each row's input goes once it is applied: a large import does not hold all
+                    // of them and all their results at once.
+                    for row in rows {
                         let input = match row {
                             Ok(input) => input,
                             Err(errors) => {
-                                results.push(RowResult::failed(errors.clone()));
+                                results.push(RowResult::failed(errors));
                                 continue;
                             }
                         };
-                        match job.create_or_merge(input, on_duplicate, Emit::Nothing) {
+                        match job.create_or_merge(&input, on_duplicate, Emit::Nothing) {
                             Ok(applied) => results.push(RowResult {
                                 status: applied.status,
                                 lead_id: {

@@ -556,3 +556,43 @@ fn bulk_imported_leads_are_listed() {
         "Imported Cat"
     );
 }
+
+#[test]
+fn a_row_with_more_than_a_hundred_custom_fields_fails_alone() {
+    let app = TestApp::relaxed();
+    let key = app.tenant_with_key("Acme");
+    let many: serde_json::Map<String, Value> =
+        (0..101).map(|i| (format!("f{i}"), json!(i))).collect();
+    let hundred: serde_json::Map<String, Value> =
+        (0..100).map(|i| (format!("f{i}"), json!(i))).collect();
+    let body = import(
+        &app,
+        &key,
+        &json!({ "leads": [
+            { "row_ref": "many", "contact_name": "Many", "custom_fields": many },
+            { "row_ref": "hundred", "contact_name": "Hundred", "custom_fields": hundred },
+        ] }),
+    );
+    let results = body["results"].as_array().unwrap();
+    assert_eq!(results[0]["status"], "failed");
+    assert_eq!(
+        results[0]["errors"],
+        json!(["custom_fields may hold at most 100 fields"])
+    );
+    assert_eq!(results[1]["status"], "created", "{}", results[1]);
+    assert_eq!(body["summary"]["created"], 1);
+}
+
+#[test]
+fn unknown_top_level_fields_are_refused_naming_the_field() {
+    let app = TestApp::relaxed();
+    let key = app.tenant_with_key("Acme");
+    let message = app
+        .bulk(
+            &key,
+            &json!({ "leads": [{ "contact_name": "A" }], "padding": "x".repeat(1000) }),
+        )
+        .assert_error(400, "invalid_request_error");
+    assert!(message.contains("padding"), "{message}");
+    assert_eq!(app.lead_total(&key), 0, "a refused request writes nothing");
+}

@@ -9,7 +9,7 @@ use crate::domain::lead::SourceType;
 use crate::http::auth::{Caller, LeadsWrite};
 use crate::http::blocking;
 use crate::http::error::ApiError;
-use crate::http::idempotency::{claim, error_response, refuse, respond, stored};
+use crate::http::idempotency::{Fingerprint, claim, error_response, refuse, respond, stored};
 use crate::http::json::Deferred;
 use crate::http::path::Ids;
 use crate::http::state::AppState;
@@ -48,7 +48,14 @@ pub(super) async fn create(
 ) -> Result<HttpResponse, ApiError> {
     let body = body.read().await?;
     let tenant = caller.tenant;
-    let mut claim = claim(&req, &state, tenant, IdempotentRoute::CreateLead, &body.raw)?;
+    let fingerprint = || Fingerprint::of(&req, &body.raw);
+    let mut claim = claim(
+        &req,
+        &state,
+        tenant,
+        IdempotentRoute::CreateLead,
+        fingerprint,
+    )?;
     let idem = claim.idempotency.take();
     let outcome = match body.parse(&state.config.leads.default_country_code, SourceType::Manual) {
         Err(errors) => refuse(&state, idem, errors).await?,
@@ -71,7 +78,14 @@ pub(super) async fn patch(
 ) -> Result<HttpResponse, ApiError> {
     let body = body.read().await?;
     let (tenant, id) = (caller.tenant, id.get()?);
-    let mut claim = claim(&req, &state, tenant, IdempotentRoute::PatchLead, &body.raw)?;
+    let fingerprint = || Fingerprint::of(&req, &body.raw);
+    let mut claim = claim(
+        &req,
+        &state,
+        tenant,
+        IdempotentRoute::PatchLead,
+        fingerprint,
+    )?;
     let idem = claim.idempotency.take();
     let outcome = match body.parse(&state.config.leads.default_country_code) {
         Err(errors) => refuse(&state, idem, errors).await?,
