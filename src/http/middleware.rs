@@ -9,13 +9,49 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::Next;
-use actix_web::{HttpMessage, web};
+use actix_web::{HttpMessage, ResponseError, web};
 
-use crate::http::error::envelope_json;
+use crate::http::error::{ApiError, envelope_json};
 use crate::http::ratelimit::Verdict;
 use crate::http::state::AppState;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The methods HTTP defines. Any other token is the client's invention, as long as the request
+/// head allows (tens of KB): each would be a new `/metrics` series kept for the life of the
+/// process and a line of that size in the access log.
+const METHODS: [Method; 9] = [
+    Method::GET,
+    Method::HEAD,
+    Method::POST,
+    Method::PUT,
+    Method::PATCH,
+    Method::DELETE,
+    Method::OPTIONS,
+    Method::TRACE,
+    Method::CONNECT,
+];
+
+/// A method as metrics and the access log name it: one of [`METHODS`], or `other`.
+fn method_label(method: &Method) -> &str {
+    if METHODS.contains(method) {
+        method.as_str()
+    } else {
+        "other"
+    }
+}
+
+/// A request refused before routing, for what it is rather than where it goes.
+fn refusal(req: &ServiceRequest) -> Option<ApiError> {
+    // 501 rather than 405: RFC 9110 §15.6.2 names 501 for a method the server does not
+    // recognise, which holds for every resource, so there is no `Allow` to compute.
+    (!METHODS.contains(req.method())).then(|| {
+        ApiError::new(
+            StatusCode::NOT_IMPLEMENTED,
+            "unknown method; leadbase answers GET, HEAD, POST, PATCH and DELETE",
+        )
+    })
+}
 
 /// A caller's own request id is kept when it is short and plain; otherwise a fresh one is made.
 fn request_id(req: &ServiceRequest) -> String {
@@ -74,9 +110,13 @@ pub async fn request_context(
     if method == Method::HEAD {
         req.head_mut().method = Method::GET;
     }
-    // Handler and extractor errors arrive here as responses; an `Err` would come only from an
-    // inner middleware, and there is none.
-    let mut res = enveloped(next.call(req).await?.map_into_boxed_body());
+    let res = match refusal(&req) {
+        Some(err) => req.into_response(err.error_response()),
+        // Handler and extractor errors arrive here as responses; an `Err` would come only from
+        // an inner middleware, and there is none.
+        None => next.call(req).await?.map_into_boxed_body(),
+    };
+    let mut res = enveloped(res);
     let verdict = res.request().extensions().get::<Verdict>().copied();
     if let Some(verdict) = verdict {
         for (name, value) in verdict.headers() {
@@ -121,11 +161,11 @@ fn record(res: &ServiceResponse<BoxBody>, id: &str, method: &Method, elapsed: Du
         .request()
         .match_pattern()
         .unwrap_or_else(|| "unmatched".into());
-    let method = method.to_string();
+    let method = method_label(method);
     if let Some(state) = res.request().app_data::<web::Data<AppState>>() {
         state
             .metrics
-            .observe(&route, &method, status.as_u16(), elapsed);
+            .observe(&route, method, status.as_u16(), elapsed);
     }
     tracing::info!(
         request_id = %id,
