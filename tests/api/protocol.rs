@@ -78,3 +78,19 @@ fn methods_http_does_not_define_are_501_and_counted_as_other() {
     assert!(!metrics.contains("FROBNICATE"), "{metrics}");
     assert!(!metrics.contains("XXXX"), "{metrics}");
 }
+#[test]
+fn heads_past_the_limits_are_431_in_the_envelope() {
+    let app = TestApp::spawn();
+    let large = format!(
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Large: {}\r\nConnection: close\r\n\r\n",
+        "a".repeat(40 * 1024)
+    );
+    let many: String = (0..70).map(|i| format!("X-Field-{i}: v\r\n")).collect();
+    let many = format!("GET /healthz HTTP/1.1\r\nHost: x\r\n{many}Connection: close\r\n\r\n");
+    for (request, named) in [(large, "bytes"), (many, "header fields")] {
+        let res = exchange(&app, &request);
+        let message = res.assert_error(431, "invalid_request_error");
+        assert!(message.contains(named), "{message}");
+        assert!(res.header("x-request-id").is_some());
+    }
+}
