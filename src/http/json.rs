@@ -8,6 +8,7 @@ use std::ops::Deref;
 use std::pin::Pin;
 
 use actix_web::dev::Payload;
+use actix_web::http::StatusCode;
 use actix_web::{FromRequest, HttpRequest, web};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -51,8 +52,16 @@ pub fn described<T: DeserializeOwned>(value: &Value) -> Result<T, String> {
     })
 }
 
-/// A body read as bytes by a route whose body is optional: JSON first, then `T`.
-pub fn from_slice<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+/// 413, naming the limit.
+pub fn too_large(limit: usize) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!("request body is larger than {limit} bytes"),
+    )
+}
+
+/// JSON first, then `T`.
+fn from_slice<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let value: Value = serde_json::from_slice(bytes)
         .map_err(|e| ApiError::bad_request(format!("malformed JSON: {e}")))?;
     from_value(&value)
@@ -95,6 +104,23 @@ impl<T> FromRequest for Deferred<T> {
 }
 
 impl<T: DeserializeOwned + 'static> Deferred<T> {
+    /// A body that may be left out, with or without a content type: `None` when it is empty or
+    /// blank, else JSON that must fit `T`. At most `limit` bytes are read.
+    pub async fn read_optional(mut self, limit: usize) -> Result<Option<T>, ApiError> {
+        let payload = web::Payload::from_request(&self.req, &mut self.payload)
+            .await
+            .map_err(|e| ApiError::bad_request(format!("cannot read the request body: {e}")))?;
+        let bytes = payload
+            .to_bytes_limited(limit)
+            .await
+            .map_err(|_| too_large(limit))?
+            .map_err(|e| ApiError::bad_request(format!("cannot read the request body: {e}")))?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(None);
+        }
+        from_slice(&bytes).map(Some)
+    }
+
     pub async fn read(mut self) -> Result<Json<T>, ApiError> {
         Json::<T>::from_request(&self.req, &mut self.payload)
             .await
