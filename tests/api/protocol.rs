@@ -1,6 +1,10 @@
 //! Requests no client library would send, written on a raw socket: methods HTTP does not
 //! define, heads past leadbase's limits, bodies that never finish arriving.
 
+use std::io::Write;
+use std::thread;
+use std::time::{Duration, Instant};
+
 use crate::helpers::*;
 
 #[test]
@@ -43,4 +47,33 @@ fn heads_past_the_limits_are_431_in_the_envelope() {
         assert!(message.contains(named), "{message}");
         assert!(res.header("x-request-id").is_some());
     }
+}
+
+#[test]
+fn a_body_that_trickles_in_is_answered_408_within_the_body_timeout() {
+    let app = TestApp::spawn_with(|c| c.server.body_timeout_seconds = 1);
+    let mut stream = connect(&app);
+    let head = format!(
+        "POST /admin/api/tenants HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {ADMIN_TOKEN}\r\n\
+         Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{"
+    );
+    stream.write_all(head.as_bytes()).expect("sends the head");
+    let started = Instant::now();
+    let mut trickle = stream.try_clone().expect("a second handle");
+    // Four bytes a second, far short of the 1000 announced, until the server hangs up.
+    let trickler = thread::spawn(move || {
+        for _ in 0..100 {
+            if trickle.write_all(b" ").is_err() {
+                break;
+            }
+            thread::sleep(Duration::from_millis(250));
+        }
+    });
+    let res = read_response(stream, "POST /admin/api/tenants, trickled");
+    let waited = started.elapsed();
+    let message = res.assert_error(408, "invalid_request_error");
+    assert!(message.contains("1 s"), "{message}");
+    assert_eq!(res.header("connection"), Some("close"));
+    assert!(waited < Duration::from_secs(3), "answered after {waited:?}");
+    trickler.join().expect("the trickler stops");
 }

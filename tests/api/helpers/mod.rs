@@ -14,7 +14,7 @@ use serde_json::Value;
 
 pub use delivery::{ARRIVE, DeliveryEnv, Hook};
 pub use process::{leadbase, receive, run_json, serve};
-pub use raw::exchange;
+pub use raw::{connect, exchange, read_response};
 pub use testkit::receiver::{Behaviour, Receiver, Recorded};
 pub use testkit::*;
 
