@@ -43,7 +43,8 @@ fn method_label(method: &Method) -> &str {
 
 /// Limits on the request head, below actix-http's own (a 128 KiB head, 94 header fields). What
 /// passes those but not these is answered here, in the envelope and with a request id; what
-/// actix-http refuses itself it answers with an empty body (README, "Protocol errors").
+/// actix-http refuses itself it answers with an empty body (README, "HTTP limits and protocol
+/// errors").
 const MAX_HEADER_FIELDS: usize = 64;
 const MAX_HEADER_BYTES: usize = 32 * 1024;
 
