@@ -53,7 +53,8 @@ pub enum Command {
     AdminToken(AdminTokenCommand),
     /// Run a local webhook receiver that verifies signatures and prints each verified event.
     Receive {
-        /// The webhook's signing secret (mega_whsec_...).
+        /// The webhook's signing secret (mega_whsec_...). Prefer the environment variable: an
+        /// argument shows in `ps` to every local user.
         #[arg(long, env = "MEGA_WEBHOOK_SECRET", hide_env_values = true)]
         secret: String,
         /// Address to listen on.

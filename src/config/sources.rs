@@ -23,6 +23,7 @@ const KEYS: &[(&str, &str, Kind)] = &[
     ("server", "listen", Kind::Str),
     ("server", "workers", Kind::Int),
     ("server", "trusted_proxies", Kind::StrList),
+    ("server", "body_timeout_seconds", Kind::Int),
     ("storage", "path", Kind::Str),
     ("admin", "token", Kind::Str),
     ("limits", "per_minute", Kind::Int),

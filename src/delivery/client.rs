@@ -17,7 +17,7 @@ use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
 
 use crate::domain::retry::{AttemptError, AttemptResult, retry_after, status_error};
 use crate::domain::time::Timestamp;
-use crate::domain::url_policy::{PolicyError, UrlPolicy, WebhookUrl};
+use crate::domain::url_policy::{PolicyError, UrlPolicy, WebhookUrl, loggable_url};
 use crate::domain::webhook::MAX_TIMEOUT_SECS;
 
 /// Response bytes kept for the delivery log.
@@ -226,7 +226,7 @@ impl Client {
             }
             Err(err) => {
                 let kind = classify(&err);
-                tracing::debug!(%url, error = %err, "delivery attempt failed");
+                tracing::debug!(url = %loggable_url(url), error = %err, "delivery attempt failed");
                 AttemptResult {
                     started_at,
                     latency_ms: latency(clock),

@@ -94,9 +94,41 @@ id_type!(
     DeliveryId
 );
 
+impl TenantId {
+    /// Only the hyphenated 8-4-4-4-12 form, in either case: the spelling the API hands out. The
+    /// `x-customer-id` header takes this, so one tenant has one header value (for proxies' logs
+    /// and rules, and for whatever a receiver compares) rather than the four `uuid` would read.
+    pub fn parse_hyphenated(raw: &str) -> Option<TenantId> {
+        let shape = raw.len() == 36
+            && raw.bytes().enumerate().all(|(i, b)| match i {
+                8 | 13 | 18 | 23 => b == b'-',
+                _ => b.is_ascii_hexdigit(),
+            });
+        shape.then(|| Uuid::parse_str(raw).ok().map(TenantId))?
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_hyphenated_tenant_id_is_the_only_one() {
+        let id = "01a2311d-974c-7559-8fe9-52ceded1481a";
+        let tenant = TenantId::parse(id).unwrap();
+        assert_eq!(TenantId::parse_hyphenated(id), Some(tenant));
+        assert_eq!(TenantId::parse_hyphenated(&id.to_uppercase()), Some(tenant));
+        for other in [
+            format!("{{{id}}}"),
+            id.replace('-', ""),
+            format!("urn:uuid:{id}"),
+            format!(" {id}"),
+            "01a2311d-974c-7559-8fe9-52ceded1481g".into(),
+            "01a2311d9-74c-7559-8fe9-52ceded1481a".into(),
+        ] {
+            assert_eq!(TenantId::parse_hyphenated(&other), None, "{other}");
+        }
+    }
 
     #[test]
     fn ids_are_time_ordered_and_round_trip() {

@@ -75,8 +75,33 @@ pub enum PolicyError {
 
 /// A webhook target URL that passed the whole policy when it was registered; only
 /// [`UrlPolicy::check_url`] makes one.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct WebhookUrl(String);
+
+/// As [`loggable_url`].
+impl fmt::Debug for WebhookUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("WebhookUrl")
+            .field(&loggable_url(&self.0))
+            .finish()
+    }
+}
+
+/// A webhook URL as logs may show it: scheme, host, port and path. Receivers often take a
+/// token in the query string (`?token=...`), and the fragment is the sender's business; logs
+/// are read by more people than the webhook's owner.
+pub fn loggable_url(raw: &str) -> String {
+    match Url::parse(raw) {
+        Ok(url) => {
+            let host = url.host_str().unwrap_or_default();
+            match url.port() {
+                Some(port) => format!("{}://{host}:{port}{}", url.scheme(), url.path()),
+                None => format!("{}://{host}{}", url.scheme(), url.path()),
+            }
+        }
+        Err(_) => "<not a URL>".into(),
+    }
+}
 
 impl WebhookUrl {
     pub fn as_str(&self) -> &str {
@@ -376,6 +401,24 @@ mod tests {
 
     fn sock(ip: &str) -> SocketAddr {
         SocketAddr::new(ip.parse().expect("test IP"), 443)
+    }
+
+    #[test]
+    fn loggable_urls_keep_scheme_host_port_and_path_only() {
+        for (raw, shown) in [
+            (
+                "https://hooks.example.com/crm/in?token=abc#x",
+                "https://hooks.example.com/crm/in",
+            ),
+            (
+                "https://[2001:db8::1]:8443/?k=v",
+                "https://[2001:db8::1]:8443/",
+            ),
+            ("http://example.com", "http://example.com/"),
+            ("not a url?token=abc", "<not a URL>"),
+        ] {
+            assert_eq!(loggable_url(raw), shown, "{raw}");
+        }
     }
 
     /// Knows a few names and fails for the rest, so IP literals that pass prove they were

@@ -9,7 +9,7 @@ use super::event::EventType;
 use super::ids::{TenantId, WebhookId};
 use super::retry::{AttemptResult, Next, RetryPolicy};
 use super::time::Timestamp;
-use super::url_policy::WebhookUrl;
+use super::url_policy::{WebhookUrl, loggable_url};
 
 /// The longest one attempt may take (spec §5: `timeout_seconds` 1–60).
 pub const MAX_TIMEOUT_SECS: u32 = 60;
@@ -47,13 +47,14 @@ pub struct Webhook {
     pub disabled_reason: Option<String>,
 }
 
-/// Secrets stay out of logs, whatever gets printed.
+/// Secrets stay out of logs, whatever gets printed: the signing secrets, and what the URL's
+/// query may carry.
 impl fmt::Debug for Webhook {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Webhook")
             .field("id", &self.id)
             .field("tenant_id", &self.tenant_id)
-            .field("url", &self.url)
+            .field("url", &loggable_url(&self.url))
             .field("is_active", &self.is_active)
             .field("deleted_at", &self.deleted_at)
             .field("secret", &"<redacted>")
@@ -358,15 +359,12 @@ mod tests {
     const HOUR: i64 = 3_600_000;
 
     fn webhook() -> Webhook {
-        let policy = UrlPolicy {
-            https_only: true,
-            allowed_private: Vec::new(),
-        };
-        let url = policy
-            .check_url("https://8.8.8.8/hook", |_, _| Ok(Vec::new()))
-            .unwrap();
+        webhook_at("https://8.8.8.8/hook")
+    }
+
+    fn webhook_at(raw: &str) -> Webhook {
         let settings = WebhookSettings {
-            url,
+            url: checked(raw),
             event_types: EventTypes::default(),
             is_active: true,
             timeout_seconds: TimeoutSeconds::default(),
@@ -410,6 +408,28 @@ mod tests {
             schedule: vec![5, 300],
             disable_after_failing_ms: 120 * HOUR,
         }
+    }
+
+    #[test]
+    fn debug_shows_where_a_webhook_points_but_not_its_query() {
+        let raw = "https://8.8.8.8:8443/hooks/crm?token=tok3n-value#fragment";
+        for shown in [
+            format!("{:?}", webhook_at(raw)),
+            format!("{:?}", checked(raw)),
+        ] {
+            assert!(shown.contains("https://8.8.8.8:8443/hooks/crm"), "{shown}");
+            assert!(!shown.contains("tok3n-value"), "{shown}");
+            assert!(!shown.contains("token="), "{shown}");
+            assert!(!shown.contains("fragment"), "{shown}");
+        }
+    }
+
+    fn checked(raw: &str) -> WebhookUrl {
+        let policy = UrlPolicy {
+            https_only: true,
+            allowed_private: Vec::new(),
+        };
+        policy.check_url(raw, |_, _| Ok(Vec::new())).unwrap()
     }
 
     #[test]

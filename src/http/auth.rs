@@ -139,7 +139,7 @@ async fn usable_key(
     })
 }
 
-/// `x-customer-id`, a UUID.
+/// `x-customer-id`, a hyphenated UUID.
 fn customer(req: &HttpRequest) -> Result<TenantId, &'static str> {
     let raw = req
         .headers()
@@ -147,8 +147,8 @@ fn customer(req: &HttpRequest) -> Result<TenantId, &'static str> {
         .ok_or("missing x-customer-id header")?;
     raw.to_str()
         .ok()
-        .and_then(TenantId::parse)
-        .ok_or("x-customer-id must be a UUID")
+        .and_then(TenantId::parse_hyphenated)
+        .ok_or("x-customer-id must be a UUID in its hyphenated form (8-4-4-4-12 hex digits)")
 }
 
 /// A known key may still be the wrong one for this request.

@@ -145,6 +145,11 @@ impl ResponseError for ApiError {
         if let Some(seconds) = self.retry_after {
             response.insert_header((header::RETRY_AFTER, seconds));
         }
+        if self.status == StatusCode::REQUEST_TIMEOUT {
+            // The rest of the body may still be on its way and nothing will read it: the
+            // connection cannot carry another request (RFC 9110 §15.5.9).
+            response.force_close();
+        }
         response.body(envelope_json(self.status, &self.message))
     }
 }

@@ -1,19 +1,24 @@
 //! The JSON body extractor. Bodies are read as a JSON value first (size, content type and
 //! syntax errors come from `JsonConfig`), then turned into the route's type with the path of the
 //! offending field in the message: `invalid request body: leads[3].contact_email: invalid type`.
-//! The value is kept, for idempotency's canonical comparison.
+//! The value is kept, for idempotency's canonical comparison. A body that has not arrived
+//! whole within `server.body_timeout_seconds` is 408.
 
 use std::future::Future;
 use std::ops::Deref;
 use std::pin::Pin;
+use std::time::Duration;
 
 use actix_web::dev::Payload;
+use actix_web::http::StatusCode;
 use actix_web::{FromRequest, HttpRequest, web};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
+use crate::config::ServerConfig;
 use crate::http::error::ApiError;
+use crate::http::state::AppState;
 
 pub struct Json<T> {
     pub data: T,
@@ -52,8 +57,39 @@ pub fn described<T: DeserializeOwned>(value: &Value) -> Result<T, String> {
     })
 }
 
-/// A body read as bytes by a route whose body is optional: JSON first, then `T`.
-pub fn from_slice<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+/// `server.body_timeout_seconds`. actix-http times out a request's head
+/// (`client_request_timeout`) but never its body: without this, a client trickling a body a
+/// byte at a time would hold its connection, and the handler waiting for it, for as long as it
+/// likes.
+fn body_timeout(req: &HttpRequest) -> u32 {
+    req.app_data::<web::Data<AppState>>()
+        .map_or(ServerConfig::default().body_timeout_seconds, |state| {
+            state.config.server.body_timeout_seconds
+        })
+}
+
+/// `read`, or 408 once `seconds` have passed.
+async fn in_time<R>(seconds: u32, read: impl Future<Output = R>) -> Result<R, ApiError> {
+    actix_web::rt::time::timeout(Duration::from_secs(seconds.into()), read)
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                format!("the request body did not arrive within {seconds} s"),
+            )
+        })
+}
+
+/// 413, naming the limit.
+pub fn too_large(limit: usize) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!("request body is larger than {limit} bytes"),
+    )
+}
+
+/// JSON first, then `T`.
+fn from_slice<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let value: Value = serde_json::from_slice(bytes)
         .map_err(|e| ApiError::bad_request(format!("malformed JSON: {e}")))?;
     from_value(&value)
@@ -65,8 +101,9 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let value = web::Json::<Value>::from_request(req, payload);
+        let timeout = body_timeout(req);
         Box::pin(async move {
-            let raw = value.await?.into_inner();
+            let raw = in_time(timeout, value).await??.into_inner();
             let data = from_value(&raw)?;
             Ok(Json { data, raw })
         })
@@ -114,6 +151,22 @@ impl Deferred<RawJson> {
 }
 
 impl<T: DeserializeOwned + 'static> Deferred<T> {
+    /// A body that may be left out, with or without a content type: `None` when it is empty or
+    /// blank, else JSON that must fit `T`. At most `limit` bytes are read.
+    pub async fn read_optional(mut self, limit: usize) -> Result<Option<T>, ApiError> {
+        let payload = web::Payload::from_request(&self.req, &mut self.payload)
+            .await
+            .map_err(|e| ApiError::bad_request(format!("cannot read the request body: {e}")))?;
+        let bytes = in_time(body_timeout(&self.req), payload.to_bytes_limited(limit))
+            .await?
+            .map_err(|_| too_large(limit))?
+            .map_err(|e| ApiError::bad_request(format!("cannot read the request body: {e}")))?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(None);
+        }
+        from_slice(&bytes).map(Some)
+    }
+
     pub async fn read(mut self) -> Result<Json<T>, ApiError> {
         Json::<T>::from_request(&self.req, &mut self.payload)
             .await

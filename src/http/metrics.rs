@@ -34,6 +34,8 @@ fn escape(value: &str) -> String {
 }
 
 impl Metrics {
+    /// Every series lives as long as the process, so callers pass bounded labels only: a route
+    /// pattern (or `unmatched`), a method HTTP defines (or `other`), a status leadbase answers.
     pub fn observe(&self, route: &str, method: &str, status: u16, elapsed: Duration) {
         *self
             .requests

@@ -9,13 +9,78 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::Next;
-use actix_web::{HttpMessage, web};
+use actix_web::{HttpMessage, ResponseError, web};
 
-use crate::http::error::envelope_json;
+use crate::http::error::{ApiError, envelope_json};
 use crate::http::ratelimit::Verdict;
 use crate::http::state::AppState;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The methods HTTP defines. Any other token is the client's invention, as long as the request
+/// head allows (tens of KB): each would be a new `/metrics` series kept for the life of the
+/// process and a line of that size in the access log.
+const METHODS: [Method; 9] = [
+    Method::GET,
+    Method::HEAD,
+    Method::POST,
+    Method::PUT,
+    Method::PATCH,
+    Method::DELETE,
+    Method::OPTIONS,
+    Method::TRACE,
+    Method::CONNECT,
+];
+
+/// A method as metrics and the access log name it: one of [`METHODS`], or `other`.
+fn method_label(method: &Method) -> &str {
+    if METHODS.contains(method) {
+        method.as_str()
+    } else {
+        "other"
+    }
+}
+
+/// Limits on the request head, below actix-http's own (a 128 KiB head, 94 header fields). What
+/// passes those but not these is answered here, in the envelope and with a request id; what
+/// actix-http refuses itself it answers with an empty body (README, "HTTP limits and protocol
+/// errors").
+const MAX_HEADER_FIELDS: usize = 64;
+const MAX_HEADER_BYTES: usize = 32 * 1024;
+
+/// A request refused before routing, for what it is rather than where it goes.
+fn refusal(req: &ServiceRequest) -> Option<ApiError> {
+    if !METHODS.contains(req.method()) {
+        // 501 rather than 405: RFC 9110 §15.6.2 names 501 for a method the server does not
+        // recognise, which holds for every resource, so there is no `Allow` to compute.
+        return Some(ApiError::new(
+            StatusCode::NOT_IMPLEMENTED,
+            "unknown method; leadbase answers GET, HEAD, POST, PATCH and DELETE",
+        ));
+    }
+    let headers = req.headers();
+    let too_large = |message: String| {
+        Some(ApiError::new(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            message,
+        ))
+    };
+    if headers.len() > MAX_HEADER_FIELDS {
+        return too_large(format!(
+            "the request has more than {MAX_HEADER_FIELDS} header fields"
+        ));
+    }
+    let bytes: usize = headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum();
+    if bytes > MAX_HEADER_BYTES {
+        return too_large(format!(
+            "the request headers are larger than {MAX_HEADER_BYTES} bytes"
+        ));
+    }
+    None
+}
 
 /// A caller's own request id is kept when it is short and plain; otherwise a fresh one is made.
 fn request_id(req: &ServiceRequest) -> String {
@@ -74,9 +139,13 @@ pub async fn request_context(
     if method == Method::HEAD {
         req.head_mut().method = Method::GET;
     }
-    // Handler and extractor errors arrive here as responses; an `Err` would come only from an
-    // inner middleware, and there is none.
-    let mut res = enveloped(next.call(req).await?.map_into_boxed_body());
+    let res = match refusal(&req) {
+        Some(err) => req.into_response(err.error_response()),
+        // Handler and extractor errors arrive here as responses; an `Err` would come only from
+        // an inner middleware, and there is none.
+        None => next.call(req).await?.map_into_boxed_body(),
+    };
+    let mut res = enveloped(res);
     let verdict = res.request().extensions().get::<Verdict>().copied();
     if let Some(verdict) = verdict {
         for (name, value) in verdict.headers() {
@@ -121,11 +190,11 @@ fn record(res: &ServiceResponse<BoxBody>, id: &str, method: &Method, elapsed: Du
         .request()
         .match_pattern()
         .unwrap_or_else(|| "unmatched".into());
-    let method = method.to_string();
+    let method = method_label(method);
     if let Some(state) = res.request().app_data::<web::Data<AppState>>() {
         state
             .metrics
-            .observe(&route, &method, status.as_u16(), elapsed);
+            .observe(&route, method, status.as_u16(), elapsed);
     }
     tracing::info!(
         request_id = %id,

@@ -1,11 +1,12 @@
 //! Per-key quotas (GCRA, through `governor`) and the `RateLimit-*` headers.
 //!
 //! Every key has a default bucket (per minute and per hour) used by every route but bulk import,
-//! and an independent bulk bucket. Requests that fail authentication are limited per client IP.
-//! Idle keys' state is reclaimed by [`RateLimits::reclaim`], which the server calls periodically.
+//! and an independent bulk bucket. Requests that fail authentication are limited per client IP
+//! (per /64 for IPv6). Idle keys' state is reclaimed by [`RateLimits::reclaim`], which the
+//! server calls periodically.
 
 use std::hash::Hash;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::num::NonZeroU32;
 use std::time::Duration;
 
@@ -124,6 +125,20 @@ impl<K: Hash + Eq + Clone> Limiter<K> {
     }
 }
 
+/// The unit a failed-auth bucket belongs to. One IPv6 client is usually given a whole /64 (a
+/// LAN's prefix, SLAAC and privacy addresses inside it), so per address it could draw a fresh
+/// bucket for every guess; an IPv4 client rarely has more than its one address. A v4-mapped
+/// address (a dual-stack socket's view of an IPv4 peer) is its IPv4 address, not a shared /64.
+fn client_key(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let prefix = v6.to_bits() & (u128::MAX << 64);
+            IpAddr::V6(Ipv6Addr::from_bits(prefix))
+        }
+        v4 => v4,
+    }
+}
+
 fn ceil_secs(d: Duration) -> u64 {
     d.as_secs() + u64::from(d.subsec_nanos() > 0)
 }
@@ -165,7 +180,7 @@ impl RateLimits {
 
     /// Counts one failed authentication from `ip`.
     pub fn check_failed_auth(&self, ip: IpAddr) -> Verdict {
-        self.unauthenticated.check(&ip)
+        self.unauthenticated.check(&client_key(ip))
     }
 
     /// Forgets keys and addresses whose buckets are full again: their state carries no
@@ -258,6 +273,38 @@ mod tests {
             limits
                 .check_failed_auth("192.0.2.2".parse().unwrap())
                 .allowed()
+        );
+    }
+
+    #[test]
+    fn failed_auth_keys_ipv6_clients_by_their_64() {
+        let limits = limits(10, 10, 10);
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert!(limits.check_failed_auth(ip("2001:db8:1:2::1")).allowed());
+        assert!(
+            limits
+                .check_failed_auth(ip("2001:db8:1:2:ffff::9"))
+                .allowed()
+        );
+        assert!(
+            !limits
+                .check_failed_auth(ip("2001:db8:1:2:abcd::1"))
+                .allowed(),
+            "one /64 is one client"
+        );
+        assert!(
+            limits.check_failed_auth(ip("2001:db8:1:3::1")).allowed(),
+            "the next /64 is another"
+        );
+        assert!(limits.check_failed_auth(ip("::ffff:192.0.2.7")).allowed());
+        assert!(limits.check_failed_auth(ip("192.0.2.7")).allowed());
+        assert!(
+            !limits.check_failed_auth(ip("192.0.2.7")).allowed(),
+            "a v4-mapped address is its IPv4 address"
+        );
+        assert!(
+            limits.check_failed_auth(ip("::ffff:192.0.2.8")).allowed(),
+            "and IPv4 stays per address"
         );
     }
 }

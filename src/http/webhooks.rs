@@ -5,8 +5,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::admin::existing_tenant;
-use super::json::{Deferred, from_slice};
-use super::{blocking, nullable, whole_number};
+use super::json::Deferred;
+use super::{BODY_LIMIT, blocking, nullable, whole_number};
 use crate::delivery::client::check_webhook_url;
 use crate::domain::event::EventType;
 use crate::domain::ids::{TenantId, WebhookId};
@@ -320,15 +320,11 @@ async fn rotate_secret(
     caller: Caller<WebhooksManage>,
     state: web::Data<AppState>,
     path: Ids<WebhookId>,
-    body: web::Bytes,
+    body: Deferred<RotateBody>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path.get()?;
     let tenant = caller.tenant;
-    let body: RotateBody = if body.iter().all(u8::is_ascii_whitespace) {
-        RotateBody::default()
-    } else {
-        from_slice(&body)?
-    };
+    let body = body.read_optional(BODY_LIMIT).await?.unwrap_or_default();
     let rotation = rotation(&state, body.overlap_hours)?;
     let secret = rotation.secret.clone();
     let rotate =

@@ -74,6 +74,27 @@ fn a_missing_or_malformed_customer_id_is_401() {
 }
 
 #[test]
+fn the_customer_id_is_only_the_hyphenated_uuid() {
+    let app = TestApp::spawn();
+    let key = app.tenant_with_key("Acme");
+    let tenant = &key.tenant;
+    for spelling in [
+        format!("{{{tenant}}}"),
+        tenant.replace('-', ""),
+        format!("urn:uuid:{tenant}"),
+    ] {
+        let message = app
+            .api("GET", LEADS, &key.for_tenant(&spelling))
+            .send()
+            .assert_error(401, "authentication_error");
+        assert!(message.contains("UUID"), "{spelling}: {message}");
+    }
+    app.api("GET", LEADS, &key.for_tenant(&tenant.to_uppercase()))
+        .send()
+        .expect(200);
+}
+
+#[test]
 fn the_token_is_checked_before_the_customer_id() {
     let app = TestApp::spawn();
     app.req("GET", LEADS)

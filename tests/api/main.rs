@@ -14,6 +14,7 @@ mod leads_pull;
 mod leads_push;
 mod lifecycle;
 mod openapi;
+mod protocol;
 mod ratelimit;
 mod receive;
 mod webhooks;

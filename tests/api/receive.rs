@@ -97,3 +97,16 @@ fn a_real_delivery_verifies_at_the_receiver() {
     assert_eq!(line["event"], "lead.created");
     assert_eq!(line["body"]["lead"]["id"], created["id"]);
 }
+
+/// A secret on the command line is readable by every local user (`ps`, `/proc/<pid>/cmdline`).
+#[test]
+fn the_readme_passes_the_receiver_its_secret_in_the_environment() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md");
+    let on_command_line: Vec<&str> = readme
+        .lines()
+        .filter(|line| line.contains("leadbase receive") && line.contains("--secret"))
+        .collect();
+    assert!(on_command_line.is_empty(), "{on_command_line:?}");
+    assert!(readme.contains("MEGA_WEBHOOK_SECRET"));
+}

@@ -853,6 +853,37 @@ fn rotate_secret_keeps_the_previous_secret_for_the_overlap() {
 }
 
 #[test]
+fn rotate_secret_reads_its_body_after_authentication_within_the_usual_limit() {
+    let app = TestApp::for_webhooks();
+    let key = app.tenant_with_key("Acme");
+    let created = app
+        .post_webhook(&key, &json!({ "url": "https://127.0.0.1/b" }))
+        .expect(201);
+    let path = format!("{HOOKS}/{}/rotate-secret", hook_id(&created));
+    // A well-formed token is looked up in the store, which takes a moment: a body read alongside
+    // would answer first, and a `Content-Length` past the limit answers at once.
+    let body = " ".repeat(300 * 1024);
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer mega_{}\r\n\
+         x-customer-id: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
+         Connection: close\r\n\r\n{body}",
+        "0".repeat(64),
+        key.tenant,
+        body.len()
+    );
+    exchange(&app, &request).assert_error(401, "authentication_error");
+
+    let padded = format!("{{\"overlap_hours\": 2{}}}", " ".repeat(70 * 1024));
+    let message = app
+        .api("POST", &path, &key)
+        .header("content-type", "application/json")
+        .raw(&padded)
+        .send()
+        .assert_error(413, "invalid_request_error");
+    assert!(message.contains("larger than 65536 bytes"), "{message}");
+}
+
+#[test]
 fn patch_rotate_secret_uses_the_configured_overlap() {
     let app = TestApp::for_webhooks_with(|c| c.webhooks.rotation_overlap_hours = 6);
     let key = app.tenant_with_key("Acme");

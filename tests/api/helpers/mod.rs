@@ -4,6 +4,7 @@
 
 mod delivery;
 mod process;
+mod raw;
 
 use std::collections::BTreeSet;
 use std::thread::sleep;
@@ -13,6 +14,7 @@ use serde_json::Value;
 
 pub use delivery::{ARRIVE, DeliveryEnv, Hook};
 pub use process::{leadbase, receive, run_json, serve};
+pub use raw::{connect, exchange, read_response};
 pub use testkit::receiver::{Behaviour, Receiver, Recorded};
 pub use testkit::*;
 

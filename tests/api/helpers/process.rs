@@ -149,11 +149,13 @@ impl Drop for ReceiveProcess {
     }
 }
 
-/// Starts `leadbase receive --secret SECRET --listen LISTEN` and waits for its banner.
+/// Starts `leadbase receive --listen LISTEN` with the secret in `MEGA_WEBHOOK_SECRET`, as the
+/// README says to, and waits for its banner.
 pub fn receive(secret: &str, listen: &str) -> ReceiveProcess {
     let mut child = Command::new(binary())
         .env_remove("RUST_LOG")
-        .args(["receive", "--secret", secret, "--listen", listen])
+        .env("MEGA_WEBHOOK_SECRET", secret)
+        .args(["receive", "--listen", listen])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
