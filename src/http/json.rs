@@ -139,8 +139,9 @@ impl Deferred<RawJson> {
     /// The body checked as JSON (size, content type and syntax as for every body) and kept as
     /// its text, never as a tree.
     pub async fn read_raw(mut self) -> Result<Box<RawValue>, ApiError> {
-        web::Json::<Box<RawValue>>::from_request(&self.req, &mut self.payload)
-            .await
+        let read = web::Json::<Box<RawValue>>::from_request(&self.req, &mut self.payload);
+        in_time(body_timeout(&self.req), read)
+            .await?
             .map(web::Json::into_inner)
             .map_err(|e| {
                 e.as_error::<ApiError>().cloned().unwrap_or_else(|| {

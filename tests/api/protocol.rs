@@ -52,15 +52,28 @@ fn heads_past_the_limits_are_431_in_the_envelope() {
 #[test]
 fn a_body_that_trickles_in_is_answered_408_within_the_body_timeout() {
     let app = TestApp::spawn_with(|c| c.server.body_timeout_seconds = 1);
-    let mut stream = connect(&app);
+    let auth = format!("Authorization: Bearer {ADMIN_TOKEN}");
+    assert_trickled_body_times_out(&app, "/admin/api/tenants", &auth);
+    // Bulk reads its body its own way (as text, row by row): the same timeout holds.
+    let key = app.tenant_with_key("Acme");
+    let auth = format!(
+        "Authorization: Bearer {}\r\nx-customer-id: {}",
+        key.token, key.tenant
+    );
+    assert_trickled_body_times_out(&app, "/api/agents/crm/leads/bulk", &auth);
+}
+
+/// Announces 1000 bytes of body and sends four a second: the server answers 408 and hangs up
+/// within the (1 s) body timeout.
+fn assert_trickled_body_times_out(app: &TestApp, path: &str, auth: &str) {
+    let mut stream = connect(app);
     let head = format!(
-        "POST /admin/api/tenants HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {ADMIN_TOKEN}\r\n\
+        "POST {path} HTTP/1.1\r\nHost: x\r\n{auth}\r\n\
          Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{"
     );
     stream.write_all(head.as_bytes()).expect("sends the head");
     let started = Instant::now();
     let mut trickle = stream.try_clone().expect("a second handle");
-    // Four bytes a second, far short of the 1000 announced, until the server hangs up.
     let trickler = thread::spawn(move || {
         for _ in 0..100 {
             if trickle.write_all(b" ").is_err() {
@@ -69,11 +82,14 @@ fn a_body_that_trickles_in_is_answered_408_within_the_body_timeout() {
             thread::sleep(Duration::from_millis(250));
         }
     });
-    let res = read_response(stream, "POST /admin/api/tenants, trickled");
+    let res = read_response(stream, &format!("POST {path}, trickled"));
     let waited = started.elapsed();
     let message = res.assert_error(408, "invalid_request_error");
-    assert!(message.contains("1 s"), "{message}");
-    assert_eq!(res.header("connection"), Some("close"));
-    assert!(waited < Duration::from_secs(3), "answered after {waited:?}");
+    assert!(message.contains("1 s"), "{path}: {message}");
+    assert_eq!(res.header("connection"), Some("close"), "{path}");
+    assert!(
+        waited < Duration::from_secs(3),
+        "{path}: answered after {waited:?}"
+    );
     trickler.join().expect("the trickler stops");
 }
