@@ -19,6 +19,7 @@ use crate::domain::time::{Clock, Timestamp};
 use crate::http;
 use crate::http::state::AppState;
 use crate::store::delivery_log::PRUNE_BATCH;
+use crate::store::dispatch::Limits;
 use crate::store::{OpenError, Store};
 
 /// How long a graceful stop waits for in-flight requests.
@@ -149,7 +150,10 @@ pub fn start(
 fn engine_config(config: &Config) -> EngineConfig {
     EngineConfig {
         threads: config.webhooks.delivery_threads as usize,
-        max_in_flight_per_webhook: config.webhooks.max_in_flight_per_webhook,
+        limits: Limits {
+            per_webhook: config.webhooks.max_in_flight_per_webhook,
+            per_tenant: config.webhooks.max_in_flight_per_tenant,
+        },
         retry: Arc::new(RetryPolicy {
             schedule: config.webhooks.retry_schedule_seconds.clone(),
             disable_after_failing_ms: i64::from(config.webhooks.disable_after_failing_hours)

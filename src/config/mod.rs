@@ -79,6 +79,8 @@ pub struct LeadsConfig {
 pub struct WebhooksConfig {
     pub delivery_threads: u32,
     pub max_in_flight_per_webhook: u32,
+    /// Attempts in flight at once for one tenant's webhooks together: its share of the threads.
+    pub max_in_flight_per_tenant: u32,
     pub max_per_tenant: u32,
     pub retry_schedule_seconds: Vec<u64>,
     pub rotation_overlap_hours: u32,
@@ -144,8 +146,11 @@ pub const DEFAULT_RETRY_SCHEDULE: [u64; 10] = [
 impl Default for WebhooksConfig {
     fn default() -> Self {
         WebhooksConfig {
-            delivery_threads: 4,
+            // Delivery threads mostly wait on receivers, on small stacks: many cost little, and a
+            // few slow receivers cannot hold them all.
+            delivery_threads: 16,
             max_in_flight_per_webhook: 2,
+            max_in_flight_per_tenant: 8,
             max_per_tenant: 20,
             retry_schedule_seconds: DEFAULT_RETRY_SCHEDULE.to_vec(),
             rotation_overlap_hours: 24,
@@ -255,6 +260,10 @@ impl Config {
             (
                 "webhooks.max_in_flight_per_webhook",
                 self.webhooks.max_in_flight_per_webhook,
+            ),
+            (
+                "webhooks.max_in_flight_per_tenant",
+                self.webhooks.max_in_flight_per_tenant,
             ),
             ("webhooks.max_per_tenant", self.webhooks.max_per_tenant),
             (

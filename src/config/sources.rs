@@ -34,6 +34,7 @@ const KEYS: &[(&str, &str, Kind)] = &[
     ("leads", "default_country_code", Kind::Str),
     ("webhooks", "delivery_threads", Kind::Int),
     ("webhooks", "max_in_flight_per_webhook", Kind::Int),
+    ("webhooks", "max_in_flight_per_tenant", Kind::Int),
     ("webhooks", "max_per_tenant", Kind::Int),
     ("webhooks", "retry_schedule_seconds", Kind::IntList),
     ("webhooks", "rotation_overlap_hours", Kind::Int),

@@ -9,7 +9,7 @@
 pub mod client;
 pub mod signing;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
@@ -19,10 +19,9 @@ use parking_lot::{Condvar, Mutex};
 use serde::Serialize;
 use serde_json::value::RawValue;
 
-use crate::domain::ids::WebhookId;
 use crate::domain::retry::{AttemptResult, Next, RetryPolicy};
 use crate::domain::time::Timestamp;
-use crate::store::dispatch::Leased;
+use crate::store::dispatch::{InFlight, Leased, Limits};
 use crate::store::{Store, Wakeup};
 use client::Client;
 use signing::{mega_signature, standard_signature};
@@ -32,9 +31,13 @@ const MAX_IDLE: Duration = Duration::from_secs(1);
 
 pub struct EngineConfig {
     pub threads: usize,
-    pub max_in_flight_per_webhook: u32,
+    pub limits: Limits,
     pub retry: Arc<RetryPolicy>,
 }
+
+/// Delivery threads spend their lives waiting on receivers; a TLS handshake and a small body
+/// need far less than the default 2 MiB, so many threads cost little.
+const STACK_BYTES: usize = 512 * 1024;
 
 struct Shared {
     store: Store,
@@ -44,8 +47,9 @@ struct Shared {
     stopping: AtomicBool,
     queue: Mutex<VecDeque<Leased>>,
     work: Condvar,
-    /// Leased deliveries per webhook, queued or being sent: their sum is the busy workers.
-    in_flight: Mutex<HashMap<WebhookId, u32>>,
+    /// Leased deliveries by webhook and tenant, queued or being sent: their sum is the busy
+    /// workers.
+    in_flight: Mutex<InFlight>,
 }
 
 pub struct Engine {
@@ -164,7 +168,7 @@ fn attempt(
 /// The running engine does the same spread over its threads; tests and tools that start the
 /// server without it call this to deliver exactly what is due, when they choose.
 pub fn deliver_due(store: &Store, client: &Client, config: &EngineConfig, max: usize) -> Vec<Next> {
-    let leased = match store.lease_due(max, HashMap::new(), config.max_in_flight_per_webhook) {
+    let leased = match store.lease_due(max, &InFlight::default(), config.limits) {
         Ok(leased) => leased,
         Err(e) => {
             tracing::error!(error = %e, "cannot lease due deliveries");
@@ -201,7 +205,7 @@ impl Engine {
             stopping: AtomicBool::new(false),
             queue: Mutex::new(VecDeque::new()),
             work: Condvar::new(),
-            in_flight: Mutex::new(HashMap::new()),
+            in_flight: Mutex::new(InFlight::default()),
         });
         let mut handles = Vec::with_capacity(threads + 1);
         let dispatcher = Arc::clone(&shared);
@@ -238,6 +242,7 @@ impl Engine {
 fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> JoinHandle<()> {
     std::thread::Builder::new()
         .name(name.into())
+        .stack_size(STACK_BYTES)
         .spawn(f)
         .expect("cannot spawn a delivery thread")
 }
@@ -246,31 +251,32 @@ fn dispatch_loop(shared: &Shared) {
     while !shared.stopping.load(Ordering::SeqCst) {
         let seen = shared.wakeup.generation();
         let in_flight = shared.in_flight.lock().clone();
-        let busy: u32 = in_flight.values().sum();
-        let idle = shared.config.threads.saturating_sub(busy as usize);
+        let idle = shared
+            .config
+            .threads
+            .saturating_sub(in_flight.total() as usize);
         if idle == 0 {
             // Nothing can be leased; a worker finishing wakes us.
             shared.wakeup.wait(seen, MAX_IDLE);
             continue;
         }
-        let leased =
-            match shared
-                .store
-                .lease_due(idle, in_flight, shared.config.max_in_flight_per_webhook)
-            {
-                Ok(leased) => leased,
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot lease due deliveries");
-                    Vec::new()
-                }
-            };
+        let leased = match shared
+            .store
+            .lease_due(idle, &in_flight, shared.config.limits)
+        {
+            Ok(leased) => leased,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot lease due deliveries");
+                Vec::new()
+            }
+        };
         let leased_all = leased.len() == idle;
         if !leased.is_empty() {
             // Only this thread adds to the counts and workers only subtract, so the snapshot
             // the lease filtered with was never below the truth.
             let mut counts = shared.in_flight.lock();
             for c in &leased {
-                *counts.entry(c.webhook.id).or_default() += 1;
+                counts.add(c.webhook.id, c.webhook.tenant_id, 1);
             }
             drop(counts);
             shared.queue.lock().extend(leased);
@@ -309,15 +315,10 @@ fn work_loop(shared: &Shared) {
             }
         };
         attempt(&shared.store, &shared.client, &shared.config.retry, &leased);
-        {
-            let mut in_flight = shared.in_flight.lock();
-            if let Some(count) = in_flight.get_mut(&leased.webhook.id) {
-                *count = count.saturating_sub(1);
-                if *count == 0 {
-                    in_flight.remove(&leased.webhook.id);
-                }
-            }
-        }
+        shared
+            .in_flight
+            .lock()
+            .finish(leased.webhook.id, leased.webhook.tenant_id);
         shared.wakeup.notify();
     }
 }

@@ -235,7 +235,6 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
     use std::sync::Arc;
 
     use super::*;
@@ -245,6 +244,7 @@ mod tests {
     use crate::domain::webhook::{
         Description, EventTypes, RetryAttempts, TimeoutSeconds, WebhookSettings,
     };
+    use crate::store::dispatch::{InFlight, Limits};
     use redb::ReadableTableMetadata;
 
     fn ok_attempt() -> AttemptResult {
@@ -256,6 +256,19 @@ mod tests {
             response_body_excerpt: "ok".into(),
             retry_after_secs: None,
         }
+    }
+
+    fn per_webhook(n: u32) -> Limits {
+        Limits {
+            per_webhook: n,
+            per_tenant: 100,
+        }
+    }
+
+    fn busy(tenant: TenantId, webhook: WebhookId) -> InFlight {
+        let mut in_flight = InFlight::default();
+        in_flight.add(webhook, tenant, 1);
+        in_flight
     }
 
     fn policy() -> Arc<RetryPolicy> {
@@ -301,7 +314,9 @@ mod tests {
         let second = store.queue_test(tenant, webhook).unwrap();
 
         // One in flight per webhook at most: only the first is leased.
-        let claimed = store.lease_due(10, HashMap::new(), 1).unwrap();
+        let claimed = store
+            .lease_due(10, &InFlight::default(), per_webhook(1))
+            .unwrap();
         assert_eq!(
             claimed.iter().map(|c| c.delivery.id).collect::<Vec<_>>(),
             [first]
@@ -309,14 +324,16 @@ mod tests {
         assert_eq!(claimed[0].delivery.status, DeliveryStatus::Delivering);
         assert!(
             store
-                .lease_due(10, HashMap::from([(webhook, 1)]), 1)
+                .lease_due(10, &busy(tenant, webhook), per_webhook(1))
                 .unwrap()
                 .is_empty()
         );
 
         // A restart makes the lease due again at once.
         assert_eq!(store.requeue_in_flight().unwrap(), 1);
-        let claimed = store.lease_due(10, HashMap::new(), 2).unwrap();
+        let claimed = store
+            .lease_due(10, &InFlight::default(), per_webhook(2))
+            .unwrap();
         assert_eq!(claimed.len(), 2);
         for c in &claimed {
             assert_eq!(
@@ -357,7 +374,9 @@ mod tests {
         for _ in 0..5 {
             store.queue_test(tenant, webhook).unwrap();
         }
-        let claimed = store.lease_due(10, HashMap::new(), 10).unwrap();
+        let claimed = store
+            .lease_due(10, &InFlight::default(), per_webhook(10))
+            .unwrap();
         for c in claimed.iter().filter(|c| c.delivery.id != owed) {
             store
                 .record_attempt(c.delivery.id, ok_attempt(), policy(), 0.0)
@@ -378,7 +397,9 @@ mod tests {
         assert_eq!(page.iter().map(|d| d.id).collect::<Vec<_>>(), [owed]);
         // Only the owed delivery's event is left, and it still goes out.
         assert_eq!(event_count(&store), 1);
-        let claimed = store.lease_due(10, HashMap::new(), 10).unwrap();
+        let claimed = store
+            .lease_due(10, &InFlight::default(), per_webhook(10))
+            .unwrap();
         assert_eq!(claimed.len(), 1);
         assert_eq!(claimed[0].delivery.id, owed);
         store.shutdown();

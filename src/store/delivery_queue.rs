@@ -67,31 +67,30 @@ impl Record for Attempt {
     const NAME: &'static str = "attempt";
 }
 
-/// An entry of `deliveries_due`: `(due_at, delivery_id, webhook_id)`. The webhook in the key
-/// lets a lease skip busy webhooks without reading their deliveries.
+/// An entry of `deliveries_due`: `(webhook_id, due_at, delivery_id)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct DueKey {
+    pub webhook: WebhookId,
     pub at: Timestamp,
     pub delivery: DeliveryId,
-    pub webhook: WebhookId,
 }
 
 impl DueKey {
-    pub const LEN: usize = 8 + 16 + 16;
+    pub const LEN: usize = 16 + 8 + 16;
 
     pub fn of(at: Timestamp, delivery: &Delivery) -> DueKey {
         DueKey {
+            webhook: delivery.webhook_id,
             at,
             delivery: delivery.id,
-            webhook: delivery.webhook_id,
         }
     }
 
     pub fn encode(&self) -> Vec<u8> {
         key(&[
+            &self.webhook.bytes(),
             &i64_key(self.at.ms()),
             &self.delivery.bytes(),
-            &self.webhook.bytes(),
         ])
     }
 
@@ -100,16 +99,143 @@ impl DueKey {
             return None;
         }
         Some(DueKey {
-            at: Timestamp(i64_from_key(bytes)?),
-            delivery: DeliveryId::from_bytes(id_at(bytes, 8)?),
-            webhook: WebhookId::from_bytes(id_at(bytes, 24)?),
+            webhook: WebhookId::from_bytes(id_at(bytes, 0)?),
+            at: Timestamp(i64_from_key(bytes.get(16..)?)?),
+            delivery: DeliveryId::from_bytes(id_at(bytes, 24)?),
         })
     }
 
-    /// The first key after every entry due at or before `at`.
-    pub fn after(at: Timestamp) -> Vec<u8> {
-        key(&[&i64_key(at.ms()), &[0xff; 32]])
+    /// The first key after every entry of `webhook` due at or before `at`.
+    pub fn after(webhook: WebhookId, at: Timestamp) -> Vec<u8> {
+        key(&[&webhook.bytes(), &i64_key(at.ms()), &[0xff; 16]])
     }
+}
+
+/// An entry of `webhooks_due`: `(due_at, webhook_id)`, the webhook's earliest due delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ReadyKey {
+    pub at: Timestamp,
+    pub webhook: WebhookId,
+}
+
+impl ReadyKey {
+    pub fn encode(&self) -> Vec<u8> {
+        key(&[&i64_key(self.at.ms()), &self.webhook.bytes()])
+    }
+
+    pub fn decode(bytes: &[u8]) -> Option<ReadyKey> {
+        if bytes.len() != 24 {
+            return None;
+        }
+        Some(ReadyKey {
+            at: Timestamp(i64_from_key(bytes)?),
+            webhook: WebhookId::from_bytes(id_at(bytes, 8)?),
+        })
+    }
+
+    /// The first key after every webhook whose earliest delivery is due at or before `at`.
+    pub fn after(at: Timestamp) -> Vec<u8> {
+        key(&[&i64_key(at.ms()), &[0xff; 16]])
+    }
+}
+
+/// Keeps the webhook's entry in `webhooks_due` at its earliest due delivery (or removes it when
+/// nothing of it is queued). Called after every change to its entries in `deliveries_due`.
+fn refresh_ready(
+    txn: &WriteTransaction,
+    due: &impl ReadableTable<&'static [u8], ()>,
+    webhook: WebhookId,
+    tenant: TenantId,
+) -> Result<(), StoreError> {
+    let earliest = match prefixed(due, &webhook.bytes())?.next() {
+        Some(entry) => DueKey::decode(entry?.0.value()).map(|k| k.at),
+        None => None,
+    };
+    let mut next = txn.open_table(WEBHOOK_NEXT_DUE)?;
+    let current = next
+        .get(webhook.bytes().as_slice())?
+        .map(|v| Timestamp(v.value()));
+    if current == earliest {
+        return Ok(());
+    }
+    let mut ready = txn.open_table(WEBHOOKS_DUE)?;
+    if let Some(at) = current {
+        ready.remove(ReadyKey { at, webhook }.encode().as_slice())?;
+    }
+    match earliest {
+        Some(at) => {
+            ready.insert(
+                ReadyKey { at, webhook }.encode().as_slice(),
+                tenant.bytes().as_slice(),
+            )?;
+            next.insert(webhook.bytes().as_slice(), at.ms())?;
+        }
+        None => {
+            next.remove(webhook.bytes().as_slice())?;
+        }
+    }
+    Ok(())
+}
+
+/// The webhooks with a delivery due at or before `now`, soonest first, with their tenants; at
+/// most `limit` of them.
+pub(crate) fn due_webhooks(
+    txn: &impl Txn,
+    now: Timestamp,
+    limit: usize,
+) -> Result<Vec<(WebhookId, TenantId)>, StoreError> {
+    let ready = txn.table(WEBHOOKS_DUE)?;
+    let end = ReadyKey::after(now);
+    let mut found = Vec::new();
+    for entry in ready.range::<&[u8]>(..end.as_slice())?.take(limit) {
+        let (k, v) = entry?;
+        let (Some(key), Ok(tenant)) =
+            (ReadyKey::decode(k.value()), <[u8; 16]>::try_from(v.value()))
+        else {
+            continue;
+        };
+        found.push((key.webhook, TenantId::from_bytes(tenant)));
+    }
+    Ok(found)
+}
+
+/// Up to `n` of the webhook's deliveries due at or before `now`, soonest first.
+pub(crate) fn due_deliveries(
+    txn: &impl Txn,
+    webhook: WebhookId,
+    now: Timestamp,
+    n: usize,
+) -> Result<Vec<DeliveryId>, StoreError> {
+    let due = txn.table(DELIVERIES_DUE)?;
+    let start = webhook.bytes();
+    let end = DueKey::after(webhook, now);
+    let mut found = Vec::new();
+    for entry in due
+        .range::<&[u8]>(start.as_slice()..end.as_slice())?
+        .take(n)
+    {
+        found.extend(DueKey::decode(entry?.0.value()).map(|k| k.delivery));
+    }
+    Ok(found)
+}
+
+/// When the earliest queued delivery of any webhook is due.
+pub(crate) fn first_due(txn: &impl Txn) -> Result<Option<Timestamp>, StoreError> {
+    let ready = txn.table(WEBHOOKS_DUE)?;
+    Ok(ready
+        .first()?
+        .and_then(|(k, _)| ReadyKey::decode(k.value()))
+        .map(|k| k.at))
+}
+
+/// Every queued delivery's entry, for a pass over all of them (startup).
+pub(crate) fn all_due(txn: &impl Txn) -> Result<Vec<DueKey>, StoreError> {
+    let due = txn.table(DELIVERIES_DUE)?;
+    let mut keys = Vec::new();
+    for entry in due.iter()? {
+        keys.extend(DueKey::decode(entry?.0.value()));
+    }
+    Ok(keys)
 }
 
 pub(crate) fn save_delivery(txn: &WriteTransaction, delivery: &Delivery) -> Result<(), StoreError> {
@@ -152,8 +278,9 @@ pub(crate) fn queue_delivery(
     save_delivery(txn, &delivery)?;
     txn.open_table(DELIVERIES_BY_WEBHOOK)?
         .insert(key(&[&webhook.bytes(), &id]).as_slice(), ())?;
-    txn.open_table(DELIVERIES_DUE)?
-        .insert(DueKey::of(now, &delivery).encode().as_slice(), ())?;
+    let mut due = txn.open_table(DELIVERIES_DUE)?;
+    due.insert(DueKey::of(now, &delivery).encode().as_slice(), ())?;
+    refresh_ready(txn, &due, webhook, tenant)?;
     Ok(delivery.id)
 }
 
@@ -171,7 +298,7 @@ pub(crate) fn reschedule(
         due.insert(DueKey::of(at, delivery).encode().as_slice(), ())?;
     }
     delivery.next_attempt_at = at;
-    Ok(())
+    refresh_ready(txn, &due, delivery.webhook_id, delivery.tenant_id)
 }
 
 /// Sets a delivery's status and when it is next due (never, for a final status), and saves it.
@@ -241,34 +368,53 @@ pub(crate) fn insert_attempt(
     Ok(())
 }
 
-/// The first entry of the due index.
-pub(crate) fn first_due(
-    due: &impl ReadableTable<&'static [u8], ()>,
-) -> Result<Option<DueKey>, StoreError> {
-    Ok(due.first()?.and_then(|(k, _)| DueKey::decode(k.value())))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn due_keys_round_trip_and_sort_by_time() {
+    fn due_keys_round_trip_and_sort_by_webhook_then_time() {
+        let webhook = WebhookId::from_bytes([1; 16]);
         let early = DueKey {
+            webhook,
             at: Timestamp(-5),
             delivery: DeliveryId::from_bytes([0xff; 16]),
-            webhook: WebhookId::from_bytes([1; 16]),
         };
         let late = DueKey {
+            webhook,
             at: Timestamp(1_780_000_000_000),
             delivery: DeliveryId::from_bytes([0; 16]),
-            webhook: WebhookId::from_bytes([2; 16]),
         };
-        assert_eq!(DueKey::decode(&early.encode()), Some(early));
-        assert_eq!(DueKey::decode(&late.encode()), Some(late));
+        let other = DueKey {
+            webhook: WebhookId::from_bytes([2; 16]),
+            at: Timestamp(-9),
+            delivery: DeliveryId::from_bytes([0; 16]),
+        };
+        for k in [early, late, other] {
+            assert_eq!(DueKey::decode(&k.encode()), Some(k));
+        }
         assert!(early.encode() < late.encode());
-        assert!(late.encode() < DueKey::after(late.at));
-        assert!(DueKey::after(early.at) < late.encode());
+        assert!(
+            late.encode() < other.encode(),
+            "one webhook's entries are one range"
+        );
+        assert!(late.encode() < DueKey::after(webhook, late.at));
+        assert!(DueKey::after(webhook, early.at) < late.encode());
         assert_eq!(DueKey::decode(&late.encode()[1..]), None);
+
+        let soon = ReadyKey {
+            at: Timestamp(5),
+            webhook: other.webhook,
+        };
+        let later = ReadyKey {
+            at: Timestamp(6),
+            webhook,
+        };
+        assert_eq!(ReadyKey::decode(&soon.encode()), Some(soon));
+        assert!(
+            soon.encode() < later.encode(),
+            "ready webhooks sort by time"
+        );
+        assert!(later.encode() < ReadyKey::after(later.at));
     }
 }

@@ -3,26 +3,76 @@
 
 use std::collections::HashMap;
 
-use redb::ReadableTable;
-
 use super::delivery_queue::{
-    Attempt, Delivery, DeliveryStatus, DueKey, first_due, insert_attempt, load_delivery, settle,
+    Attempt, Delivery, DeliveryStatus, all_due, due_deliveries, due_webhooks, first_due,
+    insert_attempt, load_delivery, settle,
 };
 use super::outbox::{Event, load_event};
-use super::tables::*;
 use super::webhooks::{find_webhook, save_webhook};
 use super::{Store, StoreError};
-use crate::domain::ids::{DeliveryId, WebhookId};
+use crate::domain::ids::{DeliveryId, TenantId, WebhookId};
 use crate::domain::retry::{AttemptResult, Next, RetryPolicy, next_step};
 use crate::domain::time::Timestamp;
 use crate::domain::webhook::Webhook;
 
-/// At most this many due entries are looked at per lease, so a backlog for saturated webhooks
-/// cannot make each lease slow.
-const LEASE_SCAN: usize = 2_000;
+/// At most this many webhooks with due deliveries are looked at per lease. Each webhook is one
+/// entry however long its backlog, so this bounds the work of a lease, never whose turn it is
+/// (beyond the ten-thousandth webhook with work due at once).
+const LEASE_SCAN: usize = 10_000;
 /// A leased delivery whose attempt never reports back (the process died) is due again after
 /// its timeout plus this margin. Startup also takes leases back at once.
 const LEASE_MARGIN_MS: i64 = 30_000;
+
+/// How many attempts one webhook, and one tenant's webhooks together, may have in flight.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub per_webhook: u32,
+    pub per_tenant: u32,
+}
+
+/// Attempts in flight (leased, not yet recorded), by webhook and by tenant.
+#[derive(Debug, Clone, Default)]
+pub struct InFlight {
+    webhooks: HashMap<WebhookId, u32>,
+    tenants: HashMap<TenantId, u32>,
+}
+
+impl InFlight {
+    /// How many more attempts the webhook may start now.
+    pub fn room(&self, webhook: WebhookId, tenant: TenantId, limits: Limits) -> usize {
+        let of_webhook = self.webhooks.get(&webhook).copied().unwrap_or(0);
+        let of_tenant = self.tenants.get(&tenant).copied().unwrap_or(0);
+        let room = limits
+            .per_webhook
+            .saturating_sub(of_webhook)
+            .min(limits.per_tenant.saturating_sub(of_tenant));
+        room as usize
+    }
+
+    pub fn add(&mut self, webhook: WebhookId, tenant: TenantId, n: u32) {
+        *self.webhooks.entry(webhook).or_default() += n;
+        *self.tenants.entry(tenant).or_default() += n;
+    }
+
+    /// One attempt of the webhook's finished.
+    pub fn finish(&mut self, webhook: WebhookId, tenant: TenantId) {
+        decrement(&mut self.webhooks, webhook);
+        decrement(&mut self.tenants, tenant);
+    }
+
+    pub fn total(&self) -> u32 {
+        self.webhooks.values().sum()
+    }
+}
+
+fn decrement<K: std::hash::Hash + Eq>(counts: &mut HashMap<K, u32>, key: K) {
+    if let Some(count) = counts.get_mut(&key) {
+        *count = count.saturating_sub(1);
+        if *count == 0 {
+            counts.remove(&key);
+        }
+    }
+}
 
 /// A delivery leased for an attempt, with everything the attempt needs.
 #[derive(Debug, Clone)]
@@ -37,14 +87,7 @@ impl Store {
     /// happened: they are due again at once (at least once, never zero).
     pub fn requeue_in_flight(&self) -> Result<usize, StoreError> {
         self.write_now(|txn, now| {
-            let keys: Vec<DueKey> = txn
-                .open_table(DELIVERIES_DUE)?
-                .iter()?
-                .map(|e| e.map(|(k, _)| DueKey::decode(k.value())))
-                .collect::<Result<Vec<_>, _>>()?
-                .into_iter()
-                .flatten()
-                .collect();
+            let keys = all_due(txn)?;
             let mut requeued = 0;
             for due in keys {
                 let Some(mut delivery) = load_delivery(txn, due.delivery)? else {
@@ -59,35 +102,30 @@ impl Store {
         })
     }
 
-    /// Leases up to `max` due deliveries, skipping webhooks that already have `max_per_webhook`
-    /// attempts in flight (as counted in `in_flight`). A lease makes the delivery `delivering`
-    /// and due again when it runs out. Candidates are found in a read transaction, so a wake-up
-    /// with nothing due costs no commit.
+    /// Leases up to `max` due deliveries, webhook by webhook in the order their oldest due
+    /// delivery came due, leaving out what would put a webhook over `limits.per_webhook` or its
+    /// tenant over `limits.per_tenant` attempts in flight (as counted in `in_flight`). A busy
+    /// webhook costs the scan one entry, whatever its backlog. A lease makes the delivery
+    /// `delivering` and due again when it runs out. Candidates are found in a read transaction,
+    /// so a wake-up with nothing due costs no commit.
     pub fn lease_due(
         &self,
         max: usize,
-        in_flight: HashMap<WebhookId, u32>,
-        max_per_webhook: u32,
+        in_flight: &InFlight,
+        limits: Limits,
     ) -> Result<Vec<Leased>, StoreError> {
         let now = self.now();
         let candidates = self.read(|txn| {
-            let mut busy = in_flight;
-            let end = DueKey::after(now);
+            let mut busy = in_flight.clone();
             let mut found = Vec::new();
-            for entry in txn
-                .open_table(DELIVERIES_DUE)?
-                .range(..end.as_slice())?
-                .take(LEASE_SCAN)
-            {
-                let Some(due) = DueKey::decode(entry?.0.value()) else {
-                    continue;
-                };
-                let count = busy.entry(due.webhook).or_default();
-                if *count >= max_per_webhook {
+            for (webhook, tenant) in due_webhooks(txn, now, LEASE_SCAN)? {
+                let room = busy.room(webhook, tenant, limits).min(max - found.len());
+                if room == 0 {
                     continue;
                 }
-                *count += 1;
-                found.push(due.delivery);
+                let ids = due_deliveries(txn, webhook, now, room)?;
+                busy.add(webhook, tenant, ids.len() as u32);
+                found.extend(ids);
                 if found.len() >= max {
                     break;
                 }
@@ -140,7 +178,7 @@ impl Store {
 
     /// When the earliest queued delivery is due.
     pub fn next_due(&self) -> Result<Option<Timestamp>, StoreError> {
-        self.read(|txn| Ok(first_due(&txn.open_table(DELIVERIES_DUE)?)?.map(|due| due.at)))
+        self.read(first_due)
     }
 
     /// Records an attempt and what follows from it: the delivery's next state and the webhook's

@@ -3,9 +3,11 @@
 use redb::{Database, ReadableTable, WriteTransaction};
 
 use super::codec::decode;
+use super::delivery_queue::{load_delivery, reschedule};
 use super::lead_record::ref_key;
 use super::tables::*;
 use super::{SCHEMA_VERSION, Store, StoreError};
+use crate::domain::ids::DeliveryId;
 use crate::domain::lead::Lead;
 
 const SCHEMA_KEY: &str = "schema_version";
@@ -56,6 +58,7 @@ pub(super) fn prepare(db: &Database) -> Result<(), PrepareError> {
         LEADS_BY_EMAIL,
         IDEMPOTENCY,
         WEBHOOKS,
+        WEBHOOKS_DUE,
         EVENTS,
         DELIVERIES,
         ATTEMPTS,
@@ -76,6 +79,7 @@ pub(super) fn prepare(db: &Database) -> Result<(), PrepareError> {
         txn.open_table(table).map_err(StoreError::from)?;
     }
     txn.open_table(LEAD_COUNTS).map_err(StoreError::from)?;
+    txn.open_table(WEBHOOK_NEXT_DUE).map_err(StoreError::from)?;
     txn.commit().map_err(StoreError::from)?;
     Ok(())
 }
@@ -85,6 +89,38 @@ fn migrate(txn: &WriteTransaction, found: u64) -> Result<(), StoreError> {
     if found < 2 {
         index_leads_by_stage_and_owner(txn)?;
     }
+    if found < 3 {
+        index_due_deliveries_by_webhook(txn)?;
+    }
+    Ok(())
+}
+
+/// 2 → 3: the due index moves from one time-ordered list of every delivery to one range per
+/// webhook, plus the webhooks by their earliest due delivery, so that one webhook's backlog
+/// cannot hide another's due deliveries from a lease.
+fn index_due_deliveries_by_webhook(txn: &WriteTransaction) -> Result<(), StoreError> {
+    let old: Vec<Vec<u8>> = txn
+        .open_table(DELIVERIES_DUE_V2)?
+        .iter()?
+        .map(|e| e.map(|(k, _)| k.value().to_vec()))
+        .collect::<Result<_, _>>()?;
+    let mut moved = 0usize;
+    for k in &old {
+        let Some(id) = id_at(k, 8) else { continue };
+        let Some(mut delivery) = load_delivery(txn, DeliveryId::from_bytes(id))? else {
+            continue;
+        };
+        // Queued again under the new layout at the same time: reschedule adds the entry and the
+        // webhook's place among the due webhooks.
+        let at = delivery.next_attempt_at.take();
+        reschedule(txn, &mut delivery, at)?;
+        moved += 1;
+    }
+    txn.delete_table(DELIVERIES_DUE_V2)?;
+    tracing::info!(
+        deliveries = moved,
+        "migrated the data file to schema 3 (due deliveries by webhook)"
+    );
     Ok(())
 }
 
@@ -148,7 +184,9 @@ mod tests {
     use std::path::Path;
 
     use super::*;
+    use crate::domain::event::EventType;
     use crate::domain::ids::{OwnerId, TenantId};
+    use crate::store::dispatch::{InFlight, Limits};
 
     /// `tests/fixtures/schema-v1.redb`, written by leadbase 0.1.0 (schema 1) through its API: one
     /// tenant with an owner, a `budget` field, six leads (four at `new`, one at `contacted`
@@ -163,9 +201,37 @@ mod tests {
     }
 
     #[test]
+    fn a_schema_1_file_s_queued_delivery_is_due_per_webhook_and_the_old_index_is_gone() {
+        let (_dir, store) = schema_v1_copy();
+        // The fixture's webhook failed its first attempt (nothing listens) and waits to retry.
+        let due = store
+            .next_due()
+            .unwrap()
+            .expect("the queued delivery is due");
+        store
+            .clock()
+            .advance(u32::try_from((due.ms() - store.now().ms()).max(0)).unwrap());
+        let leased = store
+            .lease_due(
+                10,
+                &InFlight::default(),
+                Limits {
+                    per_webhook: 2,
+                    per_tenant: 8,
+                },
+            )
+            .unwrap();
+        assert_eq!(leased.len(), 1);
+        assert_eq!(leased[0].event.event_type, EventType::LeadCreated);
+        let old = store.read(|txn| Ok(txn.open_table(DELIVERIES_DUE_V2).is_err()));
+        assert_eq!(old, Ok(true), "schema 2's due index was dropped");
+        store.shutdown();
+    }
+
+    #[test]
     fn a_schema_1_file_gains_the_stage_and_owner_indexes() {
         let (_dir, store) = schema_v1_copy();
-        assert_eq!(store.schema_version().unwrap(), 2);
+        assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
         let tenant = TenantId::parse("01a2311d-974c-7559-8fe9-52ceded1481a").unwrap();
         let stages = store.list_stages(tenant).unwrap();
         let id = |slug: &str| stages.iter().find(|s| s.slug == slug).unwrap().id;
@@ -184,7 +250,7 @@ mod tests {
         // Opening the migrated file again migrates nothing and finds the same.
         let path = store.path().to_path_buf();
         let store = Store::open(&path).unwrap();
-        assert_eq!(store.schema_version().unwrap(), 2);
+        assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
         assert!(refused(store.delete_stage(tenant, id("new"))).starts_with("4 leads"));
         store.shutdown();
     }

@@ -38,8 +38,8 @@ pub use wakeup::Wakeup;
 use crate::domain::time::{Clock, Timestamp};
 
 /// The schema this build writes. Older files are migrated forward at open; newer ones refused.
-/// 2: the leads-by-stage and leads-by-owner indexes.
-pub const SCHEMA_VERSION: u64 = 2;
+/// 2: the leads-by-stage and leads-by-owner indexes. 3: due deliveries indexed per webhook.
+pub const SCHEMA_VERSION: u64 = 3;
 
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum StoreError {

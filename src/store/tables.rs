@@ -59,9 +59,17 @@ pub const DELIVERIES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("deli
 /// (webhook_id, delivery_id) -> ()
 pub const DELIVERIES_BY_WEBHOOK: TableDefinition<&[u8], ()> =
     TableDefinition::new("deliveries_by_webhook");
-/// (due_at, delivery_id, webhook_id) -> (); the webhook in the key lets a claim skip busy
-/// webhooks without reading their deliveries.
-pub const DELIVERIES_DUE: TableDefinition<&[u8], ()> = TableDefinition::new("deliveries_due");
+/// Schema 2's due index, (due_at, delivery_id, webhook_id) -> (); migrated and dropped at open.
+pub const DELIVERIES_DUE_V2: TableDefinition<&[u8], ()> = TableDefinition::new("deliveries_due");
+/// (webhook_id, due_at, delivery_id) -> (): each webhook's deliveries by when they are due, so
+/// one webhook's backlog is a range of its own that no other webhook's lease has to read.
+pub const DELIVERIES_DUE: TableDefinition<&[u8], ()> =
+    TableDefinition::new("deliveries_due_by_webhook");
+/// (due_at, webhook_id) -> tenant_id: every webhook with a delivery queued, at its earliest due
+/// time. A lease reads this, one entry per webhook however long its backlog.
+pub const WEBHOOKS_DUE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("webhooks_due");
+/// webhook_id -> its key's due_at in `webhooks_due` (ms), to move that entry.
+pub const WEBHOOK_NEXT_DUE: TableDefinition<&[u8], i64> = TableDefinition::new("webhook_next_due");
 /// (delivery_id, attempt number) -> Attempt
 pub const ATTEMPTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("attempts");
 

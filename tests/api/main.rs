@@ -9,6 +9,7 @@ mod deliveries;
 mod errors;
 mod helpers;
 mod idempotency;
+mod isolation;
 mod leads_bulk;
 mod leads_pull;
 mod leads_push;

@@ -1,0 +1,103 @@
+//! A slow, dead or backlogged receiver costs its own webhook and at most its tenant's share of
+//! the delivery threads, never another tenant's deliveries.
+
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::helpers::*;
+
+/// Accepts the request and answers long after any webhook timeout: a tarpit.
+fn tarpit() -> Behaviour {
+    Behaviour::status(200).after_ms(60_000)
+}
+
+/// How long another tenant's delivery may take when the engine keeps tenants apart (it takes
+/// milliseconds; the tarpits hold their attempts for seconds).
+const PROMPT: Duration = Duration::from_millis(1_500);
+
+#[test]
+fn a_backlog_for_a_slow_webhook_does_not_hold_back_another_tenant() {
+    let env = DeliveryEnv::start();
+    env.rx.set("/tarpit", tarpit());
+    let slow = env.hook(
+        "/tarpit",
+        json!({ "timeout_seconds": 3, "retry_attempts": 0, "event_types": ["lead.created"] }),
+    );
+    // More due deliveries for the slow webhook than one lease ever used to look at (2,000),
+    // queued from several clients at once.
+    let queued: usize = thread::scope(|s| {
+        let workers: Vec<_> = (0..16)
+            .map(|_| {
+                s.spawn(|| {
+                    (0..132)
+                        .filter(|_| env.app.test_webhook(&env.key, &slow.id).status == 202)
+                        .count()
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().unwrap()).sum()
+    });
+    assert_eq!(queued, 16 * 132);
+
+    let other = env.app.tenant_with_key("Beta");
+    env.rx.set("/fast", Behaviour::status(204));
+    env.hook_for(&other, "/fast", json!({}));
+    let started = Instant::now();
+    env.app
+        .post_lead(&other, &json!({ "contact_name": "Grace" }))
+        .expect(201);
+    env.rx.wait_for("/fast", 1, PROMPT);
+    assert!(started.elapsed() < PROMPT);
+}
+
+#[test]
+fn one_tenant_s_slow_receivers_leave_threads_for_the_others() {
+    let rx = Receiver::start();
+    // The server's own thread and in-flight defaults, which this test is about.
+    let app = TestApp::spawn_with(|c| {
+        relax_limits(c);
+        trust_receiver(c, &rx);
+    });
+    let env = DeliveryEnv::around(app, rx);
+    let threads = env.app.config.webhooks.delivery_threads as usize;
+    let per_webhook = env.app.config.webhooks.max_in_flight_per_webhook as usize;
+    // Enough tarpit webhooks, two attempts each, to hold every thread if nothing stopped them.
+    let tarpits = threads.div_ceil(per_webhook);
+    assert!(tarpits <= env.app.config.webhooks.max_per_tenant as usize);
+    for i in 0..tarpits {
+        let path = format!("/tarpit{i}");
+        env.rx.set(&path, tarpit());
+        env.hook(&path, json!({ "timeout_seconds": 3, "retry_attempts": 0 }));
+    }
+    for i in 0..per_webhook {
+        env.lead(json!({ "contact_email": format!("slow{i}@example.com") }));
+    }
+    // The tarpits have what they may hold before the other tenant's lead arrives.
+    let held = env.app.config.webhooks.max_in_flight_per_tenant as usize;
+    eventually(
+        "the tarpits hold their share of the threads",
+        ARRIVE,
+        || {
+            let reached: usize = (0..tarpits)
+                .map(|i| env.rx.count(&format!("/tarpit{i}")))
+                .sum();
+            if reached >= held.min(tarpits * per_webhook) {
+                Ok(())
+            } else {
+                Err(format!("{reached} attempts reached the tarpits"))
+            }
+        },
+    );
+
+    let other = env.app.tenant_with_key("Beta");
+    env.rx.set("/fast", Behaviour::status(204));
+    env.hook_for(&other, "/fast", json!({}));
+    let started = Instant::now();
+    env.app
+        .post_lead(&other, &json!({ "contact_name": "Grace" }))
+        .expect(201);
+    env.rx.wait_for("/fast", 1, PROMPT);
+    assert!(started.elapsed() < PROMPT);
+}
