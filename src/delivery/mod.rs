@@ -19,7 +19,9 @@ use parking_lot::{Condvar, Mutex};
 use serde::Serialize;
 use serde_json::value::RawValue;
 
-use crate::domain::retry::{AttemptResult, Next, RetryPolicy};
+use crate::domain::event::EventType;
+use crate::domain::ids::{DeliveryId, WebhookId};
+use crate::domain::retry::{AttemptError, AttemptResult, Next, RetryPolicy};
 use crate::domain::time::Timestamp;
 use crate::store::dispatch::{InFlight, Leased, Limits};
 use crate::store::{Store, Wakeup};
@@ -128,7 +130,43 @@ pub fn deliver_one(client: &Client, leased: &Leased, now: Timestamp) -> AttemptR
     )
 }
 
-/// Attempts one leased delivery and records what came of it.
+/// What an attempt came to, for the log.
+struct Reported {
+    delivery: DeliveryId,
+    webhook: WebhookId,
+    event: EventType,
+    status: Option<u16>,
+    error: Option<AttemptError>,
+    latency_ms: u32,
+}
+
+impl Reported {
+    fn of(leased: &Leased, result: &AttemptResult) -> Reported {
+        Reported {
+            delivery: leased.delivery.id,
+            webhook: leased.webhook.id,
+            event: leased.event.event_type,
+            status: result.response_status,
+            error: result.error,
+            latency_ms: result.latency_ms,
+        }
+    }
+
+    fn log(&self, next: &Next) {
+        tracing::info!(
+            delivery = %self.delivery,
+            webhook = %self.webhook,
+            event = self.event.as_str(),
+            status = ?self.status,
+            error = ?self.error,
+            latency_ms = self.latency_ms,
+            next = ?next,
+            "delivery attempt"
+        );
+    }
+}
+
+/// Attempts one leased delivery and records what came of it, waiting for the record.
 fn attempt(
     store: &Store,
     client: &Client,
@@ -136,7 +174,7 @@ fn attempt(
     leased: &Leased,
 ) -> Option<Next> {
     let result = deliver_one(client, leased, store.now());
-    let (status, error, latency_ms) = (result.response_status, result.error, result.latency_ms);
+    let reported = Reported::of(leased, &result);
     match store.record_attempt(
         leased.delivery.id,
         result,
@@ -144,16 +182,7 @@ fn attempt(
         random_jitter(),
     ) {
         Ok(next) => {
-            tracing::info!(
-                delivery = %leased.delivery.id,
-                webhook = %leased.webhook.id,
-                event = leased.event.event_type.as_str(),
-                status = ?status,
-                error = ?error,
-                latency_ms,
-                next = ?next,
-                "delivery attempt"
-            );
+            reported.log(&next);
             Some(next)
         }
         Err(e) => {
@@ -161,6 +190,19 @@ fn attempt(
             None
         }
     }
+}
+
+/// As [`attempt`], the record queued without waiting for its commit (the engine's workers).
+fn attempt_and_go_on(shared: &Shared, leased: &Leased) {
+    let result = deliver_one(&shared.client, leased, shared.store.now());
+    let reported = Reported::of(leased, &result);
+    shared.store.record_attempt_later(
+        leased.delivery.id,
+        result,
+        Arc::clone(&shared.config.retry),
+        random_jitter(),
+        move |next| reported.log(next),
+    );
 }
 
 /// One step of the engine on the calling thread: lease what is due now (at most `max`, and at
@@ -314,7 +356,7 @@ fn work_loop(shared: &Shared) {
                 shared.work.wait(&mut queue);
             }
         };
-        attempt(&shared.store, &shared.client, &shared.config.retry, &leased);
+        attempt_and_go_on(shared, &leased);
         shared
             .in_flight
             .lock()

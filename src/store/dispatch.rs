@@ -2,6 +2,9 @@
 //! what follows from it, and taking back leases a stopped process left behind.
 
 use std::collections::HashMap;
+use std::sync::Arc;
+
+use redb::WriteTransaction;
 
 use super::delivery_queue::{
     Attempt, Delivery, DeliveryStatus, all_due, due_deliveries, due_webhooks, first_due,
@@ -186,62 +189,89 @@ impl Store {
     pub fn record_attempt(
         &self,
         delivery: DeliveryId,
-        mut result: AttemptResult,
-        policy: std::sync::Arc<RetryPolicy>,
+        result: AttemptResult,
+        policy: Arc<RetryPolicy>,
         jitter: f64,
     ) -> Result<Next, StoreError> {
-        self.write_now(move |txn, now| {
-            let mut delivery = load_delivery(txn, delivery)?
-                .ok_or_else(|| StoreError::NotFound(format!("delivery {delivery} not found")))?;
-            delivery.attempts += 1;
-            delivery.cycle_attempts += 1;
-            delivery.response_status = result.response_status;
-            delivery.latency_ms = Some(result.latency_ms);
-            let attempt = Attempt {
-                number: delivery.attempts,
-                started_at: result.started_at,
-                latency_ms: result.latency_ms,
-                response_status: result.response_status,
-                error: result.error,
-                response_body_excerpt: std::mem::take(&mut result.response_body_excerpt),
-            };
-            insert_attempt(txn, delivery.id, &attempt)?;
-            let webhook = find_webhook(txn, delivery.tenant_id, delivery.webhook_id)?;
-            let cancelled = delivery.status == DeliveryStatus::Cancelled;
-            let next = match &webhook {
-                Some(webhook) if !cancelled => next_step(
-                    &result,
-                    delivery.cycle_attempts,
-                    webhook.retry_attempts,
-                    &policy.schedule,
-                    now,
-                    jitter,
-                ),
-                _ => Next::GiveUp,
-            };
-            match &next {
-                _ if cancelled || webhook.is_none() => {
-                    settle(txn, &mut delivery, DeliveryStatus::Cancelled, None)?
-                }
-                Next::Delivered => {
-                    delivery.delivered_at = Some(now);
-                    settle(txn, &mut delivery, DeliveryStatus::Delivered, None)?;
-                }
-                Next::RetryAt(at) => {
-                    settle(txn, &mut delivery, DeliveryStatus::Pending, Some(*at))?
-                }
-                Next::GiveUp | Next::Disable(_) => {
-                    settle(txn, &mut delivery, DeliveryStatus::Failed, None)?
-                }
-            }
-            let Some(mut webhook) = webhook else {
-                return Ok(next);
-            };
-            if let Some(reason) = webhook.note_attempt(&result, &next, &policy, now) {
-                tracing::warn!(webhook = %webhook.id, %reason, "webhook turned off");
-            }
-            save_webhook(txn, &webhook)?;
-            Ok(next)
-        })
+        self.write_now(move |txn, now| record(txn, now, delivery, result, &policy, jitter))
     }
+
+    /// As [`Store::record_attempt`], queued without waiting for its commit: the worker goes on
+    /// to the next attempt at once. At least once still holds: until the record commits, the
+    /// delivery stays leased, so a process that dies first sends it again when the lease runs
+    /// out (or at the next start); nothing is lost, an attempt may be repeated.
+    pub fn record_attempt_later(
+        &self,
+        delivery: DeliveryId,
+        result: AttemptResult,
+        policy: Arc<RetryPolicy>,
+        jitter: f64,
+        reported: impl FnOnce(&Next) + Send + 'static,
+    ) {
+        let clock = self.clock();
+        self.write_detached(move |txn| {
+            let next = record(txn, clock.now(), delivery, result, &policy, jitter)?;
+            reported(&next);
+            Ok(())
+        });
+    }
+}
+
+fn record(
+    txn: &WriteTransaction,
+    now: Timestamp,
+    delivery: DeliveryId,
+    mut result: AttemptResult,
+    policy: &RetryPolicy,
+    jitter: f64,
+) -> Result<Next, StoreError> {
+    let mut delivery = load_delivery(txn, delivery)?
+        .ok_or_else(|| StoreError::NotFound(format!("delivery {delivery} not found")))?;
+    delivery.attempts += 1;
+    delivery.cycle_attempts += 1;
+    delivery.response_status = result.response_status;
+    delivery.latency_ms = Some(result.latency_ms);
+    let attempt = Attempt {
+        number: delivery.attempts,
+        started_at: result.started_at,
+        latency_ms: result.latency_ms,
+        response_status: result.response_status,
+        error: result.error,
+        response_body_excerpt: std::mem::take(&mut result.response_body_excerpt),
+    };
+    insert_attempt(txn, delivery.id, &attempt)?;
+    let webhook = find_webhook(txn, delivery.tenant_id, delivery.webhook_id)?;
+    let cancelled = delivery.status == DeliveryStatus::Cancelled;
+    let next = match &webhook {
+        Some(webhook) if !cancelled => next_step(
+            &result,
+            delivery.cycle_attempts,
+            webhook.retry_attempts,
+            &policy.schedule,
+            now,
+            jitter,
+        ),
+        _ => Next::GiveUp,
+    };
+    match &next {
+        _ if cancelled || webhook.is_none() => {
+            settle(txn, &mut delivery, DeliveryStatus::Cancelled, None)?
+        }
+        Next::Delivered => {
+            delivery.delivered_at = Some(now);
+            settle(txn, &mut delivery, DeliveryStatus::Delivered, None)?;
+        }
+        Next::RetryAt(at) => settle(txn, &mut delivery, DeliveryStatus::Pending, Some(*at))?,
+        Next::GiveUp | Next::Disable(_) => {
+            settle(txn, &mut delivery, DeliveryStatus::Failed, None)?
+        }
+    }
+    let Some(mut webhook) = webhook else {
+        return Ok(next);
+    };
+    if let Some(reason) = webhook.note_attempt(&result, &next, policy, now) {
+        tracing::warn!(webhook = %webhook.id, %reason, "webhook turned off");
+    }
+    save_webhook(txn, &webhook)?;
+    Ok(next)
 }
