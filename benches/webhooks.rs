@@ -114,9 +114,13 @@ fn steady_latency() {
 }
 
 fn main() {
+    let defaults = leadbase::config::WebhooksConfig::default();
     println!(
-        "leadbase webhooks benchmark: {} CPUs, default delivery settings (4 threads, 2 in flight per webhook)",
-        std::thread::available_parallelism().map_or(1, |n| n.get())
+        "leadbase webhooks benchmark: {} CPUs, default delivery settings ({} threads, {} in flight per webhook, {} per tenant)",
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+        defaults.delivery_threads,
+        defaults.max_in_flight_per_webhook,
+        defaults.max_in_flight_per_tenant,
     );
     for webhooks in [1, 10, 100] {
         throughput(webhooks);
