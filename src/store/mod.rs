@@ -12,6 +12,7 @@ mod codec;
 pub mod delivery_log;
 pub mod delivery_queue;
 pub mod dispatch;
+mod file;
 pub mod idempotency;
 pub mod lead_query;
 pub mod lead_record;
@@ -92,6 +93,10 @@ pub enum OpenError {
         "the data file {path} was written by a newer leadbase (schema {found}, this build knows {SCHEMA_VERSION}); upgrade leadbase"
     )]
     NewerSchema { path: PathBuf, found: u64 },
+    #[error(
+        "the data file {0} is empty (0 bytes), which leadbase never leaves it: probably a truncated copy or an interrupted restore; restore it from a backup, or delete it to start a new, empty database"
+    )]
+    Empty(PathBuf),
     #[error("cannot open the data file {path}: {reason}")]
     Other { path: PathBuf, reason: String },
 }
@@ -113,8 +118,8 @@ struct Inner {
 }
 
 impl Store {
-    /// Opens (creating when absent, with its directory) the data file, takes its exclusive lock,
-    /// checks or migrates the schema and starts the writer thread.
+    /// Opens (creating when absent, with its directory, both private to the owner) the data file,
+    /// takes its exclusive lock, checks or migrates the schema and starts the writer thread.
     pub fn open(path: &Path) -> Result<Store, OpenError> {
         Store::open_with_clock(path, Clock::default())
     }
@@ -125,10 +130,7 @@ impl Store {
             path: path.to_path_buf(),
             reason,
         };
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| other(format!("cannot create {}: {e}", dir.display())))?;
-        }
+        file::prepare(path)?;
         let db = Database::builder()
             // Leads are small; a 256 MiB page cache holds the hot part of millions of them.
             .set_cache_size(256 * 1024 * 1024)

@@ -16,4 +16,5 @@ mod lifecycle;
 mod openapi;
 mod ratelimit;
 mod receive;
+mod storage;
 mod webhooks;
