@@ -59,6 +59,9 @@ pub fn envelope_json(status: StatusCode, message: &str) -> String {
 pub const INTERNAL_MESSAGE: &str =
     "An internal error occurred. Retry later; if it persists, tell the operator the X-Request-Id.";
 
+pub const UNAVAILABLE_MESSAGE: &str =
+    "Storage unavailable: the server cannot write its data file now. Retry later.";
+
 impl ApiError {
     pub fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
         ApiError {
@@ -116,6 +119,13 @@ impl ApiError {
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, INTERNAL_MESSAGE)
     }
 
+    /// The data file cannot be written for now (a full disk): 503, so that clients retry and
+    /// health checks see it. The cause goes to the log, as for [`ApiError::internal`].
+    pub fn unavailable(cause: impl std::fmt::Display) -> ApiError {
+        tracing::warn!(cause = %cause, "storage unavailable");
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, UNAVAILABLE_MESSAGE)
+    }
+
     pub fn status(&self) -> StatusCode {
         self.status
     }
@@ -160,6 +170,7 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound(what) => ApiError::not_found(what),
             StoreError::Conflict(why) => ApiError::conflict(why),
             StoreError::Invalid(why) => ApiError::bad_request(why),
+            StoreError::Unavailable(cause) => ApiError::unavailable(cause),
             other => ApiError::internal(other),
         }
     }

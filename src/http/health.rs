@@ -13,9 +13,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/metrics").route(web::get().to(metrics)));
 }
 
-/// Healthy means the data file answers a read.
+/// Healthy means writes can commit and the data file answers a read; else 503 with the
+/// envelope, as every error.
 async fn healthz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let schema = blocking(&state, |store| store.schema_version()).await?;
+    let schema = blocking(&state, |store| {
+        store.check_writable()?;
+        store.schema_version()
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(json!({
         "status": "ok",
         "version": env!("CARGO_PKG_VERSION"),

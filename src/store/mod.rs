@@ -12,12 +12,14 @@ mod codec;
 pub mod delivery_log;
 pub mod delivery_queue;
 pub mod dispatch;
+mod file;
 pub mod idempotency;
 pub mod lead_query;
 pub mod lead_record;
 pub mod leads;
 mod meta;
 pub mod outbox;
+mod recovery;
 pub mod tables;
 pub mod tenants;
 mod wakeup;
@@ -27,8 +29,7 @@ mod writer;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use parking_lot::RwLock;
-use redb::{Database, ReadTransaction, ReadableDatabase, WriteTransaction};
+use redb::{ReadTransaction, ReadableDatabase, WriteTransaction};
 
 pub use catalog::{CustomField, Owner, Stage};
 pub use codec::Record;
@@ -51,6 +52,10 @@ pub enum StoreError {
     Invalid(String),
     #[error("storage error: {0}")]
     Storage(String),
+    /// The data file cannot be read or written now (a full disk, an I/O error); the writer
+    /// reopens it and writes resume.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
     #[error("corrupt record: {0}")]
     Corrupt(String),
     #[error("the store is shut down")]
@@ -61,26 +66,52 @@ impl StoreError {
     /// Whether this error means the write transaction may hold partial writes and must not be
     /// committed. Domain refusals (not found, conflict, invalid) are raised before any write.
     fn poisons_batch(&self) -> bool {
-        matches!(self, StoreError::Storage(_) | StoreError::Corrupt(_))
+        matches!(
+            self,
+            StoreError::Storage(_) | StoreError::Corrupt(_) | StoreError::Unavailable(_)
+        )
+    }
+
+    fn is_unavailable(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_))
+    }
+}
+
+impl From<redb::StorageError> for StoreError {
+    fn from(e: redb::StorageError) -> Self {
+        match e {
+            // An I/O error latches in redb: the failed `Database` answers every later write
+            // with `PreviousIo`, and only a reopen recovers.
+            redb::StorageError::Io(_) | redb::StorageError::PreviousIo => {
+                StoreError::Unavailable(e.to_string())
+            }
+            other => StoreError::Storage(other.to_string()),
+        }
     }
 }
 
 macro_rules! storage_errors {
-    ($($t:ty),*) => {$(
-        impl From<$t> for StoreError {
-            fn from(e: $t) -> Self {
-                StoreError::Storage(e.to_string())
+    ($($t:ident),*) => {$(
+        impl From<redb::$t> for StoreError {
+            fn from(e: redb::$t) -> Self {
+                match e {
+                    redb::$t::Storage(e) => StoreError::from(e),
+                    other => StoreError::Storage(other.to_string()),
+                }
             }
         }
     )*};
 }
-storage_errors!(
-    redb::Error,
-    redb::TableError,
-    redb::StorageError,
-    redb::TransactionError,
-    redb::CommitError
-);
+storage_errors!(TableError, TransactionError, CommitError);
+
+impl From<redb::Error> for StoreError {
+    fn from(e: redb::Error) -> Self {
+        match e {
+            redb::Error::Io(_) | redb::Error::PreviousIo => StoreError::Unavailable(e.to_string()),
+            other => StoreError::Storage(other.to_string()),
+        }
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
@@ -92,6 +123,10 @@ pub enum OpenError {
         "the data file {path} was written by a newer leadbase (schema {found}, this build knows {SCHEMA_VERSION}); upgrade leadbase"
     )]
     NewerSchema { path: PathBuf, found: u64 },
+    #[error(
+        "the data file {0} is empty (0 bytes), which leadbase never leaves it: probably a truncated copy or an interrupted restore; restore it from a backup, or delete it to start a new, empty database"
+    )]
+    Empty(PathBuf),
     #[error("cannot open the data file {path}: {reason}")]
     Other { path: PathBuf, reason: String },
 }
@@ -103,9 +138,9 @@ pub struct Store {
 }
 
 struct Inner {
-    /// Taken at shutdown, so the file is released even while clones of the store live on in
-    /// threads that have not been dropped yet.
-    db: RwLock<Option<Arc<Database>>>,
+    /// Closed at shutdown, so the file is released even while clones of the store live on in
+    /// threads that have not been dropped yet; replaced by the writer after a storage error.
+    db: Arc<recovery::Handle>,
     writer: writer::Writer,
     path: PathBuf,
     deliveries: Arc<Wakeup>,
@@ -113,8 +148,8 @@ struct Inner {
 }
 
 impl Store {
-    /// Opens (creating when absent, with its directory) the data file, takes its exclusive lock,
-    /// checks or migrates the schema and starts the writer thread.
+    /// Opens (creating when absent, with its directory, both private to the owner) the data file,
+    /// takes its exclusive lock, checks or migrates the schema and starts the writer thread.
     pub fn open(path: &Path) -> Result<Store, OpenError> {
         Store::open_with_clock(path, Clock::default())
     }
@@ -125,19 +160,11 @@ impl Store {
             path: path.to_path_buf(),
             reason,
         };
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| other(format!("cannot create {}: {e}", dir.display())))?;
-        }
-        let db = Database::builder()
-            // Leads are small; a 256 MiB page cache holds the hot part of millions of them.
-            .set_cache_size(256 * 1024 * 1024)
-            .create(path)
-            .map_err(|e| match e {
-                redb::DatabaseError::DatabaseAlreadyOpen => OpenError::Locked(path.to_path_buf()),
-                other_err => other(other_err.to_string()),
-            })?;
-        let db = Arc::new(db);
+        file::prepare(path)?;
+        let db = recovery::open_database(path).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => OpenError::Locked(path.to_path_buf()),
+            other_err => other(other_err.to_string()),
+        })?;
         meta::prepare(&db).map_err(|e| match e {
             meta::PrepareError::Newer(found) => OpenError::NewerSchema {
                 path: path.to_path_buf(),
@@ -145,10 +172,11 @@ impl Store {
             },
             meta::PrepareError::Store(e) => other(e.to_string()),
         })?;
-        let writer = writer::Writer::start(Arc::clone(&db));
+        let db = Arc::new(recovery::Handle::new(db));
+        let writer = writer::Writer::start(Arc::clone(&db), path.to_path_buf());
         Ok(Store {
             inner: Arc::new(Inner {
-                db: RwLock::new(Some(db)),
+                db,
                 writer,
                 path: path.to_path_buf(),
                 deliveries: Arc::new(Wakeup::default()),
@@ -174,9 +202,19 @@ impl Store {
         &self,
         f: impl FnOnce(&ReadTransaction) -> Result<R, StoreError>,
     ) -> Result<R, StoreError> {
-        let db = self.inner.db.read().clone().ok_or(StoreError::Closed)?;
+        let db = self.inner.db.current()?;
         let txn = db.begin_read()?;
         f(&txn)
+    }
+
+    /// `Unavailable` while writes cannot commit: since a commit failed for want of storage, until
+    /// the writer has reopened the file.
+    pub fn check_writable(&self) -> Result<(), StoreError> {
+        if self.inner.db.writable() {
+            Ok(())
+        } else {
+            Err(recovery::unavailable())
+        }
     }
 
     /// Runs `f` inside the writer's next batch and waits until that batch is durable on disk.
@@ -231,6 +269,6 @@ impl Store {
     /// end). Later calls fail with `Closed`.
     pub fn shutdown(&self) {
         self.inner.writer.stop();
-        self.inner.db.write().take();
+        self.inner.db.close();
     }
 }

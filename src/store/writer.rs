@@ -1,31 +1,40 @@
 //! The single writer thread. Every write is a job run inside a write transaction; the jobs queued
 //! when the thread wakes share one transaction and one durable commit (group commit), so write
 //! throughput is not one fsync per request. A job's caller hears back only after the commit, with
-//! the commit's verdict.
+//! the commit's verdict. After a storage error the writer refuses jobs until it has reopened the
+//! file ([`super::recovery`]).
 
 use std::panic::AssertUnwindSafe;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::thread::JoinHandle;
+use std::time::Instant;
 
 use parking_lot::Mutex;
 use redb::{Database, WriteTransaction};
 
 use super::StoreError;
+use super::recovery::{self, Handle, Recovery};
 
 /// Jobs taken into one transaction at most; bounds commit latency under a flood.
 const MAX_BATCH: usize = 512;
 
 type Finish = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
 
-/// What running a job left behind: whether it may have written partially (then the batch must
-/// not commit), and how to tell its caller once the batch's fate is known.
+/// What running a job left behind: the error that means it may have written partially (then the
+/// batch must not commit), and how to tell its caller once the batch's fate is known.
 struct Ran {
-    poisoned: bool,
+    poison: Option<StoreError>,
     finish: Finish,
 }
 
-type Job = Box<dyn FnOnce(&WriteTransaction) -> Ran + Send>;
+/// A write waiting for its batch.
+struct Job {
+    run: Box<dyn FnOnce(&WriteTransaction) -> Ran + Send>,
+    /// Tells its caller why it was not run: there was no transaction to run it in.
+    refuse: Box<dyn FnOnce(StoreError) + Send>,
+}
 
 enum Msg {
     Job(Job),
@@ -40,11 +49,11 @@ pub(super) struct Writer {
 }
 
 impl Writer {
-    pub(super) fn start(db: Arc<Database>) -> Writer {
+    pub(super) fn start(handle: Arc<Handle>, path: PathBuf) -> Writer {
         let (tx, rx) = mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("leadbase-writer".into())
-            .spawn(move || run_loop(&db, &rx))
+            .spawn(move || run_loop(&handle, &path, &rx))
             .expect("cannot spawn the writer thread");
         Writer {
             tx: Mutex::new(Some(tx)),
@@ -79,16 +88,21 @@ impl Writer {
         wrap: fn(Job) -> Msg,
     ) -> Result<R, StoreError> {
         let (reply_tx, reply_rx) = mpsc::sync_channel(1);
-        let job: Job = Box::new(move |txn| {
-            let result = catch(f, txn);
-            let poisoned = result.as_ref().is_err_and(StoreError::poisons_batch);
-            Ran {
-                poisoned,
-                finish: Box::new(move |commit| {
-                    let _ = reply_tx.send(commit.and(result));
-                }),
-            }
-        });
+        let refused = reply_tx.clone();
+        let job = Job {
+            run: Box::new(move |txn| {
+                let result = catch(f, txn);
+                Ran {
+                    poison: result.as_ref().err().filter(|e| e.poisons_batch()).cloned(),
+                    finish: Box::new(move |commit| {
+                        let _ = reply_tx.send(commit.and(result));
+                    }),
+                }
+            }),
+            refuse: Box::new(move |e| {
+                let _ = refused.send(Err(e));
+            }),
+        };
         if !self.send(wrap(job)) {
             return Err(StoreError::Closed);
         }
@@ -103,16 +117,20 @@ impl Writer {
         &self,
         f: impl FnOnce(&WriteTransaction) -> Result<(), StoreError> + Send + 'static,
     ) {
-        let job: Job = Box::new(move |txn| {
-            let result = catch(f, txn);
-            if let Err(e) = &result {
-                tracing::warn!(error = %e, "background write failed");
-            }
-            Ran {
-                poisoned: result.is_err_and(|e| e.poisons_batch()),
-                finish: Box::new(|_| {}),
-            }
-        });
+        let job = Job {
+            run: Box::new(move |txn| {
+                let result = catch(f, txn);
+                if let Err(e) = &result {
+                    tracing::warn!(error = %e, "background write failed");
+                }
+                Ran {
+                    poison: result.err().filter(StoreError::poisons_batch),
+                    finish: Box::new(|_| {}),
+                }
+            }),
+            // Its loss is harmless, and the outage is logged once by the writer.
+            refuse: Box::new(drop),
+        };
         self.send(Msg::Job(job));
     }
 
@@ -144,67 +162,136 @@ fn catch<R>(
     })
 }
 
-fn run_loop(db: &Database, rx: &Receiver<Msg>) {
+/// Waits for jobs and runs them in batches; while the file cannot be written, refuses them and
+/// wakes when its reopen is due.
+fn run_loop(handle: &Handle, path: &Path, rx: &Receiver<Msg>) {
+    let mut recovery = Recovery::new();
     let mut stopping = false;
     while !stopping {
-        let Ok(first) = rx.recv() else { break };
-        let mut jobs = Vec::new();
-        let mut discarded = None;
-        let mut next = Some(first);
-        while let Some(msg) = next {
-            match msg {
-                Msg::Job(job) => jobs.push(job),
-                Msg::Discarded(job) => discarded = Some(job),
-                Msg::Stop => stopping = true,
+        let first = match recovery.retry_at() {
+            None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
+            Some(at) => rx.recv_timeout(at.saturating_duration_since(Instant::now())),
+        };
+        let first = match first {
+            Ok(msg) => msg,
+            Err(RecvTimeoutError::Timeout) => {
+                recovery.reopen_if_due(handle, path);
+                continue;
             }
-            let full = jobs.len() >= MAX_BATCH || discarded.is_some() || stopping;
-            next = if full { None } else { rx.try_recv().ok() };
-        }
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
+        let batch = take_batch(first, rx);
+        stopping = batch.stop;
+        let (jobs, discarded) = (batch.jobs, batch.discarded);
+        recovery.reopen_if_due(handle, path);
+        let db = match recovery.retry_at() {
+            Some(_) => Err(recovery::unavailable()),
+            None => handle.current(),
+        };
+        let db = match db {
+            Ok(db) => db,
+            Err(e) => {
+                for job in jobs.into_iter().chain(discarded) {
+                    (job.refuse)(e.clone());
+                }
+                continue;
+            }
+        };
         if !jobs.is_empty() {
-            commit_batch(db, jobs);
+            match commit_batch(&db, jobs) {
+                Ok(()) => recovery.committed(),
+                Err(e) if e.is_unavailable() => recovery.failed(handle, &e),
+                Err(_) => {}
+            }
         }
         if let Some(job) = discarded {
-            run_and_roll_back(db, job);
+            match run_and_roll_back(&db, job) {
+                Err(e) if e.is_unavailable() => recovery.failed(handle, &e),
+                _ => {}
+            }
         }
     }
 }
 
-fn run_and_roll_back(db: &Database, job: Job) {
-    match db.begin_write() {
-        Ok(txn) => {
-            let ran = job(&txn);
-            let verdict = txn.abort().map_err(StoreError::from);
-            (ran.finish)(verdict);
-        }
-        Err(e) => tracing::error!(error = %StoreError::from(e), "cannot begin a write transaction"),
-    }
+struct Batch {
+    jobs: Vec<Job>,
+    discarded: Option<Job>,
+    stop: bool,
 }
 
-fn commit_batch(db: &Database, jobs: Vec<Job>) {
+/// `first` and what is queued behind it, up to a full batch, a dry run or a stop.
+fn take_batch(first: Msg, rx: &Receiver<Msg>) -> Batch {
+    let mut batch = Batch {
+        jobs: Vec::new(),
+        discarded: None,
+        stop: false,
+    };
+    let mut next = Some(first);
+    while let Some(msg) = next {
+        match msg {
+            Msg::Job(job) => batch.jobs.push(job),
+            Msg::Discarded(job) => batch.discarded = Some(job),
+            Msg::Stop => batch.stop = true,
+        }
+        let full = batch.jobs.len() >= MAX_BATCH || batch.discarded.is_some() || batch.stop;
+        next = if full { None } else { rx.try_recv().ok() };
+    }
+    batch
+}
+
+/// Returns whether the transaction could be begun and rolled back.
+fn run_and_roll_back(db: &Database, job: Job) -> Result<(), StoreError> {
     let txn = match db.begin_write() {
         Ok(txn) => txn,
         Err(e) => {
             let err = StoreError::from(e);
             tracing::error!(error = %err, "cannot begin a write transaction");
-            // Dropping a job drops its reply channel: its caller hears that nothing was written.
-            drop(jobs);
-            return;
+            (job.refuse)(err.clone());
+            return Err(err);
+        }
+    };
+    let ran = (job.run)(&txn);
+    let verdict = txn.abort().map_err(StoreError::from);
+    (ran.finish)(verdict.clone());
+    verdict
+}
+
+/// Runs the jobs in one transaction and commits it unless one of them poisoned it; returns the
+/// verdict every caller was told.
+fn commit_batch(db: &Database, jobs: Vec<Job>) -> Result<(), StoreError> {
+    let txn = match db.begin_write() {
+        Ok(txn) => txn,
+        Err(e) => {
+            let err = StoreError::from(e);
+            tracing::error!(error = %err, "cannot begin a write transaction");
+            for job in jobs {
+                (job.refuse)(err.clone());
+            }
+            return Err(err);
         }
     };
     let mut finishes = Vec::with_capacity(jobs.len());
-    let mut poisoned = false;
+    let mut poison: Option<StoreError> = None;
     for job in jobs {
-        let ran = job(&txn);
-        poisoned |= ran.poisoned;
+        let ran = (job.run)(&txn);
+        // A storage error says more than a failed record: keep it, it decides the outage.
+        if poison.as_ref().is_none_or(|kept| !kept.is_unavailable()) {
+            poison = ran.poison.or(poison);
+        }
         finishes.push(ran.finish);
     }
-    let verdict = if poisoned {
-        let _ = txn.abort();
-        Err(StoreError::Storage(
-            "a write in the same batch failed; nothing was written, retry".into(),
-        ))
-    } else {
-        txn.commit().map_err(StoreError::from)
+    let verdict = match poison {
+        Some(e) => {
+            let _ = txn.abort();
+            Err(if e.is_unavailable() {
+                e
+            } else {
+                StoreError::Storage(
+                    "a write in the same batch failed; nothing was written, retry".into(),
+                )
+            })
+        }
+        None => txn.commit().map_err(StoreError::from),
     };
     if let Err(e) = &verdict {
         tracing::error!(error = %e, jobs = finishes.len(), "write batch not committed");
@@ -212,4 +299,5 @@ fn commit_batch(db: &Database, jobs: Vec<Job>) {
     for finish in finishes {
         finish(verdict.clone());
     }
+    verdict
 }

@@ -18,4 +18,5 @@ mod openapi;
 mod protocol;
 mod ratelimit;
 mod receive;
+mod storage;
 mod webhooks;

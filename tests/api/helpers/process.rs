@@ -26,6 +26,21 @@ pub fn leadbase(data: &Path) -> Command {
     cmd
 }
 
+/// As [`leadbase`], started by a shell that first sets `umask` (the mask is per process, so
+/// setting it here, in a test binary whose tests run side by side, would leak into the others).
+pub fn leadbase_under_umask(data: &Path, umask: &str) -> Command {
+    let mut cmd = Command::new("sh");
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("RUST_LOG", "warn")
+        .arg("-c")
+        .arg(format!("umask {umask} && exec \"$0\" \"$@\""))
+        .arg(binary())
+        .arg("--set")
+        .arg(format!("storage.path={}", data.display()));
+    cmd
+}
+
 /// Runs an offline command that must succeed; returns the JSON it prints.
 pub fn run_json(cmd: &mut Command) -> Value {
     let out = cmd.output().expect("runs");
