@@ -11,6 +11,7 @@ use crate::admin_token::{self, AdminTokenSource};
 use crate::config::{Config, ConfigError, Sources, parse_flag};
 use crate::domain::catalog::Name;
 use crate::domain::ids::{KeyId, TenantId};
+use crate::domain::time::Clock;
 use crate::domain::token::Pat;
 use crate::dto::{KeyDto, TenantDto};
 use crate::server::{self, Options};
@@ -205,7 +206,12 @@ fn offline(
     config: &Config,
     f: impl FnOnce(&Store) -> Result<(), CliError>,
 ) -> Result<(), CliError> {
-    let store = Store::open(&config.storage.path).map_err(failed)?;
+    let store = Store::open_with(
+        &config.storage.path,
+        Clock::default(),
+        config.storage.cache_mb,
+    )
+    .map_err(failed)?;
     let result = f(&store);
     store.shutdown();
     result

@@ -81,7 +81,11 @@ pub fn start(
     listener: TcpListener,
     options: Options,
 ) -> Result<Running, StartError> {
-    let store = Store::open_with_clock(&config.storage.path, options.clock.clone())?;
+    let store = Store::open_with(
+        &config.storage.path,
+        options.clock.clone(),
+        config.storage.cache_mb,
+    )?;
     let (admin_hash, admin_token) = admin_token::ensure(&config, &store)?;
     let addr = listener.local_addr()?;
     listener.set_nonblocking(true)?;

@@ -44,6 +44,8 @@ pub struct ServerConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct StorageConfig {
     pub path: PathBuf,
+    /// redb's page cache, in MiB.
+    pub cache_mb: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -109,6 +111,8 @@ impl Default for StorageConfig {
     fn default() -> Self {
         StorageConfig {
             path: PathBuf::from("./data/leadbase.redb"),
+            // The hot pages of a few hundred thousand leads; small enough for a 1 GB VPS.
+            cache_mb: 64,
         }
     }
 }
@@ -256,6 +260,7 @@ impl Config {
                 self.limits.unauthenticated_per_minute,
             ),
             ("idempotency.ttl_hours", self.idempotency.ttl_hours),
+            ("storage.cache_mb", self.storage.cache_mb),
             ("webhooks.delivery_threads", self.webhooks.delivery_threads),
             (
                 "webhooks.max_in_flight_per_webhook",
@@ -290,6 +295,12 @@ impl Config {
                 format!(
                     "`{cc}` is not a country calling code (1 to 3 digits, e.g. \"1\" or \"44\")"
                 ),
+            ));
+        }
+        if self.storage.cache_mb > 65_536 {
+            return Err(invalid(
+                "storage.cache_mb",
+                "must be at most 65536 (64 GiB)",
             ));
         }
         if self.webhooks.delivery_threads > 256 {

@@ -25,6 +25,7 @@ const KEYS: &[(&str, &str, Kind)] = &[
     ("server", "trusted_proxies", Kind::StrList),
     ("server", "body_timeout_seconds", Kind::Int),
     ("storage", "path", Kind::Str),
+    ("storage", "cache_mb", Kind::Int),
     ("admin", "token", Kind::Str),
     ("limits", "per_minute", Kind::Int),
     ("limits", "per_hour", Kind::Int),

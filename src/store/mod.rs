@@ -151,17 +151,19 @@ impl Store {
     /// Opens (creating when absent, with its directory, both private to the owner) the data file,
     /// takes its exclusive lock, checks or migrates the schema and starts the writer thread.
     pub fn open(path: &Path) -> Result<Store, OpenError> {
-        Store::open_with_clock(path, Clock::default())
+        let cache_mb = crate::config::StorageConfig::default().cache_mb;
+        Store::open_with(path, Clock::default(), cache_mb)
     }
 
-    /// As [`Store::open`], reading the time from `clock`.
-    pub fn open_with_clock(path: &Path, clock: Clock) -> Result<Store, OpenError> {
+    /// As [`Store::open`], reading the time from `clock`, with a page cache of `cache_mb` MiB.
+    pub fn open_with(path: &Path, clock: Clock, cache_mb: u32) -> Result<Store, OpenError> {
+        let cache_bytes = cache_mb as usize * 1024 * 1024;
         let other = |reason: String| OpenError::Other {
             path: path.to_path_buf(),
             reason,
         };
         file::prepare(path)?;
-        let db = recovery::open_database(path).map_err(|e| match e {
+        let db = recovery::open_database(path, cache_bytes).map_err(|e| match e {
             redb::DatabaseError::DatabaseAlreadyOpen => OpenError::Locked(path.to_path_buf()),
             other_err => other(other_err.to_string()),
         })?;
@@ -172,7 +174,7 @@ impl Store {
             },
             meta::PrepareError::Store(e) => other(e.to_string()),
         })?;
-        let db = Arc::new(recovery::Handle::new(db));
+        let db = Arc::new(recovery::Handle::new(db, cache_bytes));
         let writer = writer::Writer::start(Arc::clone(&db), path.to_path_buf());
         Ok(Store {
             inner: Arc::new(Inner {

@@ -22,12 +22,13 @@ use super::StoreError;
 const FIRST_WAIT: Duration = Duration::from_secs(1);
 const LONGEST_WAIT: Duration = Duration::from_secs(30);
 
-/// Opens the file with leadbase's settings; at first start and at every reopen.
-pub(super) fn open_database(path: &Path) -> Result<Database, redb::DatabaseError> {
-    Database::builder()
-        // Leads are small; a 256 MiB page cache holds the hot part of millions of them.
-        .set_cache_size(256 * 1024 * 1024)
-        .create(path)
+/// Opens the file with leadbase's settings (a page cache of `cache_bytes`); at first start and
+/// at every reopen.
+pub(super) fn open_database(
+    path: &Path,
+    cache_bytes: usize,
+) -> Result<Database, redb::DatabaseError> {
+    Database::builder().set_cache_size(cache_bytes).create(path)
 }
 
 enum State {
@@ -41,13 +42,15 @@ enum State {
 pub(super) struct Handle {
     state: RwLock<State>,
     writable: AtomicBool,
+    cache_bytes: usize,
 }
 
 impl Handle {
-    pub(super) fn new(db: Database) -> Handle {
+    pub(super) fn new(db: Database, cache_bytes: usize) -> Handle {
         Handle {
             state: RwLock::new(State::Open(Arc::new(db))),
             writable: AtomicBool::new(true),
+            cache_bytes,
         }
     }
 
@@ -78,7 +81,7 @@ impl Handle {
             &mut *self.state.write(),
             State::Reopening,
         ));
-        let db = open_database(path)?;
+        let db = open_database(path, self.cache_bytes)?;
         *self.state.write() = State::Open(Arc::new(db));
         self.writable.store(true, Ordering::Release);
         Ok(())
