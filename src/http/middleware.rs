@@ -32,9 +32,14 @@ const METHODS: [Method; 9] = [
     Method::CONNECT,
 ];
 
+/// Whether HTTP defines `method`.
+pub(crate) fn is_http_method(method: &Method) -> bool {
+    METHODS.contains(method)
+}
+
 /// A method as metrics and the access log name it: one of [`METHODS`], or `other`.
 fn method_label(method: &Method) -> &str {
-    if METHODS.contains(method) {
+    if is_http_method(method) {
         method.as_str()
     } else {
         "other"
@@ -50,14 +55,6 @@ const MAX_HEADER_BYTES: usize = 32 * 1024;
 
 /// A request refused before routing, for what it is rather than where it goes.
 fn refusal(req: &ServiceRequest) -> Option<ApiError> {
-    if !METHODS.contains(req.method()) {
-        // 501 rather than 405: RFC 9110 §15.6.2 names 501 for a method the server does not
-        // recognise, which holds for every resource, so there is no `Allow` to compute.
-        return Some(ApiError::new(
-            StatusCode::NOT_IMPLEMENTED,
-            "unknown method; leadbase answers GET, HEAD, POST, PATCH and DELETE",
-        ));
-    }
     let headers = req.headers();
     let too_large = |message: String| {
         Some(ApiError::new(

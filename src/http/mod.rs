@@ -49,8 +49,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(deliveries::configure);
 }
 
-/// Any path that matches no route: 404 whatever the credentials.
+/// Any path that matches no route: 404 whatever the credentials. A method HTTP does not define
+/// is 501 here (RFC 9110 §15.6.2); on a route that exists, routing answers it 405 with `Allow`.
+/// Neither message repeats the method: it can be tens of KB of the client's invention.
 pub async fn no_route(req: HttpRequest) -> Result<actix_web::HttpResponse, ApiError> {
+    if !middleware::is_http_method(req.method()) {
+        return Err(ApiError::new(
+            actix_web::http::StatusCode::NOT_IMPLEMENTED,
+            "unknown method; leadbase answers GET, HEAD, POST, PATCH and DELETE",
+        ));
+    }
     Err(ApiError::not_found(format!(
         "no route for {} {}",
         req.method(),

@@ -8,30 +8,49 @@ use std::time::{Duration, Instant};
 use crate::helpers::*;
 
 #[test]
-fn methods_http_does_not_define_are_501_and_counted_as_other() {
+fn methods_http_does_not_define_are_refused_and_counted_as_other() {
     let app = TestApp::spawn();
     let invented = "X".repeat(4096);
-    for (method, path) in [
-        (invented.as_str(), "/no-such-route"),
-        ("FROBNICATE", "/healthz"),
-        ("PROPFIND", "/api/agents/crm/leads"),
+    // No route: 501. A route that exists: 405 with what it allows.
+    for (method, path, status, allow) in [
+        (invented.as_str(), "/no-such-route", 501, None),
+        ("FROBNICATE", "/healthz", 405, Some("GET, HEAD")),
+        (
+            "PROPFIND",
+            "/api/agents/crm/leads",
+            405,
+            Some("GET, POST, HEAD"),
+        ),
     ] {
         let res = exchange(
             &app,
             &format!("{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
         );
-        let message = res.assert_error(501, "api_error");
+        let kind = if status == 501 {
+            "api_error"
+        } else {
+            "invalid_request_error"
+        };
+        let message = res.assert_error(status, kind);
         assert!(!message.contains(method), "{message}");
         assert!(res.header("x-request-id").is_some());
+        if let Some(allow) = allow {
+            assert_eq!(res.header("allow"), Some(allow), "{path}");
+        }
     }
     let metrics = app.admin("GET", "/metrics").send().text;
-    for route in ["unmatched", "/healthz", "/api/agents/crm/leads"] {
-        let series = format!(r#"{{route="{route}",method="other",status="501"}} 1"#);
+    for (route, status) in [
+        ("unmatched", 501),
+        ("/healthz", 405),
+        ("/api/agents/crm/leads", 405),
+    ] {
+        let series = format!(r#"{{route="{route}",method="other",status="{status}"}} 1"#);
         assert!(metrics.contains(&series), "{series}: {metrics}");
     }
     assert!(!metrics.contains("FROBNICATE"), "{metrics}");
     assert!(!metrics.contains("XXXX"), "{metrics}");
 }
+
 #[test]
 fn heads_past_the_limits_are_431_in_the_envelope() {
     let app = TestApp::spawn();
