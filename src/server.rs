@@ -250,7 +250,7 @@ impl Running {
     }
 
     /// Runs one step of the delivery engine on this thread: the deliveries due now are leased
-    /// (at most `webhooks.max_in_flight_per_webhook` per webhook, as the engine would), attempted
+    /// (within `webhooks.max_in_flight_per_webhook` and `_per_tenant`, as the engine would), attempted
     /// and their outcomes recorded before this returns. Meant for servers started with
     /// [`Deliveries::Manual`].
     pub fn deliver_due(&self) -> Vec<Next> {

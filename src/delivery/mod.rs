@@ -1,10 +1,12 @@
 //! The delivery engine: one dispatcher thread leases due deliveries from the outbox, worker
-//! threads send them and write the outcome back through the store's writer.
+//! threads send them and queue the outcome to the store's writer without waiting for it.
 //!
-//! The dispatcher leases only as many deliveries as there are idle workers, and never more than
-//! `max_in_flight_per_webhook` for one webhook, so one slow receiver holds at most that many
-//! workers. A commit that queues deliveries wakes the dispatcher at once; otherwise it sleeps
-//! until the next delivery is due (checking at least every second).
+//! The dispatcher leases only as many deliveries as there are idle workers, never more than
+//! `max_in_flight_per_webhook` for one webhook nor `max_in_flight_per_tenant` for one tenant's
+//! webhooks together, so one slow receiver holds at most that many workers and one tenant at
+//! most its share. An attempt keeps its place until its record has committed. A commit that
+//! queues deliveries wakes the dispatcher at once; otherwise it sleeps until the next delivery
+//! is due (checking at least every second).
 
 pub mod client;
 pub mod signing;
@@ -20,7 +22,7 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 
 use crate::domain::event::EventType;
-use crate::domain::ids::{DeliveryId, WebhookId};
+use crate::domain::ids::{DeliveryId, TenantId, WebhookId};
 use crate::domain::retry::{AttemptError, AttemptResult, Next, RetryPolicy};
 use crate::domain::time::Timestamp;
 use crate::store::dispatch::{InFlight, Leased, Limits};
@@ -192,21 +194,64 @@ fn attempt(
     }
 }
 
-/// As [`attempt`], the record queued without waiting for its commit (the engine's workers).
-fn attempt_and_go_on(shared: &Shared, leased: &Leased) {
-    let result = deliver_one(&shared.client, leased, shared.store.now());
+/// A leased delivery's place among the attempts in flight. Given back when dropped: once its
+/// attempt's record has committed (or failed to), or if the attempt panicked, so a webhook and
+/// its tenant never lose room for good.
+struct Slot {
+    shared: Arc<Shared>,
+    webhook: WebhookId,
+    tenant: TenantId,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.shared
+            .in_flight
+            .lock()
+            .finish(self.webhook, self.tenant);
+        self.shared.wakeup.notify();
+    }
+}
+
+/// As [`attempt`], the record queued without waiting for its commit (the engine's workers). The
+/// slot stays taken until the record commits, so a 410 or an auto-disable it records stops the
+/// webhook's next attempts as it did when the worker waited.
+fn attempt_and_go_on(shared: &Arc<Shared>, leased: &Leased) {
+    let slot = Slot {
+        shared: Arc::clone(shared),
+        webhook: leased.webhook.id,
+        tenant: leased.webhook.tenant_id,
+    };
+    let sent = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        deliver_one(&shared.client, leased, shared.store.now())
+    }));
+    let Ok(result) = sent else {
+        // The lease stays: the delivery is tried again when it runs out.
+        tracing::error!(delivery = %leased.delivery.id, "a delivery attempt panicked");
+        return;
+    };
     let reported = Reported::of(leased, &result);
     shared.store.record_attempt_later(
         leased.delivery.id,
         result,
         Arc::clone(&shared.config.retry),
         random_jitter(),
-        move |next| reported.log(next),
+        move |outcome| {
+            match outcome {
+                Ok(next) => reported.log(&next),
+                Err(e) => tracing::error!(
+                    delivery = %reported.delivery,
+                    error = %e,
+                    "cannot record a delivery attempt; it is sent again when its lease runs out"
+                ),
+            }
+            drop(slot);
+        },
     );
 }
 
-/// One step of the engine on the calling thread: lease what is due now (at most `max`, and at
-/// most `max_in_flight_per_webhook` per webhook), attempt each in turn and record the outcomes.
+/// One step of the engine on the calling thread: lease what is due now (at most `max`, within
+/// the per-webhook and per-tenant limits), attempt each in turn and record the outcomes.
 /// The running engine does the same spread over its threads; tests and tools that start the
 /// server without it call this to deliver exactly what is due, when they choose.
 pub fn deliver_due(store: &Store, client: &Client, config: &EngineConfig, max: usize) -> Vec<Next> {
@@ -342,7 +387,7 @@ fn dispatch_loop(shared: &Shared) {
     }
 }
 
-fn work_loop(shared: &Shared) {
+fn work_loop(shared: &Arc<Shared>) {
     loop {
         let leased = {
             let mut queue = shared.queue.lock();
@@ -357,11 +402,6 @@ fn work_loop(shared: &Shared) {
             }
         };
         attempt_and_go_on(shared, &leased);
-        shared
-            .in_flight
-            .lock()
-            .finish(leased.webhook.id, leased.webhook.tenant_id);
-        shared.wakeup.notify();
     }
 }
 

@@ -273,9 +273,10 @@ fn classify(ip: IpAddr) -> Option<(&'static str, Option<Ipv4Addr>)> {
 
 // The ranges come from IANA's IPv4 and IPv6 Special-Purpose Address Registries as of 2024, with
 // RFC 9637 (3fff::/20) and RFC 9602 (5f00::/16), plus multicast and the deprecated 6to4 relay
-// anycast (RFC 7526) and site-local ranges. Where the registry
-// marks a block "not globally reachable" it is refused here; a few of its anycast exceptions
-// inside refused blocks (192.0.0.9, 2001:1::1, …) are refused too: no webhook lives there.
+// anycast (RFC 7526) and site-local ranges. A block is refused here when no webhook can live
+// there; 192.0.0.0/24 is refused whole, anycast exceptions included. Not refused as blocks:
+// the rest of 2001::/23 (AMT 2001:3::/32 and AS112 are globally reachable; Teredo 2001::/32 and
+// NAT64's 64:ff9b::/96 and 64:ff9b:1::/48 are judged by the IPv4 address they carry).
 //
 // Range names double as the noun in "is a {name} address"; see `article`.
 fn v4_reason(ip: Ipv4Addr) -> Option<&'static str> {

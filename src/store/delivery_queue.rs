@@ -199,13 +199,13 @@ pub(crate) fn due_webhooks(
     Ok(found)
 }
 
-/// Up to `n` of the webhook's deliveries due at or before `now`, soonest first.
+/// Up to `n` of the webhook's due entries at or before `now`, soonest first.
 pub(crate) fn due_deliveries(
     txn: &impl Txn,
     webhook: WebhookId,
     now: Timestamp,
     n: usize,
-) -> Result<Vec<DeliveryId>, StoreError> {
+) -> Result<Vec<DueKey>, StoreError> {
     let due = txn.table(DELIVERIES_DUE)?;
     let start = webhook.bytes();
     let end = DueKey::after(webhook, now);
@@ -214,9 +214,21 @@ pub(crate) fn due_deliveries(
         .range::<&[u8]>(start.as_slice()..end.as_slice())?
         .take(n)
     {
-        found.extend(DueKey::decode(entry?.0.value()).map(|k| k.delivery));
+        found.extend(DueKey::decode(entry?.0.value()));
     }
     Ok(found)
+}
+
+/// Removes a due entry whose delivery record is gone, so that it cannot stand first in its
+/// webhook's range for ever.
+pub(crate) fn drop_orphan(
+    txn: &WriteTransaction,
+    key: DueKey,
+    tenant: TenantId,
+) -> Result<(), StoreError> {
+    let mut due = txn.open_table(DELIVERIES_DUE)?;
+    due.remove(key.encode().as_slice())?;
+    refresh_ready(txn, &due, key.webhook, tenant)
 }
 
 /// When the earliest queued delivery of any webhook is due.

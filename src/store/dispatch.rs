@@ -7,8 +7,8 @@ use std::sync::Arc;
 use redb::WriteTransaction;
 
 use super::delivery_queue::{
-    Attempt, Delivery, DeliveryStatus, all_due, due_deliveries, due_webhooks, first_due,
-    insert_attempt, load_delivery, settle,
+    Attempt, Delivery, DeliveryStatus, all_due, drop_orphan, due_deliveries, due_webhooks,
+    first_due, insert_attempt, load_delivery, settle,
 };
 use super::outbox::{Event, load_event};
 use super::webhooks::{find_webhook, save_webhook};
@@ -126,9 +126,9 @@ impl Store {
                 if room == 0 {
                     continue;
                 }
-                let ids = due_deliveries(txn, webhook, now, room)?;
-                busy.add(webhook, tenant, ids.len() as u32);
-                found.extend(ids);
+                let keys = due_deliveries(txn, webhook, now, room)?;
+                busy.add(webhook, tenant, keys.len() as u32);
+                found.extend(keys.into_iter().map(|key| (key, tenant)));
                 if found.len() >= max {
                     break;
                 }
@@ -140,8 +140,9 @@ impl Store {
         }
         self.write(move |txn| {
             let mut leased = Vec::new();
-            for id in candidates {
-                let Some(mut delivery) = load_delivery(txn, id)? else {
+            for (key, tenant) in candidates {
+                let Some(mut delivery) = load_delivery(txn, key.delivery)? else {
+                    drop_orphan(txn, key, tenant)?;
                     continue;
                 };
                 // Re-checked inside the transaction: an attempt, a cancel or a redelivery may
@@ -197,23 +198,23 @@ impl Store {
     }
 
     /// As [`Store::record_attempt`], queued without waiting for its commit: the worker goes on
-    /// to the next attempt at once. At least once still holds: until the record commits, the
-    /// delivery stays leased, so a process that dies first sends it again when the lease runs
-    /// out (or at the next start); nothing is lost, an attempt may be repeated.
+    /// to the next attempt at once, and `done` hears the outcome once the record has committed
+    /// (or failed to). At least once still holds: until the record commits, the delivery stays
+    /// leased, so a process that dies first sends it again when the lease runs out (or at the
+    /// next start); nothing is lost, an attempt may be repeated.
     pub fn record_attempt_later(
         &self,
         delivery: DeliveryId,
         result: AttemptResult,
         policy: Arc<RetryPolicy>,
         jitter: f64,
-        reported: impl FnOnce(&Next) + Send + 'static,
+        done: impl FnOnce(Result<Next, StoreError>) + Send + 'static,
     ) {
         let clock = self.clock();
-        self.write_detached(move |txn| {
-            let next = record(txn, clock.now(), delivery, result, &policy, jitter)?;
-            reported(&next);
-            Ok(())
-        });
+        self.write_then(
+            move |txn| record(txn, clock.now(), delivery, result, &policy, jitter),
+            done,
+        );
     }
 }
 

@@ -21,7 +21,7 @@ const DIR_MODE: u32 = 0o700;
 /// Makes `path` ready for redb: created private when absent, tightened when looser, refused when
 /// it exists but is empty (redb would take an empty file for a new database, and the server would
 /// start over with no data and a new admin token, hiding a truncated copy or restore).
-pub(super) fn prepare(path: &Path) -> Result<(), OpenError> {
+pub(super) fn prepare(path: &Path) -> Result<Created, OpenError> {
     let cannot = |what: &str, e: io::Error| OpenError::Other {
         path: path.to_path_buf(),
         reason: format!("cannot {what}: {e}"),
@@ -30,12 +30,29 @@ pub(super) fn prepare(path: &Path) -> Result<(), OpenError> {
         Ok(meta) if meta.len() == 0 => return Err(OpenError::Empty(path.to_path_buf())),
         Ok(meta) => tighten(path, &meta).map_err(|e| cannot("make it private (mode 0600)", e))?,
         Err(e) if e.kind() == ErrorKind::NotFound => {
-            create(path).map_err(|e| cannot("create it", e))?
+            create(path).map_err(|e| cannot("create it", e))?;
+            warn_if_others_can_write_the_directory(path);
+            return Ok(Created(Some(path.to_path_buf())));
         }
         Err(e) => return Err(cannot("read its metadata", e)),
     }
     warn_if_others_can_write_the_directory(path);
-    Ok(())
+    Ok(Created(None))
+}
+
+/// The file `prepare` made, if it made one: empty until redb has written its header, so if the
+/// open fails before that, [`Created::undo`] removes it (else every later start would refuse it
+/// as a truncated copy).
+pub(super) struct Created(Option<std::path::PathBuf>);
+
+impl Created {
+    pub(super) fn undo(self) {
+        if let Some(path) = self.0
+            && fs::metadata(&path).is_ok_and(|m| m.len() == 0)
+        {
+            let _ = fs::remove_file(path);
+        }
+    }
 }
 
 fn create(path: &Path) -> io::Result<()> {

@@ -162,11 +162,19 @@ impl Store {
             path: path.to_path_buf(),
             reason,
         };
-        file::prepare(path)?;
-        let db = recovery::open_database(path, cache_bytes).map_err(|e| match e {
-            redb::DatabaseError::DatabaseAlreadyOpen => OpenError::Locked(path.to_path_buf()),
-            other_err => other(other_err.to_string()),
-        })?;
+        let created = file::prepare(path)?;
+        let db = match recovery::open_database(path, cache_bytes) {
+            Ok(db) => db,
+            Err(e) => {
+                created.undo();
+                return Err(match e {
+                    redb::DatabaseError::DatabaseAlreadyOpen => {
+                        OpenError::Locked(path.to_path_buf())
+                    }
+                    other_err => other(other_err.to_string()),
+                });
+            }
+        };
         meta::prepare(&db).map_err(|e| match e {
             meta::PrepareError::Newer(found) => OpenError::NewerSchema {
                 path: path.to_path_buf(),
@@ -259,12 +267,29 @@ impl Store {
     }
 
     /// Queues `f` without waiting for it: for bookkeeping whose loss is harmless
-    /// (`last_used_at`).
+    /// (`last_used_at`). A failure is logged; a refusal while the file is down is not (the
+    /// writer logs the outage once).
     pub(crate) fn write_detached(
         &self,
         f: impl FnOnce(&WriteTransaction) -> Result<(), StoreError> + Send + 'static,
     ) {
-        self.inner.writer.submit(f);
+        self.write_then(f, |result| {
+            if let Err(e) = result
+                && !e.is_unavailable()
+            {
+                tracing::warn!(error = %e, "background write failed");
+            }
+        });
+    }
+
+    /// Queues `f` without waiting for it; `done` hears its outcome, committed or not, on the
+    /// writer thread (keep it short).
+    pub(crate) fn write_then<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&WriteTransaction) -> Result<R, StoreError> + Send + 'static,
+        done: impl FnOnce(Result<R, StoreError>) + Send + 'static,
+    ) {
+        self.inner.writer.submit(f, done);
     }
 
     /// Finishes queued writes, stops the writer and closes the file (once reads in progress

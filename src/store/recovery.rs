@@ -73,19 +73,64 @@ impl Handle {
         *self.state.write() = State::Closed;
     }
 
-    fn reopen(&self, path: &Path) -> Result<(), redb::DatabaseError> {
-        // redb locks the file once per `Database`: the failed one must be closed before another
-        // can open. A reader still holding it keeps it open a moment longer; the open then fails
-        // and is retried after the next wait.
-        drop(std::mem::replace(
-            &mut *self.state.write(),
-            State::Reopening,
-        ));
-        let db = open_database(path, self.cache_bytes)?;
+    /// Closes the failed database and opens the file again. Refuses, leaving the failed one
+    /// serving reads, while the disk still cannot take a write, or while readers hold it past a
+    /// moment (redb locks the file once per `Database`: it must be gone before another opens).
+    fn reopen(&self, path: &Path) -> Result<(), Reopen> {
+        if let Err(e) = space_for_a_write(path) {
+            return Err(Reopen::NoSpace(e));
+        }
+        let old = {
+            let mut state = self.state.write();
+            std::mem::replace(&mut *state, State::Reopening)
+        };
+        if let State::Open(db) = old {
+            let deadline = Instant::now() + READERS_LET_GO;
+            let mut db = db;
+            loop {
+                match Arc::try_unwrap(db) {
+                    Ok(only) => {
+                        drop(only);
+                        break;
+                    }
+                    Err(shared) if Instant::now() >= deadline => {
+                        *self.state.write() = State::Open(shared);
+                        return Err(Reopen::InUse);
+                    }
+                    Err(shared) => {
+                        db = shared;
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                }
+            }
+        }
+        let db = open_database(path, self.cache_bytes).map_err(Reopen::Open)?;
         *self.state.write() = State::Open(Arc::new(db));
         self.writable.store(true, Ordering::Release);
         Ok(())
     }
+}
+
+/// How long a reopen waits for reads in progress on the failed database to finish.
+const READERS_LET_GO: Duration = Duration::from_secs(1);
+
+enum Reopen {
+    NoSpace(std::io::Error),
+    InUse,
+    Open(redb::DatabaseError),
+}
+
+/// Whether the data file's file system takes a small write now: written, synced and removed
+/// beside the data file, so a reopen does not trade a working read cache for a second failure.
+fn space_for_a_write(path: &Path) -> std::io::Result<()> {
+    let probe = path.with_extension("space-check");
+    let result = (|| {
+        let mut file = std::fs::File::create(&probe)?;
+        std::io::Write::write_all(&mut file, &[0u8; 64 * 1024])?;
+        file.sync_all()
+    })();
+    let _ = std::fs::remove_file(&probe);
+    result
 }
 
 /// What writes see while the file cannot be written.
@@ -140,7 +185,15 @@ impl Recovery {
                 self.retry_at = None;
                 tracing::warn!("reopened the data file after a storage error; writes resume");
             }
-            Err(e) => {
+            Err(Reopen::InUse) => {
+                // Reads in progress: try again in a moment, without growing the wait.
+                self.retry_at = Some(Instant::now() + Duration::from_millis(50));
+            }
+            Err(Reopen::NoSpace(e)) => {
+                let wait = self.schedule();
+                tracing::error!(error = %e, retry_in = ?wait, "the data file's disk still refuses writes");
+            }
+            Err(Reopen::Open(e)) => {
                 let wait = self.schedule();
                 tracing::error!(error = %e, retry_in = ?wait, "cannot reopen the data file");
             }

@@ -113,23 +113,33 @@ impl Writer {
         })
     }
 
-    pub(super) fn submit(
+    /// Queues `f` without waiting for it; `done` hears what came of it once its batch's fate is
+    /// known, or why it was not run. (If the writer has stopped, `done` is dropped uncalled.)
+    pub(super) fn submit<R: Send + 'static>(
         &self,
-        f: impl FnOnce(&WriteTransaction) -> Result<(), StoreError> + Send + 'static,
+        f: impl FnOnce(&WriteTransaction) -> Result<R, StoreError> + Send + 'static,
+        done: impl FnOnce(Result<R, StoreError>) + Send + 'static,
     ) {
+        // Exactly one of the batch's verdict and the refusal reaches `done`.
+        let done = Arc::new(Mutex::new(Some(done)));
+        let refused = Arc::clone(&done);
         let job = Job {
             run: Box::new(move |txn| {
                 let result = catch(f, txn);
-                if let Err(e) = &result {
-                    tracing::warn!(error = %e, "background write failed");
-                }
                 Ran {
-                    poison: result.err().filter(StoreError::poisons_batch),
-                    finish: Box::new(|_| {}),
+                    poison: result.as_ref().err().filter(|e| e.poisons_batch()).cloned(),
+                    finish: Box::new(move |commit| {
+                        if let Some(done) = done.lock().take() {
+                            done(commit.and(result));
+                        }
+                    }),
                 }
             }),
-            // Its loss is harmless, and the outage is logged once by the writer.
-            refuse: Box::new(drop),
+            refuse: Box::new(move |e| {
+                if let Some(done) = refused.lock().take() {
+                    done(Err(e));
+                }
+            }),
         };
         self.send(Msg::Job(job));
     }
@@ -205,9 +215,14 @@ fn run_loop(handle: &Handle, path: &Path, rx: &Receiver<Msg>) {
             }
         }
         if let Some(job) = discarded {
-            match run_and_roll_back(&db, job) {
-                Err(e) if e.is_unavailable() => recovery.failed(handle, &e),
-                _ => {}
+            // The batch's commit may just have failed: the dry run is refused like any write
+            // then, rather than failing again and doubling the wait.
+            if recovery.retry_at().is_some() {
+                (job.refuse)(recovery::unavailable());
+            } else if let Err(e) = run_and_roll_back(&db, job)
+                && e.is_unavailable()
+            {
+                recovery.failed(handle, &e);
             }
         }
     }

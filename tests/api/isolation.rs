@@ -2,7 +2,7 @@
 //! the delivery threads, never another tenant's deliveries.
 
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::json;
 
@@ -13,9 +13,10 @@ fn tarpit() -> Behaviour {
     Behaviour::status(200).after_ms(60_000)
 }
 
-/// How long another tenant's delivery may take when the engine keeps tenants apart (it takes
-/// milliseconds; the tarpits hold their attempts for seconds).
-const PROMPT: Duration = Duration::from_millis(1_500);
+/// How long another tenant's delivery may take when the engine keeps tenants apart: it takes
+/// milliseconds, while the tarpits hold their attempts for 3 s (and an engine that lets them
+/// starve everyone keeps it waiting at least that long).
+const PROMPT: Duration = Duration::from_millis(2_000);
 
 #[test]
 fn a_backlog_for_a_slow_webhook_does_not_hold_back_another_tenant() {
@@ -44,12 +45,11 @@ fn a_backlog_for_a_slow_webhook_does_not_hold_back_another_tenant() {
     let other = env.app.tenant_with_key("Beta");
     env.rx.set("/fast", Behaviour::status(204));
     env.hook_for(&other, "/fast", json!({}));
-    let started = Instant::now();
     env.app
         .post_lead(&other, &json!({ "contact_name": "Grace" }))
         .expect(201);
+    // Panics when nothing arrives within PROMPT.
     env.rx.wait_for("/fast", 1, PROMPT);
-    assert!(started.elapsed() < PROMPT);
 }
 
 #[test]
@@ -94,10 +94,9 @@ fn one_tenant_s_slow_receivers_leave_threads_for_the_others() {
     let other = env.app.tenant_with_key("Beta");
     env.rx.set("/fast", Behaviour::status(204));
     env.hook_for(&other, "/fast", json!({}));
-    let started = Instant::now();
     env.app
         .post_lead(&other, &json!({ "contact_name": "Grace" }))
         .expect(201);
+    // Panics when nothing arrives within PROMPT.
     env.rx.wait_for("/fast", 1, PROMPT);
-    assert!(started.elapsed() < PROMPT);
 }

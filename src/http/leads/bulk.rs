@@ -33,10 +33,16 @@ const MAX_BULK_ROWS: usize = 500;
 struct BulkText<'a> {
     #[serde(borrow)]
     leads: Vec<&'a RawValue>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "present")]
     on_duplicate: Option<&'a RawValue>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "present")]
     dry_run: Option<&'a RawValue>,
+}
+
+/// A field that is there, `null` included: `null` is part of the body's fingerprint, and
+/// `Option`'s own reading would take it for an absent field.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
+    <&RawValue>::deserialize(d).map(Some)
 }
 
 /// A bulk request, parsed: what to do, and each row's input (or its errors) with its `row_ref`.
@@ -279,6 +285,7 @@ mod tests {
             r#"{"leads":[{"contact_name":"A","custom_fields":{"b":1,"a":2}},{"row_ref":7}]}"#,
             r#"{ "on_duplicate" : "skip", "leads" : [ {"contact_email":"a@example.com"} ], "dry_run": false }"#,
             r#"{"dry_run":true,"leads":[1,"x",{"z":{"y":[3,{"b":1,"a":0}]}}],"on_duplicate":"nope"}"#,
+            r#"{"leads":[{}],"on_duplicate":null,"dry_run":false}"#,
         ] {
             let whole: Value = serde_json::from_str(body).unwrap();
             assert_eq!(
@@ -322,6 +329,7 @@ mod tests {
             r#"{"leads":[],"extra":1}"#,
             r#"{"leads":{}}"#,
             r#"{"leads":[],"dry_run":"yes"}"#,
+            r#"{"leads":[],"dry_run":null}"#,
             r#"{"leads":[],"on_duplicate":5}"#,
         ] {
             let message = parsed(refused).err().map(|e| e.message().to_string());
