@@ -304,6 +304,16 @@ mod tests {
         }
     }
 
+    fn store_with_tenant() -> (tempfile::TempDir, Store, TenantId) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.redb")).unwrap();
+        let tenant = store
+            .create_tenant(Name::parse("name", "Acme").unwrap())
+            .unwrap()
+            .id;
+        (dir, store, tenant)
+    }
+
     /// Random leads: created a few milliseconds apart (ties included), some touched later, some
     /// given another status.
     fn random_leads(store: &Store, tenant: TenantId, rng: &mut Rng) -> Vec<Lead> {
@@ -408,12 +418,7 @@ mod tests {
 
     #[test]
     fn walking_the_cursor_returns_exactly_the_unpaged_query() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("t.redb")).unwrap();
-        let tenant = store
-            .create_tenant(Name::parse("name", "Acme").unwrap())
-            .unwrap()
-            .id;
+        let (_dir, store, tenant) = store_with_tenant();
         let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
         let leads = random_leads(&store, tenant, &mut rng);
         for round in 0..400 {
@@ -447,12 +452,7 @@ mod tests {
 
     #[test]
     fn total_counts_every_match_whatever_the_cursor() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("t.redb")).unwrap();
-        let tenant = store
-            .create_tenant(Name::parse("name", "Acme").unwrap())
-            .unwrap()
-            .id;
+        let (_dir, store, tenant) = store_with_tenant();
         let mut rng = Rng(42);
         let leads = random_leads(&store, tenant, &mut rng);
         for round in 0..100 {
@@ -470,12 +470,7 @@ mod tests {
 
     #[test]
     fn an_ascending_cursor_from_before_the_since_bound_keeps_the_bound() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("t.redb")).unwrap();
-        let tenant = store
-            .create_tenant(Name::parse("name", "Acme").unwrap())
-            .unwrap()
-            .id;
+        let (_dir, store, tenant) = store_with_tenant();
         let leads = random_leads(&store, tenant, &mut Rng(7));
         let mut by_created = leads.clone();
         by_created.sort_by_key(|l| (l.created_at, l.id));
