@@ -26,7 +26,7 @@ use crate::domain::ids::{DeliveryId, TenantId, WebhookId};
 use crate::domain::retry::{AttemptError, AttemptResult, Next, RetryPolicy};
 use crate::domain::time::Timestamp;
 use crate::store::dispatch::{InFlight, Leased, Limits};
-use crate::store::{Store, Wakeup};
+use crate::store::{Store, StoreError, Wakeup};
 use client::Client;
 use signing::{mega_signature, standard_signature};
 
@@ -154,17 +154,31 @@ impl Reported {
         }
     }
 
-    fn log(&self, next: &Next) {
-        tracing::info!(
-            delivery = %self.delivery,
-            webhook = %self.webhook,
-            event = self.event.as_str(),
-            status = ?self.status,
-            error = ?self.error,
-            latency_ms = self.latency_ms,
-            next = ?next,
-            "delivery attempt"
-        );
+    /// Logs what came of the attempt and its record; the outcome, if it was recorded.
+    fn log(&self, recorded: Result<Next, StoreError>) -> Option<Next> {
+        match recorded {
+            Ok(next) => {
+                tracing::info!(
+                    delivery = %self.delivery,
+                    webhook = %self.webhook,
+                    event = self.event.as_str(),
+                    status = ?self.status,
+                    error = ?self.error,
+                    latency_ms = self.latency_ms,
+                    next = ?next,
+                    "delivery attempt"
+                );
+                Some(next)
+            }
+            Err(e) => {
+                tracing::error!(
+                    delivery = %self.delivery,
+                    error = %e,
+                    "cannot record a delivery attempt; it is sent again when its lease runs out"
+                );
+                None
+            }
+        }
     }
 }
 
@@ -177,21 +191,8 @@ fn attempt(
 ) -> Option<Next> {
     let result = deliver_one(client, leased, store.now());
     let reported = Reported::of(leased, &result);
-    match store.record_attempt(
-        leased.delivery.id,
-        result,
-        Arc::clone(retry),
-        random_jitter(),
-    ) {
-        Ok(next) => {
-            reported.log(&next);
-            Some(next)
-        }
-        Err(e) => {
-            tracing::error!(delivery = %leased.delivery.id, error = %e, "cannot record a delivery attempt");
-            None
-        }
-    }
+    let jitter = random_jitter();
+    reported.log(store.record_attempt(leased.delivery.id, result, Arc::clone(retry), jitter))
 }
 
 /// A leased delivery's place among the attempts in flight. Given back when dropped: once its
@@ -236,15 +237,8 @@ fn attempt_and_go_on(shared: &Arc<Shared>, leased: &Leased) {
         result,
         Arc::clone(&shared.config.retry),
         random_jitter(),
-        move |outcome| {
-            match outcome {
-                Ok(next) => reported.log(&next),
-                Err(e) => tracing::error!(
-                    delivery = %reported.delivery,
-                    error = %e,
-                    "cannot record a delivery attempt; it is sent again when its lease runs out"
-                ),
-            }
+        move |recorded| {
+            reported.log(recorded);
             drop(slot);
         },
     );

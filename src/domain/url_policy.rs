@@ -111,6 +111,20 @@ impl WebhookUrl {
     pub fn into_string(self) -> String {
         self.0
     }
+
+    /// An IP-literal URL through the default policy, for tests of what holds one.
+    #[cfg(test)]
+    pub(crate) fn literal(raw: &str) -> WebhookUrl {
+        let policy = UrlPolicy {
+            https_only: true,
+            allowed_private: Vec::new(),
+        };
+        policy
+            .check_url(raw, |_, _| {
+                Err(io::Error::other("IP literals are not looked up"))
+            })
+            .expect("a public IP-literal https URL")
+    }
 }
 
 /// A URL that passed the syntax rules (not yet resolved).

@@ -238,13 +238,13 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::domain::catalog::Name;
     use crate::domain::retry::{AttemptResult, Next, RetryPolicy};
-    use crate::domain::url_policy::UrlPolicy;
+    use crate::domain::url_policy::WebhookUrl;
     use crate::domain::webhook::{
         Description, EventTypes, RetryAttempts, TimeoutSeconds, WebhookSettings,
     };
     use crate::store::dispatch::{InFlight, Limits};
+    use crate::store::testing::store_with_tenant;
     use redb::ReadableTableMetadata;
 
     fn ok_attempt() -> AttemptResult {
@@ -280,20 +280,9 @@ mod tests {
 
     /// A store on a temporary file with one tenant and one active webhook.
     fn store_with_webhook() -> (tempfile::TempDir, Store, TenantId, WebhookId) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("t.redb")).unwrap();
-        let tenant = store
-            .create_tenant(Name::parse("name", "Acme").unwrap())
-            .unwrap()
-            .id;
-        let policy = UrlPolicy {
-            https_only: true,
-            allowed_private: Vec::new(),
-        };
+        let (dir, store, tenant) = store_with_tenant();
         let settings = WebhookSettings {
-            url: policy
-                .check_url("https://8.8.8.8/hook", |_, _| Ok(Vec::new()))
-                .unwrap(),
+            url: WebhookUrl::literal("https://8.8.8.8/hook"),
             event_types: EventTypes::default(),
             is_active: true,
             timeout_seconds: TimeoutSeconds::parse(5).unwrap(),

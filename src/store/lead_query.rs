@@ -280,10 +280,10 @@ fn scan_page(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::catalog::Name;
     use crate::domain::contact::Email;
     use crate::domain::lead::{LeadInput, LeadPatch};
     use crate::store::idempotency::{Outcome, StoredResponse};
+    use crate::store::testing::store_with_tenant;
 
     /// xorshift64*: reproducible random data without a dependency.
     struct Rng(u64);
@@ -302,16 +302,6 @@ mod tests {
             Outcome::Fresh(r) => LeadId::parse(&r.body).expect("the render put the id here"),
             other => panic!("{other:?}"),
         }
-    }
-
-    fn store_with_tenant() -> (tempfile::TempDir, Store, TenantId) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("t.redb")).unwrap();
-        let tenant = store
-            .create_tenant(Name::parse("name", "Acme").unwrap())
-            .unwrap()
-            .id;
-        (dir, store, tenant)
     }
 
     /// Random leads: created a few milliseconds apart (ties included), some touched later, some

@@ -299,3 +299,19 @@ impl Store {
         self.inner.db.close();
     }
 }
+
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::Store;
+    use crate::domain::catalog::Name;
+    use crate::domain::ids::TenantId;
+
+    /// A store on a temporary file with one tenant, "Acme".
+    pub(crate) fn store_with_tenant() -> (tempfile::TempDir, Store, TenantId) {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let store = Store::open(&dir.path().join("t.redb")).expect("the store opens");
+        let name = Name::parse("name", "Acme").expect("a name");
+        let tenant = store.create_tenant(name).expect("a tenant").id;
+        (dir, store, tenant)
+    }
+}

@@ -88,21 +88,9 @@ impl Writer {
         wrap: fn(Job) -> Msg,
     ) -> Result<R, StoreError> {
         let (reply_tx, reply_rx) = mpsc::sync_channel(1);
-        let refused = reply_tx.clone();
-        let job = Job {
-            run: Box::new(move |txn| {
-                let result = catch(f, txn);
-                Ran {
-                    poison: result.as_ref().err().filter(|e| e.poisons_batch()).cloned(),
-                    finish: Box::new(move |commit| {
-                        let _ = reply_tx.send(commit.and(result));
-                    }),
-                }
-            }),
-            refuse: Box::new(move |e| {
-                let _ = refused.send(Err(e));
-            }),
-        };
+        let job = job(f, move |outcome| {
+            let _ = reply_tx.send(outcome);
+        });
         if !self.send(wrap(job)) {
             return Err(StoreError::Closed);
         }
@@ -120,28 +108,7 @@ impl Writer {
         f: impl FnOnce(&WriteTransaction) -> Result<R, StoreError> + Send + 'static,
         done: impl FnOnce(Result<R, StoreError>) + Send + 'static,
     ) {
-        // Exactly one of the batch's verdict and the refusal reaches `done`.
-        let done = Arc::new(Mutex::new(Some(done)));
-        let refused = Arc::clone(&done);
-        let job = Job {
-            run: Box::new(move |txn| {
-                let result = catch(f, txn);
-                Ran {
-                    poison: result.as_ref().err().filter(|e| e.poisons_batch()).cloned(),
-                    finish: Box::new(move |commit| {
-                        if let Some(done) = done.lock().take() {
-                            done(commit.and(result));
-                        }
-                    }),
-                }
-            }),
-            refuse: Box::new(move |e| {
-                if let Some(done) = refused.lock().take() {
-                    done(Err(e));
-                }
-            }),
-        };
-        self.send(Msg::Job(job));
+        self.send(Msg::Job(job(f, done)));
     }
 
     pub(super) fn stop(&self) {
@@ -157,6 +124,34 @@ impl Writer {
 impl Drop for Writer {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// `f` as a job whose caller, `done`, hears exactly one thing: the batch's verdict with `f`'s
+/// result, or why it was not run.
+fn job<R: Send + 'static>(
+    f: impl FnOnce(&WriteTransaction) -> Result<R, StoreError> + Send + 'static,
+    done: impl FnOnce(Result<R, StoreError>) + Send + 'static,
+) -> Job {
+    let done = Arc::new(Mutex::new(Some(done)));
+    let refused = Arc::clone(&done);
+    Job {
+        run: Box::new(move |txn| {
+            let result = catch(f, txn);
+            Ran {
+                poison: result.as_ref().err().filter(|e| e.poisons_batch()).cloned(),
+                finish: Box::new(move |commit| {
+                    if let Some(done) = done.lock().take() {
+                        done(commit.and(result));
+                    }
+                }),
+            }
+        }),
+        refuse: Box::new(move |e| {
+            if let Some(done) = refused.lock().take() {
+                done(Err(e));
+            }
+        }),
     }
 }
 
