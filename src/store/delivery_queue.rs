@@ -1,7 +1,7 @@
 //! Deliveries and their attempts: the records, the due index the engine leases from, and the
 //! moves every delivery makes (queue, reschedule, save, start a fresh cycle, cancel).
 
-use redb::{ReadableTable, WriteTransaction};
+use redb::{ReadableTable, Table, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
 use super::StoreError;
@@ -139,40 +139,42 @@ impl ReadyKey {
     }
 }
 
-/// Keeps the webhook's entry in `webhooks_due` at its earliest due delivery (or removes it when
-/// nothing of it is queued). Called after every change to its entries in `deliveries_due`.
-fn refresh_ready(
-    txn: &WriteTransaction,
+/// When the webhook's earliest queued delivery is due, if it has one.
+fn earliest(
     due: &impl ReadableTable<&'static [u8], ()>,
     webhook: WebhookId,
+) -> Result<Option<Timestamp>, StoreError> {
+    match prefixed(due, &webhook.bytes())?.next() {
+        Some(entry) => Ok(DueKey::decode(entry?.0.value()).map(|k| k.at)),
+        None => Ok(None),
+    }
+}
+
+/// Runs `change` on the webhook's entries in `deliveries_due`, then moves its entry in
+/// `webhooks_due` from its earliest due time before to its earliest after (or removes it when
+/// nothing of it is queued any more). Every change to `deliveries_due` goes through here.
+fn change_due(
+    txn: &WriteTransaction,
+    webhook: WebhookId,
     tenant: TenantId,
+    change: impl FnOnce(&mut Table<&'static [u8], ()>) -> Result<(), StoreError>,
 ) -> Result<(), StoreError> {
-    let earliest = match prefixed(due, &webhook.bytes())?.next() {
-        Some(entry) => DueKey::decode(entry?.0.value()).map(|k| k.at),
-        None => None,
-    };
-    let mut next = txn.open_table(WEBHOOK_NEXT_DUE)?;
-    let current = next
-        .get(webhook.bytes().as_slice())?
-        .map(|v| Timestamp(v.value()));
-    if current == earliest {
+    let mut due = txn.open_table(DELIVERIES_DUE)?;
+    let before = earliest(&due, webhook)?;
+    change(&mut due)?;
+    let after = earliest(&due, webhook)?;
+    if before == after {
         return Ok(());
     }
     let mut ready = txn.open_table(WEBHOOKS_DUE)?;
-    if let Some(at) = current {
+    if let Some(at) = before {
         ready.remove(ReadyKey { at, webhook }.encode().as_slice())?;
     }
-    match earliest {
-        Some(at) => {
-            ready.insert(
-                ReadyKey { at, webhook }.encode().as_slice(),
-                tenant.bytes().as_slice(),
-            )?;
-            next.insert(webhook.bytes().as_slice(), at.ms())?;
-        }
-        None => {
-            next.remove(webhook.bytes().as_slice())?;
-        }
+    if let Some(at) = after {
+        ready.insert(
+            ReadyKey { at, webhook }.encode().as_slice(),
+            tenant.bytes().as_slice(),
+        )?;
     }
     Ok(())
 }
@@ -226,9 +228,10 @@ pub(crate) fn drop_orphan(
     key: DueKey,
     tenant: TenantId,
 ) -> Result<(), StoreError> {
-    let mut due = txn.open_table(DELIVERIES_DUE)?;
-    due.remove(key.encode().as_slice())?;
-    refresh_ready(txn, &due, key.webhook, tenant)
+    change_due(txn, key.webhook, tenant, |due| {
+        due.remove(key.encode().as_slice())?;
+        Ok(())
+    })
 }
 
 /// When the earliest queued delivery of any webhook is due.
@@ -290,9 +293,10 @@ pub(crate) fn queue_delivery(
     save_delivery(txn, &delivery)?;
     txn.open_table(DELIVERIES_BY_WEBHOOK)?
         .insert(key(&[&webhook.bytes(), &id]).as_slice(), ())?;
-    let mut due = txn.open_table(DELIVERIES_DUE)?;
-    due.insert(DueKey::of(now, &delivery).encode().as_slice(), ())?;
-    refresh_ready(txn, &due, webhook, tenant)?;
+    change_due(txn, webhook, tenant, |due| {
+        due.insert(DueKey::of(now, &delivery).encode().as_slice(), ())?;
+        Ok(())
+    })?;
     Ok(delivery.id)
 }
 
@@ -302,15 +306,18 @@ pub(crate) fn reschedule(
     delivery: &mut Delivery,
     at: Option<Timestamp>,
 ) -> Result<(), StoreError> {
-    let mut due = txn.open_table(DELIVERIES_DUE)?;
-    if let Some(old) = delivery.next_attempt_at {
-        due.remove(DueKey::of(old, delivery).encode().as_slice())?;
-    }
-    if let Some(at) = at {
-        due.insert(DueKey::of(at, delivery).encode().as_slice(), ())?;
-    }
+    let (old, current) = (delivery.next_attempt_at, &*delivery);
+    change_due(txn, current.webhook_id, current.tenant_id, |due| {
+        if let Some(old) = old {
+            due.remove(DueKey::of(old, current).encode().as_slice())?;
+        }
+        if let Some(at) = at {
+            due.insert(DueKey::of(at, current).encode().as_slice(), ())?;
+        }
+        Ok(())
+    })?;
     delivery.next_attempt_at = at;
-    refresh_ready(txn, &due, delivery.webhook_id, delivery.tenant_id)
+    Ok(())
 }
 
 /// Sets a delivery's status and when it is next due (never, for a final status), and saves it.

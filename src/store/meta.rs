@@ -79,7 +79,6 @@ pub(super) fn prepare(db: &Database) -> Result<(), PrepareError> {
         txn.open_table(table).map_err(StoreError::from)?;
     }
     txn.open_table(LEAD_COUNTS).map_err(StoreError::from)?;
-    txn.open_table(WEBHOOK_NEXT_DUE).map_err(StoreError::from)?;
     txn.commit().map_err(StoreError::from)?;
     Ok(())
 }

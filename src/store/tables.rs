@@ -68,8 +68,6 @@ pub const DELIVERIES_DUE: TableDefinition<&[u8], ()> =
 /// (due_at, webhook_id) -> tenant_id: every webhook with a delivery queued, at its earliest due
 /// time. A lease reads this, one entry per webhook however long its backlog.
 pub const WEBHOOKS_DUE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("webhooks_due");
-/// webhook_id -> its key's due_at in `webhooks_due` (ms), to move that entry.
-pub const WEBHOOK_NEXT_DUE: TableDefinition<&[u8], i64> = TableDefinition::new("webhook_next_due");
 /// (delivery_id, attempt number) -> Attempt
 pub const ATTEMPTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("attempts");
 
