@@ -132,6 +132,15 @@ impl<T> FromRequest for Deferred<T> {
     }
 }
 
+/// A body that could not be read: the envelope error it already carries (413, 415, malformed
+/// JSON), else a 400 naming the cause.
+fn unreadable(e: impl Into<actix_web::Error>) -> ApiError {
+    let e = e.into();
+    e.as_error::<ApiError>()
+        .cloned()
+        .unwrap_or_else(|| ApiError::bad_request(format!("cannot read the request body: {e}")))
+}
+
 /// The body of a route that reads it as text, piece by piece ([`Deferred::read_raw`]).
 pub struct RawJson;
 
@@ -143,11 +152,7 @@ impl Deferred<RawJson> {
         in_time(body_timeout(&self.req), read)
             .await?
             .map(web::Json::into_inner)
-            .map_err(|e| {
-                e.as_error::<ApiError>().cloned().unwrap_or_else(|| {
-                    ApiError::bad_request(format!("cannot read the request body: {e}"))
-                })
-            })
+            .map_err(unreadable)
     }
 }
 
@@ -157,11 +162,11 @@ impl<T: DeserializeOwned + 'static> Deferred<T> {
     pub async fn read_optional(mut self, limit: usize) -> Result<Option<T>, ApiError> {
         let payload = web::Payload::from_request(&self.req, &mut self.payload)
             .await
-            .map_err(|e| ApiError::bad_request(format!("cannot read the request body: {e}")))?;
+            .map_err(unreadable)?;
         let bytes = in_time(body_timeout(&self.req), payload.to_bytes_limited(limit))
             .await?
             .map_err(|_| too_large(limit))?
-            .map_err(|e| ApiError::bad_request(format!("cannot read the request body: {e}")))?;
+            .map_err(unreadable)?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(None);
         }
@@ -171,10 +176,6 @@ impl<T: DeserializeOwned + 'static> Deferred<T> {
     pub async fn read(mut self) -> Result<Json<T>, ApiError> {
         Json::<T>::from_request(&self.req, &mut self.payload)
             .await
-            .map_err(|e| {
-                e.as_error::<ApiError>().cloned().unwrap_or_else(|| {
-                    ApiError::bad_request(format!("cannot read the request body: {e}"))
-                })
-            })
+            .map_err(unreadable)
     }
 }
