@@ -140,6 +140,8 @@ impl Store {
         }
         self.write(move |txn| {
             let mut leased = Vec::new();
+            // A batch holds several deliveries of one webhook: each webhook is read once.
+            let mut webhooks: HashMap<WebhookId, Option<Webhook>> = HashMap::new();
             for (key, tenant) in candidates {
                 let Some(mut delivery) = load_delivery(txn, key.delivery)? else {
                     drop_orphan(txn, key, tenant)?;
@@ -153,8 +155,15 @@ impl Store {
                 if !due {
                     continue;
                 }
-                let Some(webhook) = find_webhook(txn, delivery.tenant_id, delivery.webhook_id)?
-                else {
+                let webhook = match webhooks.get(&delivery.webhook_id) {
+                    Some(webhook) => webhook.clone(),
+                    None => {
+                        let webhook = find_webhook(txn, delivery.tenant_id, delivery.webhook_id)?;
+                        webhooks.insert(delivery.webhook_id, webhook.clone());
+                        webhook
+                    }
+                };
+                let Some(webhook) = webhook else {
                     settle(txn, &mut delivery, DeliveryStatus::Cancelled, None)?;
                     continue;
                 };
