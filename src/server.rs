@@ -13,13 +13,13 @@ use actix_web::{App, HttpServer, web};
 use crate::admin_token::{self, AdminTokenError, AdminTokenSource};
 use crate::config::Config;
 use crate::delivery::client::{Client, Lookup};
+use crate::delivery::lanes::Limits;
 use crate::delivery::{self, Engine, EngineConfig};
 use crate::domain::retry::{Next, RetryPolicy};
 use crate::domain::time::{Clock, Timestamp};
 use crate::http;
 use crate::http::state::AppState;
 use crate::store::delivery_log::PRUNE_BATCH;
-use crate::store::dispatch::Limits;
 use crate::store::{OpenError, Store};
 
 /// How long a graceful stop waits for in-flight requests.

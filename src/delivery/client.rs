@@ -3,13 +3,15 @@
 //! a private address in after registration), the webhook's timeout as the whole-attempt budget,
 //! and at most 2 KiB of the response read.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::io::Read;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+use parking_lot::Mutex;
 use ureq::http::Uri;
 use ureq::tls::{Certificate, RootCerts, TlsConfig};
 use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
@@ -53,10 +55,60 @@ impl fmt::Display for SsrfBlocked {
 
 impl std::error::Error for SsrfBlocked {}
 
+/// How long a name's addresses are reused before the system resolver is asked again.
+const NAME_TTL: Duration = Duration::from_secs(10);
+/// Names remembered at most; the memory is cleared when it fills.
+const NAMES_KEPT: usize = 1024;
+
 struct GuardedResolver {
     policy: UrlPolicy,
     lookup: Option<Lookup>,
     system: DefaultResolver,
+    /// ureq resolves for every request, pooled connection or not, and the system resolver
+    /// starts a thread each time to enforce the timeout: answers are reused for [`NAME_TTL`].
+    /// Every address is checked against the policy on every use, cached or not.
+    names: Mutex<HashMap<(String, u16), Resolved>>,
+}
+
+/// A name's addresses and when the system resolver gave them.
+type Resolved = (Instant, Vec<SocketAddr>);
+
+impl GuardedResolver {
+    fn system_lookup(
+        &self,
+        host: &str,
+        uri: &Uri,
+        config: &ureq::config::Config,
+        timeout: NextTimeout,
+    ) -> Result<Vec<SocketAddr>, ureq::Error> {
+        let port = default_port(uri);
+        if let Ok(ip) = host.parse::<IpAddr>() {
+            return Ok(vec![SocketAddr::new(ip, port)]);
+        }
+        let key = (host.to_string(), port);
+        if let Some((at, addrs)) = self.names.lock().get(&key)
+            && at.elapsed() < NAME_TTL
+        {
+            return Ok(addrs.clone());
+        }
+        let addrs = self.system.resolve(uri, config, timeout)?.to_vec();
+        let mut names = self.names.lock();
+        if names.len() >= NAMES_KEPT {
+            names.clear();
+        }
+        names.insert(key, (Instant::now(), addrs.clone()));
+        Ok(addrs)
+    }
+}
+
+/// The URI's port, or its scheme's.
+fn default_port(uri: &Uri) -> u16 {
+    let scheme_port = if uri.scheme_str() == Some("http") {
+        80
+    } else {
+        443
+    };
+    uri.port_u16().unwrap_or(scheme_port)
 }
 
 impl fmt::Debug for GuardedResolver {
@@ -80,16 +132,9 @@ impl Resolver for GuardedResolver {
             .trim_start_matches('[')
             .trim_end_matches(']');
         let addrs: Vec<SocketAddr> = match &self.lookup {
-            Some(lookup) => {
-                let default_port = if uri.scheme_str() == Some("http") {
-                    80
-                } else {
-                    443
-                };
-                let port = uri.port_u16().unwrap_or(default_port);
-                lookup(host.trim_end_matches('.'), port).map_err(|_| ureq::Error::HostNotFound)?
-            }
-            None => self.system.resolve(uri, config, timeout)?.to_vec(),
+            Some(lookup) => lookup(host.trim_end_matches('.'), default_port(uri))
+                .map_err(|_| ureq::Error::HostNotFound)?,
+            None => self.system_lookup(host, uri, config, timeout)?,
         };
         self.policy
             .check_resolved(host, &addrs)
@@ -176,6 +221,7 @@ impl Client {
                 policy: self.policy.clone(),
                 lookup: self.lookup.clone(),
                 system: DefaultResolver::default(),
+                names: Mutex::new(HashMap::new()),
             };
             ureq::Agent::with_parts(config, DefaultConnector::new(), resolver)
         })

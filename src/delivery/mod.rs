@@ -1,21 +1,26 @@
-//! The delivery engine: one dispatcher thread leases due deliveries from the outbox, worker
-//! threads send them and queue the outcome to the store's writer without waiting for it.
+//! The delivery engine: one dispatcher thread leases due deliveries from the outbox in batches,
+//! worker threads take turns over the webhooks' lanes ([`lanes`]), send, and hand the outcome
+//! to a shared recorder that writes the attempts reported meanwhile in one transaction, without
+//! the worker waiting for it.
 //!
-//! The dispatcher leases only as many deliveries as there are idle workers, never more than
-//! `max_in_flight_per_webhook` for one webhook nor `max_in_flight_per_tenant` for one tenant's
-//! webhooks together, so one slow receiver holds at most that many workers and one tenant at
-//! most its share. An attempt keeps its place until its record has committed. A commit that
-//! queues deliveries wakes the dispatcher at once; otherwise it sleeps until the next delivery
-//! is due (checking at least every second).
+//! A commit that queues deliveries wakes the dispatcher at once, and so does a lane running
+//! low; otherwise it sleeps until the next delivery is due (checking at least every second).
+//!
+//! At least once: a delivery is `delivering` in the store from its lease until its attempt's
+//! record commits. A process that dies in between, whether the attempt was sent or not, leaves
+//! it leased, and the next start makes it due again ([`take_back_leases`]); within one run, an
+//! attempt whose record fails is leased again when its lease runs out. A lease running out
+//! while its delivery still waits in a lane is never leased twice: the engine skips what it
+//! holds.
 
 pub mod client;
+pub mod lanes;
 pub mod signing;
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 use serde::Serialize;
@@ -25,9 +30,10 @@ use crate::domain::event::EventType;
 use crate::domain::ids::{DeliveryId, TenantId, WebhookId};
 use crate::domain::retry::{AttemptError, AttemptResult, Next, RetryPolicy};
 use crate::domain::time::Timestamp;
-use crate::store::dispatch::{InFlight, Leased, Limits};
+use crate::store::dispatch::{Everything, LeasePlan, Leased, Outcome, Recorded, Step};
 use crate::store::{Store, StoreError, Wakeup};
 use client::Client;
+use lanes::{Lanes, Limits};
 use signing::{mega_signature, standard_signature};
 
 /// The longest the dispatcher sleeps without looking at the queue.
@@ -49,11 +55,11 @@ struct Shared {
     config: Arc<EngineConfig>,
     wakeup: Arc<Wakeup>,
     stopping: AtomicBool,
-    queue: Mutex<VecDeque<Leased>>,
+    lanes: Arc<Mutex<Lanes>>,
+    /// Workers wait here for an attempt to make.
     work: Condvar,
-    /// Leased deliveries by webhook and tenant, queued or being sent: their sum is the busy
-    /// workers.
-    in_flight: Mutex<InFlight>,
+    /// Outcomes reported and not yet taken by a record write.
+    outcomes: Mutex<Vec<(Outcome, Reported)>>,
 }
 
 pub struct Engine {
@@ -154,30 +160,33 @@ impl Reported {
         }
     }
 
-    /// Logs what came of the attempt and its record; the outcome, if it was recorded.
-    fn log(&self, recorded: Result<Next, StoreError>) -> Option<Next> {
+    /// Logs what came of the attempt and its record: a success at `debug` (the delivery log
+    /// has every attempt), anything else at `info`.
+    fn log(&self, recorded: &Result<Step, StoreError>) {
         match recorded {
-            Ok(next) => {
-                tracing::info!(
-                    delivery = %self.delivery,
-                    webhook = %self.webhook,
-                    event = self.event.as_str(),
-                    status = ?self.status,
-                    error = ?self.error,
-                    latency_ms = self.latency_ms,
-                    next = ?next,
-                    "delivery attempt"
-                );
-                Some(next)
-            }
-            Err(e) => {
-                tracing::error!(
-                    delivery = %self.delivery,
-                    error = %e,
-                    "cannot record a delivery attempt; it is sent again when its lease runs out"
-                );
-                None
-            }
+            Ok(step) if step.next == Next::Delivered => tracing::debug!(
+                delivery = %self.delivery,
+                webhook = %self.webhook,
+                event = self.event.as_str(),
+                status = ?self.status,
+                latency_ms = self.latency_ms,
+                "delivered"
+            ),
+            Ok(step) => tracing::info!(
+                delivery = %self.delivery,
+                webhook = %self.webhook,
+                event = self.event.as_str(),
+                status = ?self.status,
+                error = ?self.error,
+                latency_ms = self.latency_ms,
+                next = ?step.next,
+                "delivery attempt failed"
+            ),
+            Err(e) => tracing::error!(
+                delivery = %self.delivery,
+                error = %e,
+                "cannot record a delivery attempt; it is sent again when its lease runs out"
+            ),
         }
     }
 }
@@ -191,65 +200,27 @@ fn attempt(
 ) -> Option<Next> {
     let result = deliver_one(client, leased, store.now());
     let reported = Reported::of(leased, &result);
-    let jitter = random_jitter();
-    reported.log(store.record_attempt(leased.delivery.id, result, Arc::clone(retry), jitter))
+    let recorded = store
+        .record_attempt(
+            leased.delivery.id,
+            result,
+            Arc::clone(retry),
+            random_jitter(),
+        )
+        .map(|next| Step {
+            next,
+            turned_off: false,
+        });
+    reported.log(&recorded);
+    recorded.ok().map(|step| step.next)
 }
 
-/// A leased delivery's place among the attempts in flight. Given back when dropped: once its
-/// attempt's record has committed (or failed to), or if the attempt panicked, so a webhook and
-/// its tenant never lose room for good.
-struct Slot {
-    shared: Arc<Shared>,
-    webhook: WebhookId,
-    tenant: TenantId,
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        self.shared
-            .in_flight
-            .lock()
-            .finish(self.webhook, self.tenant);
-        self.shared.wakeup.notify();
-    }
-}
-
-/// As [`attempt`], the record queued without waiting for its commit (the engine's workers). The
-/// slot stays taken until the record commits, so a 410 or an auto-disable it records stops the
-/// webhook's next attempts as it did when the worker waited.
-fn attempt_and_go_on(shared: &Arc<Shared>, leased: &Leased) {
-    let slot = Slot {
-        shared: Arc::clone(shared),
-        webhook: leased.webhook.id,
-        tenant: leased.webhook.tenant_id,
-    };
-    let sent = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        deliver_one(&shared.client, leased, shared.store.now())
-    }));
-    let Ok(result) = sent else {
-        // The lease stays: the delivery is tried again when it runs out.
-        tracing::error!(delivery = %leased.delivery.id, "a delivery attempt panicked");
-        return;
-    };
-    let reported = Reported::of(leased, &result);
-    shared.store.record_attempt_later(
-        leased.delivery.id,
-        result,
-        Arc::clone(&shared.config.retry),
-        random_jitter(),
-        move |recorded| {
-            reported.log(recorded);
-            drop(slot);
-        },
-    );
-}
-
-/// One step of the engine on the calling thread: lease what is due now (at most `max`, within
-/// the per-webhook and per-tenant limits), attempt each in turn and record the outcomes.
-/// The running engine does the same spread over its threads; tests and tools that start the
-/// server without it call this to deliver exactly what is due, when they choose.
+/// One step of the engine on the calling thread: lease what is due now (at most `max`),
+/// attempt each in turn and record the outcomes. The running engine does the same spread over
+/// its threads; tests and tools that start the server without it call this to deliver exactly
+/// what is due, when they choose.
 pub fn deliver_due(store: &Store, client: &Client, config: &EngineConfig, max: usize) -> Vec<Next> {
-    let leased = match store.lease_due(max, &InFlight::default(), config.limits) {
+    let leased = match store.lease_due(max, &Everything) {
         Ok(leased) => leased,
         Err(e) => {
             tracing::error!(error = %e, "cannot lease due deliveries");
@@ -280,13 +251,13 @@ impl Engine {
         let threads = config.threads;
         let shared = Arc::new(Shared {
             wakeup: store.delivery_wakeup(),
+            lanes: Arc::new(Mutex::new(Lanes::new(config.limits))),
             store,
             client,
             config,
             stopping: AtomicBool::new(false),
-            queue: Mutex::new(VecDeque::new()),
             work: Condvar::new(),
-            in_flight: Mutex::new(InFlight::default()),
+            outcomes: Mutex::new(Vec::new()),
         });
         let mut handles = Vec::with_capacity(threads + 1);
         let dispatcher = Arc::clone(&shared);
@@ -306,12 +277,12 @@ impl Engine {
     }
 
     /// Stops leasing, lets attempts in progress finish (each within its timeout), and joins.
-    /// Leased deliveries not yet started stay leased and are requeued at the next start.
+    /// Deliveries leased ahead and not yet started stay leased and are due at the next start.
     pub fn stop(self) {
         self.shared.stopping.store(true, Ordering::SeqCst);
         self.shared.wakeup.notify();
         {
-            let _queue = self.shared.queue.lock();
+            let _lanes = self.shared.lanes.lock();
             self.shared.work.notify_all();
         }
         for handle in self.threads {
@@ -328,48 +299,54 @@ fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> JoinHandle<()> {
         .expect("cannot spawn a delivery thread")
 }
 
+/// The lease's view of the lanes: room by webhook and tenant, and what the engine holds.
+struct Plan<'a> {
+    lanes: &'a Mutex<Lanes>,
+    now: Instant,
+}
+
+impl LeasePlan for Plan<'_> {
+    fn room(&self, webhook: WebhookId, tenant: TenantId, taken: usize) -> usize {
+        self.lanes.lock().room(webhook, tenant, taken, self.now)
+    }
+
+    fn holds(&self, delivery: DeliveryId) -> bool {
+        self.lanes.lock().holds(delivery)
+    }
+}
+
 fn dispatch_loop(shared: &Shared) {
     while !shared.stopping.load(Ordering::SeqCst) {
         let seen = shared.wakeup.generation();
-        let in_flight = shared.in_flight.lock().clone();
-        let idle = shared
-            .config
-            .threads
-            .saturating_sub(in_flight.total() as usize);
-        if idle == 0 {
-            // Nothing can be leased; a worker finishing wakes us.
+        let budget = shared.lanes.lock().budget();
+        if budget == 0 {
+            // The engine holds all it may; a record or a give-back wakes us.
             shared.wakeup.wait(seen, MAX_IDLE);
             continue;
         }
-        let leased = match shared
-            .store
-            .lease_due(idle, &in_flight, shared.config.limits)
-        {
+        // Read before the lease: an edit that commits after it makes the lanes read again.
+        let edits = shared.store.webhook_edits();
+        let plan = Plan {
+            lanes: &shared.lanes,
+            now: Instant::now(),
+        };
+        let leased = match shared.store.lease_due(budget, &plan) {
             Ok(leased) => leased,
             Err(e) => {
                 tracing::error!(error = %e, "cannot lease due deliveries");
                 Vec::new()
             }
         };
-        let leased_all = leased.len() == idle;
+        let leased_all = leased.len() == budget;
         if !leased.is_empty() {
-            // Only this thread adds to the counts and workers only subtract, so the snapshot
-            // the lease filtered with was never below the truth.
-            let mut counts = shared.in_flight.lock();
-            for c in &leased {
-                counts.add(c.webhook.id, c.webhook.tenant_id, 1);
-            }
-            drop(counts);
-            shared.queue.lock().extend(leased);
+            shared.lanes.lock().admit(leased, edits);
             shared.work.notify_all();
         }
         if leased_all {
-            // There may be more due right now; workers wake us when they free up.
-            shared.wakeup.wait(seen, MAX_IDLE);
             continue;
         }
-        // Something already due but not leased belongs to a webhook at its in-flight limit:
-        // a worker finishing wakes us, so there is no point in looking again before then.
+        // What is due and was not leased belongs to a lane that is full, at its window or
+        // paused: a lane running low, a record or a give-back wakes us.
         let now = shared.store.now();
         let wait = match shared.store.next_due() {
             Ok(Some(at)) if at > now => Duration::from_millis(
@@ -383,20 +360,150 @@ fn dispatch_loop(shared: &Shared) {
 
 fn work_loop(shared: &Arc<Shared>) {
     loop {
-        let leased = {
-            let mut queue = shared.queue.lock();
+        let (leased, running_low) = {
+            let mut lanes = shared.lanes.lock();
             loop {
                 if shared.stopping.load(Ordering::SeqCst) {
                     return;
                 }
-                if let Some(job) = queue.pop_front() {
-                    break job;
+                let turn = lanes.take(shared.store.webhook_edits());
+                give_back(shared, turn.give_back);
+                if let Some(leased) = turn.attempt {
+                    break (leased, turn.running_low);
                 }
-                shared.work.wait(&mut queue);
+                shared.work.wait(&mut lanes);
             }
         };
-        attempt_and_go_on(shared, &leased);
+        if running_low {
+            shared.wakeup.notify();
+        }
+        attempt_and_go_on(shared, leased);
     }
+}
+
+/// Sends one attempt and reports its outcome to the recorder; the worker does not wait for the
+/// record.
+fn attempt_and_go_on(shared: &Arc<Shared>, leased: Leased) {
+    let sent = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        deliver_one(&shared.client, &leased, shared.store.now())
+    }));
+    let result = sent.unwrap_or_else(|_| {
+        // Recorded as a failure like any other, so the slot and the lease come back.
+        tracing::error!(delivery = %leased.delivery.id, "a delivery attempt panicked");
+        AttemptResult {
+            started_at: shared.store.now(),
+            latency_ms: 0,
+            response_status: None,
+            error: Some(AttemptError::Connect),
+            response_body_excerpt: String::new(),
+            retry_after_secs: None,
+        }
+    });
+    let back = shared
+        .lanes
+        .lock()
+        .answered(leased.delivery.id, &result, Instant::now());
+    give_back(shared, back);
+    shared.work.notify_one();
+    let reported = Reported::of(&leased, &result);
+    let outcome = Outcome {
+        delivery: leased.delivery.id,
+        result,
+        jitter: random_jitter(),
+    };
+    report(shared, outcome, reported);
+}
+
+/// Queues an outcome for the recorder. The first outcome of a batch submits the write; those
+/// reported before it runs join it.
+fn report(shared: &Arc<Shared>, outcome: Outcome, reported: Reported) {
+    let first = {
+        let mut outcomes = shared.outcomes.lock();
+        outcomes.push((outcome, reported));
+        outcomes.len() == 1
+    };
+    if !first {
+        return;
+    }
+    let taking = Arc::clone(shared);
+    let back = Arc::clone(shared);
+    let logs: Arc<Mutex<Vec<Reported>>> = Arc::default();
+    let kept = Arc::clone(&logs);
+    shared.store.record_attempts_later(
+        move || {
+            let batch = std::mem::take(&mut *taking.outcomes.lock());
+            let (outcomes, reported): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
+            *kept.lock() = reported;
+            outcomes
+        },
+        Arc::clone(&shared.config.retry),
+        move |recorded| {
+            let reported = std::mem::take(&mut *logs.lock());
+            on_recorded(&back, recorded, reported);
+        },
+    );
+}
+
+/// Frees what a batch of records held, on the writer thread once its commit is known.
+fn on_recorded(shared: &Shared, recorded: Recorded, reported: Vec<Reported>) {
+    let steps: Vec<(DeliveryId, Result<Step, StoreError>)> = match recorded {
+        Recorded::Steps(steps) => steps,
+        Recorded::Failed { error, deliveries } => {
+            // Refused before it ran: its outcomes are still queued, and no write will take them.
+            let stranded: Vec<(Outcome, Reported)> = if deliveries.is_empty() {
+                std::mem::take(&mut *shared.outcomes.lock())
+            } else {
+                Vec::new()
+            };
+            tracing::error!(
+                error = %error,
+                attempts = deliveries.len() + stranded.len(),
+                "cannot record delivery attempts; they are sent again when their leases run out"
+            );
+            let ids = deliveries
+                .into_iter()
+                .chain(stranded.iter().map(|(o, _)| o.delivery));
+            let mut lanes = shared.lanes.lock();
+            for id in ids {
+                lanes.recorded(id, false);
+            }
+            drop(lanes);
+            shared.work.notify_all();
+            shared.wakeup.notify();
+            return;
+        }
+    };
+    for (report, (_, step)) in reported.iter().zip(&steps) {
+        report.log(step);
+    }
+    let mut back = Vec::new();
+    {
+        let mut lanes = shared.lanes.lock();
+        for (id, step) in &steps {
+            let turned_off = step.as_ref().is_ok_and(|s| s.turned_off);
+            back.extend(lanes.recorded(*id, turned_off));
+        }
+    }
+    give_back(shared, back);
+    shared.work.notify_all();
+    shared.wakeup.notify();
+}
+
+/// Returns leased deliveries to the queue; the lanes stop holding them once that commits.
+fn give_back(shared: &Shared, deliveries: Vec<DeliveryId>) {
+    if deliveries.is_empty() {
+        return;
+    }
+    let lanes = Arc::clone(&shared.lanes);
+    shared
+        .store
+        .release_leases_later(deliveries.clone(), move |result| {
+            if let Err(e) = result {
+                // Still leased: due again when the leases run out.
+                tracing::error!(error = %e, "cannot give leased deliveries back");
+            }
+            lanes.lock().given_back(&deliveries);
+        });
 }
 
 #[cfg(test)]

@@ -243,7 +243,7 @@ mod tests {
     use crate::domain::webhook::{
         Description, EventTypes, RetryAttempts, TimeoutSeconds, WebhookSettings,
     };
-    use crate::store::dispatch::{InFlight, Limits};
+    use crate::store::dispatch::{Everything, LeasePlan};
     use crate::store::testing::store_with_tenant;
     use redb::ReadableTableMetadata;
 
@@ -258,17 +258,28 @@ mod tests {
         }
     }
 
-    fn per_webhook(n: u32) -> Limits {
-        Limits {
-            per_webhook: n,
-            per_tenant: 100,
+    /// Room for `n` deliveries of every webhook but `full`, which has none.
+    struct PerWebhook {
+        n: usize,
+        full: Option<WebhookId>,
+    }
+
+    impl LeasePlan for PerWebhook {
+        fn room(&self, webhook: WebhookId, _: TenantId, _: usize) -> usize {
+            if self.full == Some(webhook) {
+                0
+            } else {
+                self.n
+            }
+        }
+
+        fn holds(&self, _: DeliveryId) -> bool {
+            false
         }
     }
 
-    fn busy(tenant: TenantId, webhook: WebhookId) -> InFlight {
-        let mut in_flight = InFlight::default();
-        in_flight.add(webhook, tenant, 1);
-        in_flight
+    fn per_webhook(n: usize) -> PerWebhook {
+        PerWebhook { n, full: None }
     }
 
     fn policy() -> Arc<RetryPolicy> {
@@ -303,9 +314,7 @@ mod tests {
         let second = store.queue_test(tenant, webhook).unwrap();
 
         // One in flight per webhook at most: only the first is leased.
-        let claimed = store
-            .lease_due(10, &InFlight::default(), per_webhook(1))
-            .unwrap();
+        let claimed = store.lease_due(10, &per_webhook(1)).unwrap();
         assert_eq!(
             claimed.iter().map(|c| c.delivery.id).collect::<Vec<_>>(),
             [first]
@@ -313,16 +322,20 @@ mod tests {
         assert_eq!(claimed[0].delivery.status, DeliveryStatus::Delivering);
         assert!(
             store
-                .lease_due(10, &busy(tenant, webhook), per_webhook(1))
+                .lease_due(
+                    10,
+                    &PerWebhook {
+                        n: 1,
+                        full: Some(webhook)
+                    }
+                )
                 .unwrap()
                 .is_empty()
         );
 
         // A restart makes the lease due again at once.
         assert_eq!(store.requeue_in_flight().unwrap(), 1);
-        let claimed = store
-            .lease_due(10, &InFlight::default(), per_webhook(2))
-            .unwrap();
+        let claimed = store.lease_due(10, &per_webhook(2)).unwrap();
         assert_eq!(claimed.len(), 2);
         for c in &claimed {
             assert_eq!(
@@ -363,9 +376,7 @@ mod tests {
         for _ in 0..5 {
             store.queue_test(tenant, webhook).unwrap();
         }
-        let claimed = store
-            .lease_due(10, &InFlight::default(), per_webhook(10))
-            .unwrap();
+        let claimed = store.lease_due(10, &Everything).unwrap();
         for c in claimed.iter().filter(|c| c.delivery.id != owed) {
             store
                 .record_attempt(c.delivery.id, ok_attempt(), policy(), 0.0)
@@ -386,9 +397,7 @@ mod tests {
         assert_eq!(page.iter().map(|d| d.id).collect::<Vec<_>>(), [owed]);
         // Only the owed delivery's event is left, and it still goes out.
         assert_eq!(event_count(&store), 1);
-        let claimed = store
-            .lease_due(10, &InFlight::default(), per_webhook(10))
-            .unwrap();
+        let claimed = store.lease_due(10, &Everything).unwrap();
         assert_eq!(claimed.len(), 1);
         assert_eq!(claimed[0].delivery.id, owed);
         store.shutdown();

@@ -201,22 +201,28 @@ pub(crate) fn due_webhooks(
     Ok(found)
 }
 
-/// Up to `n` of the webhook's due entries at or before `now`, soonest first.
+/// Up to `n` of the webhook's due entries at or before `now`, soonest first, leaving out the
+/// deliveries `skip` picks.
 pub(crate) fn due_deliveries(
     txn: &impl Txn,
     webhook: WebhookId,
     now: Timestamp,
     n: usize,
+    skip: impl Fn(DeliveryId) -> bool,
 ) -> Result<Vec<DueKey>, StoreError> {
     let due = txn.table(DELIVERIES_DUE)?;
     let start = webhook.bytes();
     let end = DueKey::after(webhook, now);
     let mut found = Vec::new();
-    for entry in due
-        .range::<&[u8]>(start.as_slice()..end.as_slice())?
-        .take(n)
-    {
-        found.extend(DueKey::decode(entry?.0.value()));
+    for entry in due.range::<&[u8]>(start.as_slice()..end.as_slice())? {
+        if found.len() == n {
+            break;
+        }
+        if let Some(key) = DueKey::decode(entry?.0.value())
+            && !skip(key.delivery)
+        {
+            found.push(key);
+        }
     }
     Ok(found)
 }

@@ -26,54 +26,27 @@ const LEASE_SCAN: usize = 10_000;
 /// its timeout plus this margin. Startup also takes leases back at once.
 const LEASE_MARGIN_MS: i64 = 30_000;
 
-/// How many attempts one webhook, and one tenant's webhooks together, may have in flight.
-#[derive(Debug, Clone, Copy)]
-pub struct Limits {
-    pub per_webhook: u32,
-    pub per_tenant: u32,
+/// What the delivery engine decides while a lease walks the due webhooks.
+pub trait LeasePlan {
+    /// How many more of the webhook's due deliveries to lease now, `taken` deliveries of its
+    /// tenant's webhooks being already chosen by this lease.
+    fn room(&self, webhook: WebhookId, tenant: TenantId, taken: usize) -> usize;
+
+    /// Whether the engine already holds the delivery (leased, its attempt not yet recorded), so
+    /// a lease that ran out while it waited in memory is not leased twice.
+    fn holds(&self, delivery: DeliveryId) -> bool;
 }
 
-/// Attempts in flight (leased, not yet recorded), by webhook and by tenant.
-#[derive(Debug, Clone, Default)]
-pub struct InFlight {
-    webhooks: HashMap<WebhookId, u32>,
-    tenants: HashMap<TenantId, u32>,
-}
+/// Every due delivery, nothing held: for one step on the calling thread, and for tests.
+pub struct Everything;
 
-impl InFlight {
-    /// How many more attempts the webhook may start now.
-    pub fn room(&self, webhook: WebhookId, tenant: TenantId, limits: Limits) -> usize {
-        let of_webhook = self.webhooks.get(&webhook).copied().unwrap_or(0);
-        let of_tenant = self.tenants.get(&tenant).copied().unwrap_or(0);
-        let room = limits
-            .per_webhook
-            .saturating_sub(of_webhook)
-            .min(limits.per_tenant.saturating_sub(of_tenant));
-        room as usize
+impl LeasePlan for Everything {
+    fn room(&self, _: WebhookId, _: TenantId, _: usize) -> usize {
+        usize::MAX
     }
 
-    pub fn add(&mut self, webhook: WebhookId, tenant: TenantId, n: u32) {
-        *self.webhooks.entry(webhook).or_default() += n;
-        *self.tenants.entry(tenant).or_default() += n;
-    }
-
-    /// One attempt of the webhook's finished.
-    pub fn finish(&mut self, webhook: WebhookId, tenant: TenantId) {
-        decrement(&mut self.webhooks, webhook);
-        decrement(&mut self.tenants, tenant);
-    }
-
-    pub fn total(&self) -> u32 {
-        self.webhooks.values().sum()
-    }
-}
-
-fn decrement<K: std::hash::Hash + Eq>(counts: &mut HashMap<K, u32>, key: K) {
-    if let Some(count) = counts.get_mut(&key) {
-        *count = count.saturating_sub(1);
-        if *count == 0 {
-            counts.remove(&key);
-        }
+    fn holds(&self, _: DeliveryId) -> bool {
+        false
     }
 }
 
@@ -82,7 +55,17 @@ fn decrement<K: std::hash::Hash + Eq>(counts: &mut HashMap<K, u32>, key: K) {
 pub struct Leased {
     pub delivery: Delivery,
     pub event: Event,
-    pub webhook: Webhook,
+    /// As the lease read it; the deliveries of one lease share it.
+    pub webhook: Arc<Webhook>,
+}
+
+/// The outcome of one attempt, to record.
+#[derive(Debug)]
+pub struct Outcome {
+    pub delivery: DeliveryId,
+    pub result: AttemptResult,
+    /// In [-1, 1]: where in its window the retry falls.
+    pub jitter: f64,
 }
 
 impl Store {
@@ -106,28 +89,25 @@ impl Store {
     }
 
     /// Leases up to `max` due deliveries, webhook by webhook in the order their oldest due
-    /// delivery came due, leaving out what would put a webhook over `limits.per_webhook` or its
-    /// tenant over `limits.per_tenant` attempts in flight (as counted in `in_flight`). A busy
-    /// webhook costs the scan one entry, whatever its backlog. A lease makes the delivery
+    /// delivery came due, as many of each as `plan` has room for, skipping the ones it holds. A
+    /// busy webhook costs the scan one entry, whatever its backlog. A lease makes the delivery
     /// `delivering` and due again when it runs out. Candidates are found in a read transaction,
     /// so a wake-up with nothing due costs no commit.
-    pub fn lease_due(
-        &self,
-        max: usize,
-        in_flight: &InFlight,
-        limits: Limits,
-    ) -> Result<Vec<Leased>, StoreError> {
+    pub fn lease_due(&self, max: usize, plan: &dyn LeasePlan) -> Result<Vec<Leased>, StoreError> {
         let now = self.now();
         let candidates = self.read(|txn| {
-            let mut busy = in_flight.clone();
+            let mut taken: HashMap<TenantId, usize> = HashMap::new();
             let mut found = Vec::new();
             for (webhook, tenant) in due_webhooks(txn, now, LEASE_SCAN)? {
-                let room = busy.room(webhook, tenant, limits).min(max - found.len());
+                let of_tenant = taken.entry(tenant).or_default();
+                let room = plan
+                    .room(webhook, tenant, *of_tenant)
+                    .min(max - found.len());
                 if room == 0 {
                     continue;
                 }
-                let keys = due_deliveries(txn, webhook, now, room)?;
-                busy.add(webhook, tenant, keys.len() as u32);
+                let keys = due_deliveries(txn, webhook, now, room, |d| plan.holds(d))?;
+                *of_tenant += keys.len();
                 found.extend(keys.into_iter().map(|key| (key, tenant)));
                 if found.len() >= max {
                     break;
@@ -141,7 +121,7 @@ impl Store {
         self.write(move |txn| {
             let mut leased = Vec::new();
             // A batch holds several deliveries of one webhook: each webhook is read once.
-            let mut webhooks: HashMap<WebhookId, Option<Webhook>> = HashMap::new();
+            let mut webhooks: HashMap<WebhookId, Option<Arc<Webhook>>> = HashMap::new();
             for (key, tenant) in candidates {
                 let Some(mut delivery) = load_delivery(txn, key.delivery)? else {
                     drop_orphan(txn, key, tenant)?;
@@ -158,7 +138,8 @@ impl Store {
                 let webhook = match webhooks.get(&delivery.webhook_id) {
                     Some(webhook) => webhook.clone(),
                     None => {
-                        let webhook = find_webhook(txn, delivery.tenant_id, delivery.webhook_id)?;
+                        let webhook = find_webhook(txn, delivery.tenant_id, delivery.webhook_id)?
+                            .map(Arc::new);
                         webhooks.insert(delivery.webhook_id, webhook.clone());
                         webhook
                     }
@@ -189,6 +170,38 @@ impl Store {
         })
     }
 
+    /// Gives leased deliveries whose attempt never started back to the queue, due now (a
+    /// webhook turned off, edited or slowed down since they were leased); `done` hears once
+    /// that has committed. Deliveries no longer leased (recorded, cancelled) are left alone.
+    pub fn release_leases_later(
+        &self,
+        deliveries: Vec<DeliveryId>,
+        done: impl FnOnce(Result<usize, StoreError>) + Send + 'static,
+    ) {
+        let clock = self.clock();
+        let store = self.clone();
+        self.write_then(
+            move |txn| {
+                let now = clock.now();
+                let mut released = 0;
+                for id in deliveries {
+                    let Some(mut delivery) = load_delivery(txn, id)? else {
+                        continue;
+                    };
+                    if delivery.status == DeliveryStatus::Delivering {
+                        settle(txn, &mut delivery, DeliveryStatus::Pending, Some(now))?;
+                        released += 1;
+                    }
+                }
+                Ok(released)
+            },
+            move |result| {
+                done(result);
+                store.wake_deliveries();
+            },
+        );
+    }
+
     /// When the earliest queued delivery is due.
     pub fn next_due(&self) -> Result<Option<Timestamp>, StoreError> {
         self.read(first_due)
@@ -203,28 +216,74 @@ impl Store {
         policy: Arc<RetryPolicy>,
         jitter: f64,
     ) -> Result<Next, StoreError> {
-        self.write_now(move |txn, now| record(txn, now, delivery, result, &policy, jitter))
+        self.write_now(move |txn, now| {
+            record(txn, now, delivery, result, &policy, jitter).map(|step| step.next)
+        })
     }
 
-    /// As [`Store::record_attempt`], queued without waiting for its commit: the worker goes on
-    /// to the next attempt at once, and `done` hears the outcome once the record has committed
-    /// (or failed to). At least once still holds: until the record commits, the delivery stays
-    /// leased, so a process that dies first sends it again when the lease runs out (or at the
-    /// next start); nothing is lost, an attempt may be repeated.
-    pub fn record_attempt_later(
+    /// Records a batch of attempts in one write, queued without waiting for its commit: workers
+    /// go on to their next attempt at once. `take` runs when the write does and hands over the
+    /// outcomes reported until then, so the outcomes that pile up while one write waits for the
+    /// writer share it. `done` hears, once the write has committed or failed, each delivery's
+    /// next step, or the error that kept the batch from being recorded (then `done` gets the
+    /// deliveries `take` handed over, if it ran). At least once still holds: until its record
+    /// commits, a delivery stays leased, so a process that dies first sends it again when the
+    /// lease runs out (or at the next start); nothing is lost, an attempt may be repeated.
+    pub fn record_attempts_later(
         &self,
-        delivery: DeliveryId,
-        result: AttemptResult,
+        take: impl FnOnce() -> Vec<Outcome> + Send + 'static,
         policy: Arc<RetryPolicy>,
-        jitter: f64,
-        done: impl FnOnce(Result<Next, StoreError>) + Send + 'static,
+        done: impl FnOnce(Recorded) + Send + 'static,
     ) {
         let clock = self.clock();
+        let handed: Arc<parking_lot::Mutex<Vec<DeliveryId>>> = Arc::default();
+        let ids = Arc::clone(&handed);
         self.write_then(
-            move |txn| record(txn, clock.now(), delivery, result, &policy, jitter),
-            done,
+            move |txn| {
+                let outcomes = take();
+                *ids.lock() = outcomes.iter().map(|o| o.delivery).collect();
+                let now = clock.now();
+                let mut steps = Vec::with_capacity(outcomes.len());
+                for o in outcomes {
+                    match record(txn, now, o.delivery, o.result, &policy, o.jitter) {
+                        Ok(next) => steps.push((o.delivery, Ok(next))),
+                        Err(e) if e.poisons_batch() => return Err(e),
+                        Err(e) => steps.push((o.delivery, Err(e))),
+                    }
+                }
+                Ok(steps)
+            },
+            move |result| {
+                done(match result {
+                    Ok(steps) => Recorded::Steps(steps),
+                    Err(error) => Recorded::Failed {
+                        error,
+                        deliveries: std::mem::take(&mut *handed.lock()),
+                    },
+                })
+            },
         );
     }
+}
+
+/// What follows from a recorded attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    pub next: Next,
+    /// The attempt turned its webhook off (410, or failing for too long).
+    pub turned_off: bool,
+}
+
+/// What came of a batch of attempt records.
+#[derive(Debug)]
+pub enum Recorded {
+    /// Committed: each delivery's next step, or why it alone was not recorded (it was gone).
+    Steps(Vec<(DeliveryId, Result<Step, StoreError>)>),
+    /// Not committed: the deliveries it held (none if it never ran) stay leased.
+    Failed {
+        error: StoreError,
+        deliveries: Vec<DeliveryId>,
+    },
 }
 
 fn record(
@@ -234,7 +293,7 @@ fn record(
     mut result: AttemptResult,
     policy: &RetryPolicy,
     jitter: f64,
-) -> Result<Next, StoreError> {
+) -> Result<Step, StoreError> {
     let mut delivery = load_delivery(txn, delivery)?
         .ok_or_else(|| StoreError::NotFound(format!("delivery {delivery} not found")))?;
     delivery.attempts += 1;
@@ -277,11 +336,18 @@ fn record(
         }
     }
     let Some(mut webhook) = webhook else {
-        return Ok(next);
+        return Ok(Step {
+            next,
+            turned_off: false,
+        });
     };
-    if let Some(reason) = webhook.note_attempt(&result, &next, policy, now) {
+    let turned_off = webhook.note_attempt(&result, &next, policy, now);
+    if let Some(reason) = &turned_off {
         tracing::warn!(webhook = %webhook.id, %reason, "webhook turned off");
     }
     save_webhook(txn, &webhook)?;
-    Ok(next)
+    Ok(Step {
+        next,
+        turned_off: turned_off.is_some(),
+    })
 }

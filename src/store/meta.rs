@@ -185,7 +185,7 @@ mod tests {
     use super::*;
     use crate::domain::event::EventType;
     use crate::domain::ids::{OwnerId, TenantId};
-    use crate::store::dispatch::{InFlight, Limits};
+    use crate::store::dispatch::Everything;
 
     /// `tests/fixtures/schema-v1.redb`, written by leadbase 0.1.0 (schema 1) through its API: one
     /// tenant with an owner, a `budget` field, six leads (four at `new`, one at `contacted`
@@ -210,16 +210,7 @@ mod tests {
         store
             .clock()
             .advance(u32::try_from((due.ms() - store.now().ms()).max(0)).unwrap());
-        let leased = store
-            .lease_due(
-                10,
-                &InFlight::default(),
-                Limits {
-                    per_webhook: 2,
-                    per_tenant: 8,
-                },
-            )
-            .unwrap();
+        let leased = store.lease_due(10, &Everything).unwrap();
         assert_eq!(leased.len(), 1);
         assert_eq!(leased[0].event.event_type, EventType::LeadCreated);
         let old = store.read(|txn| Ok(txn.open_table(DELIVERIES_DUE_V2).is_err()));

@@ -28,6 +28,7 @@ mod writer;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use redb::{ReadTransaction, ReadableDatabase, WriteTransaction};
 
@@ -144,6 +145,9 @@ struct Inner {
     writer: writer::Writer,
     path: PathBuf,
     deliveries: Arc<Wakeup>,
+    /// Counts committed edits of webhooks' settings (update, delete), for the engine to notice
+    /// that what it leased ahead was read before one.
+    webhook_edits: AtomicU64,
     clock: Clock,
 }
 
@@ -190,6 +194,7 @@ impl Store {
                 writer,
                 path: path.to_path_buf(),
                 deliveries: Arc::new(Wakeup::default()),
+                webhook_edits: AtomicU64::new(0),
                 clock,
             }),
         })
@@ -260,6 +265,17 @@ impl Store {
     /// workers when one frees up.
     pub fn delivery_wakeup(&self) -> Arc<Wakeup> {
         Arc::clone(&self.inner.deliveries)
+    }
+
+    /// How many edits of webhooks' settings have committed since the store opened: deliveries
+    /// leased while it read `n` carry webhook settings that may be stale once it reads more.
+    pub fn webhook_edits(&self) -> u64 {
+        self.inner.webhook_edits.load(Ordering::SeqCst)
+    }
+
+    /// Called once a write that changed a webhook's settings has committed.
+    pub(crate) fn note_webhook_edit(&self) {
+        self.inner.webhook_edits.fetch_add(1, Ordering::SeqCst);
     }
 
     pub(crate) fn wake_deliveries(&self) {
