@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -196,5 +196,188 @@ fn sigterm_lets_an_attempt_in_flight_finish_and_records_it() {
         *seen.lock().unwrap(),
         1,
         "a finished attempt is not sent again"
+    );
+}
+
+/// What [`HoldingReceiver`] read: each request's delivery id and lead id.
+type Seen = Arc<Mutex<Vec<(String, String)>>>;
+
+/// A plain-HTTP receiver that answers 200 after `delay`, except that the `hold`-th request it
+/// reads is answered only once the test says so through `answer`: `arrived` hears when it came,
+/// `answered` when its answer was written.
+struct HoldingReceiver {
+    port: u16,
+    seen: Seen,
+    delay: Arc<Mutex<Duration>>,
+    arrived: mpsc::Receiver<()>,
+    answer: mpsc::Sender<()>,
+    answered: mpsc::Receiver<()>,
+}
+
+impl HoldingReceiver {
+    fn start(hold: usize, delay: Duration) -> HoldingReceiver {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let seen: Seen = Arc::default();
+        let delay = Arc::new(Mutex::new(delay));
+        let (arrived_tx, arrived) = mpsc::channel();
+        let (answer, answer_rx) = mpsc::channel::<()>();
+        let (answered_tx, answered) = mpsc::channel();
+        let gate = Arc::new(Mutex::new(Some((arrived_tx, answer_rx, answered_tx))));
+        let (seen_by, delay_of) = (Arc::clone(&seen), Arc::clone(&delay));
+        std::thread::spawn(move || {
+            for stream in listener.incoming().map_while(Result::ok) {
+                let (seen, delay, gate) = (
+                    Arc::clone(&seen_by),
+                    Arc::clone(&delay_of),
+                    Arc::clone(&gate),
+                );
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(stream.try_clone().unwrap());
+                    let (mut length, mut delivery) = (0, String::new());
+                    loop {
+                        let mut line = String::new();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        let line = line.trim_end().to_ascii_lowercase();
+                        if line.is_empty() {
+                            break;
+                        }
+                        if let Some(v) = line.strip_prefix("content-length:") {
+                            length = v.trim().parse().unwrap();
+                        }
+                        if let Some(v) = line.strip_prefix("x-mega-delivery:") {
+                            delivery = v.trim().to_string();
+                        }
+                    }
+                    let mut body = vec![0; length];
+                    reader.read_exact(&mut body).unwrap();
+                    let body: Value = serde_json::from_slice(&body).unwrap();
+                    let lead = body["lead"]["id"].as_str().unwrap().to_string();
+                    let count = {
+                        let mut seen = seen.lock().unwrap();
+                        seen.push((delivery, lead));
+                        seen.len()
+                    };
+                    let held = if count == hold {
+                        gate.lock().unwrap().take()
+                    } else {
+                        None
+                    };
+                    match &held {
+                        Some((arrived, answer, _)) => {
+                            arrived.send(()).unwrap();
+                            answer.recv().unwrap();
+                        }
+                        None => std::thread::sleep(*delay.lock().unwrap()),
+                    }
+                    let mut stream = stream;
+                    let _ = stream.write_all(
+                        b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
+                    );
+                    let _ = stream.flush();
+                    if let Some((_, _, answered)) = held {
+                        answered.send(()).unwrap();
+                    }
+                });
+            }
+        });
+        HoldingReceiver {
+            port,
+            seen,
+            delay,
+            arrived,
+            answer,
+            answered,
+        }
+    }
+}
+
+/// SIGSTOP, so the process reads nothing more until it is killed.
+fn freeze(pid: u32) {
+    let status = std::process::Command::new("kill")
+        .args(["-STOP", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn a_delivery_answered_but_not_recorded_at_sigkill_is_sent_again_and_nothing_leased_ahead_is_lost()
+{
+    const LEADS: usize = 200;
+    const HOLD: usize = 20;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("leadbase.redb");
+    // Slow enough that deliveries pile up leased ahead while the leads are created.
+    let receiver = HoldingReceiver::start(HOLD, Duration::from_millis(20));
+    let admin_token = format!("admin.token={ADMIN_TOKEN}");
+    let sets = [
+        admin_token.as_str(),
+        "webhooks.https_only=false",
+        "webhooks.allowed_private_cidrs=127.0.0.0/8",
+        "limits.per_minute=100000",
+    ];
+    let mut server = serve(&data, &sets);
+    let key = server.client.tenant_with_key("Acme");
+    let webhook = server
+        .client
+        .post_webhook(
+            &key,
+            &json!({ "url": format!("http://127.0.0.1:{}/hook", receiver.port) }),
+        )
+        .expect(201);
+    let webhook = webhook["webhook"]["id"].as_str().unwrap().to_string();
+    let mut expected = HashSet::new();
+    for i in 0..LEADS {
+        let lead = server
+            .client
+            .create_lead(&key, json!({ "contact_name": format!("Lead {i}") }));
+        expected.insert(lead["id"].as_str().unwrap().to_string());
+    }
+    receiver
+        .arrived
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the held request arrived");
+    let (held_delivery, _) = receiver.seen.lock().unwrap()[HOLD - 1].clone();
+    // Leased ahead: more deliveries are `delivering` than the two the webhook has on the wire.
+    let leased = server
+        .client
+        .list_deliveries(&key, &webhook, "?status=delivering&limit=100")
+        .expect(200);
+    let leased = leased["data"].as_array().unwrap().len();
+    assert!(leased > 2, "{leased} deliveries leased ahead");
+
+    // The receiver answers the held request while the server cannot read the answer: for the
+    // receiver it is delivered, for the server it was sent and never recorded.
+    freeze(server.child.id());
+    *receiver.delay.lock().unwrap() = Duration::ZERO;
+    receiver.answer.send(()).unwrap();
+    receiver
+        .answered
+        .recv_timeout(Duration::from_secs(5))
+        .expect("the held request was answered");
+    server.sigkill();
+
+    let _restarted = serve(&data, &sets);
+    let delivered = |seen: &[(String, String)]| -> HashSet<String> {
+        seen.iter().map(|(_, lead)| lead.clone()).collect()
+    };
+    // Well within the leases' own expiry (the timeout plus 30 s): the restart takes them back.
+    eventually("every lead delivered", Duration::from_secs(20), || {
+        let seen = receiver.seen.lock().unwrap();
+        let got = delivered(&seen);
+        match expected.difference(&got).count() {
+            0 => Ok(()),
+            n => Err(format!("{n} of {LEADS} leads not delivered")),
+        }
+    });
+    let seen = receiver.seen.lock().unwrap();
+    let sends_of_held = seen.iter().filter(|(d, _)| *d == held_delivery).count();
+    assert!(
+        sends_of_held >= 2,
+        "the answered but unrecorded delivery is sent again (sent {sends_of_held} times)"
     );
 }
