@@ -152,11 +152,17 @@ pub fn start(
 }
 
 fn engine_config(config: &Config) -> EngineConfig {
+    let threads = config.webhooks.delivery_threads;
     EngineConfig {
-        threads: config.webhooks.delivery_threads as usize,
+        threads: threads as usize,
         limits: Limits {
             per_webhook: config.webhooks.max_in_flight_per_webhook,
-            per_tenant: config.webhooks.max_in_flight_per_tenant,
+            // Attempts block their thread: one tenant never holds more than half of them, so
+            // another tenant's delivery always finds one free.
+            per_tenant: config
+                .webhooks
+                .max_in_flight_per_tenant
+                .min((threads / 2).max(1)),
         },
         retry: Arc::new(RetryPolicy {
             schedule: config.webhooks.retry_schedule_seconds.clone(),

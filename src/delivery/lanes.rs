@@ -377,13 +377,14 @@ impl Lanes {
         }
     }
 
-    /// Forgets a lane that holds nothing and waits for nothing, and a tenant with nothing held.
+    /// Forgets a lane that holds nothing, waits for nothing and has nothing to remember (a
+    /// narrowed window, a pause), and a tenant with nothing held.
     fn tidy(&mut self, webhook: WebhookId, tenant: TenantId) {
         let now = Instant::now();
         if let Some(lane) = self.lanes.get(&webhook)
             && lane.held == 0
             && lane.busy == 0
-            && !lane.paused(now)
+            && (lane.halted || (lane.window >= self.limits.per_webhook && !lane.paused(now)))
         {
             self.lanes.remove(&webhook);
         }
@@ -563,6 +564,23 @@ mod tests {
         assert_eq!(lanes.lanes[&hook.id].busy, 0);
         assert!(take(&mut lanes).is_some() && take(&mut lanes).is_some());
         assert!(take(&mut lanes).is_none(), "nothing else is queued");
+    }
+
+    #[test]
+    fn a_narrowed_window_is_remembered_after_the_lane_empties() {
+        let hook = webhook(TenantId::new());
+        let mut lanes = Lanes::new(LIMITS);
+        let now = Instant::now();
+        admit(&mut lanes, &hook, 1);
+        let id = take(&mut lanes).unwrap();
+        lanes.answered(id, &answer(None, Some(AttemptError::Timeout), 3_000), now);
+        lanes.recorded(id, false);
+        assert_eq!(lanes.held(), 0);
+        assert_eq!(
+            lanes.room(hook.id, hook.tenant_id, 0, now),
+            1,
+            "one at a time"
+        );
     }
 
     #[test]

@@ -97,3 +97,66 @@ fn one_tenant_s_slow_receivers_leave_threads_for_the_others() {
 
     assert_another_tenant_is_delivered_promptly(&env);
 }
+
+/// The engine issue's isolation target, small: two tarpit webhooks of one tenant with a backlog
+/// of due deliveries, and another tenant's healthy webhook receiving a steady trickle of leads,
+/// each of which must arrive well before a tarpit attempt could have freed anything.
+#[test]
+fn a_healthy_webhook_keeps_pace_beside_two_tarpits_with_a_backlog() {
+    const BACKLOG_EACH: usize = 500;
+    const LEADS: usize = 40;
+    let env = DeliveryEnv::start();
+    let tarpits: Vec<Hook> = (0..2)
+        .map(|i| {
+            let path = format!("/tarpit{i}");
+            env.rx.set(&path, tarpit());
+            env.hook(
+                &path,
+                json!({ "timeout_seconds": 3, "retry_attempts": 0, "event_types": ["lead.created"] }),
+            )
+        })
+        .collect();
+    thread::scope(|s| {
+        for hook in &tarpits {
+            for _ in 0..4 {
+                s.spawn(|| {
+                    for _ in 0..BACKLOG_EACH / 4 {
+                        env.app.test_webhook(&env.key, &hook.id).expect(202);
+                    }
+                });
+            }
+        }
+    });
+    eventually("both tarpits hold attempts", ARRIVE, || {
+        match (env.rx.count("/tarpit0"), env.rx.count("/tarpit1")) {
+            (a, b) if a > 0 && b > 0 => Ok(()),
+            seen => Err(format!("{seen:?} attempts reached them")),
+        }
+    });
+
+    let other = env.app.tenant_with_key("Beta");
+    env.rx.set("/healthy", Behaviour::status(204));
+    env.hook_for(&other, "/healthy", json!({}));
+    let mut sent = Vec::with_capacity(LEADS);
+    for i in 0..LEADS {
+        sent.push(std::time::Instant::now());
+        env.app
+            .post_lead(&other, &json!({ "contact_name": format!("Lead {i}") }))
+            .expect(201);
+        // A steady 50 leads a second, as the target's healthy tenant sends them.
+        thread::sleep(Duration::from_millis(20));
+    }
+    let arrived = env.rx.wait_for("/healthy", LEADS, PROMPT * 5);
+    let slowest = arrived
+        .iter()
+        .zip(&sent)
+        .map(|(r, at)| r.at.saturating_duration_since(*at))
+        .max()
+        .unwrap();
+    // The tarpits free nothing for 3 s; every lead arriving well within that shows none of them
+    // waited on the tarpits.
+    assert!(
+        slowest < Duration::from_millis(1_000),
+        "the slowest lead took {slowest:?}"
+    );
+}
