@@ -361,6 +361,15 @@ impl Lanes {
         give_back
     }
 
+    /// An attempt that never came to a result (it panicked): its slot comes back, and the
+    /// delivery, still leased in the store, is due again when its lease runs out.
+    pub fn abandon(&mut self, delivery: DeliveryId) {
+        if let Some(hold) = self.held.get_mut(&delivery) {
+            hold.keeps_slot = true;
+        }
+        self.recorded(delivery, false);
+    }
+
     /// Deliveries given back to the store are no longer held.
     pub fn given_back(&mut self, deliveries: &[DeliveryId]) {
         for id in deliveries {
@@ -581,6 +590,19 @@ mod tests {
             1,
             "one at a time"
         );
+    }
+
+    #[test]
+    fn an_abandoned_attempt_gives_its_slot_back() {
+        let hook = webhook(TenantId::new());
+        let mut lanes = Lanes::new(LIMITS);
+        admit(&mut lanes, &hook, 3);
+        let (a, b) = (take(&mut lanes).unwrap(), take(&mut lanes).unwrap());
+        assert!(take(&mut lanes).is_none(), "the window is full");
+        lanes.abandon(a);
+        assert!(!lanes.holds(a));
+        assert!(take(&mut lanes).is_some());
+        assert!(lanes.holds(b));
     }
 
     #[test]

@@ -387,18 +387,15 @@ fn attempt_and_go_on(shared: &Arc<Shared>, leased: Leased) {
     let sent = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         deliver_one(&shared.client, &leased, shared.store.now())
     }));
-    let result = sent.unwrap_or_else(|_| {
-        // Recorded as a failure like any other, so the slot and the lease come back.
-        tracing::error!(delivery = %leased.delivery.id, "a delivery attempt panicked");
-        AttemptResult {
-            started_at: shared.store.now(),
-            latency_ms: 0,
-            response_status: None,
-            error: Some(AttemptError::Connect),
-            response_body_excerpt: String::new(),
-            retry_after_secs: None,
-        }
-    });
+    let Ok(result) = sent else {
+        tracing::error!(
+            delivery = %leased.delivery.id,
+            "a delivery attempt panicked; it is sent again when its lease runs out"
+        );
+        shared.lanes.lock().abandon(leased.delivery.id);
+        shared.work.notify_one();
+        return;
+    };
     let back = shared
         .lanes
         .lock()
