@@ -38,6 +38,8 @@ pub const AHEAD_TOTAL: usize = 4096;
 const SLOW_MS: u32 = 1_000;
 /// The longest a `Retry-After` on 429 or 503 pauses a whole webhook.
 const MAX_PAUSE: Duration = Duration::from_secs(60);
+/// A lane with nothing held is forgotten (with what it learnt of its receiver) after this long.
+const FORGET_AFTER: Duration = Duration::from_secs(60);
 
 /// How many attempts one webhook, and one tenant's webhooks together, may have on the wire.
 #[derive(Debug, Clone, Copy)]
@@ -109,6 +111,8 @@ struct Lane {
     /// Turned off (410, or failing too long): lease nothing more for it.
     halted: bool,
     in_turn: bool,
+    /// When it last held anything.
+    last_held: Instant,
 }
 
 impl Lane {
@@ -126,6 +130,7 @@ impl Lane {
             paused_until: None,
             halted: false,
             in_turn: false,
+            last_held: Instant::now(),
         }
     }
 
@@ -220,6 +225,7 @@ impl Lanes {
                 lane.edits = edits;
             }
             lane.held += 1;
+            lane.last_held = Instant::now();
             self.tenants.entry(lane.tenant).or_default().held += 1;
             self.held.insert(
                 l.delivery.id,
@@ -386,16 +392,13 @@ impl Lanes {
         }
     }
 
-    /// Forgets a lane that holds nothing, waits for nothing and has nothing to remember (a
-    /// narrowed window, a pause), and a tenant with nothing held.
+    /// Forgets a halted lane once it holds nothing, and a tenant with nothing held.
     fn tidy(&mut self, webhook: WebhookId, tenant: TenantId) {
-        let now = Instant::now();
-        if let Some(lane) = self.lanes.get(&webhook)
-            && lane.held == 0
-            && lane.busy == 0
-            && (lane.halted || (lane.window >= self.limits.per_webhook && !lane.paused(now)))
-        {
-            self.lanes.remove(&webhook);
+        if let Some(lane) = self.lanes.get_mut(&webhook) {
+            lane.last_held = Instant::now();
+            if lane.halted && lane.held == 0 && lane.busy == 0 {
+                self.lanes.remove(&webhook);
+            }
         }
         if let Some(share) = self.tenants.get(&tenant)
             && share.held == 0
@@ -403,6 +406,17 @@ impl Lanes {
         {
             self.tenants.remove(&tenant);
         }
+    }
+
+    /// Forgets the lanes that have held nothing for [`FORGET_AFTER`] and are not paused: what
+    /// a lane learnt (its depth, its window) outlives a moment with nothing due, not an hour.
+    pub fn forget_idle(&mut self, now: Instant) {
+        self.lanes.retain(|_, lane| {
+            lane.held > 0
+                || lane.busy > 0
+                || lane.paused(now)
+                || now.saturating_duration_since(lane.last_held) < FORGET_AFTER
+        });
     }
 }
 
@@ -637,7 +651,10 @@ mod tests {
         assert_eq!(turn.give_back.len(), 3);
         lanes.given_back(&ids);
         assert_eq!(lanes.held(), 0);
-        assert!(lanes.lanes.is_empty(), "an empty lane is forgotten");
+        lanes.forget_idle(Instant::now());
+        assert_eq!(lanes.lanes.len(), 1, "an empty lane is remembered a while");
+        lanes.forget_idle(Instant::now() + FORGET_AFTER);
+        assert!(lanes.lanes.is_empty(), "and then forgotten");
     }
 
     #[test]

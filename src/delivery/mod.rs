@@ -316,8 +316,13 @@ impl LeasePlan for Plan<'_> {
 }
 
 fn dispatch_loop(shared: &Shared) {
+    let mut tidied = Instant::now();
     while !shared.stopping.load(Ordering::SeqCst) {
         let seen = shared.wakeup.generation();
+        if tidied.elapsed() >= MAX_IDLE {
+            tidied = Instant::now();
+            shared.lanes.lock().forget_idle(tidied);
+        }
         let budget = shared.lanes.lock().budget();
         if budget == 0 {
             // The engine holds all it may; a record or a give-back wakes us.
