@@ -195,6 +195,21 @@ impl Lanes {
         self.held.len()
     }
 
+    /// Whether the delivery's failed attempt keeps a slot until its record commits.
+    pub fn keeps_slot(&self, delivery: DeliveryId) -> bool {
+        self.held.get(&delivery).is_some_and(|h| h.keeps_slot)
+    }
+
+    /// Whether holding the delivery is what keeps its tenant or the engine from leasing more
+    /// (it is at its share): once it is recorded, the dispatcher has work to do.
+    pub fn limits_leasing(&self, delivery: DeliveryId) -> bool {
+        let Some(hold) = self.held.get(&delivery) else {
+            return false;
+        };
+        let of_tenant = self.tenants.get(&hold.tenant).map_or(0, |s| s.held);
+        self.budget() == 0 || of_tenant >= AHEAD_PER_TENANT
+    }
+
     /// How many of the webhook's due deliveries to lease now, `taken` of its tenant's being
     /// already chosen. A lane is refilled once it has run down to half its depth, so leases
     /// come in batches.

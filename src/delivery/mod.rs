@@ -344,8 +344,9 @@ fn dispatch_loop(shared: &Shared) {
         };
         let leased_all = leased.len() == budget;
         if !leased.is_empty() {
+            let admitted = leased.len();
             shared.lanes.lock().admit(leased, edits);
-            shared.work.notify_all();
+            wake_workers(shared, admitted);
         }
         if leased_all {
             continue;
@@ -397,8 +398,8 @@ fn attempt_and_go_on(shared: &Arc<Shared>, leased: Leased) {
             delivery = %leased.delivery.id,
             "a delivery attempt panicked; it is sent again when its lease runs out"
         );
+        // This worker looks for the next attempt itself: nobody else needs waking.
         shared.lanes.lock().abandon(leased.delivery.id);
-        shared.work.notify_one();
         return;
     };
     let back = shared
@@ -406,7 +407,6 @@ fn attempt_and_go_on(shared: &Arc<Shared>, leased: Leased) {
         .lock()
         .answered(leased.delivery.id, &result, Instant::now());
     give_back(shared, back);
-    shared.work.notify_one();
     let reported = Reported::of(&leased, &result);
     let outcome = Outcome {
         delivery: leased.delivery.id,
@@ -478,17 +478,33 @@ fn on_recorded(shared: &Shared, recorded: Recorded, reported: Vec<Reported>) {
     for (report, (_, step)) in reported.iter().zip(&steps) {
         report.log(step);
     }
-    let mut back = Vec::new();
+    let (mut back, mut freed, mut relieved) = (Vec::new(), 0, false);
     {
         let mut lanes = shared.lanes.lock();
         for (id, step) in &steps {
+            freed += usize::from(lanes.keeps_slot(*id));
+            relieved |= lanes.limits_leasing(*id);
             let turned_off = step.as_ref().is_ok_and(|s| s.turned_off);
             back.extend(lanes.recorded(*id, turned_off));
         }
     }
     give_back(shared, back);
-    shared.work.notify_all();
-    shared.wakeup.notify();
+    // Successes gave their slots back when answered; only failed attempts free one now.
+    wake_workers(shared, freed);
+    if relieved {
+        shared.wakeup.notify();
+    }
+}
+
+/// Wakes up to `n` idle workers (each condvar wake is a context switch: none for nothing).
+fn wake_workers(shared: &Shared, n: usize) {
+    if n >= shared.config.threads {
+        shared.work.notify_all();
+        return;
+    }
+    for _ in 0..n {
+        shared.work.notify_one();
+    }
 }
 
 /// Returns leased deliveries to the queue; the lanes stop holding them once that commits.
