@@ -158,7 +158,7 @@ fn engine_config(config: &Config) -> EngineConfig {
         limits: Limits {
             per_webhook: config.webhooks.max_in_flight_per_webhook,
             // Attempts block their thread: one tenant never holds more than half of them, so
-            // another tenant's delivery always finds one free.
+            // one tenant's slow receivers leave the other half to everyone else.
             per_tenant: config
                 .webhooks
                 .max_in_flight_per_tenant
@@ -255,9 +255,9 @@ impl Running {
         &self.admin_token
     }
 
-    /// Runs one step of the delivery engine on this thread: the deliveries due now are leased
-    /// (within `webhooks.max_in_flight_per_webhook` and `_per_tenant`, as the engine would), attempted
-    /// and their outcomes recorded before this returns. Meant for servers started with
+    /// Runs one step of the delivery engine on this thread: every delivery due now is leased,
+    /// attempted in turn and its outcome recorded before this returns (one at a time, so the
+    /// engine's concurrency limits do not arise). Meant for servers started with
     /// [`Deliveries::Manual`].
     pub fn deliver_due(&self) -> Vec<Next> {
         delivery::deliver_due(&self.store, &self.client, &self.engine_config, usize::MAX)

@@ -138,6 +138,14 @@ impl Lane {
         self.paused_until.is_some_and(|until| until > now)
     }
 
+    /// Run down to half its depth, with room for more, and neither halted nor paused.
+    fn wants_lease(&self, now: Instant) -> bool {
+        !self.halted
+            && !self.paused(now)
+            && self.queue.len() <= self.depth / 2
+            && self.depth > self.queue.len() + self.busy as usize
+    }
+
     /// The queued deliveries beyond `keep`, latest first, to give back.
     fn shed(&mut self, keep: usize) -> Vec<DeliveryId> {
         let mut shed = Vec::new();
@@ -227,8 +235,12 @@ impl Lanes {
         of_webhook.min(of_tenant)
     }
 
-    /// Takes in what a lease, made while the store's webhook-edit count was `edits`, returned.
-    pub fn admit(&mut self, leased: Vec<Leased>, edits: u64) {
+    /// Takes in what a lease, made while the store's webhook-edit count was `edits`, returned;
+    /// returns what a lane cannot take after all (it was halted or paused while the lease was
+    /// being written), to give back.
+    pub fn admit(&mut self, leased: Vec<Leased>, edits: u64) -> Vec<DeliveryId> {
+        let now = Instant::now();
+        let mut refused = Vec::new();
         for l in leased {
             let limits = self.limits;
             let lane = self
@@ -240,7 +252,7 @@ impl Lanes {
                 lane.edits = edits;
             }
             lane.held += 1;
-            lane.last_held = Instant::now();
+            lane.last_held = now;
             self.tenants.entry(lane.tenant).or_default().held += 1;
             self.held.insert(
                 l.delivery.id,
@@ -250,18 +262,32 @@ impl Lanes {
                     keeps_slot: false,
                 },
             );
+            if lane.halted || lane.paused(now) {
+                refused.push(l.delivery.id);
+                continue;
+            }
             if !lane.in_turn {
                 lane.in_turn = true;
                 self.turns.push_back(l.webhook.id);
             }
             lane.queue.push_back(l);
         }
+        refused
     }
 
-    /// The next attempt, from the first lane in turn with a free slot; lanes read before the
-    /// store's webhook-edit count reached `edits` give their queue back instead.
-    pub fn take(&mut self, edits: u64) -> Turn {
+    /// Whether the webhook's lane would take more deliveries now (it has run down to half its
+    /// depth and has room): the dispatcher should lease.
+    pub fn wants_lease(&self, webhook: WebhookId) -> bool {
+        self.lanes
+            .get(&webhook)
+            .is_some_and(|lane| lane.wants_lease(Instant::now()))
+    }
+
+    /// The next attempt, from the first lane in turn with a free slot. A lane whose webhook was
+    /// edited (`last_edit_of` it) after its settings were read gives its queue back instead.
+    pub fn take(&mut self, last_edit_of: impl Fn(WebhookId) -> u64) -> Turn {
         let mut turn = Turn::default();
+        let now = Instant::now();
         for _ in 0..self.turns.len() {
             let Some(id) = self.turns.pop_front() else {
                 break;
@@ -273,8 +299,8 @@ impl Lanes {
                 lane.in_turn = false;
                 continue;
             }
-            if lane.edits != edits {
-                // Its settings were read before an edit (of some webhook): lease it afresh.
+            if last_edit_of(id) > lane.edits {
+                // Its settings were read before an edit: lease it afresh.
                 turn.give_back.extend(lane.shed(0));
                 lane.in_turn = false;
                 continue;
@@ -289,7 +315,7 @@ impl Lanes {
             };
             lane.busy += 1;
             share.busy += 1;
-            turn.running_low = lane.queue.len() == lane.depth / 2 || lane.queue.is_empty();
+            turn.running_low = lane.wants_lease(now);
             if lane.queue.is_empty() {
                 lane.in_turn = false;
             } else {
@@ -519,12 +545,12 @@ mod tests {
     fn admit(lanes: &mut Lanes, hook: &Arc<Webhook>, n: usize) -> Vec<DeliveryId> {
         let batch: Vec<Leased> = (0..n).map(|_| leased(hook)).collect();
         let ids = batch.iter().map(|l| l.delivery.id).collect();
-        lanes.admit(batch, 0);
+        assert!(lanes.admit(batch, 0).is_empty(), "the lane takes them all");
         ids
     }
 
     fn take(lanes: &mut Lanes) -> Option<DeliveryId> {
-        lanes.take(0).attempt.map(|a| a.delivery.id)
+        lanes.take(|_| 0).attempt.map(|a| a.delivery.id)
     }
 
     #[test]
@@ -648,12 +674,18 @@ mod tests {
         assert_eq!(lanes.room(hook.id, hook.tenant_id, 0, now), 0, "paused");
         assert!(lanes.room(hook.id, hook.tenant_id, 0, now + MAX_PAUSE) > 0);
 
+        // A lease written before the pause began is given back as it arrives.
+        let late = leased(&hook);
+        assert_eq!(lanes.admit(vec![late.clone()], 0), [late.delivery.id]);
+
         let gone = webhook(TenantId::new());
         admit(&mut lanes, &gone, 3);
         let id = take(&mut lanes).unwrap();
         let answer = answer(Some(410), Some(AttemptError::HttpStatus), 2);
         assert_eq!(lanes.answered(id, &answer, now).len(), 2);
         assert_eq!(lanes.room(gone.id, gone.tenant_id, 0, now), 0);
+        let late = leased(&gone);
+        assert_eq!(lanes.admit(vec![late.clone()], 0), [late.delivery.id]);
     }
 
     #[test]
@@ -661,13 +693,20 @@ mod tests {
         let hook = webhook(TenantId::new());
         let mut lanes = Lanes::new(LIMITS);
         let ids = admit(&mut lanes, &hook, 3);
-        let turn = lanes.take(1);
+        let other = webhook(TenantId::new());
+        admit(&mut lanes, &other, 1);
+        // Another webhook's edit leaves this lane alone.
+        let edited = |w: WebhookId| if w == other.id { 1 } else { 0 };
+        let turn = lanes.take(edited);
+        assert_eq!(turn.attempt.map(|a| a.delivery.id), Some(ids[0]));
+        let turn = lanes.take(|_| 1);
         assert!(turn.attempt.is_none());
-        assert_eq!(turn.give_back.len(), 3);
-        lanes.given_back(&ids);
+        assert_eq!(turn.give_back.len(), 2 + 1, "both lanes' queues");
+        lanes.given_back(&turn.give_back);
+        lanes.abandon(ids[0]);
         assert_eq!(lanes.held(), 0);
         lanes.forget_idle(Instant::now());
-        assert_eq!(lanes.lanes.len(), 1, "an empty lane is remembered a while");
+        assert_eq!(lanes.lanes.len(), 2, "an empty lane is remembered a while");
         lanes.forget_idle(Instant::now() + FORGET_AFTER);
         assert!(lanes.lanes.is_empty(), "and then forgotten");
     }

@@ -345,8 +345,9 @@ fn dispatch_loop(shared: &Shared) {
         let leased_all = leased.len() == budget;
         if !leased.is_empty() {
             let admitted = leased.len();
-            shared.lanes.lock().admit(leased, edits);
-            wake_workers(shared, admitted);
+            let refused = shared.lanes.lock().admit(leased, edits);
+            wake_workers(shared, admitted - refused.len());
+            give_back(shared, refused);
         }
         if leased_all {
             continue;
@@ -372,7 +373,7 @@ fn work_loop(shared: &Arc<Shared>) {
                 if shared.stopping.load(Ordering::SeqCst) {
                     return;
                 }
-                let turn = lanes.take(shared.store.webhook_edits());
+                let turn = lanes.take(|webhook| shared.store.last_edit_of(webhook));
                 give_back(shared, turn.give_back);
                 if let Some(leased) = turn.attempt {
                     break (leased, turn.running_low);
@@ -402,11 +403,16 @@ fn attempt_and_go_on(shared: &Arc<Shared>, leased: Leased) {
         shared.lanes.lock().abandon(leased.delivery.id);
         return;
     };
-    let back = shared
-        .lanes
-        .lock()
-        .answered(leased.delivery.id, &result, Instant::now());
+    let (back, wants_lease) = {
+        let mut lanes = shared.lanes.lock();
+        let back = lanes.answered(leased.delivery.id, &result, Instant::now());
+        (back, lanes.wants_lease(leased.webhook.id))
+    };
     give_back(shared, back);
+    if wants_lease {
+        // The answer freed a slot or deepened the lane: there may be room to lease into.
+        shared.wakeup.notify();
+    }
     let reported = Reported::of(&leased, &result);
     let outcome = Outcome {
         delivery: leased.delivery.id,
@@ -489,9 +495,10 @@ fn on_recorded(shared: &Shared, recorded: Recorded, reported: Vec<Reported>) {
         }
     }
     give_back(shared, back);
-    // Successes gave their slots back when answered; only failed attempts free one now.
+    // Successes gave their slots back when answered; only failed attempts free one now, and
+    // a freed slot may make room to lease into.
     wake_workers(shared, freed);
-    if relieved {
+    if relieved || freed > 0 {
         shared.wakeup.notify();
     }
 }

@@ -26,6 +26,7 @@ mod wakeup;
 pub mod webhooks;
 mod writer;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -37,6 +38,7 @@ pub use codec::Record;
 pub use tenants::Tenant;
 pub use wakeup::Wakeup;
 
+use crate::domain::ids::WebhookId;
 use crate::domain::time::{Clock, Timestamp};
 
 /// The schema this build writes. Older files are migrated forward at open; newer ones refused.
@@ -148,6 +150,8 @@ struct Inner {
     /// Counts committed edits of webhooks' settings (update, delete), for the engine to notice
     /// that what it leased ahead was read before one.
     webhook_edits: AtomicU64,
+    /// Each edited webhook's latest edit, by that count.
+    last_edits: parking_lot::Mutex<HashMap<WebhookId, u64>>,
     clock: Clock,
 }
 
@@ -195,6 +199,7 @@ impl Store {
                 path: path.to_path_buf(),
                 deliveries: Arc::new(Wakeup::default()),
                 webhook_edits: AtomicU64::new(0),
+                last_edits: parking_lot::Mutex::new(HashMap::new()),
                 clock,
             }),
         })
@@ -267,15 +272,28 @@ impl Store {
         Arc::clone(&self.inner.deliveries)
     }
 
-    /// How many edits of webhooks' settings have committed since the store opened: deliveries
-    /// leased while it read `n` carry webhook settings that may be stale once it reads more.
+    /// How many edits of webhooks' settings have committed since the store opened. A webhook
+    /// read after this returned `n` is stale once [`Store::last_edit_of`] it passes `n`.
     pub fn webhook_edits(&self) -> u64 {
         self.inner.webhook_edits.load(Ordering::SeqCst)
     }
 
-    /// Called once a write that changed a webhook's settings has committed.
-    pub(crate) fn note_webhook_edit(&self) {
-        self.inner.webhook_edits.fetch_add(1, Ordering::SeqCst);
+    /// The number of the webhook's latest edit in [`Store::webhook_edits`]'s count (0: none
+    /// since the store opened).
+    pub fn last_edit_of(&self, webhook: WebhookId) -> u64 {
+        self.inner
+            .last_edits
+            .lock()
+            .get(&webhook)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Called once a write that changed the webhook's settings has committed.
+    pub(crate) fn note_webhook_edit(&self, webhook: WebhookId) {
+        let mut last = self.inner.last_edits.lock();
+        let n = self.inner.webhook_edits.fetch_add(1, Ordering::SeqCst) + 1;
+        last.insert(webhook, n);
     }
 
     pub(crate) fn wake_deliveries(&self) {

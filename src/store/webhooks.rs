@@ -132,7 +132,7 @@ impl Store {
             save_webhook(txn, &webhook)?;
             Ok(webhook)
         })
-        .inspect(|_| self.note_webhook_edit())
+        .inspect(|_| self.note_webhook_edit(id))
     }
 
     /// Soft delete: the webhook disappears from every view and its open deliveries stop.
@@ -144,6 +144,6 @@ impl Store {
             cancel_open(txn, id)?;
             Ok(())
         })
-        .inspect(|_| self.note_webhook_edit())
+        .inspect(|_| self.note_webhook_edit(id))
     }
 }

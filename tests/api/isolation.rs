@@ -100,7 +100,9 @@ fn one_tenant_s_slow_receivers_leave_threads_for_the_others() {
 
 /// The engine issue's isolation target, small: two tarpit webhooks of one tenant with a backlog
 /// of due deliveries, and another tenant's healthy webhook receiving a steady trickle of leads,
-/// each of which must arrive well before a tarpit attempt could have freed anything.
+/// each of which must arrive well before a tarpit attempt could have freed anything. The fixture
+/// runs 4 delivery threads: two tarpits at two attempts each would hold all of them but for the
+/// tenant's share (half the threads).
 #[test]
 fn a_healthy_webhook_keeps_pace_beside_two_tarpits_with_a_backlog() {
     const BACKLOG_EACH: usize = 500;
