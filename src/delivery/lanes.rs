@@ -467,12 +467,9 @@ mod tests {
     use crate::domain::event::EventType;
     use crate::domain::ids::EventId;
     use crate::domain::time::Timestamp;
-    use crate::domain::url_policy::WebhookUrl;
-    use crate::domain::webhook::{
-        Description, EventTypes, RetryAttempts, TimeoutSeconds, WebhookSettings,
-    };
     use crate::store::delivery_queue::{Delivery, DeliveryStatus};
     use crate::store::outbox::Event;
+    use crate::store::testing::webhook_settings;
 
     const LIMITS: Limits = Limits {
         per_webhook: 2,
@@ -480,14 +477,7 @@ mod tests {
     };
 
     fn webhook(tenant: TenantId) -> Arc<Webhook> {
-        let settings = WebhookSettings {
-            url: WebhookUrl::literal("https://8.8.8.8/hook"),
-            event_types: EventTypes::default(),
-            is_active: true,
-            timeout_seconds: TimeoutSeconds::parse(5).unwrap(),
-            retry_attempts: RetryAttempts::parse(1).unwrap(),
-            description: Description::default(),
-        };
+        let settings = webhook_settings();
         Arc::new(Webhook::new(
             WebhookId::new(),
             tenant,

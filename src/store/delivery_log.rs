@@ -239,12 +239,8 @@ mod tests {
 
     use super::*;
     use crate::domain::retry::{AttemptResult, Next, RetryPolicy};
-    use crate::domain::url_policy::WebhookUrl;
-    use crate::domain::webhook::{
-        Description, EventTypes, RetryAttempts, TimeoutSeconds, WebhookSettings,
-    };
     use crate::store::dispatch::{Everything, LeasePlan};
-    use crate::store::testing::store_with_tenant;
+    use crate::store::testing::{store_with_tenant, webhook_settings};
     use redb::ReadableTableMetadata;
 
     fn ok_attempt() -> AttemptResult {
@@ -292,14 +288,7 @@ mod tests {
     /// A store on a temporary file with one tenant and one active webhook.
     fn store_with_webhook() -> (tempfile::TempDir, Store, TenantId, WebhookId) {
         let (dir, store, tenant) = store_with_tenant();
-        let settings = WebhookSettings {
-            url: WebhookUrl::literal("https://8.8.8.8/hook"),
-            event_types: EventTypes::default(),
-            is_active: true,
-            timeout_seconds: TimeoutSeconds::parse(5).unwrap(),
-            retry_attempts: RetryAttempts::parse(1).unwrap(),
-            description: Description::default(),
-        };
+        let settings = webhook_settings();
         let webhook = store
             .create_webhook(tenant, settings, "mega_whsec_x".into(), 20)
             .unwrap()

@@ -339,6 +339,22 @@ pub(crate) mod testing {
     use super::Store;
     use crate::domain::catalog::Name;
     use crate::domain::ids::TenantId;
+    use crate::domain::url_policy::WebhookUrl;
+    use crate::domain::webhook::{
+        Description, EventTypes, RetryAttempts, TimeoutSeconds, WebhookSettings,
+    };
+
+    /// An active webhook's settings: a public IP literal, every event, 5 s, one retry.
+    pub(crate) fn webhook_settings() -> WebhookSettings {
+        WebhookSettings {
+            url: WebhookUrl::literal("https://8.8.8.8/hook"),
+            event_types: EventTypes::default(),
+            is_active: true,
+            timeout_seconds: TimeoutSeconds::parse(5).expect("in range"),
+            retry_attempts: RetryAttempts::parse(1).expect("in range"),
+            description: Description::default(),
+        }
+    }
 
     /// A store on a temporary file with one tenant, "Acme".
     pub(crate) fn store_with_tenant() -> (tempfile::TempDir, Store, TenantId) {

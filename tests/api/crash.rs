@@ -13,6 +13,17 @@ use crate::helpers::*;
 
 const LEAD_COUNT: usize = 20;
 
+/// `--set` flags for a server that delivers to plain-HTTP receivers on loopback, then `extra`.
+fn plain_http_sets(extra: &[&str]) -> Vec<String> {
+    let mut sets = vec![
+        format!("admin.token={ADMIN_TOKEN}"),
+        "webhooks.https_only=false".to_string(),
+        "webhooks.allowed_private_cidrs=127.0.0.0/8".to_string(),
+    ];
+    sets.extend(extra.iter().map(|s| s.to_string()));
+    sets
+}
+
 #[test]
 fn deliveries_pending_or_in_flight_at_sigkill_are_delivered_after_restart() {
     let dir = tempfile::tempdir().unwrap();
@@ -34,14 +45,11 @@ fn deliveries_pending_or_in_flight_at_sigkill_are_delivered_after_restart() {
         }
     });
 
-    let admin_token = format!("admin.token={ADMIN_TOKEN}");
-    let sets = [
-        admin_token.as_str(),
-        "webhooks.https_only=false",
-        "webhooks.allowed_private_cidrs=127.0.0.0/8",
+    let sets = plain_http_sets(&[
         "webhooks.retry_schedule_seconds=1",
         "limits.per_minute=100000",
-    ];
+    ]);
+    let sets: Vec<&str> = sets.iter().map(String::as_str).collect();
     let mut server = serve(&data, &sets);
     let key = server.client.tenant_with_key("Acme");
     let webhook = server
@@ -146,12 +154,8 @@ fn sigterm_lets_an_attempt_in_flight_finish_and_records_it() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("leadbase.redb");
     let (port, seen) = slow_receiver(Duration::from_millis(1500));
-    let admin_token = format!("admin.token={ADMIN_TOKEN}");
-    let sets = [
-        admin_token.as_str(),
-        "webhooks.https_only=false",
-        "webhooks.allowed_private_cidrs=127.0.0.0/8",
-    ];
+    let sets = plain_http_sets(&[]);
+    let sets: Vec<&str> = sets.iter().map(String::as_str).collect();
     let mut server = serve(&data, &sets);
     let key = server.client.tenant_with_key("Acme");
     let webhook = server
@@ -313,13 +317,8 @@ fn a_delivery_answered_but_not_recorded_at_sigkill_is_sent_again_and_nothing_lea
     let data = dir.path().join("leadbase.redb");
     // Slow enough that deliveries pile up leased ahead while the leads are created.
     let receiver = HoldingReceiver::start(HOLD, Duration::from_millis(20));
-    let admin_token = format!("admin.token={ADMIN_TOKEN}");
-    let sets = [
-        admin_token.as_str(),
-        "webhooks.https_only=false",
-        "webhooks.allowed_private_cidrs=127.0.0.0/8",
-        "limits.per_minute=100000",
-    ];
+    let sets = plain_http_sets(&["limits.per_minute=100000"]);
+    let sets: Vec<&str> = sets.iter().map(String::as_str).collect();
     let mut server = serve(&data, &sets);
     let key = server.client.tenant_with_key("Acme");
     let webhook = server
