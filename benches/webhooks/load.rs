@@ -180,6 +180,33 @@ fn closed(target: &Target, clients: usize, duration: Duration) -> Report {
     report(started, Instant::now(), parts, false)
 }
 
+/// Exactly `total` creates (answered or not) from `clients` threads, each sending its next as soon
+/// as the last was answered: a backlog, not a measurement.
+pub fn count(target: &Target, clients: usize, total: u64) -> Report {
+    let started = Instant::now();
+    let taken = AtomicU64::new(0);
+    let parts = std::thread::scope(|scope| {
+        let threads: Vec<_> = (0..clients)
+            .map(|_| {
+                let taken = &taken;
+                scope.spawn(move || {
+                    let agent = agent();
+                    let mut part = Part::default();
+                    while taken.fetch_add(1, Ordering::Relaxed) < total {
+                        part.create(&agent, target);
+                    }
+                    part
+                })
+            })
+            .collect();
+        threads
+            .into_iter()
+            .map(|t| t.join().expect("a load thread"))
+            .collect()
+    });
+    report(started, Instant::now(), parts, false)
+}
+
 /// The open loop's schedule and its pool.
 struct Schedule<'a> {
     target: &'a Target,

@@ -3,6 +3,7 @@
 //! ```text
 //! cargo bench --bench webhooks
 //! LEADBASE_BENCH_ONLY=plain/1wh/ cargo bench --bench webhooks     # rows whose name contains it
+//! LEADBASE_BENCH_ONLY=isolation cargo bench --bench webhooks       # the isolation row alone
 //! LEADBASE_BENCH_SET="webhooks.delivery_threads=32 storage.cache_mb=32" cargo bench --bench webhooks
 //! LEADBASE_BIN=/path/to/old/leadbase cargo bench --bench webhooks  # another build, same bench
 //! LEADBASE_BENCH_FULL=1 cargo bench --bench webhooks              # every load for every sink
@@ -23,6 +24,17 @@
 //! of the deliveries (at most 120 s). The sink takes each delivery's receipt time minus its `t`
 //! as its create-to-receipt (e2e) latency.
 //!
+//! One more row, `isolation/tarpits+backlog`, is the issue's isolation target, on a server set
+//! up the same way with the plain sink. Tenant A has two webhooks (`timeout_seconds: 20`,
+//! `retry_attempts: 0`) pointing at a tarpit on the benchmark's side ([`sink::Tarpit`]: accepts
+//! connections and reads, never answers, holds the sockets open), and 5,000 leads created by 16
+//! clients queue 10,000 due deliveries to them; once each tarpit has its first attempt, tenant B,
+//! with one webhook to the plain sink, gets an open loop of 100 creates/s for 10 s, and its
+//! drain is capped at 30 s. The row's figures are tenant B's alone, except the server's CPU
+//! (everything it did during tenant B's load and drain, per tenant-B delivery) and its RSS (idle:
+//! after both tenants' setup, before the backlog; peak: at the end). Its note says how the
+//! backlog went. It takes 15-50 s and runs by default.
+//!
 //! Columns: `creates/s` answered 201 per second of the load window (first send to last answer),
 //! `err` other answers, `late` open-loop sends that left > 5 ms after their slot, the API
 //! latency, deliveries per second received inside the load window and after it (to the last
@@ -31,14 +43,15 @@
 //! vs creates x webhooks) and `dup` (repeat receipts, which at-least-once allows), the server's
 //! user+system CPU (`/proc/PID/stat`) over load and drain per delivered message, its `VmRSS`
 //! after setup (idle) and `VmHWM` at the end (peak). The last lines say whether each of the
-//! issue's targets held for the plain-sink, one-webhook rows; missing one is no failure (only a
-//! setup error panics).
+//! issue's targets held for the plain-sink, one-webhook rows and the isolation row (tenant B's
+//! e2e p99, everything delivered); missing one is no failure (only a setup error panics).
 //!
 //! The full matrix ({plain, https} x {1, 10 webhooks} x 5 loads) takes well over 12 minutes on
 //! an engine that falls behind, so by default only plain/1 webhook runs every load and the other
 //! three combinations run closed c64 and open 1,000/s; `LEADBASE_BENCH_FULL=1` runs them all.
 
 mod clock;
+mod isolation;
 mod load;
 mod scenario;
 mod server;
@@ -53,6 +66,7 @@ use leadbase::config::{Config, WebhooksConfig};
 use crate::load::Load;
 use crate::scenario::{DRAIN_CAP, Scenario};
 use crate::sink::SinkKind;
+use crate::table::Row;
 
 const CLOSED: Load = Load::Closed {
     clients: 64,
@@ -62,6 +76,37 @@ const OPEN_RATES: [u64; 4] = [500, 1_000, 2_000, 4_000];
 const OPEN_SECONDS: u64 = 10;
 /// The open-loop rate the reduced set keeps.
 const REDUCED_RATE: u64 = 1_000;
+
+/// One row of the table.
+enum Bench {
+    /// A sink x webhooks x load scenario.
+    Matrix(Scenario),
+    /// The isolation scenario (see [`isolation`]).
+    Isolation,
+}
+
+impl Bench {
+    fn name(&self) -> String {
+        match self {
+            Bench::Matrix(scenario) => scenario.name(),
+            Bench::Isolation => isolation::NAME.into(),
+        }
+    }
+
+    fn run(&self, bin: &str, extra: &[String]) -> Row {
+        match self {
+            Bench::Matrix(scenario) => scenario.run(bin, extra),
+            Bench::Isolation => isolation::run(bin, extra),
+        }
+    }
+}
+
+/// The matrix's rows, then the isolation row.
+fn benches(full: bool) -> Vec<Bench> {
+    let mut all: Vec<Bench> = scenarios(full).into_iter().map(Bench::Matrix).collect();
+    all.push(Bench::Isolation);
+    all
+}
 
 fn scenarios(full: bool) -> Vec<Scenario> {
     let mut all = Vec::new();
@@ -99,7 +144,7 @@ fn main() {
         .unwrap_or_default();
     let only = env("LEADBASE_BENCH_ONLY");
     let full = env("LEADBASE_BENCH_FULL").is_some_and(|v| v != "0");
-    let chosen: Vec<Scenario> = scenarios(full)
+    let chosen: Vec<Bench> = benches(full)
         .into_iter()
         .filter(|s| only.as_ref().is_none_or(|o| s.name().contains(o.as_str())))
         .collect();
@@ -128,16 +173,24 @@ fn main() {
         }
     );
     println!(
-        "scenarios: {}{}; closed = 64 clients for 15 s, open = fixed rate for {OPEN_SECONDS} s (up to 256 threads); drain capped at {} s",
+        "scenarios: {}; then {}{}; closed = 64 clients for 15 s, open = fixed rate for {OPEN_SECONDS} s (up to 256 threads); drain capped at {} s ({} s for isolation)",
         if full {
             "the full matrix {plain, https} x {1, 10 webhooks} x {closed c64, open 500/1,000/2,000/4,000}".to_string()
         } else {
             "plain/1 webhook: closed c64 + open 500/1,000/2,000/4,000; plain/10, https/1, https/10: closed c64 + open 1,000 only (reduced: the full matrix takes too long; LEADBASE_BENCH_FULL=1 runs it)".to_string()
         },
+        format_args!(
+            "{}: tenant A with {} tarpit webhooks (timeout {} s, no retries) and {} due deliveries to them, tenant B with 1 webhook to the plain sink at open 100/s for 10 s, measured alone",
+            isolation::NAME,
+            isolation::TARPITS,
+            isolation::TARPIT_TIMEOUT_S,
+            table::thousands(isolation::BACKLOG_LEADS * isolation::TARPITS as u64),
+        ),
         only.as_ref()
             .map(|o| format!(" (LEADBASE_BENCH_ONLY={o}: {} of them)", chosen.len()))
             .unwrap_or_default(),
         DRAIN_CAP.as_secs(),
+        isolation::DRAIN_CAP.as_secs(),
     );
     println!();
 

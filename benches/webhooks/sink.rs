@@ -1,7 +1,7 @@
 //! Where the deliveries go: a minimal plain-HTTP sink that answers `204 No Content`, or the test
 //! kit's HTTPS receiver (rustls, a throw-away CA, answers `200 ok`). Either way the benchmark
 //! reads [`Arrival`]s: which webhook, the lead's send stamp `t`, and when the request had been
-//! read whole.
+//! read whole. And the isolation scenario's [`Tarpit`], which takes deliveries and never answers.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -256,6 +256,114 @@ fn serve(mut tcp: TcpStream, shared: &Shared) {
         buf.drain(..body_start + head.length);
         if tcp.write_all(NO_CONTENT).is_err() || head.close {
             return;
+        }
+    }
+}
+
+/// A receiver that never answers: it accepts every connection, reads whatever comes and holds
+/// the socket open until the peer closes it (the server, at its attempt's timeout or when it is
+/// stopped). It counts connections and, per webhook (`/tarpit{n}`), the request heads it saw.
+pub struct Tarpit {
+    addr: SocketAddr,
+    shared: Arc<TarpitShared>,
+    stop: Arc<AtomicBool>,
+}
+
+struct TarpitShared {
+    connections: AtomicU64,
+    /// Request heads seen per webhook, by the `n` of `/tarpit{n}`.
+    requests: Vec<AtomicU64>,
+}
+
+impl Tarpit {
+    /// A tarpit for webhooks `0..hooks`.
+    pub fn start(hooks: usize) -> Tarpit {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the tarpit");
+        let addr = listener.local_addr().expect("tarpit address");
+        let shared = Arc::new(TarpitShared {
+            connections: AtomicU64::new(0),
+            requests: (0..hooks).map(|_| AtomicU64::new(0)).collect(),
+        });
+        let stop = Arc::new(AtomicBool::new(false));
+        {
+            let (shared, stop) = (Arc::clone(&shared), Arc::clone(&stop));
+            std::thread::Builder::new()
+                .name("tarpit-accept".into())
+                .spawn(move || {
+                    for conn in listener.incoming() {
+                        if stop.load(Ordering::Relaxed) {
+                            break;
+                        }
+                        let Ok(tcp) = conn else { continue };
+                        shared.connections.fetch_add(1, Ordering::Relaxed);
+                        let shared = Arc::clone(&shared);
+                        let _ = std::thread::Builder::new()
+                            .name("tarpit-conn".into())
+                            .stack_size(64 * 1024)
+                            .spawn(move || hold(tcp, &shared));
+                    }
+                })
+                .expect("spawn the tarpit");
+        }
+        Tarpit { addr, shared, stop }
+    }
+
+    /// The URL webhook `hook` is registered with.
+    pub fn url(&self, hook: usize) -> String {
+        format!("http://{}/tarpit{hook}", self.addr)
+    }
+
+    /// Request heads seen so far for each webhook.
+    pub fn requests(&self) -> Vec<u64> {
+        self.shared
+            .requests
+            .iter()
+            .map(|n| n.load(Ordering::Relaxed))
+            .collect()
+    }
+
+    /// Connections accepted so far.
+    pub fn connections(&self) -> u64 {
+        self.shared.connections.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for Tarpit {
+    fn drop(&mut self) {
+        // Connection threads end when their peer (the server, stopped first) closes.
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
+    }
+}
+
+/// Reads until the peer closes, counting the first request line's webhook; never writes.
+fn hold(mut tcp: TcpStream, shared: &TarpitShared) {
+    let _ = tcp.set_read_timeout(Some(Duration::from_secs(300)));
+    let mut line: Vec<u8> = Vec::new();
+    let mut counted = false;
+    let mut chunk = [0u8; 16 * 1024];
+    loop {
+        let n = match tcp.read(&mut chunk) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        if counted {
+            continue;
+        }
+        line.extend_from_slice(&chunk[..n]);
+        if let Some(end) = line.windows(2).position(|w| w == b"\r\n") {
+            counted = true;
+            // `POST /tarpit{n} HTTP/1.1`
+            let hook = std::str::from_utf8(&line[..end])
+                .ok()
+                .and_then(|l| l.split(' ').nth(1))
+                .and_then(|path| path.strip_prefix("/tarpit"))
+                .and_then(|n| n.parse::<usize>().ok());
+            if let Some(counter) = hook.and_then(|h| shared.requests.get(h)) {
+                counter.fetch_add(1, Ordering::Relaxed);
+            }
+        } else if line.len() > 64 * 1024 {
+            counted = true;
         }
     }
 }

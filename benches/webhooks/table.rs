@@ -1,6 +1,7 @@
 //! The printed result: one aligned row per scenario, and whether the targets held for
-//! the plain-sink, one-webhook rows.
+//! the plain-sink, one-webhook rows and the isolation row.
 
+use crate::isolation;
 use crate::tally::Spread;
 
 /// One scenario's figures.
@@ -176,8 +177,9 @@ struct Check {
     held: bool,
 }
 
-/// Prints whether each of the targets held (plain sink, one webhook, defaults); a
-/// target whose scenario did not run says so.
+/// Prints whether each of the targets held (plain sink, one webhook, defaults; the
+/// isolation row's healthy tenant has one webhook to the plain sink too); a target whose
+/// scenario did not run says so.
 pub fn print_targets(rows: &[Row], defaults: bool) {
     let find = |name: &str| rows.iter().find(|r| r.name == name);
     let mut checks: Vec<Result<Check, String>> = Vec::new();
@@ -234,6 +236,14 @@ pub fn print_targets(rows: &[Row], defaults: bool) {
             50.0,
         ))),
         None => checks.push(missing("open 2,000/s target", open2000)),
+    }
+    match find(isolation::NAME) {
+        Some(r) => checks.push(Ok(p99_check(
+            "isolation: healthy tenant e2e p99 <= 50 ms beside two tarpits with a 10,000 backlog",
+            r,
+            50.0,
+        ))),
+        None => checks.push(missing("isolation target", isolation::NAME)),
     }
 
     let held = checks
