@@ -142,16 +142,24 @@ fn job<R: Send + 'static>(
                 poison: result.as_ref().err().filter(|e| e.poisons_batch()).cloned(),
                 finish: Box::new(move |commit| {
                     if let Some(done) = done.lock().take() {
-                        done(commit.and(result));
+                        tell(|| done(commit.and(result)));
                     }
                 }),
             }
         }),
         refuse: Box::new(move |e| {
             if let Some(done) = refused.lock().take() {
-                done(Err(e));
+                tell(|| done(Err(e)));
             }
         }),
+    }
+}
+
+/// Runs a caller's `done` on the writer thread; a panic in it must not take the writer down
+/// either (the write it hears about has already committed or failed).
+fn tell(done: impl FnOnce()) {
+    if std::panic::catch_unwind(AssertUnwindSafe(done)).is_err() {
+        tracing::error!("a write's caller panicked on hearing its outcome");
     }
 }
 
@@ -310,4 +318,26 @@ fn commit_batch(db: &Database, jobs: Vec<Job>) -> Result<(), StoreError> {
         finish(verdict.clone());
     }
     verdict
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::store::testing::store_with_tenant;
+
+    #[test]
+    fn a_panic_in_a_callers_done_leaves_the_writer_running() {
+        let (_dir, store, _tenant) = store_with_tenant();
+        let (told, heard) = std::sync::mpsc::channel();
+        store.write_then(|_| Ok(()), |_| panic!("the caller's bug"));
+        store.write_then(
+            |_| Ok(()),
+            move |result| {
+                let _ = told.send(result.is_ok());
+            },
+        );
+        let later = heard.recv_timeout(std::time::Duration::from_secs(10));
+        assert_eq!(later, Ok(true), "the next write still commits");
+        assert!(store.write(|_| Ok(())).is_ok());
+        store.shutdown();
+    }
 }
