@@ -158,6 +158,17 @@ impl Lane {
     }
 }
 
+/// What a recorded attempt let go of.
+#[derive(Debug, Default)]
+pub struct Released {
+    /// Leased deliveries to give back (the attempt turned its webhook off).
+    pub give_back: Vec<DeliveryId>,
+    /// A failed attempt's slot, kept until its record: a worker can take it.
+    pub freed_slot: bool,
+    /// Holding it was what kept its tenant or the engine from leasing more.
+    pub relieved: bool,
+}
+
 /// The next attempt to make, and what the worker must do besides.
 #[derive(Debug, Default)]
 pub struct Turn {
@@ -201,21 +212,6 @@ impl Lanes {
 
     pub fn held(&self) -> usize {
         self.held.len()
-    }
-
-    /// Whether the delivery's failed attempt keeps a slot until its record commits.
-    pub fn keeps_slot(&self, delivery: DeliveryId) -> bool {
-        self.held.get(&delivery).is_some_and(|h| h.keeps_slot)
-    }
-
-    /// Whether holding the delivery is what keeps its tenant or the engine from leasing more
-    /// (it is at its share): once it is recorded, the dispatcher has work to do.
-    pub fn limits_leasing(&self, delivery: DeliveryId) -> bool {
-        let Some(hold) = self.held.get(&delivery) else {
-            return false;
-        };
-        let of_tenant = self.tenants.get(&hold.tenant).map_or(0, |s| s.held);
-        self.budget() == 0 || of_tenant >= AHEAD_PER_TENANT
     }
 
     /// How many of the webhook's due deliveries to lease now, `taken` of its tenant's being
@@ -383,12 +379,14 @@ impl Lanes {
     }
 
     /// An attempt's record committed (`turned_off`: it turned the webhook off), or failed to
-    /// (then the delivery is leased again when its lease runs out). Returns what to give back.
-    pub fn recorded(&mut self, delivery: DeliveryId, turned_off: bool) -> Vec<DeliveryId> {
+    /// (then the delivery is leased again when its lease runs out).
+    pub fn recorded(&mut self, delivery: DeliveryId, turned_off: bool) -> Released {
         let Some(hold) = self.held.remove(&delivery) else {
-            return Vec::new();
+            return Released::default();
         };
+        let at_budget = self.held.len() + 1 >= AHEAD_TOTAL;
         let share = self.tenants.entry(hold.tenant).or_default();
+        let relieved = at_budget || share.held >= AHEAD_PER_TENANT;
         share.held = share.held.saturating_sub(1);
         if hold.keeps_slot {
             share.busy = share.busy.saturating_sub(1);
@@ -405,7 +403,11 @@ impl Lanes {
             }
         }
         self.tidy(hold.webhook, hold.tenant);
-        give_back
+        Released {
+            give_back,
+            freed_slot: hold.keeps_slot,
+            relieved,
+        }
     }
 
     /// An attempt that never came to a result (it panicked): its slot comes back, and the

@@ -488,10 +488,11 @@ fn on_recorded(shared: &Shared, recorded: Recorded, reported: Vec<Reported>) {
     {
         let mut lanes = shared.lanes.lock();
         for (id, step) in &steps {
-            freed += usize::from(lanes.keeps_slot(*id));
-            relieved |= lanes.limits_leasing(*id);
             let turned_off = step.as_ref().is_ok_and(|s| s.turned_off);
-            back.extend(lanes.recorded(*id, turned_off));
+            let released = lanes.recorded(*id, turned_off);
+            back.extend(released.give_back);
+            freed += usize::from(released.freed_slot);
+            relieved |= released.relieved;
         }
     }
     give_back(shared, back);

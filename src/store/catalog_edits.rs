@@ -28,11 +28,7 @@ impl Store {
             require_tenant(txn, tenant)?;
             let mut table = txn.open_table(STAGES)?;
             let stages: Vec<Stage> = records_under(&table, &tenant.bytes())?;
-            if stages.iter().any(|s| s.slug == slug) {
-                return Err(StoreError::Conflict(format!(
-                    "a stage with slug `{slug}` already exists"
-                )));
-            }
+            refuse_taken_slug("stage", &slug, stages.iter().map(|s| s.slug.as_str()))?;
             let stage = Stage {
                 id: StageId::new(),
                 tenant_id: tenant,
@@ -64,12 +60,9 @@ impl Store {
                 .iter()
                 .position(|s| s.id == id)
                 .ok_or_else(|| StoreError::NotFound(format!("stage {id} not found")))?;
-            if let Some(slug) = &patch.slug
-                && stages.iter().any(|s| s.slug == slug.as_str() && s.id != id)
-            {
-                return Err(StoreError::Conflict(format!(
-                    "a stage with slug `{slug}` already exists"
-                )));
+            if let Some(slug) = &patch.slug {
+                let others = stages.iter().filter(|s| s.id != id);
+                refuse_taken_slug("stage", slug.as_str(), others.map(|s| s.slug.as_str()))?;
             }
             let mut stage = stages.remove(index);
             if let Some(slug) = patch.slug {
@@ -145,11 +138,11 @@ impl Store {
             require_tenant(txn, tenant)?;
             let mut table = txn.open_table(CUSTOM_FIELDS)?;
             let fields: Vec<CustomField> = records_under(&table, &tenant.bytes())?;
-            if fields.iter().any(|f| f.slug == slug) {
-                return Err(StoreError::Conflict(format!(
-                    "a custom field with slug `{slug}` already exists"
-                )));
-            }
+            refuse_taken_slug(
+                "custom field",
+                &slug,
+                fields.iter().map(|f| f.slug.as_str()),
+            )?;
             let field = CustomField {
                 id: CustomFieldId::new(),
                 tenant_id: tenant,
@@ -294,4 +287,18 @@ impl Store {
             }
         })
     }
+}
+
+/// A conflict when `slug` is among the `taken` slugs of the tenant's `what`s.
+fn refuse_taken_slug<'a>(
+    what: &str,
+    slug: &str,
+    mut taken: impl Iterator<Item = &'a str>,
+) -> Result<(), StoreError> {
+    if taken.any(|t| t == slug) {
+        return Err(StoreError::Conflict(format!(
+            "a {what} with slug `{slug}` already exists"
+        )));
+    }
+    Ok(())
 }

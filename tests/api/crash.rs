@@ -3,6 +3,7 @@
 
 use std::collections::HashSet;
 use std::net::{TcpListener, TcpStream};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
@@ -13,15 +14,17 @@ use crate::helpers::*;
 
 const LEAD_COUNT: usize = 20;
 
-/// `--set` flags for a server that delivers to plain-HTTP receivers on loopback, then `extra`.
-fn plain_http_sets(extra: &[&str]) -> Vec<String> {
+/// `leadbase serve` on `data`, delivering to plain-HTTP receivers on loopback, with `extra`
+/// `--set` flags.
+fn serve_plain(data: &Path, extra: &[&str]) -> Served {
+    let admin_token = format!("admin.token={ADMIN_TOKEN}");
     let mut sets = vec![
-        format!("admin.token={ADMIN_TOKEN}"),
-        "webhooks.https_only=false".to_string(),
-        "webhooks.allowed_private_cidrs=127.0.0.0/8".to_string(),
+        admin_token.as_str(),
+        "webhooks.https_only=false",
+        "webhooks.allowed_private_cidrs=127.0.0.0/8",
     ];
-    sets.extend(extra.iter().map(|s| s.to_string()));
-    sets
+    sets.extend_from_slice(extra);
+    serve(data, &sets)
 }
 
 #[test]
@@ -45,12 +48,11 @@ fn deliveries_pending_or_in_flight_at_sigkill_are_delivered_after_restart() {
         }
     });
 
-    let sets = plain_http_sets(&[
+    let extra = &[
         "webhooks.retry_schedule_seconds=1",
         "limits.per_minute=100000",
-    ]);
-    let sets: Vec<&str> = sets.iter().map(String::as_str).collect();
-    let mut server = serve(&data, &sets);
+    ];
+    let mut server = serve_plain(&data, extra);
     let key = server.client.tenant_with_key("Acme");
     let webhook = server
         .client
@@ -84,7 +86,7 @@ fn deliveries_pending_or_in_flight_at_sigkill_are_delivered_after_restart() {
     held.lock().unwrap().clear();
 
     let receiver = receive(&secret, &format!("127.0.0.1:{port}"));
-    let _restarted = serve(&data, &sets);
+    let _restarted = serve_plain(&data, extra);
 
     let mut seen = HashSet::new();
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -102,61 +104,14 @@ fn deliveries_pending_or_in_flight_at_sigkill_are_delivered_after_restart() {
     }
 }
 
-/// A plain-HTTP receiver that reads each request, waits `delay`, then answers 200; it counts
-/// the requests it has read.
-fn slow_receiver(delay: Duration) -> (u16, Arc<Mutex<usize>>) {
-    use std::io::{Read, Write};
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let seen: Arc<Mutex<usize>> = Arc::default();
-    let counter = Arc::clone(&seen);
-    std::thread::spawn(move || {
-        for stream in listener.incoming().map_while(Result::ok) {
-            let counter = Arc::clone(&counter);
-            std::thread::spawn(move || {
-                let mut stream = stream;
-                let mut buf = vec![0u8; 64 * 1024];
-                let mut read = 0;
-                // Headers and a small JSON body arrive in a few reads; stop at the end of the body.
-                while let Ok(n) = stream.read(&mut buf[read..]) {
-                    if n == 0 {
-                        return;
-                    }
-                    read += n;
-                    let text = String::from_utf8_lossy(&buf[..read]);
-                    if let Some(end) = text.find("\r\n\r\n") {
-                        let length = text[..end]
-                            .lines()
-                            .find_map(|l| {
-                                l.to_ascii_lowercase()
-                                    .strip_prefix("content-length:")
-                                    .map(|v| v.trim().parse::<usize>().unwrap_or(0))
-                            })
-                            .unwrap_or(0);
-                        if read >= end + 4 + length {
-                            break;
-                        }
-                    }
-                }
-                *counter.lock().unwrap() += 1;
-                std::thread::sleep(delay);
-                let _ = stream.write_all(
-                    b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
-                );
-            });
-        }
-    });
-    (port, seen)
-}
-
 #[test]
 fn sigterm_lets_an_attempt_in_flight_finish_and_records_it() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("leadbase.redb");
-    let (port, seen) = slow_receiver(Duration::from_millis(1500));
-    let sets = plain_http_sets(&[]);
-    let sets: Vec<&str> = sets.iter().map(String::as_str).collect();
-    let mut server = serve(&data, &sets);
+    let receiver = PlainReceiver::answering_after(Duration::from_millis(1500));
+    let (port, seen) = (receiver.port, &receiver.seen);
+    let extra = &[];
+    let mut server = serve_plain(&data, extra);
     let key = server.client.tenant_with_key("Acme");
     let webhook = server
         .client
@@ -172,7 +127,7 @@ fn sigterm_lets_an_attempt_in_flight_finish_and_records_it() {
     eventually(
         "the attempt started",
         Duration::from_secs(10),
-        || match *seen.lock().unwrap() {
+        || match seen.lock().unwrap().len() {
             0 => Err("no request read".to_string()),
             _ => Ok(()),
         },
@@ -187,7 +142,7 @@ fn sigterm_lets_an_attempt_in_flight_finish_and_records_it() {
         "the stop waited for the attempt"
     );
 
-    let restarted = serve(&data, &sets);
+    let restarted = serve_plain(&data, extra);
     let log = restarted
         .client
         .list_deliveries(&key, &webhook, "")
@@ -197,19 +152,19 @@ fn sigterm_lets_an_attempt_in_flight_finish_and_records_it() {
     assert_eq!(log["data"][0]["status"], "delivered", "{log}");
     assert_eq!(log["data"][0]["attempts"], 1);
     assert_eq!(
-        *seen.lock().unwrap(),
+        seen.lock().unwrap().len(),
         1,
         "a finished attempt is not sent again"
     );
 }
 
-/// What [`HoldingReceiver`] read: each request's delivery id and lead id.
+/// What [`PlainReceiver`] read: each request's delivery id and lead id.
 type Seen = Arc<Mutex<Vec<(String, String)>>>;
 
-/// A plain-HTTP receiver that answers 200 after `delay`, except that the `hold`-th request it
-/// reads is answered only once the test says so through `answer`: `arrived` hears when it came,
-/// `answered` when its answer was written.
-struct HoldingReceiver {
+/// A plain-HTTP receiver that records each request and answers 200 after `delay`, except that
+/// the `hold`-th request it reads (if any) is answered only once the test says so through
+/// `answer`: `arrived` hears when it came, `answered` when its answer was written.
+struct PlainReceiver {
     port: u16,
     seen: Seen,
     delay: Arc<Mutex<Duration>>,
@@ -218,8 +173,13 @@ struct HoldingReceiver {
     answered: mpsc::Receiver<()>,
 }
 
-impl HoldingReceiver {
-    fn start(hold: usize, delay: Duration) -> HoldingReceiver {
+impl PlainReceiver {
+    /// Answers every request after `delay`.
+    fn answering_after(delay: Duration) -> PlainReceiver {
+        PlainReceiver::holding(usize::MAX, delay)
+    }
+
+    fn holding(hold: usize, delay: Duration) -> PlainReceiver {
         use std::io::{BufRead, BufReader, Read, Write};
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
@@ -288,7 +248,7 @@ impl HoldingReceiver {
                 });
             }
         });
-        HoldingReceiver {
+        PlainReceiver {
             port,
             seen,
             delay,
@@ -316,10 +276,9 @@ fn a_delivery_answered_but_not_recorded_at_sigkill_is_sent_again_and_nothing_lea
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("leadbase.redb");
     // Slow enough that deliveries pile up leased ahead while the leads are created.
-    let receiver = HoldingReceiver::start(HOLD, Duration::from_millis(20));
-    let sets = plain_http_sets(&["limits.per_minute=100000"]);
-    let sets: Vec<&str> = sets.iter().map(String::as_str).collect();
-    let mut server = serve(&data, &sets);
+    let receiver = PlainReceiver::holding(HOLD, Duration::from_millis(20));
+    let extra = &["limits.per_minute=100000"];
+    let mut server = serve_plain(&data, extra);
     let key = server.client.tenant_with_key("Acme");
     let webhook = server
         .client
@@ -360,7 +319,7 @@ fn a_delivery_answered_but_not_recorded_at_sigkill_is_sent_again_and_nothing_lea
         .expect("the held request was answered");
     server.sigkill();
 
-    let _restarted = serve(&data, &sets);
+    let _restarted = serve_plain(&data, extra);
     let delivered = |seen: &[(String, String)]| -> HashSet<String> {
         seen.iter().map(|(_, lead)| lead.clone()).collect()
     };

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 pub use delivery::{ARRIVE, DeliveryEnv, Hook};
-pub use process::{leadbase, leadbase_under_umask, receive, run_json, serve};
+pub use process::{Served, leadbase, leadbase_under_umask, receive, run_json, serve};
 pub use raw::{connect, exchange, read_response};
 pub use testkit::receiver::{Behaviour, Receiver, Recorded};
 pub use testkit::*;
