@@ -1,5 +1,5 @@
-//! Shared by the benchmarks: the test kit's server, set up for measuring, and percentile
-//! arithmetic.
+//! Shared by the benchmarks: the test kit's server, set up for measuring, percentile
+//! arithmetic and the tables' number formats.
 
 // Each benchmark uses only part of this.
 #![allow(dead_code)]
@@ -55,4 +55,28 @@ pub fn rss_mib() -> f64 {
             })
         })
         .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// `12,345`.
+pub fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Milliseconds, with the precision that means something at their size.
+pub fn ms(v: f64) -> String {
+    if v < 10.0 {
+        format!("{v:.2}")
+    } else if v < 1000.0 {
+        format!("{v:.1}")
+    } else {
+        thousands(v.round() as u64)
+    }
 }

@@ -1,6 +1,8 @@
 //! The printed result: one aligned row per scenario, then whether each of the targets
 //! held. A missed target is reported, never a failure.
 
+pub use crate::common::{ms, thousands};
+
 /// One row: a write's latency per request and its rate, or a pull scenario's latency and the
 /// `total` it answered.
 pub struct Row {
@@ -50,30 +52,6 @@ impl Target {
             Target::Search => "search with 3+ characters (or 3+ digits)",
             Target::SearchEvery => "search for a string in every lead (and gmail.com, in 40 %)",
         }
-    }
-}
-
-/// `12,345`.
-pub fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
-/// Milliseconds, with the precision that means something at their size.
-pub fn ms(v: f64) -> String {
-    if v < 10.0 {
-        format!("{v:.2}")
-    } else if v < 1000.0 {
-        format!("{v:.1}")
-    } else {
-        thousands(v.round() as u64)
     }
 }
 

@@ -157,42 +157,31 @@ fn agent() -> ureq::Agent {
 }
 
 fn closed(target: &Target, clients: usize, duration: Duration) -> Report {
-    let started = Instant::now();
-    let deadline = started + duration;
-    let parts = std::thread::scope(|scope| {
-        let threads: Vec<_> = (0..clients)
-            .map(|_| {
-                scope.spawn(move || {
-                    let agent = agent();
-                    let mut part = Part::default();
-                    while Instant::now() < deadline {
-                        part.create(&agent, target);
-                    }
-                    part
-                })
-            })
-            .collect();
-        threads
-            .into_iter()
-            .map(|t| t.join().expect("a load thread"))
-            .collect()
-    });
-    report(started, Instant::now(), parts, false)
+    let deadline = Instant::now() + duration;
+    clients_until(target, clients, || Instant::now() < deadline)
 }
 
 /// Exactly `total` creates (answered or not) from `clients` threads, each sending its next as soon
 /// as the last was answered: a backlog, not a measurement.
 pub fn count(target: &Target, clients: usize, total: u64) -> Report {
-    let started = Instant::now();
     let taken = AtomicU64::new(0);
+    clients_until(target, clients, || {
+        taken.fetch_add(1, Ordering::Relaxed) < total
+    })
+}
+
+/// `clients` threads, each with its own agent, sending creates one after another for as long as
+/// `more` says.
+fn clients_until(target: &Target, clients: usize, more: impl Fn() -> bool + Sync) -> Report {
+    let started = Instant::now();
     let parts = std::thread::scope(|scope| {
         let threads: Vec<_> = (0..clients)
             .map(|_| {
-                let taken = &taken;
+                let more = &more;
                 scope.spawn(move || {
                     let agent = agent();
                     let mut part = Part::default();
-                    while taken.fetch_add(1, Ordering::Relaxed) < total {
+                    while more() {
                         part.create(&agent, target);
                     }
                     part

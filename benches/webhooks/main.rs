@@ -51,6 +51,8 @@
 //! three combinations run closed c64 and open 1,000/s; `LEADBASE_BENCH_FULL=1` runs them all.
 
 mod clock;
+#[path = "../common/mod.rs"]
+mod common;
 mod isolation;
 mod load;
 mod scenario;
@@ -184,7 +186,7 @@ fn main() {
             isolation::NAME,
             isolation::TARPITS,
             isolation::TARPIT_TIMEOUT_S,
-            table::thousands(isolation::BACKLOG_LEADS * isolation::TARPITS as u64),
+            common::thousands(isolation::BACKLOG_LEADS * isolation::TARPITS as u64),
         ),
         only.as_ref()
             .map(|o| format!(" (LEADBASE_BENCH_ONLY={o}: {} of them)", chosen.len()))
@@ -203,8 +205,8 @@ fn main() {
         eprintln!(
             "{:.0} s ({} creates/s, {} deliveries/s during the load)",
             t.elapsed().as_secs_f64(),
-            table::thousands(row.creates_per_s.round() as u64),
-            table::thousands(row.during_per_s.round() as u64),
+            common::thousands(row.creates_per_s.round() as u64),
+            common::thousands(row.during_per_s.round() as u64),
         );
         rows.push(row);
     }

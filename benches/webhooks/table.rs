@@ -1,6 +1,7 @@
 //! The printed result: one aligned row per scenario, and whether the targets held for
 //! the plain-sink, one-webhook rows and the isolation row.
 
+pub use crate::common::{ms, thousands};
 use crate::isolation;
 use crate::tally::Spread;
 
@@ -37,33 +38,9 @@ pub struct Row {
     pub note: Option<String>,
 }
 
-/// `12,345`.
-pub fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
 /// A rate or a count, rounded.
 fn whole(v: f64) -> String {
     thousands(v.round() as u64)
-}
-
-/// Milliseconds, with the precision that means something at their size.
-fn ms(v: f64) -> String {
-    if v < 10.0 {
-        format!("{v:.2}")
-    } else if v < 1000.0 {
-        format!("{v:.1}")
-    } else {
-        whole(v)
-    }
 }
 
 fn mib(v: f64) -> String {
