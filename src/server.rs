@@ -152,17 +152,11 @@ pub fn start(
 }
 
 fn engine_config(config: &Config) -> EngineConfig {
-    let threads = config.webhooks.delivery_threads;
     EngineConfig {
-        threads: threads as usize,
+        threads: config.webhooks.delivery_threads as usize,
         limits: Limits {
             per_webhook: config.webhooks.max_in_flight_per_webhook,
-            // Attempts block their thread: one tenant never holds more than half of them, so
-            // one tenant's slow receivers leave the other half to everyone else.
-            per_tenant: config
-                .webhooks
-                .max_in_flight_per_tenant
-                .min((threads / 2).max(1)),
+            per_tenant: config.webhooks.max_in_flight_per_tenant,
         },
         retry: Arc::new(RetryPolicy {
             schedule: config.webhooks.retry_schedule_seconds.clone(),

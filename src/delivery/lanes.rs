@@ -48,6 +48,18 @@ pub struct Limits {
     pub per_tenant: u32,
 }
 
+impl Limits {
+    /// The limits on `threads` delivery threads. Attempts block their thread: one tenant never
+    /// holds more than half of them, so its slow receivers leave the other half to everyone else.
+    pub fn on_threads(self, threads: usize) -> Limits {
+        let half = u32::try_from(threads / 2).unwrap_or(u32::MAX).max(1);
+        Limits {
+            per_tenant: self.per_tenant.min(half),
+            ..self
+        }
+    }
+}
+
 /// What an attempt says about its receiver.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Verdict {
@@ -560,6 +572,18 @@ mod tests {
         let other = webhook(TenantId::new());
         admit(&mut lanes, &other, 1);
         assert!(take(&mut lanes).is_some());
+    }
+
+    #[test]
+    fn a_tenant_s_share_is_at_most_half_the_threads() {
+        let limits = Limits {
+            per_webhook: 2,
+            per_tenant: 8,
+        };
+        assert_eq!(limits.on_threads(16).per_tenant, 8);
+        assert_eq!(limits.on_threads(4).per_tenant, 2);
+        assert_eq!(limits.on_threads(1).per_tenant, 1);
+        assert_eq!(limits.on_threads(4).per_webhook, 2);
     }
 
     #[test]

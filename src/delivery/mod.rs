@@ -251,7 +251,7 @@ impl Engine {
         let threads = config.threads;
         let shared = Arc::new(Shared {
             wakeup: store.delivery_wakeup(),
-            lanes: Arc::new(Mutex::new(Lanes::new(config.limits))),
+            lanes: Arc::new(Mutex::new(Lanes::new(config.limits.on_threads(threads)))),
             store,
             client,
             config,
