@@ -19,8 +19,7 @@ use crate::domain::retry::{Next, RetryPolicy};
 use crate::domain::time::{Clock, Timestamp};
 use crate::http;
 use crate::http::state::AppState;
-use crate::store::delivery_log::PRUNE_BATCH;
-use crate::store::{OpenError, Store};
+use crate::store::{OpenError, PRUNE_BATCH, Store, StoreError};
 
 /// How long a graceful stop waits for in-flight requests.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
@@ -209,33 +208,50 @@ async fn housekeeping(state: web::Data<AppState>) {
     }
 }
 
-/// Every hour: deliveries older than the retention pruned, batch after batch.
+/// Every hour: deliveries, then event log entries, older than their retention pruned, batch
+/// after batch, each its own short write, until the backlog is gone.
 async fn pruning(state: web::Data<AppState>) {
     let mut tick = actix_web::rt::time::interval(PRUNE_EVERY);
-    let retention_ms = i64::from(state.config.webhooks.delivery_retention_days) * 86_400_000;
+    let days = |d: u32| i64::from(d) * 86_400_000;
+    let deliveries_ms = days(state.config.webhooks.delivery_retention_days);
+    let events_ms = days(state.config.events.retention_days);
     loop {
         tick.tick().await;
-        let cutoff = state.store.now().plus_ms(-retention_ms);
-        // Batch after batch, each its own short write, until the backlog is gone.
-        let mut total = 0;
-        loop {
-            let store = state.store.clone();
-            match web::block(move || store.prune_deliveries(cutoff)).await {
-                Ok(Ok(n)) => {
-                    total += n;
-                    if n < PRUNE_BATCH {
-                        break;
-                    }
-                }
-                Ok(Err(e)) => {
-                    tracing::warn!(error = %e, "delivery pruning failed");
-                    break;
-                }
-                Err(_) => break,
-            }
+        let now = state.store.now();
+        let cutoff = now.plus_ms(-deliveries_ms);
+        let pruned = prune_all(&state, "deliveries", move |s| s.prune_deliveries(cutoff)).await;
+        if pruned > 0 {
+            tracing::info!(deliveries = pruned, "old deliveries pruned");
         }
-        if total > 0 {
-            tracing::info!(deliveries = total, "old deliveries pruned");
+        let cutoff = now.plus_ms(-events_ms);
+        let pruned = prune_all(&state, "event log", move |s| s.prune_events(cutoff)).await;
+        if pruned > 0 {
+            tracing::info!(events = pruned, "old event log entries pruned");
+        }
+    }
+}
+
+/// Runs one pruning batch after another until one prunes less than a full batch.
+async fn prune_all(
+    state: &web::Data<AppState>,
+    what: &'static str,
+    batch: impl Fn(&Store) -> Result<usize, StoreError> + Send + Clone + 'static,
+) -> usize {
+    let mut total = 0;
+    loop {
+        let (store, batch) = (state.store.clone(), batch.clone());
+        match web::block(move || batch(&store)).await {
+            Ok(Ok(n)) => {
+                total += n;
+                if n < PRUNE_BATCH {
+                    return total;
+                }
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "{what} pruning failed");
+                return total;
+            }
+            Err(_) => return total,
         }
     }
 }

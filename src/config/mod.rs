@@ -24,6 +24,7 @@ pub struct Config {
     pub idempotency: IdempotencyConfig,
     pub leads: LeadsConfig,
     pub webhooks: WebhooksConfig,
+    pub events: EventsConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -74,6 +75,19 @@ pub struct IdempotencyConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct LeadsConfig {
     pub default_country_code: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EventsConfig {
+    /// How long the event log keeps an event (spec §11.4).
+    pub retention_days: u32,
+}
+
+impl Default for EventsConfig {
+    fn default() -> Self {
+        EventsConfig { retention_days: 30 }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -279,6 +293,7 @@ impl Config {
                 "webhooks.delivery_retention_days",
                 self.webhooks.delivery_retention_days,
             ),
+            ("events.retention_days", self.events.retention_days),
         ] {
             if value == 0 {
                 return Err(invalid(key, "must be at least 1"));

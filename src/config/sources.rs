@@ -44,6 +44,7 @@ const KEYS: &[(&str, &str, Kind)] = &[
     ("webhooks", "https_only", Kind::Bool),
     ("webhooks", "extra_ca_file", Kind::Str),
     ("webhooks", "delivery_retention_days", Kind::Int),
+    ("events", "retention_days", Kind::Int),
 ];
 
 /// Where the configuration comes from, beyond the compiled-in defaults.

@@ -506,9 +506,11 @@ mod tests {
             id: EventId::new(),
             tenant_id: webhook.tenant_id,
             event_type: EventType::LeadCreated,
-            lead_json: "{}".into(),
-            changed_fields: None,
-            created_at: Timestamp(0),
+            seq: Some(1),
+            lead_id: None,
+            data_json: "{}".into(),
+            occurred_at: Timestamp(0),
+            deliveries: 1,
         };
         Leased {
             delivery: Delivery {

@@ -23,8 +23,6 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
-use serde::Serialize;
-use serde_json::value::RawValue;
 
 use crate::domain::event::EventType;
 use crate::domain::ids::{DeliveryId, TenantId, WebhookId};
@@ -67,25 +65,10 @@ pub struct Engine {
     threads: Vec<JoinHandle<()>>,
 }
 
-/// The request body of a delivery: rebuilt for every attempt with a fresh `delivered_at`. The
-/// lead snapshot is stored as JSON and goes in as it is.
+/// The request body of a delivery: the event's envelope with a fresh `delivered_at`, rebuilt
+/// for every attempt. The event's members are stored as JSON text and go in as they are.
 pub fn payload(leased: &Leased, now: Timestamp) -> Vec<u8> {
-    #[derive(Serialize)]
-    struct Body<'a> {
-        event: &'a str,
-        delivered_at: String,
-        lead: &'a RawValue,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        changed_fields: Option<&'a [String]>,
-    }
-    let event = &leased.event;
-    let body = Body {
-        event: event.event_type.as_str(),
-        delivered_at: now.to_iso(),
-        lead: serde_json::from_str(&event.lead_json).unwrap_or(RawValue::NULL),
-        changed_fields: event.changed_fields.as_deref(),
-    };
-    serde_json::to_vec(&body).expect("a delivery body serializes")
+    leased.event.body(Some(now)).into_bytes()
 }
 
 /// The headers of one attempt (spec §6), signed with every live secret.
@@ -210,6 +193,7 @@ fn attempt(
         .map(|next| Step {
             next,
             turned_off: false,
+            raised: 0,
         });
     reported.log(&recorded);
     recorded.ok().map(|step| step.next)

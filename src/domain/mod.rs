@@ -7,6 +7,7 @@ pub mod catalog;
 pub mod contact;
 pub mod cursor;
 pub mod event;
+pub mod event_cursor;
 pub mod ids;
 pub mod lead;
 pub mod retry;

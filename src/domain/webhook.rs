@@ -167,7 +167,7 @@ impl EventTypes {
     pub fn parse(raw: &[String]) -> Result<EventTypes, String> {
         let mut types = Vec::new();
         for name in raw {
-            let t = EventType::parse_subscribable(name)?;
+            let t = EventType::parse_subscribable(name).map_err(|e| format!("event_types: {e}"))?;
             if !types.contains(&t) {
                 types.push(t);
             }

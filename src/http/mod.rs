@@ -6,6 +6,7 @@ mod admin_meta;
 pub mod auth;
 mod deliveries;
 pub mod error;
+mod events;
 mod health;
 pub mod idempotency;
 pub mod json;
@@ -46,7 +47,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(admin_meta::configure)
         .configure(leads::configure)
         .configure(webhooks::configure)
-        .configure(deliveries::configure);
+        .configure(deliveries::configure)
+        .configure(events::configure);
 }
 
 /// Any path that matches no route: 404 whatever the credentials. A method HTTP does not define
@@ -172,8 +174,13 @@ pub fn non_blank<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::E
 
 /// A page size from the query: 1–100, 20 when absent.
 pub fn page_limit(raw: Option<&str>) -> Result<usize, ApiError> {
+    page_limit_or(raw, 20)
+}
+
+/// A page size from the query: 1–100, `default` when absent.
+pub fn page_limit_or(raw: Option<&str>, default: usize) -> Result<usize, ApiError> {
     match raw {
-        None => Ok(20),
+        None => Ok(default),
         Some(raw) => raw
             .parse::<usize>()
             .ok()

@@ -1,8 +1,6 @@
 //! The delivery log as the API shows it: listing a webhook's deliveries, one delivery with its
 //! attempts, redelivery and recovery, test events, and pruning what is old and finished.
 
-use std::collections::HashSet;
-
 use redb::ReadableTable;
 
 use super::codec::decode;
@@ -10,16 +8,14 @@ use super::delivery_queue::{
     Attempt, Delivery, DeliveryStatus, attempts_of, deliveries_of, load_delivery, queue_delivery,
     requeue,
 };
-use super::outbox::{Event, insert_event};
+use super::event_log::delivery_pruned;
+use super::outbox::{Event, insert_event, load_event};
 use super::tables::*;
 use super::webhooks::require_webhook;
-use super::{Store, StoreError};
+use super::{PRUNE_BATCH, Store, StoreError};
 use crate::domain::event::EventType;
 use crate::domain::ids::{DeliveryId, EventId, TenantId, WebhookId};
 use crate::domain::time::Timestamp;
-
-/// Finished deliveries pruned per call at most.
-pub const PRUNE_BATCH: usize = 5_000;
 
 fn delivery_of(
     txn: &impl Txn,
@@ -154,13 +150,16 @@ impl Store {
                     "webhook {webhook} is not active; turn it on first"
                 )));
             }
+            // Not in the event log: a test is between the operator and one receiver.
             let event = Event {
                 id: EventId::new(),
                 tenant_id: tenant,
                 event_type: EventType::WebhookTest,
-                lead_json: "null".into(),
-                changed_fields: None,
-                created_at: now,
+                seq: None,
+                lead_id: None,
+                data_json: r#"{"lead":null}"#.into(),
+                occurred_at: now,
+                deliveries: 1,
             };
             insert_event(txn, &event)?;
             queue_delivery(txn, tenant, (event.id, event.event_type), webhook, now)
@@ -178,33 +177,25 @@ impl Store {
 
     fn prune_batch(&self, cutoff: Timestamp, batch: usize) -> Result<usize, StoreError> {
         self.write(move |txn| {
+            let mut doomed: Vec<(Vec<u8>, WebhookId, EventId)> = Vec::new();
+            {
+                let deliveries = txn.open_table(DELIVERIES)?;
+                for entry in deliveries.iter()? {
+                    let (k, v) = entry?;
+                    let delivery: Delivery = decode(v.value())?;
+                    if delivery.created_at >= cutoff || doomed.len() == batch {
+                        break;
+                    }
+                    // Still owed an attempt: kept, whatever its age.
+                    if !delivery.status.is_open() {
+                        doomed.push((k.value().to_vec(), delivery.webhook_id, delivery.event_id));
+                    }
+                }
+            }
             let mut deliveries = txn.open_table(DELIVERIES)?;
             let mut attempts = txn.open_table(ATTEMPTS)?;
             let mut by_webhook = txn.open_table(DELIVERIES_BY_WEBHOOK)?;
-            let mut events = txn.open_table(EVENTS)?;
-            // Deliveries and events share their creation time, so an event older than the
-            // last delivery looked at has had all its deliveries looked at: it goes unless one
-            // of them is still open.
-            let mut horizon = cutoff;
-            let mut open_events = HashSet::new();
-            let mut doomed: Vec<(Vec<u8>, WebhookId)> = Vec::new();
-            for entry in deliveries.iter()? {
-                let (k, v) = entry?;
-                let delivery: Delivery = decode(v.value())?;
-                if delivery.created_at >= cutoff {
-                    break;
-                }
-                if doomed.len() == batch {
-                    horizon = delivery.created_at;
-                    break;
-                }
-                if delivery.status.is_open() {
-                    open_events.insert(delivery.event_id);
-                } else {
-                    doomed.push((k.value().to_vec(), delivery.webhook_id));
-                }
-            }
-            for (k, webhook) in &doomed {
+            for (k, webhook, _) in &doomed {
                 let numbers: Vec<Vec<u8>> = prefixed(&attempts, k)?
                     .map(|e| e.map(|(a, _)| a.value().to_vec()))
                     .collect::<Result<_, _>>()?;
@@ -214,19 +205,12 @@ impl Store {
                 by_webhook.remove(key(&[&webhook.bytes(), k]).as_slice())?;
                 deliveries.remove(k.as_slice())?;
             }
-            let mut stale = Vec::new();
-            for entry in events.iter()? {
-                let (k, v) = entry?;
-                let event: Event = decode(v.value())?;
-                if event.created_at >= horizon {
-                    break;
+            // Each event counts its deliveries down; it goes with its last one unless the
+            // event log still shows it (the log's own pruning removes it then).
+            for (_, _, event) in &doomed {
+                if let Some(mut event) = load_event(txn, *event)? {
+                    delivery_pruned(txn, &mut event)?;
                 }
-                if !open_events.contains(&event.id) {
-                    stale.push(k.value().to_vec());
-                }
-            }
-            for k in stale {
-                events.remove(k.as_slice())?;
             }
             Ok(doomed.len())
         })

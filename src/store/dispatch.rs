@@ -5,14 +5,16 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use redb::WriteTransaction;
+use serde_json::json;
 
 use super::delivery_queue::{
     Attempt, Delivery, DeliveryStatus, all_due, drop_orphan, due_deliveries, due_webhooks,
     first_due, insert_attempt, load_delivery, settle,
 };
-use super::outbox::{Event, load_event};
+use super::outbox::{Event, NewEvent, load_event, publish};
 use super::webhooks::{find_webhook, save_webhook};
 use super::{Store, StoreError};
+use crate::domain::event::EventType;
 use crate::domain::ids::{DeliveryId, TenantId, WebhookId};
 use crate::domain::retry::{AttemptResult, Next, RetryPolicy, next_step};
 use crate::domain::time::Timestamp;
@@ -216,9 +218,12 @@ impl Store {
         policy: Arc<RetryPolicy>,
         jitter: f64,
     ) -> Result<Next, StoreError> {
-        self.write_now(move |txn, now| {
-            record(txn, now, delivery, result, &policy, jitter).map(|step| step.next)
-        })
+        let step =
+            self.write_now(move |txn, now| record(txn, now, delivery, result, &policy, jitter))?;
+        if step.raised > 0 {
+            self.wake_deliveries();
+        }
+        Ok(step.next)
     }
 
     /// Records a batch of attempts in one write, queued without waiting for its commit: workers
@@ -236,6 +241,7 @@ impl Store {
         done: impl FnOnce(Recorded) + Send + 'static,
     ) {
         let clock = self.clock();
+        let store = self.clone();
         let handed: Arc<parking_lot::Mutex<Vec<DeliveryId>>> = Arc::default();
         let ids = Arc::clone(&handed);
         self.write_then(
@@ -254,6 +260,15 @@ impl Store {
                 Ok(steps)
             },
             move |result| {
+                let raised: usize = result
+                    .iter()
+                    .flatten()
+                    .flat_map(|(_, s)| s)
+                    .map(|s| s.raised)
+                    .sum();
+                if raised > 0 {
+                    store.wake_deliveries();
+                }
                 done(match result {
                     Ok(steps) => Recorded::Steps(steps),
                     Err(error) => Recorded::Failed {
@@ -272,6 +287,9 @@ pub struct Step {
     pub next: Next,
     /// The attempt turned its webhook off (410, or failing for too long).
     pub turned_off: bool,
+    /// Deliveries queued by the operational events it raised (`delivery.exhausted`,
+    /// `webhook.disabled`) to the tenant's other webhooks.
+    pub raised: usize,
 }
 
 /// What came of a batch of attempt records.
@@ -339,6 +357,7 @@ fn record(
         return Ok(Step {
             next,
             turned_off: false,
+            raised: 0,
         });
     };
     let turned_off = webhook.note_attempt(&result, &next, policy, now);
@@ -346,8 +365,58 @@ fn record(
         tracing::warn!(webhook = %webhook.id, %reason, "webhook turned off");
     }
     save_webhook(txn, &webhook)?;
+    let mut raised = 0;
+    let exhausted = next == Next::GiveUp
+        && !delivery.event_type.is_operational()
+        && delivery.event_type != EventType::WebhookTest;
+    if exhausted {
+        raised += publish(
+            txn,
+            webhook.tenant_id,
+            NewEvent {
+                event_type: EventType::DeliveryExhausted,
+                lead_id: None,
+                data: json!({
+                    "lead": null,
+                    "delivery": {
+                        "id": delivery.id,
+                        "event_id": delivery.event_id,
+                        "event": delivery.event_type,
+                        "attempts": delivery.attempts,
+                        "response_status": delivery.response_status,
+                    },
+                    "webhook": { "id": webhook.id, "url": webhook.url },
+                }),
+                about: Some(webhook.id),
+            },
+            now,
+        )?;
+    }
+    if turned_off.is_some() {
+        raised += publish(
+            txn,
+            webhook.tenant_id,
+            NewEvent {
+                event_type: EventType::WebhookDisabled,
+                lead_id: None,
+                data: json!({
+                    "lead": null,
+                    "webhook": {
+                        "id": webhook.id,
+                        "url": webhook.url,
+                        "disabled_reason": webhook.disabled_reason,
+                        "consecutive_failures": webhook.consecutive_failures,
+                        "last_delivery_status": webhook.last_delivery_status,
+                    },
+                }),
+                about: Some(webhook.id),
+            },
+            now,
+        )?;
+    }
     Ok(Step {
         next,
         turned_off: turned_off.is_some(),
+        raised,
     })
 }

@@ -331,7 +331,7 @@ mod tests {
                 ..LeadPatch::default()
             };
             store
-                .patch_lead(tenant, id, patch, None, |_| StoredResponse {
+                .patch_lead(tenant, id, patch, None, None, |_| StoredResponse {
                     status: 200,
                     body: String::new(),
                 })

@@ -9,13 +9,68 @@ use super::catalog::{Catalog, Owner, Stage};
 use super::codec::{Record, encode};
 use super::tables::*;
 use crate::domain::catalog::LEAD_LINE;
-use crate::domain::ids::{LeadId, TenantId};
-use crate::domain::lead::{CustomFields, Lead, LeadInput, MatchedBy, Refusal};
+use crate::domain::ids::{LeadId, OwnerId, StageId, TenantId};
+use crate::domain::lead::{
+    CustomFields, Lead, LeadInput, LeadStatus, MatchedBy, Refusal, SourcePlatform, SourceType,
+};
 use crate::domain::time::Timestamp;
 
 impl Record for Lead {
-    const VERSION: u8 = 1;
+    const VERSION: u8 = 2;
     const NAME: &'static str = "lead";
+
+    /// Format 1 had no `version`: such a lead is at version 1. (Schema 4's migration rewrites
+    /// every lead in format 2; this read is what it reads them with.)
+    fn upgrade(version: u8, bytes: &[u8]) -> Result<Self, StoreError> {
+        #[derive(serde::Deserialize)]
+        struct LeadV1 {
+            id: LeadId,
+            tenant_id: TenantId,
+            status: LeadStatus,
+            source_platform: SourcePlatform,
+            source_type: SourceType,
+            created_at: Timestamp,
+            updated_at: Timestamp,
+            contact_name: Option<String>,
+            contact_phone: Option<String>,
+            contact_email: Option<String>,
+            score: Option<i64>,
+            qualified: Option<bool>,
+            stage_id: StageId,
+            owner_id: Option<OwnerId>,
+            last_interaction_at: Option<Timestamp>,
+            interaction_count: u32,
+            custom_fields_json: String,
+        }
+        if version != 1 {
+            return Err(StoreError::Corrupt(format!(
+                "lead record has format version {version}, this leadbase reads up to {}",
+                Self::VERSION
+            )));
+        }
+        let v1: LeadV1 = postcard::from_bytes(bytes)
+            .map_err(|e| StoreError::Corrupt(format!("cannot decode lead record (v1): {e}")))?;
+        Ok(Lead {
+            id: v1.id,
+            tenant_id: v1.tenant_id,
+            status: v1.status,
+            source_platform: v1.source_platform,
+            source_type: v1.source_type,
+            created_at: v1.created_at,
+            updated_at: v1.updated_at,
+            contact_name: v1.contact_name,
+            contact_phone: v1.contact_phone,
+            contact_email: v1.contact_email,
+            score: v1.score,
+            qualified: v1.qualified,
+            stage_id: v1.stage_id,
+            owner_id: v1.owner_id,
+            last_interaction_at: v1.last_interaction_at,
+            interaction_count: v1.interaction_count,
+            custom_fields_json: v1.custom_fields_json,
+            version: 1,
+        })
+    }
 }
 
 impl From<Refusal> for StoreError {
@@ -54,7 +109,8 @@ impl LeadView {
         })
     }
 
-    /// The `lead` object of a webhook payload (spec §6).
+    /// The `lead` object of an event (spec §6 and §11.2): what a receiver needs to act on the
+    /// lead without calling back, custom fields without `lead_line` (it has its own member).
     pub fn payload(&self) -> Value {
         let lead = &self.lead;
         let mut custom = self.custom_fields.clone();
@@ -71,6 +127,13 @@ impl LeadView {
             "custom_fields": custom,
             "created_at": lead.created_at,
             "updated_at": lead.updated_at,
+            "status": lead.status,
+            "score": lead.score,
+            "qualified": lead.qualified,
+            "owner": self.owner.as_ref().map(|o| json!({ "id": o.id, "name": o.name })),
+            "interaction_count": lead.interaction_count,
+            "last_interaction_at": lead.last_interaction_at,
+            "version": lead.version,
         })
     }
 }

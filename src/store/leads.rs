@@ -6,16 +6,17 @@ use std::collections::HashSet;
 
 use redb::WriteTransaction;
 use serde::Serialize;
+use serde_json::{Map, Value, json};
 
 use super::catalog::{Catalog, load_catalog};
 use super::idempotency::{Idempotency, Outcome, StoredResponse, write_rendered_in};
 use super::lead_record::{LeadTables, LeadView, lead_key};
-use super::outbox::publish;
+use super::outbox::{NewEvent, publish};
 use super::tables::*;
 use super::{Store, StoreError};
-use crate::domain::event::EventType;
+use crate::domain::event::{EventType, previous};
 use crate::domain::ids::{LeadId, TenantId};
-use crate::domain::lead::{self, Change, Lead, LeadInput, LeadPatch, MatchedBy};
+use crate::domain::lead::{self, Change, IfMatch, Lead, LeadInput, LeadPatch, MatchedBy};
 use crate::domain::time::Timestamp;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -54,11 +55,20 @@ pub struct RowResult {
     pub ignored_custom_fields: Vec<String>,
 }
 
-/// Whether a change publishes its event: bulk-imported leads are inert (spec §3).
+/// Whether a change publishes its event: bulk-imported leads are inert (spec §4) unless the
+/// bulk body asks for events (§11.4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Emit {
+pub enum Emit {
     Events,
     Nothing,
+}
+
+/// How a bulk import applies its rows.
+#[derive(Debug, Clone, Copy)]
+pub struct BulkMode {
+    pub on_duplicate: OnDuplicate,
+    pub dry_run: bool,
+    pub emit: Emit,
 }
 
 /// One tenant's lead writes inside one write transaction: its tables, its catalogue, the time.
@@ -114,7 +124,7 @@ impl LeadJob<'_> {
             self.tables.put(None, &lead)?;
             let view = LeadView::new(lead, &self.catalog)?;
             let queued = match emit {
-                Emit::Events => self.publish(EventType::LeadCreated, &view, None)?,
+                Emit::Events => self.publish(EventType::LeadCreated, &view, json!({}))?,
                 Emit::Nothing => 0,
             };
             return Ok(Applied {
@@ -146,11 +156,24 @@ impl LeadJob<'_> {
         })
     }
 
-    fn patch(&mut self, id: LeadId, patch: &LeadPatch) -> Result<(LeadView, usize), StoreError> {
+    fn patch(
+        &mut self,
+        id: LeadId,
+        patch: &LeadPatch,
+        if_match: Option<&IfMatch>,
+    ) -> Result<(LeadView, usize), StoreError> {
         let old = self
             .tables
             .get(self.tenant, id)?
             .ok_or_else(|| StoreError::NotFound(format!("lead {id} not found")))?;
+        if let Some(condition) = if_match
+            && !condition.admits(old.version)
+        {
+            return Err(StoreError::Precondition(format!(
+                "lead {id} is at version {}, not the one If-Match names; nothing was changed",
+                old.version
+            )));
+        }
         let owner = patch.owner_id.flatten();
         let resolved =
             self.catalog
@@ -205,25 +228,43 @@ impl LeadJob<'_> {
         let view = LeadView::new(change.lead, &self.catalog)?;
         let queued = match emit {
             Emit::Events => {
-                self.publish(EventType::LeadUpdated, &view, Some(change.changed_fields))?
+                let before = LeadView::new(old.clone(), &self.catalog)?.payload();
+                let previous = match before {
+                    Value::Object(before) => previous(&before, &change.changed_fields),
+                    _ => Map::new(),
+                };
+                self.publish(
+                    EventType::LeadUpdated,
+                    &view,
+                    json!({ "changed_fields": change.changed_fields, "previous": previous }),
+                )?
             }
             Emit::Nothing => 0,
         };
         Ok((view, queued))
     }
 
+    /// Publishes a lead event: `{"lead": snapshot}` and the members of `extra` (an object).
     fn publish(
         &self,
         event_type: EventType,
         view: &LeadView,
-        changed_fields: Option<Vec<String>>,
+        extra: Value,
     ) -> Result<usize, StoreError> {
+        let mut data = Map::new();
+        data.insert("lead".into(), view.payload());
+        if let Value::Object(extra) = extra {
+            data.extend(extra);
+        }
         publish(
             self.txn,
             self.tenant,
-            event_type,
-            view.payload().to_string(),
-            changed_fields,
+            NewEvent {
+                event_type,
+                lead_id: Some(view.lead.id),
+                data: Value::Object(data),
+                about: None,
+            },
             self.now,
         )
     }
@@ -258,12 +299,17 @@ impl Store {
         tenant: TenantId,
         id: LeadId,
         patch: LeadPatch,
+        if_match: Option<IfMatch>,
         idem: Option<Idempotency>,
         render: impl FnOnce(Result<&LeadView, &StoreError>) -> StoredResponse + Send + 'static,
     ) -> Result<Outcome, StoreError> {
         let (outcome, patched) = self.write_rendered(
             idem,
-            move |txn, now| with_leads(txn, tenant, now, |job| job.patch(id, &patch)),
+            move |txn, now| {
+                with_leads(txn, tenant, now, |job| {
+                    job.patch(id, &patch, if_match.as_ref())
+                })
+            },
             move |result| render(result.map(|(view, _)| view)),
         )?;
         if patched.is_some_and(|(_, queued)| queued > 0) {
@@ -279,30 +325,38 @@ impl Store {
         &self,
         tenant: TenantId,
         rows: Vec<Result<LeadInput, Vec<String>>>,
-        on_duplicate: OnDuplicate,
-        dry_run: bool,
+        mode: BulkMode,
         idem: Option<Idempotency>,
         render: impl FnOnce(Result<&Vec<RowResult>, &StoreError>) -> StoredResponse + Send + 'static,
     ) -> Result<Outcome, StoreError> {
-        let work =
-            move |txn: &WriteTransaction, now: Timestamp| -> Result<Vec<RowResult>, StoreError> {
-                with_leads(txn, tenant, now, |job| {
-                    let mut results = Vec::with_capacity(rows.len());
-                    // Leads this request creates: a dry run reports no id for them, not even when a
-                    // later row matches one.
-                    let mut created = HashSet::new();
-                    // Each row's input goes once it is applied: a large import does not hold all
-                    // of them and all their results at once.
-                    for row in rows {
-                        let input = match row {
-                            Ok(input) => input,
-                            Err(errors) => {
-                                results.push(RowResult::failed(errors));
-                                continue;
-                            }
-                        };
-                        match job.create_or_merge(&input, on_duplicate, Emit::Nothing) {
-                            Ok(applied) => results.push(RowResult {
+        let BulkMode {
+            on_duplicate,
+            dry_run,
+            emit,
+        } = mode;
+        // The rows' results, and how many deliveries their events queued.
+        type Done = (Vec<RowResult>, usize);
+        let work = move |txn: &WriteTransaction, now: Timestamp| -> Result<Done, StoreError> {
+            with_leads(txn, tenant, now, |job| {
+                let mut results = Vec::with_capacity(rows.len());
+                let mut queued = 0;
+                // Leads this request creates: a dry run reports no id for them, not even when a
+                // later row matches one.
+                let mut created = HashSet::new();
+                // Each row's input goes once it is applied: a large import does not hold all
+                // of them and all their results at once.
+                for row in rows {
+                    let input = match row {
+                        Ok(input) => input,
+                        Err(errors) => {
+                            results.push(RowResult::failed(errors));
+                            continue;
+                        }
+                    };
+                    match job.create_or_merge(&input, on_duplicate, emit) {
+                        Ok(applied) => {
+                            queued += applied.queued;
+                            results.push(RowResult {
                                 status: applied.status,
                                 lead_id: {
                                     let id = applied.view.lead.id;
@@ -314,14 +368,16 @@ impl Store {
                                 matched_by: applied.matched_by,
                                 errors: Vec::new(),
                                 ignored_custom_fields: applied.ignored_custom_fields,
-                            }),
-                            Err(e) if e.poisons_batch() => return Err(e),
-                            Err(e) => results.push(RowResult::failed(vec![e.to_string()])),
+                            })
                         }
+                        Err(e) if e.poisons_batch() => return Err(e),
+                        Err(e) => results.push(RowResult::failed(vec![e.to_string()])),
                     }
-                    Ok(results)
-                })
-            };
+                }
+                Ok((results, queued))
+            })
+        };
+        let render = move |result: Result<&Done, &StoreError>| render(result.map(|(rows, _)| rows));
         if dry_run {
             // Dry runs are not stored: no key.
             let clock = self.clock();
@@ -329,7 +385,11 @@ impl Store {
                 Ok(write_rendered_in(txn, None, clock.now(), work, render)?.0)
             });
         }
-        Ok(self.write_rendered(idem, work, render)?.0)
+        let (outcome, done) = self.write_rendered(idem, work, render)?;
+        if done.is_some_and(|(_, queued)| queued > 0) {
+            self.wake_deliveries();
+        }
+        Ok(outcome)
     }
 
     pub fn get_lead(&self, tenant: TenantId, id: LeadId) -> Result<Option<LeadView>, StoreError> {

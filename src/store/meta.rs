@@ -1,13 +1,16 @@
 //! The `meta` table: schema version and the admin token's hash.
 
-use redb::{Database, ReadableTable, WriteTransaction};
+use std::collections::HashMap;
 
-use super::codec::decode;
-use super::delivery_queue::{load_delivery, reschedule};
+use redb::{Database, ReadableTable, ReadableTableMetadata, WriteTransaction};
+
+use super::codec::{decode, encode};
+use super::delivery_queue::{Delivery, load_delivery, reschedule};
 use super::lead_record::ref_key;
+use super::outbox::Event;
 use super::tables::*;
 use super::{SCHEMA_VERSION, Store, StoreError};
-use crate::domain::ids::DeliveryId;
+use crate::domain::ids::{DeliveryId, EventId};
 use crate::domain::lead::Lead;
 
 const SCHEMA_KEY: &str = "schema_version";
@@ -60,6 +63,7 @@ pub(super) fn prepare(db: &Database) -> Result<(), PrepareError> {
         WEBHOOKS,
         WEBHOOKS_DUE,
         EVENTS,
+        EVENT_LOG,
         DELIVERIES,
         ATTEMPTS,
     ] {
@@ -75,10 +79,13 @@ pub(super) fn prepare(db: &Database) -> Result<(), PrepareError> {
         IDEMPOTENCY_BY_EXPIRY,
         DELIVERIES_BY_WEBHOOK,
         DELIVERIES_DUE,
+        EVENT_LOG_BY_LEAD,
     ] {
         txn.open_table(table).map_err(StoreError::from)?;
     }
-    txn.open_table(LEAD_COUNTS).map_err(StoreError::from)?;
+    for table in [LEAD_COUNTS, EVENT_LOG_PRUNED] {
+        txn.open_table(table).map_err(StoreError::from)?;
+    }
     txn.commit().map_err(StoreError::from)?;
     Ok(())
 }
@@ -91,6 +98,95 @@ fn migrate(txn: &WriteTransaction, found: u64) -> Result<(), StoreError> {
     if found < 3 {
         index_due_deliveries_by_webhook(txn)?;
     }
+    if found < 4 {
+        version_leads(txn)?;
+        count_event_deliveries(txn)?;
+    }
+    Ok(())
+}
+
+/// Records rewritten per step of a migration's walk over a table: a table cannot be written
+/// while it is being iterated, so each step reads a chunk, then writes it.
+const CHUNK: usize = 10_000;
+
+/// Rewrites every record of `table` through `rewrite`, chunk by chunk in key order; `None`
+/// removes it. Returns how many were kept.
+fn rewrite_all(
+    txn: &WriteTransaction,
+    table: redb::TableDefinition<&'static [u8], &'static [u8]>,
+    what: &str,
+    mut rewrite: impl FnMut(&[u8]) -> Result<Option<Vec<u8>>, StoreError>,
+) -> Result<usize, StoreError> {
+    let mut table = txn.open_table(table)?;
+    let total = table.len()?;
+    let (mut done, mut kept) = (0u64, 0usize);
+    let mut from: Option<Vec<u8>> = None;
+    loop {
+        let chunk: Vec<(Vec<u8>, Vec<u8>)> = match &from {
+            None => table.iter()?,
+            Some(k) => table.range::<&[u8]>(k.as_slice()..)?,
+        }
+        .filter(|e| {
+            e.as_ref()
+                .map_or(true, |(k, _)| Some(k.value()) != from.as_deref())
+        })
+        .take(CHUNK)
+        .map(|e| e.map(|(k, v)| (k.value().to_vec(), v.value().to_vec())))
+        .collect::<Result<_, _>>()?;
+        let Some((last, _)) = chunk.last() else { break };
+        from = Some(last.clone());
+        for (k, v) in &chunk {
+            match rewrite(v)? {
+                Some(new) => {
+                    table.insert(k.as_slice(), new.as_slice())?;
+                    kept += 1;
+                }
+                None => {
+                    table.remove(k.as_slice())?;
+                }
+            }
+        }
+        done += chunk.len() as u64;
+        if total > CHUNK as u64 {
+            tracing::info!(done, total, "migrating {what} to schema 4");
+        }
+    }
+    Ok(kept)
+}
+
+/// 3 → 4: every lead gets its `version`, 1 (and is rewritten in the format that has it).
+fn version_leads(txn: &WriteTransaction) -> Result<(), StoreError> {
+    let leads = rewrite_all(txn, LEADS, "leads", |v| {
+        encode(&decode::<Lead>(v)?).map(Some)
+    })?;
+    tracing::info!(
+        leads,
+        "migrated the data file to schema 4 (every lead at version 1)"
+    );
+    Ok(())
+}
+
+/// 3 → 4: an event counts the deliveries that still need it, so that the delivery pruning and
+/// the event log's know which of them removes it. Events written before the log are not in
+/// it; one no delivery needs any more goes now.
+fn count_event_deliveries(txn: &WriteTransaction) -> Result<(), StoreError> {
+    let mut counts: HashMap<EventId, u32> = HashMap::new();
+    for entry in txn.open_table(DELIVERIES)?.iter()? {
+        let delivery: Delivery = decode(entry?.1.value())?;
+        *counts.entry(delivery.event_id).or_default() += 1;
+    }
+    let events = rewrite_all(txn, EVENTS, "events", |v| {
+        let mut event: Event = decode(v)?;
+        event.deliveries = counts.get(&event.id).copied().unwrap_or(0);
+        match event.deliveries {
+            0 => Ok(None),
+            _ => encode(&event).map(Some),
+        }
+    })?;
+    tracing::info!(
+        events,
+        "migrated the data file to schema 4 (events count their deliveries)"
+    );
     Ok(())
 }
 
@@ -186,6 +282,7 @@ mod tests {
     use crate::domain::event::EventType;
     use crate::domain::ids::{OwnerId, TenantId};
     use crate::store::dispatch::Everything;
+    use crate::store::outbox::Event;
 
     /// `tests/fixtures/schema-v1.redb`, written by leadbase 0.1.0 (schema 1) through its API: one
     /// tenant with an owner, a `budget` field, six leads (four at `new`, one at `contacted`
@@ -197,6 +294,94 @@ mod tests {
         std::fs::copy(fixture, &path).unwrap();
         let store = Store::open(&path).unwrap();
         (dir, store)
+    }
+
+    /// `tests/fixtures/schema-v3.redb`, written by the schema-3 release through its API
+    /// (`/tmp/fx/make-v3.sh` in the commit that added it): tenant `01a23206-1d68-…`, a `budget`
+    /// field, an owner, five leads created with a webhook subscribed (it failed, nothing
+    /// listened), one of them PATCHed, two more by bulk: seven leads, six events, six
+    /// deliveries waiting to retry.
+    fn schema_v3_copy() -> (tempfile::TempDir, Store) {
+        let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/schema-v3.redb");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("data.redb");
+        std::fs::copy(fixture, &path).unwrap();
+        let store = Store::open(&path).unwrap();
+        (dir, store)
+    }
+
+    #[test]
+    fn a_schema_3_file_has_every_lead_at_version_1_and_its_events_still_deliver() {
+        let (_dir, store) = schema_v3_copy();
+        assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+        let (formats, versions) = store
+            .read(|txn| {
+                let mut formats = Vec::new();
+                let mut versions = Vec::new();
+                for entry in txn.open_table(LEADS)?.iter()? {
+                    let bytes = entry?.1.value().to_vec();
+                    formats.push(bytes[0]);
+                    versions.push(decode::<Lead>(&bytes)?.version);
+                }
+                Ok((formats, versions))
+            })
+            .unwrap();
+        assert_eq!(versions, [1; 7], "every lead at version 1");
+        assert_eq!(
+            formats, [2; 7],
+            "rewritten in the current format, not read lazily"
+        );
+
+        let events: Vec<Event> = store
+            .read(|txn| {
+                txn.open_table(EVENTS)?
+                    .iter()?
+                    .map(|e| decode(e?.1.value()))
+                    .collect()
+            })
+            .unwrap();
+        assert_eq!(events.len(), 6);
+        assert!(events.iter().all(|e| e.deliveries == 1 && e.seq.is_none()));
+
+        // The deliveries owed go out in the new envelope, with the lead they always had.
+        store.clock().advance(3_600_000);
+        let leased = store.lease_due(10, &Everything).unwrap();
+        assert_eq!(leased.len(), 6);
+        let updated = leased
+            .iter()
+            .find(|l| l.event.event_type == EventType::LeadUpdated)
+            .expect("the PATCH's event");
+        let body: serde_json::Value =
+            serde_json::from_str(&updated.event.body(Some(store.now()))).unwrap();
+        assert_eq!(body["event_id"], updated.event.id.to_string());
+        assert_eq!(
+            body["changed_fields"].as_array().unwrap().len(),
+            3,
+            "{body}"
+        );
+        assert_eq!(
+            body["lead"]["status"],
+            serde_json::Value::Null,
+            "as schema 3 sent it"
+        );
+        assert!(body["occurred_at"].is_string() && body["delivered_at"].is_string());
+
+        // The log starts with the upgrade.
+        let tenant = TenantId::parse("01a23206-1d68-74cb-b971-765e0cc8aedf").unwrap();
+        let query = crate::store::event_log::LogQuery {
+            limit: 50,
+            ..Default::default()
+        };
+        let page = store.list_events(tenant, &query).unwrap();
+        assert!(page.events.is_empty());
+        assert_eq!(page.next.seq, 0);
+        store.shutdown();
+
+        // Opened again: nothing left to migrate, nothing changed.
+        let path = store.path().to_path_buf();
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+        store.shutdown();
     }
 
     #[test]

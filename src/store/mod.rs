@@ -12,6 +12,7 @@ mod codec;
 pub mod delivery_log;
 pub mod delivery_queue;
 pub mod dispatch;
+pub mod event_log;
 mod file;
 pub mod idempotency;
 pub mod lead_query;
@@ -43,7 +44,12 @@ use crate::domain::time::{Clock, Timestamp};
 
 /// The schema this build writes. Older files are migrated forward at open; newer ones refused.
 /// 2: the leads-by-stage and leads-by-owner indexes. 3: due deliveries indexed per webhook.
-pub const SCHEMA_VERSION: u64 = 3;
+/// 4: lead versions, events in format 2 (envelope members, delivery counts), the event log.
+pub const SCHEMA_VERSION: u64 = 4;
+
+/// Records pruned per call at most (finished deliveries, old event log entries): each batch is
+/// one short write, so pruning a backlog never holds the writer long.
+pub const PRUNE_BATCH: usize = 5_000;
 
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum StoreError {
@@ -53,6 +59,12 @@ pub enum StoreError {
     Conflict(String),
     #[error("{0}")]
     Invalid(String),
+    /// What was asked for existed once and was removed (an event log cursor past retention).
+    #[error("{0}")]
+    Gone(String),
+    /// A conditional write whose condition (`If-Match`) no longer holds.
+    #[error("{0}")]
+    Precondition(String),
     #[error("storage error: {0}")]
     Storage(String),
     /// The data file cannot be read or written now (a full disk, an I/O error); the writer

@@ -9,7 +9,7 @@ use crate::domain::ids::TenantId;
 
 pub type Bytes = &'static [u8];
 
-/// `schema_version`, `admin_token_sha256`.
+/// `schema_version`, `admin_token_sha256`, `event_seq` (the last event log number given out).
 pub const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 /// tenant_id -> Tenant
 pub const TENANTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("tenants");
@@ -52,8 +52,15 @@ pub const IDEMPOTENCY_BY_EXPIRY: TableDefinition<&[u8], ()> =
     TableDefinition::new("idempotency_by_expiry");
 /// (tenant_id, webhook_id) -> Webhook
 pub const WEBHOOKS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("webhooks");
-/// event_id -> Event
+/// event_id -> Event: what deliveries send and the event log shows.
 pub const EVENTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("events");
+/// (tenant_id, seq) -> (event_id, occurred_at, type code): each tenant's event log in commit
+/// order. `seq` comes from one counter that only the writer moves (`meta.event_seq`).
+pub const EVENT_LOG: TableDefinition<&[u8], &[u8]> = TableDefinition::new("event_log");
+/// (tenant_id, lead_id, seq) -> (): the log of one lead.
+pub const EVENT_LOG_BY_LEAD: TableDefinition<&[u8], ()> = TableDefinition::new("event_log_by_lead");
+/// tenant_id -> the highest seq pruned from its log: a cursor below it has missed events.
+pub const EVENT_LOG_PRUNED: TableDefinition<&[u8], u64> = TableDefinition::new("event_log_pruned");
 /// delivery_id -> Delivery
 pub const DELIVERIES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("deliveries");
 /// (webhook_id, delivery_id) -> ()

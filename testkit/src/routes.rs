@@ -258,6 +258,20 @@ impl Client {
         self.api("POST", BULK, key).json(body).send()
     }
 
+    /// PATCH /api/agents/crm/leads/{id} with `If-Match: if_match`.
+    pub fn patch_lead_if(&self, key: &Key, id: &str, if_match: &str, body: &Value) -> Resp {
+        self.api("PATCH", &format!("{LEADS}/{id}"), key)
+            .header("if-match", if_match)
+            .json(body)
+            .send()
+    }
+
+    /// GET /api/agents/crm/events with a query string (`""` for none).
+    pub fn list_events(&self, key: &Key, query: &str) -> Resp {
+        self.api("GET", &format!("/api/agents/crm/events{query}"), key)
+            .send()
+    }
+
     // -----------------------------------------------------------------------------------------
     // Webhooks and their deliveries.
 

@@ -25,7 +25,8 @@ use time::format_description::well_known::Rfc3339;
 
 use crate::helpers::*;
 
-const LEAD_FIELDS: [&str; 11] = [
+/// The lead snapshot of §6, with §11.2's additions.
+const LEAD_FIELDS: [&str; 18] = [
     "id",
     "contact_name",
     "contact_phone",
@@ -37,6 +38,13 @@ const LEAD_FIELDS: [&str; 11] = [
     "custom_fields",
     "created_at",
     "updated_at",
+    "status",
+    "score",
+    "qualified",
+    "owner",
+    "interaction_count",
+    "last_interaction_at",
+    "version",
 ];
 
 const DELIVERY_FIELDS: [&str; 9] = [
@@ -182,10 +190,12 @@ fn a_created_lead_arrives_as_lead_created_with_the_documented_payload_and_header
     let body = req.json();
     assert_eq!(
         keys(&body),
-        set_of(&["event", "delivered_at", "lead"]),
+        set_of(&["event", "event_id", "occurred_at", "delivered_at", "lead"]),
         "{body}"
     );
     assert_eq!(body["event"], "lead.created");
+    assert!(is_iso_ms(&body["occurred_at"]), "{}", body["occurred_at"]);
+    assert_ne!(body["event_id"].as_str(), Some(req.delivery_id()));
     assert!(is_iso_ms(&body["delivered_at"]), "{}", body["delivered_at"]);
     let sent = &body["lead"];
     assert_eq!(keys(sent), set_of(&LEAD_FIELDS), "{sent}");
@@ -347,11 +357,20 @@ fn a_merge_or_a_patch_arrives_as_lead_updated_with_changed_fields() {
     let body = req.json();
     assert_eq!(
         keys(&body),
-        set_of(&["event", "delivered_at", "lead", "changed_fields"]),
+        set_of(&[
+            "event",
+            "event_id",
+            "occurred_at",
+            "delivered_at",
+            "lead",
+            "changed_fields",
+            "previous"
+        ]),
         "{body}"
     );
     assert_eq!(body["event"], "lead.updated");
     assert_eq!(body["changed_fields"], json!(["contact_name"]));
+    assert_eq!(body["previous"], json!({ "contact_name": "Ada" }));
     assert_eq!(keys(&body["lead"]), set_of(&LEAD_FIELDS));
     assert_eq!(body["lead"]["id"], id.as_str());
     assert_eq!(body["lead"]["contact_name"], "Ada L.");
@@ -1015,7 +1034,7 @@ fn the_test_event_arrives_as_webhook_test_with_a_null_lead() {
     let body = req.json();
     assert_eq!(
         keys(&body),
-        set_of(&["event", "delivered_at", "lead"]),
+        set_of(&["event", "event_id", "occurred_at", "delivered_at", "lead"]),
         "{body}"
     );
     assert_eq!(body["event"], "webhook.test");

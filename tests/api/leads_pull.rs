@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use crate::helpers::*;
 
 /// The Lead object's fields, `custom_fields` aside.
-const LEAD_FIELDS: [&str; 16] = [
+const LEAD_FIELDS: [&str; 17] = [
     "id",
     "customer_id",
     "source_platform",
@@ -28,6 +28,7 @@ const LEAD_FIELDS: [&str; 16] = [
     "owner",
     "last_interaction_at",
     "interaction_count",
+    "version",
 ];
 
 /// Creates the rows in one bulk import; returns the new leads' ids.

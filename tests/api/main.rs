@@ -7,6 +7,7 @@ mod auth;
 mod crash;
 mod deliveries;
 mod errors;
+mod events;
 mod helpers;
 mod idempotency;
 mod isolation;

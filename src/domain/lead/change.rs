@@ -72,6 +72,7 @@ pub fn create(
         last_interaction_at: None,
         interaction_count: 0,
         custom_fields_json: custom_json(&custom),
+        version: 1,
     }
 }
 
@@ -219,6 +220,7 @@ impl<'a> Builder<'a> {
         if !self.changed.is_empty() {
             // Never backwards, so a lead's updated_at only grows even if the clock steps back.
             self.lead.updated_at = now.max(self.old.updated_at);
+            self.lead.version = self.old.version + 1;
         }
         Change {
             lead: self.lead,
@@ -427,6 +429,14 @@ mod tests {
             (LeadStatus::Won, Some(80), Some(true))
         );
         assert_eq!(lead.updated_at, T1);
+        assert_eq!(
+            (old.version, lead.version),
+            (1, 2),
+            "a change moves the version"
+        );
+        let again = super::patch(lead, &patch, &resolved(None, json!({})), T1).unwrap();
+        assert!(again.is_noop());
+        assert_eq!(again.lead.version, 2, "a no-op leaves it");
     }
 
     #[test]

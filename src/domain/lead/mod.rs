@@ -36,6 +36,9 @@ pub struct Lead {
     /// A JSON object (slug → scalar), `lead_line` included. Text, because the binary record
     /// format cannot hold free-form JSON values.
     pub custom_fields_json: String,
+    /// 1 when created, +1 with every committed change (spec §11.1); a write that changes
+    /// nothing leaves it.
+    pub version: u64,
 }
 
 impl Lead {
@@ -153,6 +156,49 @@ pub struct LeadPatch {
     pub score: Nullable<i64>,
     pub qualified: Nullable<bool>,
     pub custom_fields: CustomFields,
+}
+
+/// An `If-Match` precondition on a lead write (spec §11.1): `*`, or the versions the caller
+/// last saw (`"3"`, or a bare `3`; a list matches when any of them does).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IfMatch {
+    Any,
+    Versions(Vec<u64>),
+}
+
+impl IfMatch {
+    /// Parses the header's value; anything but `*` or a list of versions is refused.
+    pub fn parse(raw: &str) -> Result<IfMatch, String> {
+        let raw = raw.trim();
+        if raw == "*" {
+            return Ok(IfMatch::Any);
+        }
+        let refuse = || {
+            format!(
+                "If-Match must be \"*\" or a lead version such as \"3\" (the ETag of the lead), got `{}`",
+                raw.chars().take(80).collect::<String>()
+            )
+        };
+        let mut versions = Vec::new();
+        for tag in raw.split(',').map(str::trim) {
+            let bare = tag
+                .strip_prefix('"')
+                .and_then(|t| t.strip_suffix('"'))
+                .unwrap_or(tag);
+            if bare.is_empty() || bare.len() > 19 || !bare.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(refuse());
+            }
+            versions.push(bare.parse().map_err(|_| refuse())?);
+        }
+        Ok(IfMatch::Versions(versions))
+    }
+
+    pub fn admits(&self, version: u64) -> bool {
+        match self {
+            IfMatch::Any => true,
+            IfMatch::Versions(versions) => versions.contains(&version),
+        }
+    }
 }
 
 /// A contact name: a name as the catalogue's, except that an empty one counts as not given.
@@ -297,6 +343,32 @@ mod tests {
             !merge_custom_fields(&mut current, &fields(json!({ "notes": "b" }))),
             "no change"
         );
+    }
+
+    #[test]
+    fn if_match_takes_star_quoted_bare_and_lists() {
+        assert_eq!(IfMatch::parse("*"), Ok(IfMatch::Any));
+        assert_eq!(IfMatch::parse("\"3\""), Ok(IfMatch::Versions(vec![3])));
+        assert_eq!(IfMatch::parse(" 7 "), Ok(IfMatch::Versions(vec![7])));
+        assert_eq!(
+            IfMatch::parse("\"1\", \"2\""),
+            Ok(IfMatch::Versions(vec![1, 2]))
+        );
+        for bad in [
+            "",
+            "W/\"3\"",
+            "\"\"",
+            "abc",
+            "-1",
+            "3.0",
+            "\"3",
+            "99999999999999999999",
+        ] {
+            assert!(IfMatch::parse(bad).is_err(), "{bad}");
+        }
+        assert!(IfMatch::parse("\"2\"").unwrap().admits(2));
+        assert!(!IfMatch::parse("\"2\"").unwrap().admits(3));
+        assert!(IfMatch::Any.admits(9));
     }
 
     #[test]

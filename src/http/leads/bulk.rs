@@ -20,7 +20,7 @@ use crate::http::idempotency::{
 use crate::http::json::{Deferred, RawJson, described};
 use crate::http::state::AppState;
 use crate::store::idempotency::{IdempotentRoute, StoredResponse};
-use crate::store::leads::{OnDuplicate, RowResult, RowStatus};
+use crate::store::leads::{BulkMode, Emit, OnDuplicate, RowResult, RowStatus};
 use crate::store::{Store, StoreError};
 
 const MAX_BULK_ROWS: usize = 500;
@@ -37,6 +37,8 @@ struct BulkText<'a> {
     on_duplicate: Option<&'a RawValue>,
     #[serde(borrow, default, deserialize_with = "present")]
     dry_run: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    emit_events: Option<&'a RawValue>,
 }
 
 /// A field that is there, `null` included: `null` is part of the body's fingerprint, and
@@ -48,6 +50,8 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<&'de RawValu
 /// A bulk request, parsed: what to do, and each row's input (or its errors) with its `row_ref`.
 struct BulkRequest {
     dry_run: bool,
+    /// Each created or updated row emits its event (spec §11.4); by default bulk is inert.
+    emit_events: bool,
     mode: Result<OnDuplicate, String>,
     rows: Vec<Result<LeadInput, Vec<String>>>,
     row_refs: Vec<Value>,
@@ -83,6 +87,15 @@ impl BulkRequest {
             }
             None => false,
         };
+        let emit_events = match text.emit_events.map(part).transpose()? {
+            Some((canonical, value)) => {
+                fingerprint.add(&format!("\"emit_events\":{canonical},"));
+                value
+                    .as_bool()
+                    .ok_or_else(|| invalid("emit_events: must be true or false"))?
+            }
+            None => false,
+        };
         fingerprint.add("\"leads\":[");
         let (mut rows, mut row_refs) = (Vec::with_capacity(count), Vec::with_capacity(count));
         for (i, row) in text.leads.iter().enumerate() {
@@ -111,6 +124,7 @@ impl BulkRequest {
         };
         Ok(BulkRequest {
             dry_run,
+            emit_events,
             mode,
             rows,
             row_refs,
@@ -255,8 +269,16 @@ pub(super) async fn bulk(
         Err(message) => return Ok(respond(refuse(&state, idem, vec![message]).await?)),
     };
     let (rows, dry_run) = (bulk.rows, bulk.dry_run);
+    let mode = BulkMode {
+        on_duplicate,
+        dry_run,
+        emit: match bulk.emit_events {
+            true => Emit::Events,
+            false => Emit::Nothing,
+        },
+    };
     let render = render_bulk(dry_run, bulk.row_refs);
-    let import = move |s: &Store| s.bulk_import(tenant, rows, on_duplicate, dry_run, idem, render);
+    let import = move |s: &Store| s.bulk_import(tenant, rows, mode, idem, render);
     let outcome = blocking(&state, import).await?;
     drop(claim);
     Ok(respond(outcome))

@@ -239,6 +239,7 @@ pub struct LeadDto {
     pub interaction_count: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub custom_fields: Option<CustomFields>,
+    pub version: u64,
 }
 
 impl LeadDto {
@@ -267,6 +268,7 @@ impl LeadDto {
             last_interaction_at: lead.last_interaction_at,
             interaction_count: lead.interaction_count,
             custom_fields: with_custom_fields.then(|| view.custom_fields.clone()),
+            version: lead.version,
         }
     }
 }

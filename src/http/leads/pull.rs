@@ -6,6 +6,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::dto::LeadDto;
+use super::push::etag;
 use crate::domain::contact::SearchQuery;
 use crate::domain::cursor::{Cursor, SortBy, SortDir};
 use crate::domain::ids::{LeadId, StageId, TenantId};
@@ -203,5 +204,7 @@ pub(super) async fn get_one(
     let view = blocking(&state, move |s| s.get_lead(tenant, id))
         .await?
         .ok_or_else(|| ApiError::not_found(format!("lead {id} not found")))?;
-    Ok(HttpResponse::Ok().json(json!({ "lead": LeadDto::new(&view, true) })))
+    Ok(HttpResponse::Ok()
+        .insert_header(etag(view.lead.version))
+        .json(json!({ "lead": LeadDto::new(&view, true) })))
 }

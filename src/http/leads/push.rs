@@ -1,11 +1,13 @@
 //! `POST /leads` (create-or-merge) and `PATCH /leads/{id}`, both with `Idempotency-Key`.
 
+use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
 use serde_json::json;
 
 use super::dto::{LeadBody, LeadDto, PatchBody};
 use crate::domain::ids::LeadId;
-use crate::domain::lead::SourceType;
+use crate::domain::lead::{IfMatch, SourceType};
 use crate::http::auth::{Caller, LeadsWrite};
 use crate::http::blocking;
 use crate::http::error::ApiError;
@@ -14,7 +16,7 @@ use crate::http::json::Deferred;
 use crate::http::path::Ids;
 use crate::http::state::AppState;
 use crate::store::StoreError;
-use crate::store::idempotency::{IdempotentRoute, StoredResponse};
+use crate::store::idempotency::{IdempotentRoute, Outcome, StoredResponse};
 use crate::store::lead_record::LeadView;
 use crate::store::leads::{Applied, RowStatus};
 
@@ -38,6 +40,50 @@ fn render_patched(result: Result<&LeadView, &StoreError>) -> StoredResponse {
         Ok(view) => stored(200, json!({ "lead": LeadDto::new(view, true) })),
         Err(e) => error_response(e),
     }
+}
+
+/// A lead's version as an entity tag (spec §11.1).
+pub(super) fn etag(version: u64) -> (header::HeaderName, String) {
+    (header::ETAG, format!("\"{version}\""))
+}
+
+/// The response, with the lead's version as its `ETag` when it carries a lead; a replayed one
+/// carries the version it had when first answered.
+fn respond_with_etag(outcome: Outcome) -> HttpResponse {
+    #[derive(Deserialize)]
+    struct Versioned {
+        lead: Version,
+    }
+    #[derive(Deserialize)]
+    struct Version {
+        version: u64,
+    }
+    let version = match &outcome {
+        Outcome::Fresh(r) | Outcome::Replayed(r) if r.status < 300 => {
+            serde_json::from_str::<Versioned>(&r.body)
+                .ok()
+                .map(|v| v.lead.version)
+        }
+        _ => None,
+    };
+    let mut response = respond(outcome);
+    if let Some((name, value)) = version.map(etag)
+        && let Ok(value) = header::HeaderValue::from_str(&value)
+    {
+        response.headers_mut().insert(name, value);
+    }
+    response
+}
+
+/// `If-Match`, when sent: malformed is a 400 before anything else happens.
+fn if_match(req: &HttpRequest) -> Result<Option<IfMatch>, ApiError> {
+    let Some(raw) = req.headers().get(header::IF_MATCH) else {
+        return Ok(None);
+    };
+    let raw = raw
+        .to_str()
+        .map_err(|_| ApiError::bad_request("If-Match must be printable ASCII"))?;
+    IfMatch::parse(raw).map(Some).map_err(ApiError::bad_request)
 }
 
 pub(super) async fn create(
@@ -66,7 +112,7 @@ pub(super) async fn create(
             .await?
         }
     };
-    Ok(respond(outcome))
+    Ok(respond_with_etag(outcome))
 }
 
 pub(super) async fn patch(
@@ -78,6 +124,7 @@ pub(super) async fn patch(
 ) -> Result<HttpResponse, ApiError> {
     let body = body.read().await?;
     let (tenant, id) = (caller.tenant, id.get()?);
+    let if_match = if_match(&req)?;
     let fingerprint = || Fingerprint::of(&req, &body.raw);
     let mut claim = claim(
         &req,
@@ -91,10 +138,10 @@ pub(super) async fn patch(
         Err(errors) => refuse(&state, idem, errors).await?,
         Ok(patch) => {
             blocking(&state, move |s| {
-                s.patch_lead(tenant, id, patch, idem, render_patched)
+                s.patch_lead(tenant, id, patch, if_match, idem, render_patched)
             })
             .await?
         }
     };
-    Ok(respond(outcome))
+    Ok(respond_with_etag(outcome))
 }
