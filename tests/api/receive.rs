@@ -33,6 +33,11 @@ fn the_receiver_prints_verified_events_and_refuses_the_rest() {
     assert_eq!(line["verified"], true);
     assert_eq!(line["delivery"], "d-1");
     assert_eq!(line["body"]["lead"]["id"], "x");
+    let problems = line["problems"].as_array().expect("problems");
+    assert!(
+        problems.iter().any(|p| p == "event_id is not a UUID"),
+        "a schema-3 style body is accepted and its gaps named: {line}"
+    );
 
     assert_eq!(
         rx.deliver(&signed(now, "mega_whsec_wrong"), body).status,
@@ -96,6 +101,13 @@ fn a_real_delivery_verifies_at_the_receiver() {
     assert_eq!(line["verified"], true);
     assert_eq!(line["event"], "lead.created");
     assert_eq!(line["body"]["lead"]["id"], created["id"]);
+    assert_eq!(line["event_id"], line["body"]["event_id"]);
+    assert!(line["event_id"].is_string(), "{line}");
+    assert_eq!(
+        line["problems"],
+        json!([]),
+        "the sender's body is what the spec says"
+    );
 }
 
 /// A secret on the command line is readable by every local user (`ps`, `/proc/<pid>/cmdline`).
