@@ -106,6 +106,12 @@ impl Server {
         ticks as f64 * 1000.0 / clock_ticks_per_second()
     }
 
+    /// The size of its data file, in bytes. (For the events benchmark, which shares this.)
+    #[allow(dead_code)]
+    pub fn data_file_bytes(&self) -> u64 {
+        std::fs::metadata(self.dir.path().join("leadbase.redb")).map_or(0, |m| m.len())
+    }
+
     /// Resident memory now (`VmRSS`), in MiB.
     pub fn rss_mib(&self) -> f64 {
         self.status_kib("VmRSS:") / 1024.0
