@@ -508,7 +508,7 @@ mod tests {
             event_type: EventType::LeadCreated,
             seq: Some(1),
             lead_id: None,
-            data_json: "{}".into(),
+            data: crate::store::outbox::EventData::Members("{}".into()),
             occurred_at: Timestamp(0),
             deliveries: 1,
         };

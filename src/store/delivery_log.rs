@@ -9,7 +9,7 @@ use super::delivery_queue::{
     requeue,
 };
 use super::event_log::delivery_pruned;
-use super::outbox::{Event, insert_event, load_event};
+use super::outbox::{Event, EventData, insert_event, load_event};
 use super::tables::*;
 use super::webhooks::require_webhook;
 use super::{PRUNE_BATCH, Store, StoreError};
@@ -157,7 +157,7 @@ impl Store {
                 event_type: EventType::WebhookTest,
                 seq: None,
                 lead_id: None,
-                data_json: r#"{"lead":null}"#.into(),
+                data: EventData::Members(r#"{"lead":null}"#.into()),
                 occurred_at: now,
                 deliveries: 1,
             };

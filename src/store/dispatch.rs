@@ -11,7 +11,7 @@ use super::delivery_queue::{
     Attempt, Delivery, DeliveryStatus, all_due, drop_orphan, due_deliveries, due_webhooks,
     first_due, insert_attempt, load_delivery, settle,
 };
-use super::outbox::{Event, NewEvent, load_event, publish};
+use super::outbox::{Event, EventData, NewEvent, load_event, publish};
 use super::webhooks::{find_webhook, save_webhook};
 use super::{Store, StoreError};
 use crate::domain::event::EventType;
@@ -376,17 +376,20 @@ fn record(
             NewEvent {
                 event_type: EventType::DeliveryExhausted,
                 lead_id: None,
-                data: json!({
-                    "lead": null,
-                    "delivery": {
-                        "id": delivery.id,
-                        "event_id": delivery.event_id,
-                        "event": delivery.event_type,
-                        "attempts": delivery.attempts,
-                        "response_status": delivery.response_status,
-                    },
-                    "webhook": { "id": webhook.id, "url": webhook.url },
-                }),
+                data: EventData::Members(
+                    json!({
+                        "lead": null,
+                        "delivery": {
+                            "id": delivery.id,
+                            "event_id": delivery.event_id,
+                            "event": delivery.event_type,
+                            "attempts": delivery.attempts,
+                            "response_status": delivery.response_status,
+                        },
+                        "webhook": { "id": webhook.id, "url": webhook.url },
+                    })
+                    .to_string(),
+                ),
                 about: Some(webhook.id),
             },
             now,
@@ -399,16 +402,19 @@ fn record(
             NewEvent {
                 event_type: EventType::WebhookDisabled,
                 lead_id: None,
-                data: json!({
-                    "lead": null,
-                    "webhook": {
-                        "id": webhook.id,
-                        "url": webhook.url,
-                        "disabled_reason": webhook.disabled_reason,
-                        "consecutive_failures": webhook.consecutive_failures,
-                        "last_delivery_status": webhook.last_delivery_status,
-                    },
-                }),
+                data: EventData::Members(
+                    json!({
+                        "lead": null,
+                        "webhook": {
+                            "id": webhook.id,
+                            "url": webhook.url,
+                            "disabled_reason": webhook.disabled_reason,
+                            "consecutive_failures": webhook.consecutive_failures,
+                            "last_delivery_status": webhook.last_delivery_status,
+                        },
+                    })
+                    .to_string(),
+                ),
                 about: Some(webhook.id),
             },
             now,

@@ -244,7 +244,7 @@ mod tests {
     use super::*;
     use crate::domain::retry::{AttemptResult, RetryPolicy};
     use crate::store::dispatch::Everything;
-    use crate::store::outbox::{NewEvent, publish};
+    use crate::store::outbox::{EventData, NewEvent, publish};
     use crate::store::testing::{store_with_tenant, webhook_settings};
 
     const DAY: u32 = 86_400_000;
@@ -258,7 +258,7 @@ mod tests {
                     NewEvent {
                         event_type: EventType::LeadCreated,
                         lead_id: Some(lead),
-                        data: json!({ "lead": { "id": lead } }),
+                        data: EventData::Members(json!({ "lead": { "id": lead } }).to_string()),
                         about: None,
                     },
                     now,
@@ -408,7 +408,7 @@ mod tests {
                     let new = NewEvent {
                         event_type,
                         lead_id: None,
-                        data: json!({}),
+                        data: EventData::Members("{}".into()),
                         about: None,
                     };
                     publish(txn, tenant, new, now)?;

@@ -2,6 +2,7 @@
 //! every write goes through; and [`LeadView`], a lead with the stage and owner it refers to.
 
 use redb::{ReadableTable, Table, WriteTransaction};
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::StoreError;
@@ -109,11 +110,40 @@ impl LeadView {
         })
     }
 
+    /// The lead as an event keeps it: the record and the names of what it refers to.
+    pub fn snapshot(&self) -> LeadSnapshot {
+        LeadSnapshot {
+            lead: self.lead.clone(),
+            stage_slug: self.stage.slug.clone(),
+            stage_name: self.stage.name.clone(),
+            owner: self.owner.as_ref().map(|o| (o.id, o.name.clone())),
+        }
+    }
+}
+
+/// A lead as an event stores it: the record itself (a compact binary copy, not JSON text) and
+/// the stage and owner names it had then. The writer only copies it; the JSON a receiver reads
+/// is rendered by whoever sends or lists the event ([`LeadSnapshot::payload`]). It is stored
+/// inside the event record in `Lead`'s layout: a change to that layout must bump the event
+/// record's format version too, and teach its upgrade the old snapshot.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LeadSnapshot {
+    pub lead: Lead,
+    pub stage_slug: String,
+    pub stage_name: String,
+    pub owner: Option<(OwnerId, String)>,
+}
+
+impl LeadSnapshot {
     /// The `lead` object of an event (spec §6 and §11.2): what a receiver needs to act on the
     /// lead without calling back, custom fields without `lead_line` (it has its own member).
     pub fn payload(&self) -> Value {
         let lead = &self.lead;
-        let mut custom = self.custom_fields.clone();
+        // The writer decoded these when it took the snapshot; failing now means damage since.
+        let mut custom = lead.custom_fields().unwrap_or_else(|e| {
+            tracing::error!(error = %e, "an event's lead snapshot has damaged custom fields");
+            CustomFields::new()
+        });
         let lead_line = custom.remove(LEAD_LINE);
         json!({
             "id": lead.id,
@@ -123,14 +153,14 @@ impl LeadView {
             "source_platform": lead.source_platform,
             "source_type": lead.source_type,
             "lead_line": lead_line,
-            "current_stage": { "slug": self.stage.slug, "name": self.stage.name },
+            "current_stage": { "slug": self.stage_slug, "name": self.stage_name },
             "custom_fields": custom,
             "created_at": lead.created_at,
             "updated_at": lead.updated_at,
             "status": lead.status,
             "score": lead.score,
             "qualified": lead.qualified,
-            "owner": self.owner.as_ref().map(|o| json!({ "id": o.id, "name": o.name })),
+            "owner": self.owner.as_ref().map(|(id, name)| json!({ "id": id, "name": name })),
             "interaction_count": lead.interaction_count,
             "last_interaction_at": lead.last_interaction_at,
             "version": lead.version,

@@ -11,7 +11,7 @@ use serde_json::{Map, Value, json};
 use super::catalog::{Catalog, load_catalog};
 use super::idempotency::{Idempotency, Outcome, StoredResponse, write_rendered_in};
 use super::lead_record::{LeadTables, LeadView, lead_key};
-use super::outbox::{NewEvent, publish};
+use super::outbox::{EventData, NewEvent, publish};
 use super::tables::*;
 use super::{Store, StoreError};
 use crate::domain::event::{EventType, previous};
@@ -124,7 +124,7 @@ impl LeadJob<'_> {
             self.tables.put(None, &lead)?;
             let view = LeadView::new(lead, &self.catalog)?;
             let queued = match emit {
-                Emit::Events => self.publish(EventType::LeadCreated, &view, json!({}))?,
+                Emit::Events => self.publish(EventType::LeadCreated, &view, "{}".into())?,
                 Emit::Nothing => 0,
             };
             return Ok(Applied {
@@ -228,41 +228,39 @@ impl LeadJob<'_> {
         let view = LeadView::new(change.lead, &self.catalog)?;
         let queued = match emit {
             Emit::Events => {
-                let before = LeadView::new(old.clone(), &self.catalog)?.payload();
+                let before = LeadView::new(old.clone(), &self.catalog)?
+                    .snapshot()
+                    .payload();
                 let previous = match before {
                     Value::Object(before) => previous(&before, &change.changed_fields),
                     _ => Map::new(),
                 };
-                self.publish(
-                    EventType::LeadUpdated,
-                    &view,
-                    json!({ "changed_fields": change.changed_fields, "previous": previous }),
-                )?
+                let members =
+                    json!({ "changed_fields": change.changed_fields, "previous": previous });
+                self.publish(EventType::LeadUpdated, &view, members.to_string())?
             }
             Emit::Nothing => 0,
         };
         Ok((view, queued))
     }
 
-    /// Publishes a lead event: `{"lead": snapshot}` and the members of `extra` (an object).
+    /// Publishes a lead event: the lead's snapshot and `members` (a JSON object's text).
     fn publish(
         &self,
         event_type: EventType,
         view: &LeadView,
-        extra: Value,
+        members: String,
     ) -> Result<usize, StoreError> {
-        let mut data = Map::new();
-        data.insert("lead".into(), view.payload());
-        if let Value::Object(extra) = extra {
-            data.extend(extra);
-        }
         publish(
             self.txn,
             self.tenant,
             NewEvent {
                 event_type,
                 lead_id: Some(view.lead.id),
-                data: Value::Object(data),
+                data: EventData::Lead {
+                    lead: Box::new(view.snapshot()),
+                    members,
+                },
                 about: None,
             },
             self.now,

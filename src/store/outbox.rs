@@ -8,6 +8,7 @@ use serde_json::Value;
 use super::StoreError;
 use super::codec::{Record, encode};
 use super::delivery_queue::queue_delivery;
+use super::lead_record::LeadSnapshot;
 use super::tables::*;
 use super::webhooks::tenant_webhooks;
 use crate::domain::event::{EventType, envelope};
@@ -24,15 +25,43 @@ pub struct Event {
     pub seq: Option<u64>,
     /// The lead it is about, for the log's `lead_id` filter.
     pub lead_id: Option<LeadId>,
-    /// The event's own members as a JSON object's text, as they were when it happened:
-    /// `{"lead": {...}}`, plus `changed_fields` and `previous` for an update, `webhook` and
-    /// `delivery` for the operational types. [`Event::body`] wraps them in the envelope.
-    pub data_json: String,
+    /// The event's own members, as they were when it happened. [`Event::body`] renders them in
+    /// the envelope.
+    pub data: EventData,
     /// When the change it describes was committed.
     pub occurred_at: Timestamp,
     /// Deliveries of it not yet pruned. The record goes when none are left and the log no
     /// longer holds it, whichever of the two prunes comes last.
     pub deliveries: u32,
+}
+
+/// What an event says beyond its envelope.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum EventData {
+    /// A lead event: the lead as a record (rendered as JSON when the event is sent or listed,
+    /// not by the writer), and the other members as a JSON object's text: `{}`, or
+    /// `changed_fields` and `previous` for an update.
+    Lead {
+        lead: Box<LeadSnapshot>,
+        members: String,
+    },
+    /// Any other event (and one written before schema 4): its members as a JSON object's text.
+    Members(String),
+}
+
+impl EventData {
+    /// The members as a JSON object's text.
+    pub fn render(&self) -> String {
+        match self {
+            EventData::Members(members) => members.clone(),
+            EventData::Lead { lead, members } => {
+                let lead = lead.payload().to_string();
+                let rest = members.trim().strip_prefix('{').unwrap_or("}").trim_start();
+                let sep = if rest.starts_with('}') { "" } else { "," };
+                format!("{{\"lead\":{lead}{sep}{rest}")
+            }
+        }
+    }
 }
 
 impl Record for Event {
@@ -75,7 +104,7 @@ impl Record for Event {
             event_type: v1.event_type,
             seq: None,
             lead_id,
-            data_json: Value::Object(data).to_string(),
+            data: EventData::Members(Value::Object(data).to_string()),
             occurred_at: v1.created_at,
             deliveries: 0,
         })
@@ -91,7 +120,7 @@ impl Event {
             self.id,
             self.occurred_at,
             delivered_at,
-            &self.data_json,
+            &self.data.render(),
         )
     }
 }
@@ -192,8 +221,7 @@ pub(crate) fn load_event(txn: &impl Txn, id: EventId) -> Result<Option<Event>, S
 pub(crate) struct NewEvent {
     pub event_type: EventType,
     pub lead_id: Option<LeadId>,
-    /// A JSON object: the event's members beyond the envelope.
-    pub data: Value,
+    pub data: EventData,
     /// The webhook an operational event is about: it is never sent to that one.
     pub about: Option<WebhookId>,
 }
@@ -218,7 +246,7 @@ pub(crate) fn publish(
         event_type: new.event_type,
         seq: Some(next_seq(txn)?),
         lead_id: new.lead_id,
-        data_json: new.data.to_string(),
+        data: new.data,
         occurred_at: now,
         deliveries: u32::try_from(receivers.len()).unwrap_or(u32::MAX),
     };
