@@ -263,13 +263,15 @@ fn fill(events: usize) -> (Server, Key, Vec<String>) {
                         if request >= requests {
                             break;
                         }
-                        // Nine new leads to one update of a lead of this client's last request.
+                        // Nine new leads to one update of a lead this client created in its
+                        // last request (row i - 1 there was a creation: only rows
+                        // 9, 19, ... update).
                         let rows: Vec<Value> = (0..500)
                             .map(|i| {
                                 let n = request * 500 + i;
                                 match (i % 10, r) {
                                     (9, 1..) => json!({
-                                        "contact_email": format!("l{}@bench.example", n - 500),
+                                        "contact_email": format!("l{}@bench.example", n - 501),
                                         "contact_name": format!("Renamed {n}"),
                                     }),
                                     _ => json!({

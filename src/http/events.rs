@@ -70,8 +70,13 @@ async fn list(
                 .collect::<Result<Vec<_>, _>>()
         })
         .transpose()
-        .map_err(ApiError::bad_request)?
-        .unwrap_or_default();
+        .map_err(ApiError::bad_request)?;
+    if types.as_ref().is_some_and(Vec::is_empty) {
+        return Err(ApiError::bad_request(
+            "types must name at least one event type",
+        ));
+    }
+    let types = types.unwrap_or_default();
     let lead_id = params
         .lead_id
         .as_deref()

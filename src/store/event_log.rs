@@ -73,6 +73,12 @@ impl Store {
                 .get(tenant.bytes().as_slice())?
                 .map_or(0, |v| v.value());
             let after = query.after.map(|c| c.seq);
+            let end = read_seq(&txn.open_table(META)?)?;
+            if after.is_some_and(|seq| seq > end) {
+                return Err(StoreError::Invalid(
+                    "after is not a cursor this API minted: it is past the end of the log".into(),
+                ));
+            }
             if let Some(seq) = after
                 && seq < pruned
             {
@@ -132,12 +138,16 @@ impl Store {
                     }
                 }
             }
-            // The position to read on from: after what this page looked at; when it looked at
-            // nothing, where the caller was, or, for a first poll, the log's end now.
+            // The position to read on from: after what this page looked at, or, when it read
+            // to the end of what it asks for, the log's end in this snapshot (every event
+            // committed later is numbered above it), so a poller of a quiet lead or type keeps
+            // up with the log and is not told later that events it never wanted were pruned.
+            // A page that found nothing hands back the cursor it was given (spec §11.4).
             let next_seq = match (last_seen, after) {
-                (Some(seq), _) => seq,
+                (Some(seq), _) if has_more => seq,
+                (Some(_), _) => end,
                 (None, Some(seq)) => seq,
-                (None, None) => read_seq(&txn.open_table(META)?)?,
+                (None, None) => end,
             };
             let mut events = Vec::with_capacity(found.len());
             for (_, entry) in found {

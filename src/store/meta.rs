@@ -296,8 +296,8 @@ mod tests {
         (dir, store)
     }
 
-    /// `tests/fixtures/schema-v3.redb`, written by the schema-3 release through its API
-    /// (`/tmp/fx/make-v3.sh` in the commit that added it): tenant `01a23206-1d68-…`, a `budget`
+    /// `tests/fixtures/schema-v3.redb`, written by the schema-3 release through its API with
+    /// `tests/fixtures/make-fixture.sh`: tenant `01a23206-1d68-…`, a `budget`
     /// field, an owner, five leads created with a webhook subscribed (it failed, nothing
     /// listened), one of them PATCHed, two more by bulk: seven leads, six events, six
     /// deliveries waiting to retry.

@@ -110,6 +110,18 @@ fn if_match_guards_a_patch_and_a_stale_one_changes_nothing() {
         assert!(message.contains("If-Match"), "{message}");
     }
     assert_eq!(app.get_lead(&key, &id).expect(200)["lead"]["score"], 50);
+    // With an Idempotency-Key the condition is part of the request: the same key and
+    // condition replay (a 412 included), the same key with another condition is another
+    // request.
+    let keyed = app.idempotent("k-412");
+    let stale = keyed.patch_lead_if(&key, &id, "\"1\"", &json!({ "score": 60 }));
+    stale.assert_error(412, "api_error");
+    let again = keyed.patch_lead_if(&key, &id, "\"1\"", &json!({ "score": 60 }));
+    again.assert_error(412, "api_error");
+    assert_eq!(again.header("idempotent-replayed"), Some("true"));
+    keyed
+        .patch_lead_if(&key, &id, "\"5\"", &json!({ "score": 60 }))
+        .assert_error(409, "api_error");
     // A missing lead is 404 whatever the condition.
     let missing = "01a2311d-974c-7559-8fe9-52ceded1481a";
     app.patch_lead_if(&key, missing, "*", &json!({ "score": 1 }))
@@ -429,6 +441,12 @@ fn the_log_filters_pages_and_keeps_its_cursor_on_an_empty_page() {
     // Filters.
     let of_a = whole_log(&app, &key, &[("lead_id", &a)]);
     assert_eq!(of_a.len(), 4);
+    // A page that read to the end of what it asks for moves its cursor to the log's end, past
+    // the other leads' events: a quiet lead's poller keeps up with the log.
+    let b_only = app
+        .list_events(&key, &query(&[("lead_id", &b)]))
+        .expect(200);
+    assert_eq!(b_only["next_cursor"], rest["next_cursor"]);
     assert!(of_a.iter().all(|e| e["data"]["lead"]["id"] == a.as_str()));
     let versions: Vec<i64> = of_a
         .iter()
@@ -466,6 +484,15 @@ fn bad_log_queries_are_400_and_another_tenants_cursor_is_refused() {
     let other = app.tenant_with_key("Other");
     app.create_lead(&key, json!({ "contact_email": "a@example.com" }));
     let theirs = str_of(&app.list_events(&other, "").expect(200)["next_cursor"]);
+    // A cursor past the end of the log was never handed out.
+    let end = str_of(&app.list_events(&key, "").expect(200)["next_cursor"]);
+    let forged = {
+        use base64::Engine as _;
+        let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let mut cursor: Value = serde_json::from_slice(&engine.decode(&end).unwrap()).unwrap();
+        cursor["q"] = json!(cursor["q"].as_u64().unwrap() + 1_000);
+        engine.encode(cursor.to_string())
+    };
     for (q, word) in [
         (query(&[("types", "lead.merged")]), "types"),
         (query(&[("types", "webhook.test")]), "types"),
@@ -476,6 +503,8 @@ fn bad_log_queries_are_400_and_another_tenants_cursor_is_refused() {
         (query(&[("limit", "101")]), "limit"),
         (query(&[("limit", "ten")]), "limit"),
         (query(&[("lead_id", "nope")]), "lead_id"),
+        (query(&[("types", ",")]), "types"),
+        (query(&[("after", &forged)]), "after"),
     ] {
         let res = app.list_events(&key, &q);
         let message = res.assert_error(400, "invalid_request_error");

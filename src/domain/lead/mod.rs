@@ -193,6 +193,23 @@ impl IfMatch {
         Ok(IfMatch::Versions(versions))
     }
 
+    /// One spelling per condition (`*`, or the versions sorted), for comparing requests.
+    pub fn canonical(&self) -> String {
+        match self {
+            IfMatch::Any => "*".into(),
+            IfMatch::Versions(versions) => {
+                let mut versions = versions.clone();
+                versions.sort_unstable();
+                versions.dedup();
+                versions
+                    .iter()
+                    .map(u64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(",")
+            }
+        }
+    }
+
     pub fn admits(&self, version: u64) -> bool {
         match self {
             IfMatch::Any => true,
@@ -369,6 +386,10 @@ mod tests {
         assert!(IfMatch::parse("\"2\"").unwrap().admits(2));
         assert!(!IfMatch::parse("\"2\"").unwrap().admits(3));
         assert!(IfMatch::Any.admits(9));
+        assert_eq!(
+            IfMatch::parse("\"2\", 1, \"2\"").unwrap().canonical(),
+            "1,2"
+        );
     }
 
     #[test]

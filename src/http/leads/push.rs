@@ -11,7 +11,9 @@ use crate::domain::lead::{IfMatch, SourceType};
 use crate::http::auth::{Caller, LeadsWrite};
 use crate::http::blocking;
 use crate::http::error::ApiError;
-use crate::http::idempotency::{Fingerprint, claim, error_response, refuse, respond, stored};
+use crate::http::idempotency::{
+    Fingerprint, canonical_json, claim, error_response, refuse, respond, stored,
+};
 use crate::http::json::Deferred;
 use crate::http::path::Ids;
 use crate::http::state::AppState;
@@ -125,7 +127,16 @@ pub(super) async fn patch(
     let body = body.read().await?;
     let (tenant, id) = (caller.tenant, id.get()?);
     let if_match = if_match(&req)?;
-    let fingerprint = || Fingerprint::of(&req, &body.raw);
+    // The condition is part of the request: the same key with another If-Match is another
+    // request (409), and a stored 412 is only ever replayed to the request that got it.
+    let fingerprint = || {
+        let mut fingerprint = Fingerprint::start(&req);
+        fingerprint.add(&canonical_json(&body.raw));
+        if let Some(condition) = &if_match {
+            fingerprint.add(&format!("\nif-match: {}", condition.canonical()));
+        }
+        fingerprint.finish()
+    };
     let mut claim = claim(
         &req,
         &state,
