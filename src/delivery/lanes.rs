@@ -15,6 +15,13 @@
 //!   backlog.
 //! - **Turns.** Lanes with deliveries waiting take turns round-robin; a lane at its window, or
 //!   whose tenant is at its share, is passed over until a slot frees.
+//! - **A webhook's own limits** (spec §13). `max_concurrency` caps its window instead of
+//!   `per_webhook`. `rate_limit_per_minute` spaces its attempts' starts `60 s / rate` apart
+//!   (so no minute holds more than the rate): a lane whose next start is still ahead is passed
+//!   over like one at its window, and the worker that found nothing to do sleeps until the
+//!   earliest such start ([`Turn::wake_at`]). A throttled delivery waits in its lane, never in
+//!   a worker, so other webhooks keep every thread; and a throttled lane is leased at most ten
+//!   seconds of its rate ahead.
 //! - **Slots.** A successful attempt frees its slot when its answer arrives. A failed one keeps
 //!   it until its record commits, so an attempt that turns the webhook off (410, or failure for
 //!   too long) is followed by no more than the window's other attempts.
@@ -120,6 +127,8 @@ struct Lane {
     streak: u32,
     depth: usize,
     paused_until: Option<Instant>,
+    /// When its rate limit next lets an attempt start.
+    next_start: Option<Instant>,
     /// Turned off (410, or failing too long): lease nothing more for it.
     halted: bool,
     in_turn: bool,
@@ -129,6 +138,7 @@ struct Lane {
 
 impl Lane {
     fn new(leased: &Leased, limits: Limits, edits: u64) -> Lane {
+        let max = max_window(&leased.webhook, limits);
         Lane {
             tenant: leased.webhook.tenant_id,
             webhook: Arc::clone(&leased.webhook),
@@ -136,10 +146,11 @@ impl Lane {
             queue: VecDeque::new(),
             busy: 0,
             held: 0,
-            window: limits.per_webhook.max(1),
+            window: max,
             streak: 0,
-            depth: limits.per_webhook.max(1) as usize,
+            depth: (max as usize).min(max_depth(&leased.webhook)),
             paused_until: None,
+            next_start: None,
             halted: false,
             in_turn: false,
             last_held: Instant::now(),
@@ -148,6 +159,21 @@ impl Lane {
 
     fn paused(&self, now: Instant) -> bool {
         self.paused_until.is_some_and(|until| until > now)
+    }
+
+    /// When the rate limit lets the next attempt start, if that is still ahead.
+    fn throttled_until(&self, now: Instant) -> Option<Instant> {
+        self.next_start.filter(|at| *at > now)
+    }
+
+    /// An attempt starts now: the next may start one interval after the later of now and
+    /// when this one was due.
+    fn started(&mut self, now: Instant) {
+        if let Some(rate) = self.webhook.rate_limit_per_minute.filter(|r| *r > 0) {
+            let interval = Duration::from_secs(60).div_f64(f64::from(rate));
+            let from = self.next_start.map_or(now, |at| at.max(now));
+            self.next_start = Some(from + interval);
+        }
     }
 
     /// Run down to half its depth, with room for more, and neither halted nor paused.
@@ -167,6 +193,19 @@ impl Lane {
             }
         }
         shed
+    }
+}
+
+/// The most attempts on the wire for `webhook`: its own `max_concurrency`, else the engine's.
+fn max_window(webhook: &Webhook, limits: Limits) -> u32 {
+    webhook.max_concurrency.unwrap_or(limits.per_webhook).max(1)
+}
+
+/// How far ahead `webhook` may be leased: ten seconds of its rate limit, if it has one.
+fn max_depth(webhook: &Webhook) -> usize {
+    match webhook.rate_limit_per_minute {
+        Some(rate) => (rate as usize / 6).clamp(1, AHEAD_PER_WEBHOOK),
+        None => AHEAD_PER_WEBHOOK,
     }
 }
 
@@ -190,6 +229,8 @@ pub struct Turn {
     pub give_back: Vec<DeliveryId>,
     /// The lane has run low: the dispatcher should lease more.
     pub running_low: bool,
+    /// No attempt now, but a rate-limited lane may start one then: wait until it at most.
+    pub wake_at: Option<Instant>,
 }
 
 #[derive(Debug)]
@@ -314,7 +355,13 @@ impl Lanes {
                 continue;
             }
             let share = self.tenants.entry(lane.tenant).or_default();
-            if lane.busy >= lane.window || share.busy >= self.limits.per_tenant {
+            let window = lane.window.min(max_window(&lane.webhook, self.limits));
+            if lane.busy >= window || share.busy >= self.limits.per_tenant {
+                self.turns.push_back(id);
+                continue;
+            }
+            if let Some(at) = lane.throttled_until(now) {
+                turn.wake_at = Some(turn.wake_at.map_or(at, |w| w.min(at)));
                 self.turns.push_back(id);
                 continue;
             }
@@ -323,6 +370,7 @@ impl Lanes {
             };
             lane.busy += 1;
             share.busy += 1;
+            lane.started(now);
             turn.running_low = lane.wants_lease(now);
             if lane.queue.is_empty() {
                 lane.in_turn = false;
@@ -361,11 +409,13 @@ impl Lanes {
         match verdict {
             Verdict::Fast => {
                 lane.streak += 1;
-                if lane.streak >= lane.window && lane.window < self.limits.per_webhook {
+                if lane.streak >= lane.window
+                    && lane.window < max_window(&lane.webhook, self.limits)
+                {
                     lane.window += 1;
                     lane.streak = 0;
                 }
-                lane.depth = (lane.depth + 1).min(AHEAD_PER_WEBHOOK);
+                lane.depth = (lane.depth + 1).min(max_depth(&lane.webhook));
                 Vec::new()
             }
             Verdict::Slow | Verdict::Failed => {

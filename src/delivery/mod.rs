@@ -71,8 +71,9 @@ pub fn payload(leased: &Leased, now: Timestamp) -> Vec<u8> {
     leased.event.body(Some(now)).into_bytes()
 }
 
-/// The headers of one attempt (spec §6), signed with every live secret.
-pub fn headers(leased: &Leased, body: &[u8], now: Timestamp) -> Vec<(&'static str, String)> {
+/// The headers of one attempt (spec §6), signed with every live secret, then the webhook's
+/// custom headers (§13; not covered by the signatures).
+pub fn headers(leased: &Leased, body: &[u8], now: Timestamp) -> Vec<(String, String)> {
     let ts = now.seconds();
     let id = leased.delivery.id.to_string();
     let secrets = leased.webhook.live_secrets(now);
@@ -96,6 +97,11 @@ pub fn headers(leased: &Leased, body: &[u8], now: Timestamp) -> Vec<(&'static st
     headers.push(("webhook-id", id));
     headers.push(("webhook-timestamp", ts.to_string()));
     headers.push(("webhook-signature", standard.join(" ")));
+    let mut headers: Vec<(String, String)> = headers
+        .into_iter()
+        .map(|(n, v)| (n.to_string(), v))
+        .collect();
+    headers.extend(leased.webhook.headers.0.iter().cloned());
     headers
 }
 
@@ -362,7 +368,14 @@ fn work_loop(shared: &Arc<Shared>) {
                 if let Some(leased) = turn.attempt {
                     break (leased, turn.running_low);
                 }
-                shared.work.wait(&mut lanes);
+                // Nothing to send now. A rate-limited lane's next start is a deadline, not a
+                // poll: the worker sleeps until then unless a slot or a lease wakes it first.
+                match turn.wake_at {
+                    Some(at) => {
+                        shared.work.wait_until(&mut lanes, at);
+                    }
+                    None => shared.work.wait(&mut lanes),
+                }
             }
         };
         if running_low {

@@ -15,3 +15,4 @@ pub mod time;
 pub mod token;
 pub mod url_policy;
 pub mod webhook;
+pub mod webhook_controls;

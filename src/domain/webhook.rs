@@ -10,6 +10,9 @@ use super::ids::{TenantId, WebhookId};
 use super::retry::{AttemptResult, Next, RetryPolicy};
 use super::time::Timestamp;
 use super::url_policy::{WebhookUrl, loggable_url};
+use super::webhook_controls::{
+    CustomHeaders, EventFacts, Filter, MAX_CONCURRENCY, MAX_RATE_PER_MINUTE,
+};
 
 /// The longest one attempt may take (spec §5: `timeout_seconds` 1–60).
 pub const MAX_TIMEOUT_SECS: u32 = 60;
@@ -45,6 +48,14 @@ pub struct Webhook {
     /// When the current run of failures began; cleared by a success.
     pub failing_since: Option<Timestamp>,
     pub disabled_reason: Option<String>,
+    /// Which lead events it gets (spec §13); `None`: all it subscribes to.
+    pub filter: Option<Filter>,
+    /// Sent with every delivery; never logged, sensitive values redacted in responses.
+    pub headers: CustomHeaders,
+    /// Attempts in flight at most; `None`: `webhooks.max_in_flight_per_webhook`.
+    pub max_concurrency: Option<u32>,
+    /// Attempts started in any minute at most; `None`: no limit.
+    pub rate_limit_per_minute: Option<u32>,
 }
 
 /// Secrets stay out of logs, whatever gets printed: the signing secrets, and what the URL's
@@ -58,6 +69,7 @@ impl fmt::Debug for Webhook {
             .field("is_active", &self.is_active)
             .field("deleted_at", &self.deleted_at)
             .field("secret", &"<redacted>")
+            .field("headers", &self.headers.0.len())
             .finish_non_exhaustive()
     }
 }
@@ -77,6 +89,10 @@ pub struct WebhookSettings {
     pub timeout_seconds: TimeoutSeconds,
     pub retry_attempts: RetryAttempts,
     pub description: Description,
+    pub filter: Option<Filter>,
+    pub headers: CustomHeaders,
+    pub max_concurrency: Option<u32>,
+    pub rate_limit_per_minute: Option<u32>,
 }
 
 impl WebhookSettings {
@@ -89,6 +105,10 @@ impl WebhookSettings {
             timeout_seconds: given.timeout_seconds.unwrap_or_default(),
             retry_attempts: given.retry_attempts.unwrap_or_default(),
             description: given.description.unwrap_or_default(),
+            filter: given.filter.flatten(),
+            headers: given.headers.unwrap_or_default(),
+            max_concurrency: given.max_concurrency.flatten(),
+            rate_limit_per_minute: given.rate_limit_per_minute.flatten(),
         }
     }
 }
@@ -102,6 +122,25 @@ pub struct WebhookPatch {
     pub timeout_seconds: Option<TimeoutSeconds>,
     pub retry_attempts: Option<RetryAttempts>,
     pub description: Option<Description>,
+    /// `Some(None)` clears the filter.
+    pub filter: Option<Option<Filter>>,
+    pub headers: Option<CustomHeaders>,
+    /// `Some(None)`: back to the configured default.
+    pub max_concurrency: Option<Option<u32>>,
+    /// `Some(None)`: no limit.
+    pub rate_limit_per_minute: Option<Option<u32>>,
+    /// With `is_active: true`: cancel the held deliveries instead of releasing them.
+    pub discard_held: bool,
+}
+
+/// `max_concurrency`: 1–64.
+pub fn parse_max_concurrency(value: i64) -> Result<u32, String> {
+    in_range("max_concurrency", value, 1, MAX_CONCURRENCY)
+}
+
+/// `rate_limit_per_minute`: 1–600,000.
+pub fn parse_rate_limit(value: i64) -> Result<u32, String> {
+    in_range("rate_limit_per_minute", value, 1, MAX_RATE_PER_MINUTE)
 }
 
 fn in_range(name: &str, value: i64, min: u32, max: u32) -> Result<u32, String> {
@@ -232,6 +271,10 @@ impl Webhook {
             consecutive_failures: 0,
             failing_since: None,
             disabled_reason: None,
+            filter: settings.filter,
+            headers: settings.headers,
+            max_concurrency: settings.max_concurrency,
+            rate_limit_per_minute: settings.rate_limit_per_minute,
         }
     }
 
@@ -258,9 +301,24 @@ impl Webhook {
         }
     }
 
-    /// Whether an event of `event_type` is queued for this webhook.
+    /// Whether an event of `event_type` is sent to this webhook now.
     pub fn receives(&self, event_type: EventType) -> bool {
-        self.deleted_at.is_none() && self.is_active && self.event_types.contains(&event_type)
+        self.is_active && self.subscribes(event_type)
+    }
+
+    /// Whether an event of `event_type` is queued for this webhook: sent while it is active,
+    /// held while it is not (spec §13). A deleted webhook subscribes to nothing.
+    pub fn subscribes(&self, event_type: EventType) -> bool {
+        self.deleted_at.is_none() && self.event_types.contains(&event_type)
+    }
+
+    /// Whether its filter lets a lead event with these facts through (an event without a lead
+    /// always passes).
+    pub fn admits(&self, facts: Option<&EventFacts<'_>>) -> bool {
+        match (&self.filter, facts) {
+            (Some(filter), Some(facts)) => filter.passes(facts),
+            _ => true,
+        }
     }
 
     pub fn apply(&mut self, patch: WebhookPatch, now: Timestamp) {
@@ -287,6 +345,18 @@ impl Webhook {
         }
         if let Some(description) = patch.description {
             self.description = description.0;
+        }
+        if let Some(filter) = patch.filter {
+            self.filter = filter;
+        }
+        if let Some(headers) = patch.headers {
+            self.headers = headers;
+        }
+        if let Some(max) = patch.max_concurrency {
+            self.max_concurrency = max;
+        }
+        if let Some(rate) = patch.rate_limit_per_minute {
+            self.rate_limit_per_minute = rate;
         }
         self.updated_at = now;
     }
@@ -369,6 +439,10 @@ mod tests {
             timeout_seconds: TimeoutSeconds::default(),
             retry_attempts: RetryAttempts::default(),
             description: Description::default(),
+            filter: None,
+            headers: Default::default(),
+            max_concurrency: None,
+            rate_limit_per_minute: None,
         };
         Webhook::new(
             WebhookId::from_bytes([3; 16]),

@@ -8,6 +8,7 @@ use serde_json::json;
 use super::admin::existing_tenant;
 use super::json::Deferred;
 use super::{blocking, iso_time, non_blank, page_limit};
+use crate::domain::event::EventType;
 use crate::domain::ids::{DeliveryId, TenantId, WebhookId};
 use crate::domain::retry::AttemptError;
 use crate::domain::time::Timestamp;
@@ -15,6 +16,7 @@ use crate::http::auth::{Admin, Caller, WebhooksManage};
 use crate::http::error::ApiError;
 use crate::http::path::Ids;
 use crate::http::state::AppState;
+use crate::store::delivery_log::DeliveryFilter;
 use crate::store::delivery_queue::{Attempt, Delivery, DeliveryStatus};
 
 const BASE: &str = "/api/agents/crm/lead-webhooks/{id}";
@@ -97,6 +99,14 @@ struct ListParams {
     #[serde(default, deserialize_with = "non_blank")]
     status: Option<String>,
     #[serde(default, deserialize_with = "non_blank")]
+    event: Option<String>,
+    #[serde(default, deserialize_with = "non_blank")]
+    since: Option<String>,
+    #[serde(default, deserialize_with = "non_blank")]
+    until: Option<String>,
+    #[serde(default, deserialize_with = "non_blank")]
+    response_status: Option<String>,
+    #[serde(default, deserialize_with = "non_blank")]
     cursor: Option<String>,
     #[serde(default, deserialize_with = "non_blank")]
     limit: Option<String>,
@@ -114,6 +124,42 @@ async fn list_for(
         .map(DeliveryStatus::parse)
         .transpose()
         .map_err(ApiError::bad_request)?;
+    let event = params
+        .event
+        .as_deref()
+        .map(|raw| match raw {
+            "webhook.test" => Ok(EventType::WebhookTest),
+            other => EventType::parse_subscribable(other).map_err(|e| format!("event: {e}")),
+        })
+        .transpose()
+        .map_err(ApiError::bad_request)?;
+    let response_status = params
+        .response_status
+        .as_deref()
+        .map(|raw| {
+            raw.parse::<u16>()
+                .ok()
+                .filter(|s| (100..=599).contains(s))
+                .ok_or_else(|| {
+                    ApiError::bad_request("response_status must be an HTTP status (100-599)")
+                })
+        })
+        .transpose()?;
+    let filter = DeliveryFilter {
+        statuses: status.into_iter().collect(),
+        events: event.into_iter().collect(),
+        since: params
+            .since
+            .as_deref()
+            .map(|t| iso_time("since", t))
+            .transpose()?,
+        until: params
+            .until
+            .as_deref()
+            .map(|t| iso_time("until", t))
+            .transpose()?,
+        response_status,
+    };
     let limit = page_limit(params.limit.as_deref())?;
     let before = params
         .cursor
@@ -121,7 +167,7 @@ async fn list_for(
         .map(|c| DeliveryId::parse(c).ok_or_else(|| ApiError::bad_request("cursor is malformed")))
         .transpose()?;
     let (page, next) = blocking(state, move |s| {
-        s.list_deliveries(tenant, webhook, status, before, limit)
+        s.list_deliveries(tenant, webhook, filter, before, limit)
     })
     .await?;
     let data: Vec<DeliveryDto> = page.iter().map(DeliveryDto::from).collect();
@@ -177,6 +223,54 @@ async fn redeliver(
 #[derive(Deserialize)]
 struct RecoverBody {
     since: String,
+    until: Option<String>,
+    /// `failed` and `cancelled` only; `failed` when absent.
+    statuses: Option<Vec<String>>,
+    event_types: Option<Vec<String>>,
+    #[serde(default)]
+    dry_run: bool,
+}
+
+impl RecoverBody {
+    fn filter(&self) -> Result<DeliveryFilter, ApiError> {
+        let statuses = match &self.statuses {
+            None => vec![DeliveryStatus::Failed],
+            Some(raw) if raw.is_empty() => {
+                return Err(ApiError::bad_request(
+                    "statuses must name failed, cancelled or both",
+                ));
+            }
+            Some(raw) => raw
+                .iter()
+                .map(|s| match DeliveryStatus::parse(s) {
+                    Ok(status @ (DeliveryStatus::Failed | DeliveryStatus::Cancelled)) => Ok(status),
+                    _ => Err(ApiError::bad_request(format!(
+                        "statuses: `{s}` cannot be recovered; failed and cancelled deliveries can"
+                    ))),
+                })
+                .collect::<Result<_, _>>()?,
+        };
+        let events = self
+            .event_types
+            .iter()
+            .flatten()
+            .map(|t| {
+                EventType::parse_subscribable(t)
+                    .map_err(|e| ApiError::bad_request(format!("event_types: {e}")))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(DeliveryFilter {
+            statuses,
+            events,
+            since: Some(iso_time("since", &self.since)?),
+            until: self
+                .until
+                .as_deref()
+                .map(|t| iso_time("until", t))
+                .transpose()?,
+            response_status: None,
+        })
+    }
 }
 
 async fn recover(
@@ -187,10 +281,13 @@ async fn recover(
 ) -> Result<HttpResponse, ApiError> {
     let body = body.read().await?;
     let webhook = path.get()?;
-    let since = iso_time("since", &body.since)?;
-    let tenant = caller.tenant;
-    let requeued = blocking(&state, move |s| s.recover(tenant, webhook, since)).await?;
-    Ok(HttpResponse::Accepted().json(json!({ "requeued": requeued })))
+    let filter = body.filter()?;
+    let (tenant, dry_run) = (caller.tenant, body.dry_run);
+    let picked = blocking(&state, move |s| s.recover(tenant, webhook, filter, dry_run)).await?;
+    Ok(match dry_run {
+        true => HttpResponse::Ok().json(json!({ "would_requeue": picked })),
+        false => HttpResponse::Accepted().json(json!({ "requeued": picked })),
+    })
 }
 
 async fn test(

@@ -15,13 +15,14 @@ use crate::domain::token::{WEBHOOK_SECRET_SHOWN, generate_webhook_secret};
 use crate::domain::url_policy::WebhookUrl;
 use crate::domain::webhook::{
     Description, EventTypes, OverlapHours, RetryAttempts, Rotation, TimeoutSeconds, Webhook,
-    WebhookPatch, WebhookSettings,
+    WebhookPatch, WebhookSettings, parse_max_concurrency, parse_rate_limit,
 };
+use crate::domain::webhook_controls::{CustomHeaders, Filter};
 use crate::http::auth::{Admin, Caller, WebhooksManage};
 use crate::http::error::ApiError;
 use crate::http::path::Ids;
 use crate::http::state::AppState;
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -62,11 +63,40 @@ pub struct WebhookDto {
     pub consecutive_failures: u32,
     pub disabled_reason: Option<String>,
     pub previous_secret_expires_at: Option<Timestamp>,
+    /// `null`, or the keys it sets.
+    pub filter: Value,
+    /// Names and values, sensitive values redacted.
+    pub headers: serde_json::Map<String, Value>,
+    /// Its own, or the configured default.
+    pub max_concurrency: u32,
+    pub rate_limit_per_minute: Option<u32>,
+    /// Deliveries kept while it is off, released when it is turned back on.
+    pub held_count: usize,
+}
+
+/// A filter as the webhook object shows it: the keys it sets.
+fn filter_json(filter: &Filter) -> Value {
+    fn list<T: Serialize>(values: &Option<Vec<T>>) -> Option<Value> {
+        values.as_ref().and_then(|v| serde_json::to_value(v).ok())
+    }
+    let keys = [
+        ("source_platform", list(&filter.source_platform)),
+        ("source_type", list(&filter.source_type)),
+        ("lead_line", list(&filter.lead_line)),
+        ("stage_slug", list(&filter.stage_slug)),
+        ("status", list(&filter.status)),
+        ("changed_fields", list(&filter.changed_fields)),
+    ];
+    Value::Object(
+        keys.into_iter()
+            .filter_map(|(key, value)| Some((key.to_string(), value?)))
+            .collect(),
+    )
 }
 
 impl WebhookDto {
     /// As of `now`: the previous secret's expiry shows only while it still signs.
-    pub fn new(w: &Webhook, now: Timestamp) -> Self {
+    pub fn new(w: &Webhook, now: Timestamp, default_concurrency: u32, held_count: usize) -> Self {
         WebhookDto {
             id: w.id,
             url: w.url.clone(),
@@ -83,6 +113,11 @@ impl WebhookDto {
             consecutive_failures: w.consecutive_failures,
             disabled_reason: w.disabled_reason.clone(),
             previous_secret_expires_at: w.overlap_ends(now),
+            filter: w.filter.as_ref().map_or(Value::Null, filter_json),
+            headers: w.headers.redacted(),
+            max_concurrency: w.max_concurrency.unwrap_or(default_concurrency),
+            rate_limit_per_minute: w.rate_limit_per_minute,
+            held_count,
         }
     }
 }
@@ -111,8 +146,18 @@ fn rotation(state: &AppState, overlap_hours: Option<i64>) -> Result<Rotation, Ap
     })
 }
 
-fn dto(state: &AppState, webhook: &Webhook) -> WebhookDto {
-    WebhookDto::new(webhook, state.store.now())
+/// A webhook with how many deliveries it holds.
+type Counted = (Webhook, usize);
+
+fn dto(state: &AppState, (webhook, held): &Counted) -> WebhookDto {
+    let default = state.config.webhooks.max_in_flight_per_webhook;
+    WebhookDto::new(webhook, state.store.now(), default, *held)
+}
+
+/// Counts what `webhook` holds.
+fn counted(store: &Store, webhook: Webhook) -> Result<Counted, StoreError> {
+    let held = store.held_count(webhook.id)?;
+    Ok((webhook, held))
 }
 
 #[derive(Deserialize)]
@@ -125,6 +170,56 @@ struct CreateBody {
     retry_attempts: Option<i64>,
     description: Option<String>,
     is_active: Option<bool>,
+    #[serde(flatten)]
+    controls: ControlsBody,
+}
+
+/// The controls of spec §13, as sent: absent, `null` (clear), or a value.
+#[derive(Deserialize, Default)]
+struct ControlsBody {
+    #[serde(default, deserialize_with = "nullable")]
+    filter: Option<Option<Value>>,
+    #[serde(default, deserialize_with = "nullable")]
+    headers: Option<Option<Value>>,
+    #[serde(default, deserialize_with = "nullable")]
+    max_concurrency: Option<Option<Value>>,
+    #[serde(default, deserialize_with = "nullable")]
+    rate_limit_per_minute: Option<Option<Value>>,
+}
+
+/// A whole number field of the controls: `null` is `None`.
+fn whole(name: &str, raw: &Value, parse: fn(i64) -> Result<u32, String>) -> Result<u32, ApiError> {
+    raw.as_i64()
+        .filter(|_| raw.is_i64() || raw.is_u64())
+        .ok_or_else(|| bad(format!("{name} must be a whole number")))
+        .and_then(|n| parse(n).map_err(bad))
+}
+
+impl ControlsBody {
+    fn apply(&self, patch: &mut WebhookPatch) -> Result<(), ApiError> {
+        if let Some(raw) = &self.filter {
+            patch.filter = Some(Filter::parse(raw.as_ref().unwrap_or(&Value::Null)).map_err(bad)?);
+        }
+        if let Some(raw) = &self.headers {
+            let raw = raw.as_ref().unwrap_or(&Value::Null);
+            patch.headers = Some(CustomHeaders::parse(raw).map_err(bad)?);
+        }
+        if let Some(raw) = &self.max_concurrency {
+            patch.max_concurrency = Some(
+                raw.as_ref()
+                    .map(|v| whole("max_concurrency", v, parse_max_concurrency))
+                    .transpose()?,
+            );
+        }
+        if let Some(raw) = &self.rate_limit_per_minute {
+            patch.rate_limit_per_minute = Some(
+                raw.as_ref()
+                    .map(|v| whole("rate_limit_per_minute", v, parse_rate_limit))
+                    .transpose()?,
+            );
+        }
+        Ok(())
+    }
 }
 
 /// The settings of a create or an update, each parsed into its bounded type.
@@ -153,7 +248,7 @@ fn settings_patch(
             .transpose()
             .map_err(bad)?,
         is_active,
-        url: None,
+        ..WebhookPatch::default()
     })
 }
 
@@ -161,12 +256,14 @@ impl CreateBody {
     fn settings(&self) -> Result<WebhookPatch, ApiError> {
         let (types, description) = (self.event_types.as_deref(), Some(self.description.clone()));
         let (timeout, retries) = (self.timeout_seconds, self.retry_attempts);
-        settings_patch(types, timeout, retries, description, self.is_active)
+        let mut patch = settings_patch(types, timeout, retries, description, self.is_active)?;
+        self.controls.apply(&mut patch)?;
+        Ok(patch)
     }
 }
 
 /// `{"webhook"}`, with `"secret"` when one was made (create, rotation): the only time it shows.
-fn webhook_body(state: &AppState, webhook: &Webhook, secret: Option<String>) -> Value {
+fn webhook_body(state: &AppState, webhook: &Counted, secret: Option<String>) -> Value {
     let mut body = json!({ "webhook": dto(state, webhook) });
     if let Some(secret) = secret {
         body["secret"] = Value::String(secret);
@@ -189,12 +286,15 @@ async fn create(
         state.config.webhooks.max_per_tenant,
     );
     let stored_secret = secret.clone();
-    let create = move |s: &Store| s.create_webhook(tenant, settings, stored_secret, max);
+    let create = move |s: &Store| {
+        let webhook = s.create_webhook(tenant, settings, stored_secret, max)?;
+        Ok((webhook, 0))
+    };
     let webhook = blocking(&state, create).await?;
     Ok(HttpResponse::Created().json(webhook_body(&state, &webhook, Some(secret))))
 }
 
-fn listing(state: &AppState, webhooks: &[Webhook]) -> HttpResponse {
+fn listing(state: &AppState, webhooks: &[Counted]) -> HttpResponse {
     let webhooks: Vec<WebhookDto> = webhooks.iter().map(|w| dto(state, w)).collect();
     HttpResponse::Ok().json(json!({ "webhooks": webhooks }))
 }
@@ -206,8 +306,16 @@ async fn list(
     let tenant = caller.tenant;
     Ok(listing(
         &state,
-        &blocking(&state, move |s| s.list_webhooks(tenant)).await?,
+        &blocking(&state, move |s| all_counted(s, tenant)).await?,
     ))
+}
+
+fn all_counted(store: &Store, tenant: TenantId) -> Result<Vec<Counted>, StoreError> {
+    store
+        .list_webhooks(tenant)?
+        .into_iter()
+        .map(|w| counted(store, w))
+        .collect()
 }
 
 async fn admin_list(
@@ -219,7 +327,7 @@ async fn admin_list(
     let tenant = existing_tenant(&state, path).await?;
     Ok(listing(
         &state,
-        &blocking(&state, move |s| s.list_webhooks(tenant)).await?,
+        &blocking(&state, move |s| all_counted(s, tenant)).await?,
     ))
 }
 
@@ -230,9 +338,13 @@ async fn get_one(
 ) -> Result<HttpResponse, ApiError> {
     let id = path.get()?;
     let tenant = caller.tenant;
-    let webhook = blocking(&state, move |s| s.get_webhook(tenant, id))
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("webhook {id} not found")))?;
+    let webhook = blocking(&state, move |s| {
+        s.get_webhook(tenant, id)?
+            .map(|w| counted(s, w))
+            .transpose()
+    })
+    .await?
+    .ok_or_else(|| ApiError::not_found(format!("webhook {id} not found")))?;
     Ok(HttpResponse::Ok().json(json!({ "webhook": dto(&state, &webhook) })))
 }
 
@@ -249,6 +361,11 @@ struct UpdateBody {
     is_active: Option<bool>,
     #[serde(default)]
     rotate_secret: bool,
+    /// With `is_active: true`: cancel what it held instead of releasing it.
+    #[serde(default)]
+    discard_held: bool,
+    #[serde(flatten)]
+    controls: ControlsBody,
 }
 
 /// A new URL for webhook `id`, checked. A deleted or foreign webhook is 404 before its new URL is
@@ -272,7 +389,13 @@ impl UpdateBody {
     fn settings(&self) -> Result<WebhookPatch, ApiError> {
         let (types, description) = (self.event_types.as_deref(), self.description.clone());
         let (timeout, retries) = (self.timeout_seconds, self.retry_attempts);
-        settings_patch(types, timeout, retries, description, self.is_active)
+        let mut patch = settings_patch(types, timeout, retries, description, self.is_active)?;
+        self.controls.apply(&mut patch)?;
+        if self.discard_held && self.is_active != Some(true) {
+            return Err(bad("discard_held goes with is_active: true"));
+        }
+        patch.discard_held = self.discard_held;
+        Ok(patch)
     }
 }
 
@@ -293,7 +416,7 @@ async fn update(
         .then(|| rotation(&state, None))
         .transpose()?;
     let secret = rotation.as_ref().map(|r| r.secret.clone());
-    let update = move |s: &Store| s.update_webhook(tenant, id, patch, rotation);
+    let update = move |s: &Store| counted(s, s.update_webhook(tenant, id, patch, rotation)?);
     let webhook = blocking(&state, update).await?;
     Ok(HttpResponse::Ok().json(webhook_body(&state, &webhook, secret)))
 }
@@ -327,8 +450,10 @@ async fn rotate_secret(
     let body = body.read_optional(BODY_LIMIT).await?.unwrap_or_default();
     let rotation = rotation(&state, body.overlap_hours)?;
     let secret = rotation.secret.clone();
-    let rotate =
-        move |s: &Store| s.update_webhook(tenant, id, WebhookPatch::default(), Some(rotation));
+    let rotate = move |s: &Store| {
+        let webhook = s.update_webhook(tenant, id, WebhookPatch::default(), Some(rotation))?;
+        counted(s, webhook)
+    };
     let webhook = blocking(&state, rotate).await?;
     Ok(HttpResponse::Ok().json(webhook_body(&state, &webhook, Some(secret))))
 }

@@ -1,7 +1,7 @@
 //! The delivery log as the API shows it: listing a webhook's deliveries, one delivery with its
 //! attempts, redelivery and recovery, test events, and pruning what is old and finished.
 
-use redb::ReadableTable;
+use redb::{ReadableTable, WriteTransaction};
 
 use super::codec::decode;
 use super::delivery_queue::{
@@ -28,12 +28,38 @@ fn delivery_of(
         .ok_or_else(|| StoreError::NotFound(format!("delivery {id} not found")))
 }
 
+/// Which deliveries of a webhook a listing or a recovery is about; `None` is any.
+#[derive(Debug, Clone, Default)]
+pub struct DeliveryFilter {
+    /// Any of these statuses (empty: any).
+    pub statuses: Vec<DeliveryStatus>,
+    /// Any of these event types (empty: any).
+    pub events: Vec<EventType>,
+    /// Created at or after.
+    pub since: Option<Timestamp>,
+    /// Created before.
+    pub until: Option<Timestamp>,
+    pub response_status: Option<u16>,
+}
+
+impl DeliveryFilter {
+    fn matches(&self, d: &Delivery) -> bool {
+        (self.statuses.is_empty() || self.statuses.contains(&d.status))
+            && (self.events.is_empty() || self.events.contains(&d.event_type))
+            && self.since.is_none_or(|t| d.created_at >= t)
+            && self.until.is_none_or(|t| d.created_at < t)
+            && self
+                .response_status
+                .is_none_or(|s| d.response_status == Some(s))
+    }
+}
+
 impl Store {
     pub fn list_deliveries(
         &self,
         tenant: TenantId,
         webhook: WebhookId,
-        status: Option<DeliveryStatus>,
+        filter: DeliveryFilter,
         before: Option<DeliveryId>,
         limit: usize,
     ) -> Result<(Vec<Delivery>, Option<DeliveryId>), StoreError> {
@@ -56,7 +82,7 @@ impl Store {
                 let Some(delivery) = load::<Delivery>(&deliveries, &id)? else {
                     continue;
                 };
-                if status.is_some_and(|s| s != delivery.status) {
+                if !filter.matches(&delivery) {
                     continue;
                 }
                 page.push(delivery);
@@ -104,33 +130,49 @@ impl Store {
                     "delivery {id} is being attempted right now"
                 )));
             }
+            if delivery.status == DeliveryStatus::Held {
+                return Err(StoreError::Conflict(format!(
+                    "delivery {id} is held while its webhook is off; turning the webhook on sends it"
+                )));
+            }
             requeue(txn, &mut delivery, now)
         })?;
         self.wake_deliveries();
         Ok(())
     }
 
-    /// Requeues the webhook's failed deliveries created at or after `since`.
+    /// Requeues the webhook's deliveries that `filter` picks (its statuses: failed and
+    /// cancelled ones only), or with `dry_run` counts them and changes nothing.
     pub fn recover(
         &self,
         tenant: TenantId,
         webhook: WebhookId,
-        since: Timestamp,
+        filter: DeliveryFilter,
+        dry_run: bool,
     ) -> Result<usize, StoreError> {
-        let requeued = self.write_now(move |txn, now| {
+        let recover = move |txn: &WriteTransaction, now: Timestamp| {
             require_webhook(txn, tenant, webhook)?;
-            let mut requeued = 0;
+            let mut picked = 0;
             for id in deliveries_of(txn, webhook)? {
                 let Some(mut delivery) = load_delivery(txn, id)? else {
                     continue;
                 };
-                if delivery.status == DeliveryStatus::Failed && delivery.created_at >= since {
-                    requeue(txn, &mut delivery, now)?;
-                    requeued += 1;
+                if filter.matches(&delivery) {
+                    if !dry_run {
+                        requeue(txn, &mut delivery, now)?;
+                    }
+                    picked += 1;
                 }
             }
-            Ok(requeued)
-        })?;
+            Ok(picked)
+        };
+        if dry_run {
+            // The same walk in a transaction that is thrown away: the count is exactly what a
+            // real recovery would requeue.
+            let clock = self.clock();
+            return self.write_discarded(move |txn| recover(txn, clock.now()));
+        }
+        let requeued = self.write_now(recover)?;
         if requeued > 0 {
             self.wake_deliveries();
         }
@@ -178,6 +220,7 @@ impl Store {
     fn prune_batch(&self, cutoff: Timestamp, batch: usize) -> Result<usize, StoreError> {
         self.write(move |txn| {
             let mut doomed: Vec<(Vec<u8>, WebhookId, EventId)> = Vec::new();
+            let mut held = Vec::new();
             {
                 let deliveries = txn.open_table(DELIVERIES)?;
                 for entry in deliveries.iter()? {
@@ -188,6 +231,9 @@ impl Store {
                     }
                     // Still owed an attempt: kept, whatever its age.
                     if !delivery.status.is_open() {
+                        if delivery.status == DeliveryStatus::Held {
+                            held.push(key(&[&delivery.webhook_id.bytes(), k.value()]));
+                        }
                         doomed.push((k.value().to_vec(), delivery.webhook_id, delivery.event_id));
                     }
                 }
@@ -195,6 +241,10 @@ impl Store {
             let mut deliveries = txn.open_table(DELIVERIES)?;
             let mut attempts = txn.open_table(ATTEMPTS)?;
             let mut by_webhook = txn.open_table(DELIVERIES_BY_WEBHOOK)?;
+            let mut held_index = txn.open_table(DELIVERIES_HELD)?;
+            for k in &held {
+                held_index.remove(k.as_slice())?;
+            }
             for (k, webhook, _) in &doomed {
                 let numbers: Vec<Vec<u8>> = prefixed(&attempts, k)?
                     .map(|e| e.map(|(a, _)| a.value().to_vec()))
@@ -329,7 +379,7 @@ mod tests {
             Err(StoreError::NotFound(_))
         ));
         let (page, _) = store
-            .list_deliveries(tenant, webhook, None, None, 10)
+            .list_deliveries(tenant, webhook, DeliveryFilter::default(), None, 10)
             .unwrap();
         assert!(page.is_empty());
         store.shutdown();
@@ -365,7 +415,7 @@ mod tests {
         assert_eq!(store.prune_batch(cutoff, 2).unwrap(), 1);
         assert_eq!(store.prune_batch(cutoff, 2).unwrap(), 0);
         let (page, _) = store
-            .list_deliveries(tenant, webhook, None, None, 10)
+            .list_deliveries(tenant, webhook, DeliveryFilter::default(), None, 10)
             .unwrap();
         assert_eq!(page.iter().map(|d| d.id).collect::<Vec<_>>(), [owed]);
         // Only the owed delivery's event is left, and it still goes out.

@@ -13,12 +13,14 @@ use crate::domain::lead::wire_enum;
 use crate::domain::retry::AttemptError;
 use crate::domain::time::Timestamp;
 
+// Stored by position: new statuses go at the end.
 wire_enum!(DeliveryStatus, "status" {
     Pending => "pending",
     Delivering => "delivering",
     Delivered => "delivered",
     Failed => "failed",
     Cancelled => "cancelled",
+    Held => "held",
 });
 
 impl DeliveryStatus {
@@ -280,7 +282,87 @@ pub(crate) fn queue_delivery(
     webhook: WebhookId,
     now: Timestamp,
 ) -> Result<DeliveryId, StoreError> {
-    let delivery = Delivery {
+    let delivery = new_delivery(tenant, event, webhook, now);
+    let id = delivery.id.bytes();
+    save_delivery(txn, &delivery)?;
+    txn.open_table(DELIVERIES_BY_WEBHOOK)?
+        .insert(key(&[&webhook.bytes(), &id]).as_slice(), ())?;
+    change_due(txn, webhook, tenant, |due| {
+        due.insert(DueKey::of(now, &delivery).encode().as_slice(), ())?;
+        Ok(())
+    })?;
+    Ok(delivery.id)
+}
+
+/// Keeps a fresh delivery of an event for a webhook that is off, until it is turned back on
+/// (spec §13): `held`, in no due index.
+pub(crate) fn hold_delivery(
+    txn: &WriteTransaction,
+    tenant: TenantId,
+    event: (EventId, EventType),
+    webhook: WebhookId,
+    now: Timestamp,
+) -> Result<DeliveryId, StoreError> {
+    let mut delivery = new_delivery(tenant, event, webhook, now);
+    delivery.status = DeliveryStatus::Held;
+    delivery.next_attempt_at = None;
+    let id = delivery.id.bytes();
+    save_delivery(txn, &delivery)?;
+    txn.open_table(DELIVERIES_BY_WEBHOOK)?
+        .insert(key(&[&webhook.bytes(), &id]).as_slice(), ())?;
+    txn.open_table(DELIVERIES_HELD)?
+        .insert(key(&[&webhook.bytes(), &id]).as_slice(), ())?;
+    Ok(delivery.id)
+}
+
+/// Holds a queued delivery whose webhook was turned off before its attempt.
+pub(crate) fn hold(txn: &WriteTransaction, delivery: &mut Delivery) -> Result<(), StoreError> {
+    settle(txn, delivery, DeliveryStatus::Held, None)?;
+    txn.open_table(DELIVERIES_HELD)?.insert(
+        key(&[&delivery.webhook_id.bytes(), &delivery.id.bytes()]).as_slice(),
+        (),
+    )?;
+    Ok(())
+}
+
+/// How many deliveries a webhook holds.
+pub(crate) fn held_count(txn: &impl Txn, webhook: WebhookId) -> Result<usize, StoreError> {
+    count_under(&txn.table(DELIVERIES_HELD)?, &webhook.bytes())
+}
+
+/// Lets a webhook's held deliveries go, oldest first: due now, each a fresh attempt cycle; or
+/// cancelled (`discard`). Returns how many.
+pub(crate) fn release_held(
+    txn: &WriteTransaction,
+    webhook: WebhookId,
+    now: Timestamp,
+    discard: bool,
+) -> Result<usize, StoreError> {
+    let ids = ids_under(&txn.open_table(DELIVERIES_HELD)?, &webhook.bytes())?;
+    for id in &ids {
+        txn.open_table(DELIVERIES_HELD)?
+            .remove(key(&[&webhook.bytes(), id]).as_slice())?;
+        let Some(mut delivery) = load_delivery(txn, DeliveryId::from_bytes(*id))? else {
+            continue;
+        };
+        if delivery.status != DeliveryStatus::Held {
+            continue;
+        }
+        match discard {
+            true => settle(txn, &mut delivery, DeliveryStatus::Cancelled, None)?,
+            false => requeue(txn, &mut delivery, now)?,
+        }
+    }
+    Ok(ids.len())
+}
+
+fn new_delivery(
+    tenant: TenantId,
+    event: (EventId, EventType),
+    webhook: WebhookId,
+    now: Timestamp,
+) -> Delivery {
+    Delivery {
         id: DeliveryId::new(),
         tenant_id: tenant,
         webhook_id: webhook,
@@ -294,16 +376,7 @@ pub(crate) fn queue_delivery(
         delivered_at: None,
         response_status: None,
         latency_ms: None,
-    };
-    let id = delivery.id.bytes();
-    save_delivery(txn, &delivery)?;
-    txn.open_table(DELIVERIES_BY_WEBHOOK)?
-        .insert(key(&[&webhook.bytes(), &id]).as_slice(), ())?;
-    change_due(txn, webhook, tenant, |due| {
-        due.insert(DueKey::of(now, &delivery).encode().as_slice(), ())?;
-        Ok(())
-    })?;
-    Ok(delivery.id)
+    }
 }
 
 /// Moves a delivery's due entry from where it was to `at` (or removes it).
@@ -361,9 +434,9 @@ pub(crate) fn deliveries_of(
     )
 }
 
-/// Cancels a webhook's deliveries that are still owed an attempt.
+/// Cancels a webhook's deliveries that are still owed an attempt, held ones included.
 pub(crate) fn cancel_open(txn: &WriteTransaction, webhook: WebhookId) -> Result<usize, StoreError> {
-    let mut cancelled = 0;
+    let mut cancelled = release_held(txn, webhook, Timestamp(0), true)?;
     for id in deliveries_of(txn, webhook)? {
         let Some(mut delivery) = load_delivery(txn, id)? else {
             continue;

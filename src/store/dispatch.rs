@@ -9,7 +9,7 @@ use serde_json::json;
 
 use super::delivery_queue::{
     Attempt, Delivery, DeliveryStatus, all_due, drop_orphan, due_deliveries, due_webhooks,
-    first_due, insert_attempt, load_delivery, settle,
+    first_due, hold, insert_attempt, load_delivery, settle,
 };
 use super::outbox::{Event, EventData, NewEvent, load_event, publish};
 use super::webhooks::{find_webhook, save_webhook};
@@ -151,8 +151,8 @@ impl Store {
                     continue;
                 };
                 if !webhook.is_active {
-                    // Turned off since this was queued: nothing is sent; `recover` can requeue.
-                    settle(txn, &mut delivery, DeliveryStatus::Failed, None)?;
+                    // Turned off since this was queued: held until it is turned back on.
+                    hold(txn, &mut delivery)?;
                     continue;
                 }
                 let Some(event) = load_event(txn, delivery.event_id)? else {
@@ -390,6 +390,7 @@ fn record(
                     })
                     .to_string(),
                 ),
+                changed_fields: None,
                 about: Some(webhook.id),
             },
             now,
@@ -415,6 +416,7 @@ fn record(
                     })
                     .to_string(),
                 ),
+                changed_fields: None,
                 about: Some(webhook.id),
             },
             now,

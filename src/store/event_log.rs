@@ -269,6 +269,7 @@ mod tests {
                         event_type: EventType::LeadCreated,
                         lead_id: Some(lead),
                         data: EventData::Members(json!({ "lead": { "id": lead } }).to_string()),
+                        changed_fields: None,
                         about: None,
                     },
                     now,
@@ -419,6 +420,7 @@ mod tests {
                         event_type,
                         lead_id: None,
                         data: EventData::Members("{}".into()),
+                        changed_fields: None,
                         about: None,
                     };
                     publish(txn, tenant, new, now)?;

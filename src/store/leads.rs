@@ -124,7 +124,7 @@ impl LeadJob<'_> {
             self.tables.put(None, &lead)?;
             let view = LeadView::new(lead, &self.catalog)?;
             let queued = match emit {
-                Emit::Events => self.publish(EventType::LeadCreated, &view, "{}".into())?,
+                Emit::Events => self.publish(EventType::LeadCreated, &view, "{}".into(), None)?,
                 Emit::Nothing => 0,
             };
             return Ok(Applied {
@@ -237,7 +237,12 @@ impl LeadJob<'_> {
                 };
                 let members =
                     json!({ "changed_fields": change.changed_fields, "previous": previous });
-                self.publish(EventType::LeadUpdated, &view, members.to_string())?
+                self.publish(
+                    EventType::LeadUpdated,
+                    &view,
+                    members.to_string(),
+                    Some(change.changed_fields),
+                )?
             }
             Emit::Nothing => 0,
         };
@@ -250,6 +255,7 @@ impl LeadJob<'_> {
         event_type: EventType,
         view: &LeadView,
         members: String,
+        changed_fields: Option<Vec<String>>,
     ) -> Result<usize, StoreError> {
         publish(
             self.txn,
@@ -261,6 +267,7 @@ impl LeadJob<'_> {
                     lead: Box::new(view.snapshot()),
                     members,
                 },
+                changed_fields,
                 about: None,
             },
             self.now,

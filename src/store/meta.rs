@@ -12,6 +12,7 @@ use super::tables::*;
 use super::{SCHEMA_VERSION, Store, StoreError};
 use crate::domain::ids::{DeliveryId, EventId};
 use crate::domain::lead::Lead;
+use crate::domain::webhook::Webhook;
 
 const SCHEMA_KEY: &str = "schema_version";
 const ADMIN_TOKEN_KEY: &str = "admin_token_sha256";
@@ -80,6 +81,7 @@ pub(super) fn prepare(db: &Database) -> Result<(), PrepareError> {
         DELIVERIES_BY_WEBHOOK,
         DELIVERIES_DUE,
         EVENT_LOG_BY_LEAD,
+        DELIVERIES_HELD,
     ] {
         txn.open_table(table).map_err(StoreError::from)?;
     }
@@ -102,6 +104,23 @@ fn migrate(txn: &WriteTransaction, found: u64) -> Result<(), StoreError> {
         version_leads(txn)?;
         count_event_deliveries(txn)?;
     }
+    if found < 5 {
+        controls_for_webhooks(txn)?;
+    }
+    Ok(())
+}
+
+/// 4 → 5: every webhook in the format with §13's controls (none set: no filter, no headers,
+/// the configured limits). Deliveries of a webhook that is off stay as they are: the engine
+/// holds each one the next time it comes due, and turning the webhook on releases them.
+fn controls_for_webhooks(txn: &WriteTransaction) -> Result<(), StoreError> {
+    let webhooks = rewrite_all(txn, WEBHOOKS, "webhooks", |v| {
+        encode(&decode::<Webhook>(v)?).map(Some)
+    })?;
+    tracing::info!(
+        webhooks,
+        "migrated the data file to schema 5 (webhook controls)"
+    );
     Ok(())
 }
 
@@ -381,6 +400,41 @@ mod tests {
         let path = store.path().to_path_buf();
         let store = Store::open(&path).unwrap();
         assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+        store.shutdown();
+    }
+
+    /// `tests/fixtures/schema-v4.redb`, written by the schema-4 build (`8f50636`) with
+    /// `tests/fixtures/make-fixture.sh`: the same contents as the schema-3 file.
+    #[test]
+    fn a_schema_4_file_s_webhook_gains_the_controls_unset_and_still_delivers() {
+        let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/schema-v4.redb");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("data.redb");
+        std::fs::copy(fixture, &path).unwrap();
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+        let webhooks: Vec<(u8, Webhook)> = store
+            .read(|txn| {
+                txn.open_table(WEBHOOKS)?
+                    .iter()?
+                    .map(|e| {
+                        let bytes = e?.1.value().to_vec();
+                        Ok((bytes[0], decode::<Webhook>(&bytes)?))
+                    })
+                    .collect()
+            })
+            .unwrap();
+        assert_eq!(webhooks.len(), 1);
+        let (format, webhook) = &webhooks[0];
+        assert_eq!(*format, 2, "rewritten in the current format");
+        assert!(webhook.filter.is_none() && webhook.headers.0.is_empty());
+        assert_eq!(
+            (webhook.max_concurrency, webhook.rate_limit_per_minute),
+            (None, None)
+        );
+        assert_eq!(store.held_count(webhook.id).unwrap(), 0);
+        store.clock().advance(3_600_000);
+        assert_eq!(store.lease_due(10, &Everything).unwrap().len(), 6);
         store.shutdown();
     }
 

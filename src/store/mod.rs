@@ -45,7 +45,8 @@ use crate::domain::time::{Clock, Timestamp};
 /// The schema this build writes. Older files are migrated forward at open; newer ones refused.
 /// 2: the leads-by-stage and leads-by-owner indexes. 3: due deliveries indexed per webhook.
 /// 4: lead versions, events in format 2 (envelope members, delivery counts), the event log.
-pub const SCHEMA_VERSION: u64 = 4;
+/// 5: webhooks with filters, headers and their own limits; held deliveries.
+pub const SCHEMA_VERSION: u64 = 5;
 
 /// Records pruned per call at most (finished deliveries, old event log entries): each batch is
 /// one short write, so pruning a backlog never holds the writer long.
@@ -365,6 +366,10 @@ pub(crate) mod testing {
             timeout_seconds: TimeoutSeconds::parse(5).expect("in range"),
             retry_attempts: RetryAttempts::parse(1).expect("in range"),
             description: Description::default(),
+            filter: None,
+            headers: Default::default(),
+            max_concurrency: None,
+            rate_limit_per_minute: None,
         }
     }
 

@@ -7,13 +7,15 @@ use serde_json::Value;
 
 use super::StoreError;
 use super::codec::{Record, encode};
-use super::delivery_queue::queue_delivery;
+use super::delivery_queue::{hold_delivery, queue_delivery};
 use super::lead_record::LeadSnapshot;
 use super::tables::*;
 use super::webhooks::tenant_webhooks;
 use crate::domain::event::{EventType, envelope};
 use crate::domain::ids::{EventId, LeadId, TenantId, WebhookId};
 use crate::domain::time::Timestamp;
+use crate::domain::webhook::Webhook;
+use crate::domain::webhook_controls::EventFacts;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
@@ -222,24 +224,45 @@ pub(crate) struct NewEvent {
     pub event_type: EventType,
     pub lead_id: Option<LeadId>,
     pub data: EventData,
+    /// A `lead.updated`'s changed fields, for the webhooks' filters.
+    pub changed_fields: Option<Vec<String>>,
     /// The webhook an operational event is about: it is never sent to that one.
     pub about: Option<WebhookId>,
 }
 
-/// Records an event in the tenant's log and queues it for every other webhook of the tenant
-/// that receives its type. Returns how many deliveries were queued (the caller wakes the engine
-/// when there are any).
+/// Records an event in the tenant's log, and gives it to every other webhook of the tenant
+/// that subscribes to its type and whose filter lets it through: queued for the active ones,
+/// held for those turned off (spec §13). Returns how many deliveries were queued (the caller
+/// wakes the engine when there are any).
 pub(crate) fn publish(
     txn: &WriteTransaction,
     tenant: TenantId,
     new: NewEvent,
     now: Timestamp,
 ) -> Result<usize, StoreError> {
-    let receivers: Vec<WebhookId> = tenant_webhooks(txn, tenant)?
+    let webhooks = tenant_webhooks(txn, tenant)?;
+    let lead_line = match &new.data {
+        EventData::Lead { lead, .. } if webhooks.iter().any(|w| w.filter.is_some()) => {
+            lead.lead.lead_line().ok().flatten()
+        }
+        _ => None,
+    };
+    let facts = match &new.data {
+        EventData::Lead { lead, .. } => Some(EventFacts {
+            source_platform: lead.lead.source_platform,
+            source_type: lead.lead.source_type,
+            lead_line: lead_line.as_deref(),
+            stage_slug: &lead.stage_slug,
+            status: lead.lead.status,
+            changed_fields: new.changed_fields.as_deref(),
+        }),
+        EventData::Members(_) => None,
+    };
+    let (receivers, holders): (Vec<&Webhook>, Vec<&Webhook>) = webhooks
         .iter()
-        .filter(|w| w.receives(new.event_type) && Some(w.id) != new.about)
-        .map(|w| w.id)
-        .collect();
+        .filter(|w| w.subscribes(new.event_type) && Some(w.id) != new.about)
+        .filter(|w| w.admits(facts.as_ref()))
+        .partition(|w| w.is_active);
     let event = Event {
         id: EventId::new(),
         tenant_id: tenant,
@@ -248,12 +271,15 @@ pub(crate) fn publish(
         lead_id: new.lead_id,
         data: new.data,
         occurred_at: now,
-        deliveries: u32::try_from(receivers.len()).unwrap_or(u32::MAX),
+        deliveries: u32::try_from(receivers.len() + holders.len()).unwrap_or(u32::MAX),
     };
     insert_event(txn, &event)?;
     log_event(txn, &event)?;
     for webhook in &receivers {
-        queue_delivery(txn, tenant, (event.id, event.event_type), *webhook, now)?;
+        queue_delivery(txn, tenant, (event.id, event.event_type), webhook.id, now)?;
+    }
+    for webhook in &holders {
+        hold_delivery(txn, tenant, (event.id, event.event_type), webhook.id, now)?;
     }
     Ok(receivers.len())
 }

@@ -75,6 +75,8 @@ pub const DELIVERIES_DUE: TableDefinition<&[u8], ()> =
 /// (due_at, webhook_id) -> tenant_id: every webhook with a delivery queued, at its earliest due
 /// time. A lease reads this, one entry per webhook however long its backlog.
 pub const WEBHOOKS_DUE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("webhooks_due");
+/// (webhook_id, delivery_id) -> (): the deliveries a turned-off webhook holds, oldest first.
+pub const DELIVERIES_HELD: TableDefinition<&[u8], ()> = TableDefinition::new("deliveries_held");
 /// (delivery_id, attempt number) -> Attempt
 pub const ATTEMPTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("attempts");
 

@@ -2,16 +2,79 @@
 
 use redb::WriteTransaction;
 
+use super::catalog::load_catalog;
 use super::codec::{Record, encode};
-use super::delivery_queue::cancel_open;
+use super::delivery_queue::{cancel_open, held_count, release_held};
 use super::tables::*;
 use super::{Store, StoreError};
+use crate::domain::event::EventType;
 use crate::domain::ids::{TenantId, WebhookId};
+use crate::domain::time::Timestamp;
 use crate::domain::webhook::{Rotation, Webhook, WebhookPatch, WebhookSettings};
+use crate::domain::webhook_controls::Filter;
 
 impl Record for Webhook {
-    const VERSION: u8 = 1;
+    const VERSION: u8 = 2;
     const NAME: &'static str = "webhook";
+
+    /// Format 1 had none of §13's controls: no filter, no headers, the configured limits.
+    fn upgrade(version: u8, bytes: &[u8]) -> Result<Self, StoreError> {
+        #[derive(serde::Deserialize)]
+        struct WebhookV1 {
+            id: WebhookId,
+            tenant_id: TenantId,
+            url: String,
+            event_types: Vec<EventType>,
+            is_active: bool,
+            timeout_seconds: u32,
+            retry_attempts: u32,
+            description: Option<String>,
+            created_at: Timestamp,
+            updated_at: Timestamp,
+            deleted_at: Option<Timestamp>,
+            secret: String,
+            previous_secret: Option<String>,
+            previous_secret_expires_at: Option<Timestamp>,
+            last_delivery_at: Option<Timestamp>,
+            last_delivery_status: Option<u16>,
+            consecutive_failures: u32,
+            failing_since: Option<Timestamp>,
+            disabled_reason: Option<String>,
+        }
+        if version != 1 {
+            return Err(StoreError::Corrupt(format!(
+                "webhook record has format version {version}, this leadbase reads up to {}",
+                Self::VERSION
+            )));
+        }
+        let v1: WebhookV1 = postcard::from_bytes(bytes)
+            .map_err(|e| StoreError::Corrupt(format!("cannot decode webhook record (v1): {e}")))?;
+        Ok(Webhook {
+            id: v1.id,
+            tenant_id: v1.tenant_id,
+            url: v1.url,
+            event_types: v1.event_types,
+            is_active: v1.is_active,
+            timeout_seconds: v1.timeout_seconds,
+            retry_attempts: v1.retry_attempts,
+            description: v1.description,
+            created_at: v1.created_at,
+            updated_at: v1.updated_at,
+            deleted_at: v1.deleted_at,
+            secret: v1.secret,
+            previous_secret: v1.previous_secret,
+            previous_secret_expires_at: v1.previous_secret_expires_at,
+            last_delivery_at: v1.last_delivery_at,
+            last_delivery_status: v1.last_delivery_status,
+            consecutive_failures: v1.consecutive_failures,
+            failing_since: v1.failing_since,
+            disabled_reason: v1.disabled_reason,
+            filter: None,
+            headers: Default::default(),
+            max_concurrency: None,
+            rate_limit_per_minute: None,
+        })
+    }
 }
 
 fn webhook_key(tenant: TenantId, id: WebhookId) -> Vec<u8> {
@@ -78,6 +141,26 @@ fn refuse_duplicate_url(
     }
 }
 
+/// A filter's stage slugs must name stages of the tenant.
+fn refuse_unknown_stages(
+    txn: &WriteTransaction,
+    tenant: TenantId,
+    filter: &Filter,
+) -> Result<(), StoreError> {
+    let Some(slugs) = &filter.stage_slug else {
+        return Ok(());
+    };
+    let catalog = load_catalog(txn, tenant)?;
+    for slug in slugs {
+        if catalog.stage_by_slug(slug).is_err() {
+            return Err(StoreError::Invalid(format!(
+                "filter.stage_slug: no stage `{slug}` in this customer's pipeline"
+            )));
+        }
+    }
+    Ok(())
+}
+
 impl Store {
     pub fn create_webhook(
         &self,
@@ -94,10 +177,18 @@ impl Store {
                 )));
             }
             refuse_duplicate_url(&existing, settings.url.as_str(), None)?;
+            if let Some(filter) = &settings.filter {
+                refuse_unknown_stages(txn, tenant, filter)?;
+            }
             let webhook = Webhook::new(WebhookId::new(), tenant, settings, secret, now);
             save_webhook(txn, &webhook)?;
             Ok(webhook)
         })
+    }
+
+    /// How many deliveries a webhook holds while it is off.
+    pub fn held_count(&self, webhook: WebhookId) -> Result<usize, StoreError> {
+        self.read(|txn| held_count(txn, webhook))
     }
 
     /// The tenant's webhooks, deleted ones left out, oldest first.
@@ -125,14 +216,30 @@ impl Store {
             if let Some(url) = &patch.url {
                 refuse_duplicate_url(&live_webhooks(txn, tenant)?, url.as_str(), Some(id))?;
             }
+            if let Some(Some(filter)) = &patch.filter {
+                refuse_unknown_stages(txn, tenant, filter)?;
+            }
+            let was_active = webhook.is_active;
+            let discard = patch.discard_held;
             webhook.apply(patch, now);
             if let Some(rotation) = rotation {
                 webhook.rotate(rotation, now);
             }
             save_webhook(txn, &webhook)?;
-            Ok(webhook)
+            // Turned back on: what it held meanwhile goes out, oldest first, or is dropped.
+            let released = match (was_active, webhook.is_active) {
+                (false, true) => release_held(txn, id, now, discard)?,
+                _ => 0,
+            };
+            Ok((webhook, released > 0 && !discard))
         })
-        .inspect(|_| self.note_webhook_edit(id))
+        .map(|(webhook, released)| {
+            self.note_webhook_edit(id);
+            if released {
+                self.wake_deliveries();
+            }
+            webhook
+        })
     }
 
     /// Soft delete: the webhook disappears from every view and its open deliveries stop.

@@ -131,6 +131,8 @@ struct State {
     log: Vec<Recorded>,
     /// Per path: answers taken in order; the last one repeats.
     scripts: HashMap<String, VecDeque<Behaviour>>,
+    /// Per path: requests read and not yet answered, and the most there ever were at once.
+    open: HashMap<String, (usize, usize)>,
 }
 
 #[derive(Default)]
@@ -301,6 +303,11 @@ impl Receiver {
         std::mem::take(&mut self.shared.lock().log)
     }
 
+    /// The most requests to `path` that were open at once (read, not yet answered).
+    pub fn max_open(&self, path: &str) -> usize {
+        self.shared.lock().open.get(path).map_or(0, |o| o.1)
+    }
+
     pub fn count(&self, path: &str) -> usize {
         self.shared
             .lock()
@@ -403,9 +410,12 @@ fn serve_connection(tcp: TcpStream, tls: Arc<ServerConfig>, shared: &Shared, sto
                 Some(script) => script.front().cloned().expect("not empty"),
                 None => Behaviour::status(200),
             };
+            let open = state.open.entry(request.path.clone()).or_default();
+            open.0 += 1;
+            open.1 = open.1.max(open.0);
             state.log.push(Recorded {
                 method: request.method,
-                path: request.path,
+                path: request.path.clone(),
                 headers: request.headers,
                 body: request.body,
                 at: Instant::now(),
@@ -414,7 +424,11 @@ fn serve_connection(tcp: TcpStream, tls: Arc<ServerConfig>, shared: &Shared, sto
             shared.arrived.notify_all();
             behaviour
         };
-        if !answer(&mut stream, behaviour, wants_close) || wants_close {
+        let answered = answer(&mut stream, behaviour, wants_close);
+        if let Some(open) = shared.lock().open.get_mut(&request.path) {
+            open.0 = open.0.saturating_sub(1);
+        }
+        if !answered || wants_close {
             break;
         }
     }

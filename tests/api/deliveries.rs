@@ -475,7 +475,7 @@ fn bulk_imports_emit_no_deliveries() {
 }
 
 #[test]
-fn inactive_unsubscribed_and_other_tenants_webhooks_get_nothing() {
+fn inactive_unsubscribed_and_other_tenants_webhooks_get_nothing_sent() {
     let env = DeliveryEnv::start();
     let on = env.hook("/on", json!({}));
     let off = env.hook("/off", json!({ "is_active": false }));
@@ -491,17 +491,26 @@ fn inactive_unsubscribed_and_other_tenants_webhooks_get_nothing() {
     env.lead(json!({ "contact_email": "ada@example.com" }));
     // Queuing happens in the lead's commit: what was not queued by now never will be.
     for (key, hook, path) in [
-        (&env.key, &off, "/off"),
         (&env.key, &updates_only, "/updates-only"),
-        (&env.key, &turned_off, "/turned-off"),
         (&other, &globex, "/globex"),
     ] {
         env.assert_nothing_queued(key, hook, &format!("{path} got a delivery"));
         assert_eq!(env.rx.count(path), 0, "{path} got a delivery");
     }
+    // The inactive ones hold it (spec §13) and send nothing.
+    for (hook, path) in [(&off, "/off"), (&turned_off, "/turned-off")] {
+        let log = env.deliveries(hook, "");
+        assert_eq!(
+            log["data"].as_array().map(Vec::len),
+            Some(1),
+            "{path}: {log}"
+        );
+        assert_eq!(log["data"][0]["status"], "held", "{path}: {log}");
+    }
     env.rx.wait_for("/on", 1, ARRIVE);
     assert_eq!(env.all_final(&on).len(), 1);
     assert_eq!(env.rx.count("/on"), 1);
+    assert_eq!(env.rx.count("/off") + env.rx.count("/turned-off"), 0);
 }
 
 #[test]
@@ -606,16 +615,15 @@ fn a_410_turns_the_webhook_off_without_retrying() {
     assert!(!reason.is_empty(), "{webhook}");
     assert_eq!(webhook["last_delivery_status"], 410, "{webhook}");
 
-    // No retry (the one delivery is final), and a turned-off webhook gets nothing new queued.
+    // No retry (the one delivery is final), and a turned-off webhook sends nothing new: it
+    // holds it (spec §13) until it is turned back on.
     env.lead(json!({ "contact_email": "grace@example.com" }));
     let log = env.deliveries(&hook, "");
-    assert_eq!(
-        log["data"].as_array().map(Vec::len),
-        Some(1),
-        "a turned-off webhook got a delivery queued: {log}"
-    );
-    assert_eq!(log["data"][0]["status"], "failed", "{log}");
-    assert_eq!(log["data"][0]["attempts"], 1, "{log}");
+    assert_eq!(log["data"].as_array().map(Vec::len), Some(2), "{log}");
+    assert_eq!(log["data"][0]["status"], "held", "{log}");
+    assert_eq!(log["data"][0]["attempts"], 0, "{log}");
+    assert_eq!(log["data"][1]["status"], "failed", "{log}");
+    assert_eq!(log["data"][1]["attempts"], 1, "{log}");
     assert_eq!(env.rx.count("/gone"), 1);
 }
 

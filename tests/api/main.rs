@@ -20,4 +20,5 @@ mod protocol;
 mod ratelimit;
 mod receive;
 mod storage;
+mod webhook_controls;
 mod webhooks;

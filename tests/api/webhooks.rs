@@ -14,7 +14,7 @@ use crate::helpers::*;
 const SECRET_PREFIX: &str = "mega_whsec_";
 
 /// Every field of the Webhook object, extensions included.
-const FIELDS: [&str; 15] = [
+const FIELDS: [&str; 20] = [
     "id",
     "url",
     "event_types",
@@ -30,6 +30,11 @@ const FIELDS: [&str; 15] = [
     "consecutive_failures",
     "disabled_reason",
     "previous_secret_expires_at",
+    "filter",
+    "headers",
+    "max_concurrency",
+    "rate_limit_per_minute",
+    "held_count",
 ];
 
 fn hook_id(body: &Value) -> String {

@@ -39,7 +39,7 @@ impl Hook {
 
 /// Whether a delivery will be attempted no more (unless asked to: redeliver, recover).
 fn is_final(delivery: &Value) -> bool {
-    delivery["status"] == "delivered" || delivery["status"] == "failed"
+    ["delivered", "failed", "cancelled"].contains(&delivery["status"].as_str().unwrap_or(""))
 }
 
 impl DeliveryEnv {
