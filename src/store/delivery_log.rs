@@ -331,6 +331,37 @@ mod tests {
     }
 
     #[test]
+    fn held_deliveries_are_pruned_with_their_index_entry_after_the_retention() {
+        let (_dir, store, tenant, webhook) = store_with_webhook();
+        store
+            .write_now(move |txn, now| {
+                crate::store::delivery_queue::hold_delivery(
+                    txn,
+                    tenant,
+                    (EventId::new(), EventType::LeadCreated),
+                    webhook,
+                    now,
+                )
+            })
+            .unwrap();
+        assert_eq!(store.held_count(webhook).unwrap(), 1);
+        let before = store.now().plus_ms(-60_000);
+        assert_eq!(store.prune_batch(before, 10).unwrap(), 0, "not old yet");
+        let after = store.now().plus_ms(1_000);
+        assert_eq!(store.prune_batch(after, 10).unwrap(), 1);
+        assert_eq!(
+            store.held_count(webhook).unwrap(),
+            0,
+            "its held entry went with it"
+        );
+        let (page, _) = store
+            .list_deliveries(tenant, webhook, DeliveryFilter::default(), None, 10)
+            .unwrap();
+        assert!(page.is_empty());
+        store.shutdown();
+    }
+
+    #[test]
     fn leased_deliveries_are_due_again_after_a_restart_and_finished_ones_are_pruned() {
         let (_dir, store, tenant, webhook) = store_with_webhook();
         let first = store.queue_test(tenant, webhook).unwrap();

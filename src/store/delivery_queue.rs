@@ -325,6 +325,22 @@ pub(crate) fn hold(txn: &WriteTransaction, delivery: &mut Delivery) -> Result<()
     Ok(())
 }
 
+/// Holds every delivery of a webhook that waits for an attempt, now that it is off (one being
+/// attempted is held when its outcome comes back, if it is to be retried). Returns how many.
+pub(crate) fn hold_open(txn: &WriteTransaction, webhook: WebhookId) -> Result<usize, StoreError> {
+    let mut held = 0;
+    for id in deliveries_of(txn, webhook)? {
+        let Some(mut delivery) = load_delivery(txn, id)? else {
+            continue;
+        };
+        if delivery.status == DeliveryStatus::Pending {
+            hold(txn, &mut delivery)?;
+            held += 1;
+        }
+    }
+    Ok(held)
+}
+
 /// How many deliveries a webhook holds.
 pub(crate) fn held_count(txn: &impl Txn, webhook: WebhookId) -> Result<usize, StoreError> {
     count_under(&txn.table(DELIVERIES_HELD)?, &webhook.bytes())

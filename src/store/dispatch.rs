@@ -9,7 +9,7 @@ use serde_json::json;
 
 use super::delivery_queue::{
     Attempt, Delivery, DeliveryStatus, all_due, drop_orphan, due_deliveries, due_webhooks,
-    first_due, hold, insert_attempt, load_delivery, settle,
+    first_due, hold, hold_open, insert_attempt, load_delivery, settle,
 };
 use super::outbox::{Event, EventData, NewEvent, load_event, publish};
 use super::webhooks::{find_webhook, save_webhook};
@@ -397,6 +397,8 @@ fn record(
         )?;
     }
     if turned_off.is_some() {
+        // What it still owes is held from now on, not sent.
+        hold_open(txn, webhook.id)?;
         raised += publish(
             txn,
             webhook.tenant_id,

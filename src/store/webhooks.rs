@@ -4,7 +4,7 @@ use redb::WriteTransaction;
 
 use super::catalog::load_catalog;
 use super::codec::{Record, encode};
-use super::delivery_queue::{cancel_open, held_count, release_held};
+use super::delivery_queue::{cancel_open, held_count, hold_open, release_held};
 use super::tables::*;
 use super::{Store, StoreError};
 use crate::domain::event::EventType;
@@ -226,9 +226,14 @@ impl Store {
                 webhook.rotate(rotation, now);
             }
             save_webhook(txn, &webhook)?;
-            // Turned back on: what it held meanwhile goes out, oldest first, or is dropped.
+            // Turned off: what waits for an attempt is held. Turned back on: what it held
+            // goes out, oldest first, or is dropped.
             let released = match (was_active, webhook.is_active) {
                 (false, true) => release_held(txn, id, now, discard)?,
+                (true, false) => {
+                    hold_open(txn, id)?;
+                    0
+                }
                 _ => 0,
             };
             Ok((webhook, released > 0 && !discard))

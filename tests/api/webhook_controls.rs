@@ -260,6 +260,7 @@ fn a_rate_limit_is_kept_at_the_receiver_and_everything_arrives() {
     let reqs = env.rx.wait_for("/paced", n, Duration::from_secs(15));
     let span = reqs[n - 1].at.duration_since(reqs[0].at).as_secs_f64();
     let rate = (n - 1) as f64 / span * 60.0;
+    eprintln!("rate_limit_per_minute 600: {rate:.0} a minute over {span:.2} s");
     assert!(
         (540.0..=660.0).contains(&rate),
         "{rate:.0} a minute over {span:.2} s; the limit is 600 (±10 %)"
