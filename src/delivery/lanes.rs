@@ -241,6 +241,8 @@ pub struct Lanes {
     turns: VecDeque<WebhookId>,
     tenants: HashMap<TenantId, Share>,
     held: HashMap<DeliveryId, Hold>,
+    /// An idle worker sleeps until the next rate-limited start ([`Turn::wake_at`]).
+    timer: bool,
 }
 
 impl Lanes {
@@ -251,7 +253,17 @@ impl Lanes {
             turns: VecDeque::new(),
             tenants: HashMap::new(),
             held: HashMap::new(),
+            timer: false,
         }
+    }
+
+    /// Whether an idle worker is already sleeping until the next rate-limited start.
+    pub fn timer_armed(&self) -> bool {
+        self.timer
+    }
+
+    pub fn set_timer(&mut self, armed: bool) {
+        self.timer = armed;
     }
 
     /// How many more deliveries the engine may lease now.

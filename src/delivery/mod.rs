@@ -359,6 +359,8 @@ fn work_loop(shared: &Arc<Shared>) {
     loop {
         let (leased, running_low) = {
             let mut lanes = shared.lanes.lock();
+            // Whether this worker last slept as the timer (see below).
+            let mut was_timer = false;
             loop {
                 if shared.stopping.load(Ordering::SeqCst) {
                     return;
@@ -366,15 +368,26 @@ fn work_loop(shared: &Arc<Shared>) {
                 let turn = lanes.take(|webhook| shared.store.last_edit_of(webhook));
                 give_back(shared, turn.give_back);
                 if let Some(leased) = turn.attempt {
+                    if was_timer {
+                        // Off to send: another idle worker takes over the timer.
+                        shared.work.notify_one();
+                    }
                     break (leased, turn.running_low);
                 }
                 // Nothing to send now. A rate-limited lane's next start is a deadline, not a
-                // poll: the worker sleeps until then unless a slot or a lease wakes it first.
+                // poll: one idle worker, the timer, sleeps until then; the others sleep until a
+                // slot or a lease wakes them, so a throttled webhook costs one wake-up a start.
                 match turn.wake_at {
-                    Some(at) => {
+                    Some(at) if !lanes.timer_armed() => {
+                        lanes.set_timer(true);
+                        was_timer = true;
                         shared.work.wait_until(&mut lanes, at);
+                        lanes.set_timer(false);
                     }
-                    None => shared.work.wait(&mut lanes),
+                    _ => {
+                        was_timer = false;
+                        shared.work.wait(&mut lanes);
+                    }
                 }
             }
         };

@@ -424,10 +424,17 @@ fn serve_connection(tcp: TcpStream, tls: Arc<ServerConfig>, shared: &Shared, sto
             shared.arrived.notify_all();
             behaviour
         };
-        let answered = answer(&mut stream, behaviour, wants_close);
+        // The wait first; the request stops counting as open before its answer is written, so
+        // a sender that starts its next request on hearing this one is never counted twice.
+        let mut behaviour = behaviour;
+        while let Behaviour::Sleep(delay, inner) = behaviour {
+            std::thread::sleep(delay);
+            behaviour = *inner;
+        }
         if let Some(open) = shared.lock().open.get_mut(&request.path) {
             open.0 = open.0.saturating_sub(1);
         }
+        let answered = answer(&mut stream, behaviour, wants_close);
         if !answered || wants_close {
             break;
         }
