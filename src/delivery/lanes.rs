@@ -203,10 +203,9 @@ fn max_window(webhook: &Webhook, limits: Limits) -> u32 {
 
 /// How far ahead `webhook` may be leased: ten seconds of its rate limit, if it has one.
 fn max_depth(webhook: &Webhook) -> usize {
-    match webhook.rate_limit_per_minute {
-        Some(rate) => (rate as usize / 6).clamp(1, AHEAD_PER_WEBHOOK),
-        None => AHEAD_PER_WEBHOOK,
-    }
+    webhook
+        .throttled_ahead()
+        .map_or(AHEAD_PER_WEBHOOK, |(depth, _)| depth.min(AHEAD_PER_WEBHOOK))
 }
 
 /// What a recorded attempt let go of.
@@ -241,8 +240,8 @@ pub struct Lanes {
     turns: VecDeque<WebhookId>,
     tenants: HashMap<TenantId, Share>,
     held: HashMap<DeliveryId, Hold>,
-    /// An idle worker sleeps until the next rate-limited start ([`Turn::wake_at`]).
-    timer: bool,
+    /// The earliest rate-limited start an idle worker sleeps until ([`Turn::wake_at`]).
+    timer: Option<Instant>,
 }
 
 impl Lanes {
@@ -253,17 +252,24 @@ impl Lanes {
             turns: VecDeque::new(),
             tenants: HashMap::new(),
             held: HashMap::new(),
-            timer: false,
+            timer: None,
         }
     }
 
-    /// Whether an idle worker is already sleeping until the next rate-limited start.
-    pub fn timer_armed(&self) -> bool {
-        self.timer
+    /// Whether a worker should sleep until `at` as the timer: none sleeps until as early.
+    pub fn arm_timer(&mut self, at: Instant) -> bool {
+        if self.timer.is_some_and(|t| t <= at) {
+            return false;
+        }
+        self.timer = Some(at);
+        true
     }
 
-    pub fn set_timer(&mut self, armed: bool) {
-        self.timer = armed;
+    /// The timer for `at` woke: unless an earlier one took over meanwhile, nobody is now.
+    pub fn timer_woke(&mut self, at: Instant) {
+        if self.timer == Some(at) {
+            self.timer = None;
+        }
     }
 
     /// How many more deliveries the engine may lease now.
@@ -309,6 +315,10 @@ impl Lanes {
                 .entry(l.webhook.id)
                 .or_insert_with(|| Lane::new(&l, limits, edits));
             if lane.edits <= edits {
+                if lane.webhook.rate_limit_per_minute != l.webhook.rate_limit_per_minute {
+                    // A new rate counts from now, not from the old one's spacing.
+                    lane.next_start = None;
+                }
                 lane.webhook = Arc::clone(&l.webhook);
                 lane.edits = edits;
             }

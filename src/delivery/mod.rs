@@ -375,14 +375,15 @@ fn work_loop(shared: &Arc<Shared>) {
                     break (leased, turn.running_low);
                 }
                 // Nothing to send now. A rate-limited lane's next start is a deadline, not a
-                // poll: one idle worker, the timer, sleeps until then; the others sleep until a
-                // slot or a lease wakes them, so a throttled webhook costs one wake-up a start.
+                // poll: one idle worker, the timer, sleeps until the earliest such start (a
+                // worker that finds an earlier one becomes the timer too); the others sleep
+                // until a slot or a lease wakes them, so a throttled webhook costs one wake-up
+                // a start.
                 match turn.wake_at {
-                    Some(at) if !lanes.timer_armed() => {
-                        lanes.set_timer(true);
+                    Some(at) if lanes.arm_timer(at) => {
                         was_timer = true;
                         shared.work.wait_until(&mut lanes, at);
-                        lanes.set_timer(false);
+                        lanes.timer_woke(at);
                     }
                     _ => {
                         was_timer = false;

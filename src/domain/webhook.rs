@@ -312,6 +312,16 @@ impl Webhook {
         self.deleted_at.is_none() && self.event_types.contains(&event_type)
     }
 
+    /// For a rate-limited webhook: how many deliveries the engine may lease ahead (ten seconds
+    /// of its rate, at least one), and how much longer than usual their lease must last for the
+    /// last of them to start before it runs out (their spacing times that many).
+    pub fn throttled_ahead(&self) -> Option<(usize, i64)> {
+        let rate = self.rate_limit_per_minute.filter(|r| *r > 0)?;
+        let depth = (rate as usize / 6).max(1);
+        let extra_ms = (depth as u64 * 60_000).div_ceil(u64::from(rate)) as i64;
+        Some((depth, extra_ms))
+    }
+
     /// Whether its filter lets a lead event with these facts through (an event without a lead
     /// always passes).
     pub fn admits(&self, facts: Option<&EventFacts<'_>>) -> bool {

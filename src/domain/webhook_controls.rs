@@ -49,8 +49,9 @@ const FILTER_KEYS: [&str; 6] = [
     "changed_fields",
 ];
 
-/// The fields `changed_fields` may name, besides `custom_fields.<slug>`.
-const CHANGEABLE: [&str; 12] = [
+/// The fields `changed_fields` may name, besides `custom_fields.<slug>`: those a
+/// `lead.updated` reports.
+const CHANGEABLE: [&str; 11] = [
     "contact_name",
     "contact_phone",
     "contact_email",
@@ -62,7 +63,6 @@ const CHANGEABLE: [&str; 12] = [
     "score",
     "qualified",
     "lead_line",
-    "interaction_count",
 ];
 
 fn values<'a>(key: &str, raw: &'a Value) -> Result<Vec<&'a str>, String> {
@@ -125,8 +125,11 @@ impl Filter {
                     values("changed_fields", v)?
                         .into_iter()
                         .map(|f| {
+                            // `lead_line` is reported by its own name; other custom fields'
+                            // slugs are checked against the tenant's by the caller.
                             let known = CHANGEABLE.contains(&f)
-                                || f.strip_prefix("custom_fields.").is_some_and(|s| !s.is_empty());
+                                || f.strip_prefix("custom_fields.")
+                                    .is_some_and(|s| !s.is_empty() && s != "lead_line");
                             match known {
                                 true => Ok(f.to_string()),
                                 false => Err(format!(
@@ -140,6 +143,14 @@ impl Filter {
                 .transpose()?,
         };
         Ok((filter != Filter::default()).then_some(filter))
+    }
+
+    /// The custom field slugs `changed_fields` names, to check against the tenant's fields.
+    pub fn custom_field_slugs(&self) -> impl Iterator<Item = &str> {
+        self.changed_fields
+            .iter()
+            .flatten()
+            .filter_map(|f| f.strip_prefix("custom_fields."))
     }
 
     /// Whether a lead event with these facts passes.
@@ -195,8 +206,17 @@ pub fn is_sensitive(name: &str) -> bool {
 pub const REDACTED: &str = "[redacted]";
 
 /// Custom headers sent with every delivery, names lower-cased, in the order given.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CustomHeaders(pub Vec<(String, String)>);
+
+/// Names only: a value may be a credential.
+impl std::fmt::Debug for CustomHeaders {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.0.iter().map(|(name, _)| name))
+            .finish()
+    }
+}
 
 impl CustomHeaders {
     /// Parses `{name: value}`; `null` clears.
@@ -247,6 +267,26 @@ impl CustomHeaders {
             headers.push((lower, value.to_string()));
         }
         Ok(CustomHeaders(headers))
+    }
+
+    /// A GET-edit-PATCH round trip sends sensitive values back as `[redacted]`: such a value
+    /// stands for the one `current` has under that name (and is refused when it has none).
+    pub fn keeping_redacted(self, current: &CustomHeaders) -> Result<CustomHeaders, String> {
+        self.0
+            .into_iter()
+            .map(|(name, value)| {
+                if value != REDACTED || !is_sensitive(&name) {
+                    return Ok((name, value));
+                }
+                match current.0.iter().find(|(n, _)| *n == name) {
+                    Some((_, kept)) => Ok((name, kept.clone())),
+                    None => Err(format!(
+                        "headers.{name}: \"{REDACTED}\" stands for the current value, and there is none; send the value"
+                    )),
+                }
+            })
+            .collect::<Result<_, _>>()
+            .map(CustomHeaders)
     }
 
     /// As responses show them: sensitive values redacted.

@@ -189,8 +189,10 @@ struct ControlsBody {
 
 /// A whole number field of the controls: `null` is `None`.
 fn whole(name: &str, raw: &Value, parse: fn(i64) -> Result<u32, String>) -> Result<u32, ApiError> {
-    raw.as_i64()
-        .filter(|_| raw.is_i64() || raw.is_u64())
+    // Whole numbers as every integer field takes them: 8 and 8.0 alike.
+    raw.as_f64()
+        .filter(|n| n.fract() == 0.0 && n.abs() < 1e15)
+        .map(|n| n as i64)
         .ok_or_else(|| bad(format!("{name} must be a whole number")))
         .and_then(|n| parse(n).map_err(bad))
 }

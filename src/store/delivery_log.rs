@@ -6,7 +6,7 @@ use redb::{ReadableTable, WriteTransaction};
 use super::codec::decode;
 use super::delivery_queue::{
     Attempt, Delivery, DeliveryStatus, attempts_of, deliveries_of, load_delivery, queue_delivery,
-    requeue,
+    requeue_or_hold,
 };
 use super::event_log::delivery_pruned;
 use super::outbox::{Event, EventData, insert_event, load_event};
@@ -123,7 +123,7 @@ impl Store {
         id: DeliveryId,
     ) -> Result<(), StoreError> {
         self.write_now(move |txn, now| {
-            require_webhook(txn, tenant, webhook)?;
+            let active = require_webhook(txn, tenant, webhook)?.is_active;
             let mut delivery = delivery_of(txn, tenant, webhook, id)?;
             if delivery.status == DeliveryStatus::Delivering {
                 return Err(StoreError::Conflict(format!(
@@ -135,7 +135,7 @@ impl Store {
                     "delivery {id} is held while its webhook is off; turning the webhook on sends it"
                 )));
             }
-            requeue(txn, &mut delivery, now)
+            requeue_or_hold(txn, &mut delivery, active, now)
         })?;
         self.wake_deliveries();
         Ok(())
@@ -151,7 +151,7 @@ impl Store {
         dry_run: bool,
     ) -> Result<usize, StoreError> {
         let recover = move |txn: &WriteTransaction, now: Timestamp| {
-            require_webhook(txn, tenant, webhook)?;
+            let active = require_webhook(txn, tenant, webhook)?.is_active;
             let mut picked = 0;
             for id in deliveries_of(txn, webhook)? {
                 let Some(mut delivery) = load_delivery(txn, id)? else {
@@ -159,7 +159,8 @@ impl Store {
                 };
                 if filter.matches(&delivery) {
                     if !dry_run {
-                        requeue(txn, &mut delivery, now)?;
+                        // A webhook that is off holds what is recovered for it.
+                        requeue_or_hold(txn, &mut delivery, active, now)?;
                     }
                     picked += 1;
                 }

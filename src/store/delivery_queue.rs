@@ -326,11 +326,18 @@ pub(crate) fn hold(txn: &WriteTransaction, delivery: &mut Delivery) -> Result<()
 }
 
 /// Holds every delivery of a webhook that waits for an attempt, now that it is off (one being
-/// attempted is held when its outcome comes back, if it is to be retried). Returns how many.
+/// attempted is held when its outcome comes back, if it is to be retried). It reads the
+/// webhook's due range, not its whole history. Returns how many.
 pub(crate) fn hold_open(txn: &WriteTransaction, webhook: WebhookId) -> Result<usize, StoreError> {
+    let keys: Vec<DueKey> = prefixed(&txn.open_table(DELIVERIES_DUE)?, &webhook.bytes())?
+        .map(|e| e.map(|(k, _)| DueKey::decode(k.value())))
+        .collect::<Result<Vec<_>, _>>()?
+        .into_iter()
+        .flatten()
+        .collect();
     let mut held = 0;
-    for id in deliveries_of(txn, webhook)? {
-        let Some(mut delivery) = load_delivery(txn, id)? else {
+    for key in keys {
+        let Some(mut delivery) = load_delivery(txn, key.delivery)? else {
             continue;
         };
         if delivery.status == DeliveryStatus::Pending {
@@ -339,6 +346,20 @@ pub(crate) fn hold_open(txn: &WriteTransaction, webhook: WebhookId) -> Result<us
         }
     }
     Ok(held)
+}
+
+/// A fresh attempt cycle for a delivery, due now if its webhook is on, held if it is off.
+pub(crate) fn requeue_or_hold(
+    txn: &WriteTransaction,
+    delivery: &mut Delivery,
+    webhook_active: bool,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    delivery.cycle_attempts = 0;
+    match webhook_active {
+        true => settle(txn, delivery, DeliveryStatus::Pending, Some(now)),
+        false => hold(txn, delivery),
+    }
 }
 
 /// How many deliveries a webhook holds.
@@ -355,6 +376,7 @@ pub(crate) fn release_held(
     discard: bool,
 ) -> Result<usize, StoreError> {
     let ids = ids_under(&txn.open_table(DELIVERIES_HELD)?, &webhook.bytes())?;
+    let mut released = 0;
     for id in &ids {
         txn.open_table(DELIVERIES_HELD)?
             .remove(key(&[&webhook.bytes(), id]).as_slice())?;
@@ -368,8 +390,9 @@ pub(crate) fn release_held(
             true => settle(txn, &mut delivery, DeliveryStatus::Cancelled, None)?,
             false => requeue(txn, &mut delivery, now)?,
         }
+        released += 1;
     }
-    Ok(ids.len())
+    Ok(released)
 }
 
 fn new_delivery(

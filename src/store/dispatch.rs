@@ -159,8 +159,11 @@ impl Store {
                     settle(txn, &mut delivery, DeliveryStatus::Failed, None)?;
                     continue;
                 };
-                let lease =
-                    now.plus_ms(i64::from(webhook.timeout_seconds) * 1000 + LEASE_MARGIN_MS);
+                // A throttled webhook's deliveries wait their turn in the engine: their lease
+                // covers that wait too.
+                let waits = webhook.throttled_ahead().map_or(0, |(_, ms)| ms);
+                let lease = now
+                    .plus_ms(i64::from(webhook.timeout_seconds) * 1000 + LEASE_MARGIN_MS + waits);
                 settle(txn, &mut delivery, DeliveryStatus::Delivering, Some(lease))?;
                 leased.push(Leased {
                     delivery,
@@ -186,14 +189,29 @@ impl Store {
             move |txn| {
                 let now = clock.now();
                 let mut released = 0;
+                let mut active: HashMap<WebhookId, bool> = HashMap::new();
                 for id in deliveries {
                     let Some(mut delivery) = load_delivery(txn, id)? else {
                         continue;
                     };
-                    if delivery.status == DeliveryStatus::Delivering {
-                        settle(txn, &mut delivery, DeliveryStatus::Pending, Some(now))?;
-                        released += 1;
+                    if delivery.status != DeliveryStatus::Delivering {
+                        continue;
                     }
+                    let on = match active.get(&delivery.webhook_id) {
+                        Some(on) => *on,
+                        None => {
+                            let on = find_webhook(txn, delivery.tenant_id, delivery.webhook_id)?
+                                .is_some_and(|w| w.is_active);
+                            active.insert(delivery.webhook_id, on);
+                            on
+                        }
+                    };
+                    // Given back because its webhook was turned off: held, not queued.
+                    match on {
+                        true => settle(txn, &mut delivery, DeliveryStatus::Pending, Some(now))?,
+                        false => hold(txn, &mut delivery)?,
+                    }
+                    released += 1;
                 }
                 Ok(released)
             },
@@ -347,6 +365,10 @@ fn record(
         Next::Delivered => {
             delivery.delivered_at = Some(now);
             settle(txn, &mut delivery, DeliveryStatus::Delivered, None)?;
+        }
+        // Turned off while this attempt was on the wire: its retry waits, held.
+        Next::RetryAt(_) if webhook.as_ref().is_some_and(|w| !w.is_active) => {
+            hold(txn, &mut delivery)?
         }
         Next::RetryAt(at) => settle(txn, &mut delivery, DeliveryStatus::Pending, Some(*at))?,
         Next::GiveUp | Next::Disable(_) => {

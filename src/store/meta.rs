@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use redb::{Database, ReadableTable, ReadableTableMetadata, WriteTransaction};
 
 use super::codec::{decode, encode};
-use super::delivery_queue::{Delivery, load_delivery, reschedule};
+use super::delivery_queue::{Delivery, hold_open, load_delivery, reschedule};
 use super::lead_record::ref_key;
 use super::outbox::Event;
 use super::tables::*;
@@ -111,14 +111,24 @@ fn migrate(txn: &WriteTransaction, found: u64) -> Result<(), StoreError> {
 }
 
 /// 4 → 5: every webhook in the format with §13's controls (none set: no filter, no headers,
-/// the configured limits). Deliveries of a webhook that is off stay as they are: the engine
-/// holds each one the next time it comes due, and turning the webhook on releases them.
+/// the configured limits), and the pending deliveries of the webhooks that are off held.
 fn controls_for_webhooks(txn: &WriteTransaction) -> Result<(), StoreError> {
+    let mut off = Vec::new();
     let webhooks = rewrite_all(txn, WEBHOOKS, "webhooks", |v| {
-        encode(&decode::<Webhook>(v)?).map(Some)
+        let webhook = decode::<Webhook>(v)?;
+        if !webhook.is_active && webhook.deleted_at.is_none() {
+            off.push(webhook.id);
+        }
+        encode(&webhook).map(Some)
     })?;
+    // What a webhook that is off still owes is held from now on, as it would be today.
+    let mut held = 0;
+    for id in off {
+        held += hold_open(txn, id)?;
+    }
     tracing::info!(
         webhooks,
+        held,
         "migrated the data file to schema 5 (webhook controls)"
     );
     Ok(())

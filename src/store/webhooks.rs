@@ -141,17 +141,22 @@ fn refuse_duplicate_url(
     }
 }
 
-/// A filter's stage slugs must name stages of the tenant.
+/// A filter's stage slugs must name stages of the tenant, and its `custom_fields.<slug>`
+/// fields of the tenant.
 fn refuse_unknown_stages(
     txn: &WriteTransaction,
     tenant: TenantId,
     filter: &Filter,
 ) -> Result<(), StoreError> {
-    let Some(slugs) = &filter.stage_slug else {
-        return Ok(());
-    };
     let catalog = load_catalog(txn, tenant)?;
-    for slug in slugs {
+    for slug in filter.custom_field_slugs() {
+        if !catalog.fields.iter().any(|f| f.slug == slug) {
+            return Err(StoreError::Invalid(format!(
+                "filter.changed_fields: no custom field `{slug}` in this customer's fields"
+            )));
+        }
+    }
+    for slug in filter.stage_slug.iter().flatten() {
         if catalog.stage_by_slug(slug).is_err() {
             return Err(StoreError::Invalid(format!(
                 "filter.stage_slug: no stage `{slug}` in this customer's pipeline"
@@ -180,6 +185,11 @@ impl Store {
             if let Some(filter) = &settings.filter {
                 refuse_unknown_stages(txn, tenant, filter)?;
             }
+            let mut settings = settings;
+            let headers = std::mem::take(&mut settings.headers);
+            settings.headers = headers
+                .keeping_redacted(&Default::default())
+                .map_err(StoreError::Invalid)?;
             let webhook = Webhook::new(WebhookId::new(), tenant, settings, secret, now);
             save_webhook(txn, &webhook)?;
             Ok(webhook)
@@ -218,6 +228,11 @@ impl Store {
             }
             if let Some(Some(filter)) = &patch.filter {
                 refuse_unknown_stages(txn, tenant, filter)?;
+            }
+            let mut patch = patch;
+            if let Some(headers) = patch.headers.take() {
+                let kept = headers.keeping_redacted(&webhook.headers);
+                patch.headers = Some(kept.map_err(StoreError::Invalid)?);
             }
             let was_active = webhook.is_active;
             let discard = patch.discard_held;

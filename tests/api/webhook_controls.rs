@@ -193,6 +193,25 @@ fn custom_headers_arrive_and_read_redacted() {
     let listed = env.app.list_webhooks(&env.key).expect(200);
     assert_eq!(listed["webhooks"][0]["headers"], redacted);
     assert!(!listed.to_string().contains("k-123") && !listed.to_string().contains("s3cret"));
+
+    // GET, edit one header, PATCH back what GET showed: the redacted values keep theirs.
+    let mut headers = env.webhook(&hook)["headers"].clone();
+    headers["x-tenant"] = json!("globex");
+    env.app
+        .patch_webhook(&env.key, &hook.id, &json!({ "headers": headers }))
+        .expect(200);
+    env.lead(json!({ "contact_email": "grace@example.com" }));
+    let req = env.rx.wait_for("/h", 2, ARRIVE).remove(1);
+    assert_eq!(req.header("x-api-key"), Some("k-123"));
+    assert_eq!(req.header("authorization"), Some("Bearer s3cret"));
+    assert_eq!(req.header("x-tenant"), Some("globex"));
+    // A new sensitive header cannot be "[redacted]": there is nothing to keep.
+    let res = env.app.patch_webhook(
+        &env.key,
+        &hook.id,
+        &json!({ "headers": { "x-secret-token": "[redacted]" } }),
+    );
+    res.assert_error(400, "invalid_request_error");
 }
 
 #[test]
@@ -429,4 +448,19 @@ fn recover_previews_exactly_what_it_then_requeues_and_the_log_filters() {
         .unwrap();
     assert_eq!((would, done), (2, 2));
     env.rx.wait_for("/r", 5, ARRIVE);
+    env.all_final(&hook);
+
+    // Recovered while the webhook is off: held, not sent.
+    env.app
+        .patch_webhook(&env.key, &hook.id, &json!({ "is_active": false }))
+        .expect(200);
+    let held = env
+        .app
+        .recover(&env.key, &hook.id, &json!({ "since": since }))
+        .expect(202)["requeued"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(held, 1, "the failed update");
+    assert_eq!(env.webhook(&hook)["held_count"], 1);
+    assert_eq!(env.rx.count("/r"), 5);
 }
