@@ -318,6 +318,14 @@ impl Config {
                 "must be at most 65536 (64 GiB)",
             ));
         }
+        if self.webhooks.max_in_flight_per_webhook
+            > crate::domain::webhook_controls::MAX_CONCURRENCY
+        {
+            return Err(invalid(
+                "webhooks.max_in_flight_per_webhook",
+                "must be at most 64, the most a webhook's own max_concurrency may be",
+            ));
+        }
         if self.webhooks.delivery_threads > 256 {
             return Err(invalid("webhooks.delivery_threads", "must be at most 256"));
         }
