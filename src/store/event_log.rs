@@ -14,7 +14,7 @@
 use redb::{ReadableTable, WriteTransaction};
 
 use super::codec::{decode, encode};
-use super::outbox::{Entry, Event, lead_log_key, load_event, log_key, read_seq, seq_at};
+use super::outbox::{Entry, Event, EventData, lead_log_key, load_event, log_key, read_seq, seq_at};
 use super::tables::*;
 use super::{PRUNE_BATCH, Store, StoreError};
 use crate::domain::event::EventType;
@@ -113,12 +113,13 @@ impl Store {
             };
             match query.lead_id {
                 Some(lead) => {
-                    let by_lead = txn.open_table(EVENT_LOG_BY_LEAD)?;
+                    let by_lead = txn.open_table(EVENTS_BY_LEAD)?;
                     let prefix = key(&[&tenant.bytes(), &lead.bytes()]);
                     let from = lead_log_key(tenant, lead, start);
                     let end = prefix_end(&prefix).expect("a tenant and lead prefix has an end");
                     for item in by_lead.range::<&[u8]>(from.as_slice()..end.as_slice())? {
                         let seq = seq_at(item?.0.value(), 32)?;
+                        // Kept for a delivery after the log let it go, or never logged.
                         let Some(value) = log.get(log_key(tenant, seq).as_slice())? else {
                             continue;
                         };
@@ -202,7 +203,7 @@ impl Store {
                     None => break,
                 }
             }
-            let mut by_lead = txn.open_table(EVENT_LOG_BY_LEAD)?;
+            let mut by_lead = txn.open_table(EVENTS_BY_LEAD)?;
             let mut pruned = txn.open_table(EVENT_LOG_PRUNED)?;
             let mut events = txn.open_table(EVENTS)?;
             for (k, entry) in &doomed {
@@ -220,10 +221,11 @@ impl Store {
                     .map(|v| decode(v.value()))
                     .transpose()?;
                 let Some(event) = event else { continue };
-                if let Some(lead) = event.lead_id {
-                    by_lead.remove(lead_log_key(tenant, lead, seq).as_slice())?;
-                }
+                // A delivery still shows it: the record, and its place in the lead's index, stay.
                 if event.deliveries == 0 {
+                    if let Some(lead) = event.lead_id {
+                        by_lead.remove(lead_log_key(tenant, lead, seq).as_slice())?;
+                    }
                     events.remove(entry.event.bytes().as_slice())?;
                 }
             }
@@ -232,12 +234,59 @@ impl Store {
     }
 }
 
+/// Erasure (spec §12.1): every stored event of the lead, in the log or owed to a webhook,
+/// keeps its envelope and its `changed_fields`, and its lead reads `{"id", "erased": true}`;
+/// `previous` (old values) goes. Returns how many events were erased.
+pub(crate) fn erase_lead_events(
+    txn: &WriteTransaction,
+    tenant: TenantId,
+    lead: LeadId,
+) -> Result<usize, StoreError> {
+    let prefix = key(&[&tenant.bytes(), &lead.bytes()]);
+    let ids: Vec<EventId> = prefixed(&txn.open_table(EVENTS_BY_LEAD)?, &prefix)?
+        .map(|e| e.map(|(_, v)| id_at(v.value(), 0).map(EventId::from_bytes)))
+        .collect::<Result<Vec<_>, _>>()?
+        .into_iter()
+        .flatten()
+        .collect();
+    let mut erased = 0;
+    for id in ids {
+        let Some(mut event) = load_event(txn, id)? else {
+            continue;
+        };
+        event.data = EventData::Members(erased_members(&event.data, lead));
+        txn.open_table(EVENTS)?
+            .insert(id.bytes().as_slice(), encode(&event)?.as_slice())?;
+        erased += 1;
+    }
+    Ok(erased)
+}
+
+/// An erased event's members: the lead's id, and the names of the fields that changed.
+fn erased_members(data: &EventData, lead: LeadId) -> String {
+    let members: serde_json::Value = match data {
+        EventData::Lead { members, .. } | EventData::Members(members) => {
+            serde_json::from_str(members).unwrap_or_default()
+        }
+    };
+    let mut erased = serde_json::json!({ "lead": { "id": lead, "erased": true } });
+    if let Some(changed) = members.get("changed_fields") {
+        erased["changed_fields"] = changed.clone();
+    }
+    erased.to_string()
+}
+
 /// A delivery of `event` was pruned: one fewer remains; with none left, the event goes unless
 /// the log still shows it.
 pub(crate) fn delivery_pruned(txn: &WriteTransaction, event: &mut Event) -> Result<(), StoreError> {
     event.deliveries = event.deliveries.saturating_sub(1);
+    let gone = event.deliveries == 0 && !is_logged(txn, event)?;
+    if gone && let (Some(lead), Some(seq)) = (event.lead_id, event.seq) {
+        txn.open_table(EVENTS_BY_LEAD)?
+            .remove(lead_log_key(event.tenant_id, lead, seq).as_slice())?;
+    }
     let mut events = txn.open_table(EVENTS)?;
-    if event.deliveries == 0 && !is_logged(txn, event)? {
+    if gone {
         events.remove(event.id.bytes().as_slice())?;
     } else {
         events.insert(event.id.bytes().as_slice(), encode(event)?.as_slice())?;

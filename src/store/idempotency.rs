@@ -4,10 +4,10 @@
 use redb::{ReadableTable, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
-use super::codec::{Record, encode};
+use super::codec::{Record, decode, encode};
 use super::tables::*;
 use super::{Store, StoreError};
-use crate::domain::ids::TenantId;
+use crate::domain::ids::{LeadId, TenantId};
 use crate::domain::time::Timestamp;
 
 /// The write routes that honour `Idempotency-Key`; keys are scoped per tenant and route.
@@ -16,6 +16,7 @@ pub enum IdempotentRoute {
     CreateLead = 1,
     BulkImport = 2,
     PatchLead = 3,
+    DeleteLead = 4,
 }
 
 /// A request's claim on a key.
@@ -55,6 +56,40 @@ struct IdempotencyRecord {
 impl Record for IdempotencyRecord {
     const VERSION: u8 = 1;
     const NAME: &'static str = "idempotency record";
+}
+
+/// Erasure (spec §12.1): a stored create or PATCH response that shows this lead keeps its
+/// status, and its `lead` reads `{"id", "erased": true}`; a replay tells the client the lead
+/// is gone, not who it was. Returns how many were rewritten.
+pub(crate) fn erase_lead_responses(
+    txn: &WriteTransaction,
+    tenant: TenantId,
+    lead: LeadId,
+) -> Result<usize, StoreError> {
+    let mut table = txn.open_table(IDEMPOTENCY)?;
+    let mut rewritten = Vec::new();
+    let id = lead.to_string();
+    for route in [IdempotentRoute::CreateLead, IdempotentRoute::PatchLead] {
+        let prefix = key(&[&tenant.bytes(), &[route as u8]]);
+        for entry in prefixed(&table, &prefix)? {
+            let (k, v) = entry?;
+            let mut record: IdempotencyRecord = decode(v.value())?;
+            let Ok(mut body) = serde_json::from_str::<serde_json::Value>(&record.response.body)
+            else {
+                continue;
+            };
+            if body["lead"]["id"].as_str() != Some(id.as_str()) {
+                continue;
+            }
+            body["lead"] = serde_json::json!({ "id": id, "erased": true });
+            record.response.body = body.to_string();
+            rewritten.push((k.value().to_vec(), record));
+        }
+    }
+    for (k, record) in &rewritten {
+        table.insert(k.as_slice(), encode(record)?.as_slice())?;
+    }
+    Ok(rewritten.len())
 }
 
 /// What to remember about a request made with a key.

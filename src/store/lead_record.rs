@@ -279,6 +279,39 @@ impl<'txn> LeadTables<'txn> {
         Ok(None)
     }
 
+    /// Removes `lead` and every index entry it has (spec §12.1).
+    pub(crate) fn remove(&mut self, lead: &Lead) -> Result<(), StoreError> {
+        let tenant = lead.tenant_id;
+        if let Some(email) = &lead.contact_email {
+            let k = email_key(tenant, email);
+            if Self::lookup(&self.by_email, &k)? == Some(lead.id) {
+                self.by_email.remove(k.as_slice())?;
+            }
+        }
+        if let Some(last10) = lead.phone_last10() {
+            self.by_phone
+                .remove(phone_key(tenant, &last10, lead.id).as_slice())?;
+        }
+        self.by_updated
+            .remove(sort_key(tenant, lead.updated_at, lead.id).as_slice())?;
+        self.by_created
+            .remove(sort_key(tenant, lead.created_at, lead.id).as_slice())?;
+        self.by_stage
+            .remove(ref_key(tenant, &lead.stage_id.bytes(), lead.id).as_slice())?;
+        if let Some(owner) = lead.owner_id {
+            self.by_owner
+                .remove(ref_key(tenant, &owner.bytes(), lead.id).as_slice())?;
+        }
+        let count = self
+            .counts
+            .get(tenant.bytes().as_slice())?
+            .map_or(0, |v| v.value());
+        self.counts
+            .insert(tenant.bytes().as_slice(), count.saturating_sub(1))?;
+        self.leads.remove(lead_key(tenant, lead.id).as_slice())?;
+        Ok(())
+    }
+
     /// Writes `lead`, keeping every index in step with what `old` had.
     pub(crate) fn put(&mut self, old: Option<&Lead>, lead: &Lead) -> Result<(), StoreError> {
         let tenant = lead.tenant_id;

@@ -9,7 +9,10 @@ use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 use super::catalog::{Catalog, load_catalog};
-use super::idempotency::{Idempotency, Outcome, StoredResponse, write_rendered_in};
+use super::event_log::erase_lead_events;
+use super::idempotency::{
+    Idempotency, Outcome, StoredResponse, erase_lead_responses, write_rendered_in,
+};
 use super::lead_record::{LeadTables, LeadView, lead_key};
 use super::outbox::{EventData, NewEvent, publish};
 use super::tables::*;
@@ -186,6 +189,42 @@ impl LeadJob<'_> {
         self.save(&old, change, Emit::Events)
     }
 
+    /// `DELETE /leads/{id}` (spec §12.1): the lead and its index entries go, every stored event
+    /// of it and every stored response that shows it is erased, and `lead.deleted` is emitted.
+    /// Returns the number of deliveries queued.
+    fn delete(&mut self, id: LeadId, if_match: Option<&IfMatch>) -> Result<usize, StoreError> {
+        let lead = self
+            .tables
+            .get(self.tenant, id)?
+            .ok_or_else(|| StoreError::NotFound(format!("lead {id} not found")))?;
+        if let Some(condition) = if_match
+            && !condition.admits(lead.version)
+        {
+            return Err(StoreError::Precondition(format!(
+                "lead {id} is at version {}, not the one If-Match names; nothing was deleted",
+                lead.version
+            )));
+        }
+        self.tables.remove(&lead)?;
+        erase_lead_events(self.txn, self.tenant, id)?;
+        erase_lead_responses(self.txn, self.tenant, id)?;
+        publish(
+            self.txn,
+            self.tenant,
+            NewEvent {
+                event_type: EventType::LeadDeleted,
+                lead_id: Some(id),
+                data: EventData::Members(
+                    json!({ "lead": { "id": id, "version": lead.version, "deleted_at": self.now } })
+                        .to_string(),
+                ),
+                changed_fields: None,
+                about: None,
+            },
+            self.now,
+        )
+    }
+
     /// A PATCH may not give a lead the email, or the last 10 phone digits, of another.
     fn refuse_taken_contacts(&self, id: LeadId, patch: &LeadPatch) -> Result<(), StoreError> {
         if let Some(Some(email)) = &patch.contact_email
@@ -318,6 +357,26 @@ impl Store {
             move |result| render(result.map(|(view, _)| view)),
         )?;
         if patched.is_some_and(|(_, queued)| queued > 0) {
+            self.wake_deliveries();
+        }
+        Ok(outcome)
+    }
+
+    /// `DELETE /leads/{id}`, optionally conditional on `If-Match`.
+    pub fn delete_lead(
+        &self,
+        tenant: TenantId,
+        id: LeadId,
+        if_match: Option<IfMatch>,
+        idem: Option<Idempotency>,
+        render: impl FnOnce(Result<&usize, &StoreError>) -> StoredResponse + Send + 'static,
+    ) -> Result<Outcome, StoreError> {
+        let (outcome, queued) = self.write_rendered(
+            idem,
+            move |txn, now| with_leads(txn, tenant, now, |job| job.delete(id, if_match.as_ref())),
+            render,
+        )?;
+        if queued.is_some_and(|q| q > 0) {
             self.wake_deliveries();
         }
         Ok(outcome)

@@ -7,7 +7,7 @@ use redb::{Database, ReadableTable, ReadableTableMetadata, WriteTransaction};
 use super::codec::{decode, encode};
 use super::delivery_queue::{Delivery, hold_open, load_delivery, reschedule};
 use super::lead_record::ref_key;
-use super::outbox::Event;
+use super::outbox::{Event, index_by_lead, next_seq};
 use super::tables::*;
 use super::{SCHEMA_VERSION, Store, StoreError};
 use crate::domain::ids::{DeliveryId, EventId};
@@ -65,6 +65,7 @@ pub(super) fn prepare(db: &Database) -> Result<(), PrepareError> {
         WEBHOOKS_DUE,
         EVENTS,
         EVENT_LOG,
+        EVENTS_BY_LEAD,
         DELIVERIES,
         ATTEMPTS,
     ] {
@@ -80,7 +81,6 @@ pub(super) fn prepare(db: &Database) -> Result<(), PrepareError> {
         IDEMPOTENCY_BY_EXPIRY,
         DELIVERIES_BY_WEBHOOK,
         DELIVERIES_DUE,
-        EVENT_LOG_BY_LEAD,
         DELIVERIES_HELD,
     ] {
         txn.open_table(table).map_err(StoreError::from)?;
@@ -107,6 +107,49 @@ fn migrate(txn: &WriteTransaction, found: u64) -> Result<(), StoreError> {
     if found < 5 {
         controls_for_webhooks(txn)?;
     }
+    if found < 6 {
+        index_events_by_lead(txn)?;
+    }
+    Ok(())
+}
+
+/// 5 → 6: every stored event of a lead in [`EVENTS_BY_LEAD`] for as long as it lives, so that
+/// deleting the lead finds them all to erase (spec §12.1). Events from before the log get a
+/// number too (above every cursor handed out, and in no log: pages never show them).
+fn index_events_by_lead(txn: &WriteTransaction) -> Result<(), StoreError> {
+    let mut indexed = 0usize;
+    let mut numbered = Vec::new();
+    {
+        let events = txn.open_table(EVENTS)?;
+        let mut by_lead = txn.open_table(EVENTS_BY_LEAD)?;
+        for entry in events.iter()? {
+            let event: Event = decode(entry?.1.value())?;
+            let Some(lead) = event.lead_id else { continue };
+            match event.seq {
+                Some(seq) => {
+                    by_lead.insert(
+                        key(&[&event.tenant_id.bytes(), &lead.bytes(), &seq.to_be_bytes()])
+                            .as_slice(),
+                        event.id.bytes().as_slice(),
+                    )?;
+                    indexed += 1;
+                }
+                None => numbered.push(event),
+            }
+        }
+    }
+    for mut event in numbered {
+        event.seq = Some(next_seq(txn)?);
+        txn.open_table(EVENTS)?
+            .insert(event.id.bytes().as_slice(), encode(&event)?.as_slice())?;
+        index_by_lead(txn, &event)?;
+        indexed += 1;
+    }
+    txn.delete_table(EVENT_LOG_BY_LEAD_V4)?;
+    tracing::info!(
+        events = indexed,
+        "migrated the data file to schema 6 (events by lead)"
+    );
     Ok(())
 }
 
@@ -311,6 +354,7 @@ mod tests {
     use crate::domain::event::EventType;
     use crate::domain::ids::{OwnerId, TenantId};
     use crate::store::dispatch::Everything;
+    use crate::store::idempotency::StoredResponse;
     use crate::store::outbox::Event;
 
     /// `tests/fixtures/schema-v1.redb`, written by leadbase 0.1.0 (schema 1) through its API: one
@@ -370,7 +414,17 @@ mod tests {
             })
             .unwrap();
         assert_eq!(events.len(), 6);
-        assert!(events.iter().all(|e| e.deliveries == 1 && e.seq.is_none()));
+        assert!(events.iter().all(|e| e.deliveries == 1));
+        // Numbered by schema 6 and indexed by lead (for erasure), but in no log.
+        assert!(
+            events
+                .iter()
+                .all(|e| e.seq.is_some() && e.lead_id.is_some())
+        );
+        let by_lead = store
+            .read(|txn| Ok(txn.open_table(EVENTS_BY_LEAD)?.len()?))
+            .unwrap();
+        assert_eq!(by_lead, 6);
 
         // The deliveries owed go out in the new envelope, with the lead they always had.
         store.clock().advance(3_600_000);
@@ -403,7 +457,37 @@ mod tests {
         };
         let page = store.list_events(tenant, &query).unwrap();
         assert!(page.events.is_empty());
-        assert_eq!(page.next.seq, 0);
+        assert_eq!(
+            page.next.seq, 6,
+            "past the numbers schema 6 gave the old events"
+        );
+        let of_lead = crate::store::event_log::LogQuery {
+            lead_id: events[0].lead_id,
+            ..query
+        };
+        assert!(
+            store
+                .list_events(tenant, &of_lead)
+                .unwrap()
+                .events
+                .is_empty()
+        );
+
+        // Deleting a lead erases the events it had before the log, too.
+        let lead = events[0].lead_id.unwrap();
+        store
+            .delete_lead(tenant, lead, None, None, |_| StoredResponse {
+                status: 200,
+                body: String::new(),
+            })
+            .unwrap();
+        let after = store
+            .read(|txn| crate::store::outbox::load_event(txn, events[0].id))
+            .unwrap()
+            .expect("still owed to the webhook");
+        let body = after.body(None);
+        assert!(body.contains(r#""erased":true"#), "{body}");
+        assert!(!body.contains("example.com"), "{body}");
         store.shutdown();
 
         // Opened again: nothing left to migrate, nothing changed.
@@ -445,6 +529,52 @@ mod tests {
         assert_eq!(store.held_count(webhook.id).unwrap(), 0);
         store.clock().advance(3_600_000);
         assert_eq!(store.lease_due(10, &Everything).unwrap().len(), 6);
+        store.shutdown();
+    }
+
+    /// `tests/fixtures/schema-v5.redb`, written by the schema-5 build (`53c2747`) with
+    /// `tests/fixtures/make-fixture.sh`: six logged lead events, each owed to the webhook.
+    #[test]
+    fn a_schema_5_file_s_events_are_indexed_by_lead_and_the_old_index_is_gone() {
+        let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/schema-v5.redb");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("data.redb");
+        std::fs::copy(fixture, &path).unwrap();
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+        let (by_lead, old_gone) = store
+            .read(|txn| {
+                Ok((
+                    txn.open_table(EVENTS_BY_LEAD)?.len()?,
+                    txn.open_table(EVENT_LOG_BY_LEAD_V4).is_err(),
+                ))
+            })
+            .unwrap();
+        assert_eq!((by_lead, old_gone), (6, true));
+        let tenant = TenantId::parse("01a2324b-dfca-757c-ac64-38b6f48f7bac").unwrap();
+        let query = crate::store::event_log::LogQuery {
+            limit: 50,
+            ..Default::default()
+        };
+        let page = store.list_events(tenant, &query).unwrap();
+        assert_eq!(page.events.len(), 6, "the log is as it was");
+        let lead = store
+            .read(|txn| {
+                let e: Event = decode(txn.open_table(EVENTS)?.iter()?.next().unwrap()?.1.value())?;
+                Ok(e.lead_id)
+            })
+            .unwrap();
+        let of_lead = crate::store::event_log::LogQuery {
+            lead_id: lead,
+            ..query
+        };
+        assert!(
+            !store
+                .list_events(tenant, &of_lead)
+                .unwrap()
+                .events
+                .is_empty()
+        );
         store.shutdown();
     }
 

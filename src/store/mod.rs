@@ -46,7 +46,8 @@ use crate::domain::time::{Clock, Timestamp};
 /// 2: the leads-by-stage and leads-by-owner indexes. 3: due deliveries indexed per webhook.
 /// 4: lead versions, events in format 2 (envelope members, delivery counts), the event log.
 /// 5: webhooks with filters, headers and their own limits; held deliveries.
-pub const SCHEMA_VERSION: u64 = 5;
+/// 6: every stored event of a lead indexed by lead, for erasure.
+pub const SCHEMA_VERSION: u64 = 6;
 
 /// Records pruned per call at most (finished deliveries, old event log entries): each batch is
 /// one short write, so pruning a backlog never holds the writer long.

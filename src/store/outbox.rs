@@ -202,9 +202,16 @@ pub(crate) fn log_event(txn: &WriteTransaction, event: &Event) -> Result<(), Sto
         log_key(event.tenant_id, seq).as_slice(),
         Entry::encode(event).as_slice(),
     )?;
-    if let Some(lead) = event.lead_id {
-        txn.open_table(EVENT_LOG_BY_LEAD)?
-            .insert(lead_log_key(event.tenant_id, lead, seq).as_slice(), ())?;
+    index_by_lead(txn, event)
+}
+
+/// Puts a lead's event, numbered, in the lead's index ([`EVENTS_BY_LEAD`]).
+pub(crate) fn index_by_lead(txn: &WriteTransaction, event: &Event) -> Result<(), StoreError> {
+    if let (Some(lead), Some(seq)) = (event.lead_id, event.seq) {
+        txn.open_table(EVENTS_BY_LEAD)?.insert(
+            lead_log_key(event.tenant_id, lead, seq).as_slice(),
+            event.id.bytes().as_slice(),
+        )?;
     }
     Ok(())
 }

@@ -57,8 +57,13 @@ pub const EVENTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("events")
 /// (tenant_id, seq) -> (event_id, occurred_at, type code): each tenant's event log in commit
 /// order. `seq` comes from one counter that only the writer moves (`meta.event_seq`).
 pub const EVENT_LOG: TableDefinition<&[u8], &[u8]> = TableDefinition::new("event_log");
-/// (tenant_id, lead_id, seq) -> (): the log of one lead.
-pub const EVENT_LOG_BY_LEAD: TableDefinition<&[u8], ()> = TableDefinition::new("event_log_by_lead");
+/// Schema 4–5's index of one lead's logged events, (tenant_id, lead_id, seq) -> (); replaced by
+/// [`EVENTS_BY_LEAD`] and dropped at open.
+pub const EVENT_LOG_BY_LEAD_V4: TableDefinition<&[u8], ()> =
+    TableDefinition::new("event_log_by_lead");
+/// (tenant_id, lead_id, seq) -> event_id: every stored event of a lead, for as long as its
+/// record lives (the log's `lead_id` filter reads it, and so does erasure).
+pub const EVENTS_BY_LEAD: TableDefinition<&[u8], &[u8]> = TableDefinition::new("events_by_lead");
 /// tenant_id -> the highest seq pruned from its log: a cursor below it has missed events.
 pub const EVENT_LOG_PRUNED: TableDefinition<&[u8], u64> = TableDefinition::new("event_log_pruned");
 /// delivery_id -> Delivery

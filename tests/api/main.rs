@@ -6,6 +6,7 @@ mod architecture;
 mod auth;
 mod crash;
 mod deliveries;
+mod erasure;
 mod errors;
 mod events;
 mod helpers;

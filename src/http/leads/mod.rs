@@ -27,7 +27,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(
         web::resource("/api/agents/crm/leads/{id}")
             .route(web::get().to(pull::get_one))
-            .route(web::patch().to(push::patch)),
+            .route(web::patch().to(push::patch))
+            .route(web::delete().to(push::delete)),
     )
     .service(
         web::resource("/admin/api/tenants/{tenant_id}/leads")

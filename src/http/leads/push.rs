@@ -156,3 +156,38 @@ pub(super) async fn patch(
     };
     Ok(respond_with_etag(outcome))
 }
+
+/// `DELETE /leads/{id}` (spec §12.1), with `If-Match` and `Idempotency-Key`.
+pub(super) async fn delete(
+    caller: Caller<LeadsWrite>,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: Ids<LeadId>,
+) -> Result<HttpResponse, ApiError> {
+    let (tenant, id) = (caller.tenant, id.get()?);
+    let if_match = if_match(&req)?;
+    let fingerprint = || {
+        let mut fingerprint = Fingerprint::start(&req);
+        if let Some(condition) = &if_match {
+            fingerprint.add(&format!("\nif-match: {}", condition.canonical()));
+        }
+        fingerprint.finish()
+    };
+    let mut claim = claim(
+        &req,
+        &state,
+        tenant,
+        IdempotentRoute::DeleteLead,
+        fingerprint,
+    )?;
+    let idem = claim.idempotency.take();
+    let render = move |result: Result<&usize, &StoreError>| match result {
+        Ok(_) => stored(200, json!({ "id": id, "deleted": true })),
+        Err(e) => error_response(e),
+    };
+    let outcome = blocking(&state, move |s| {
+        s.delete_lead(tenant, id, if_match, idem, render)
+    })
+    .await?;
+    Ok(respond(outcome))
+}
