@@ -89,6 +89,7 @@ id_type!(OwnerId);
 id_type!(LeadId);
 id_type!(WebhookId);
 id_type!(EventId);
+id_type!(InteractionId);
 id_type!(
     /// One logical delivery of one event to one webhook; stable across retries.
     DeliveryId

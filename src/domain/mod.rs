@@ -9,6 +9,7 @@ pub mod cursor;
 pub mod event;
 pub mod event_cursor;
 pub mod ids;
+pub mod interaction;
 pub mod lead;
 pub mod retry;
 pub mod time;

@@ -17,6 +17,7 @@ pub enum IdempotentRoute {
     BulkImport = 2,
     PatchLead = 3,
     DeleteLead = 4,
+    CreateInteraction = 5,
 }
 
 /// A request's claim on a key.

@@ -13,12 +13,14 @@ use super::event_log::erase_lead_events;
 use super::idempotency::{
     Idempotency, Outcome, StoredResponse, erase_lead_responses, write_rendered_in,
 };
+use super::interactions::{insert_interaction, interaction_json, remove_interactions};
 use super::lead_record::{LeadTables, LeadView, lead_key};
 use super::outbox::{EventData, NewEvent, publish};
 use super::tables::*;
 use super::{Store, StoreError};
 use crate::domain::event::{EventType, previous};
-use crate::domain::ids::{LeadId, TenantId};
+use crate::domain::ids::{InteractionId, LeadId, TenantId};
+use crate::domain::interaction::{Interaction, InteractionInput};
 use crate::domain::lead::{self, Change, IfMatch, Lead, LeadInput, LeadPatch, MatchedBy};
 use crate::domain::time::Timestamp;
 
@@ -206,6 +208,7 @@ impl LeadJob<'_> {
             )));
         }
         self.tables.remove(&lead)?;
+        remove_interactions(self.txn, self.tenant, id)?;
         erase_lead_events(self.txn, self.tenant, id)?;
         erase_lead_responses(self.txn, self.tenant, id)?;
         publish(
@@ -223,6 +226,28 @@ impl LeadJob<'_> {
             },
             self.now,
         )
+    }
+
+    /// Records an interaction on a lead (spec §12.2): the lead's counters and version move and
+    /// `interaction.created` is emitted, in the same transaction.
+    fn interact(
+        &mut self,
+        id: LeadId,
+        input: InteractionInput,
+    ) -> Result<(Interaction, LeadView, usize), StoreError> {
+        let old = self
+            .tables
+            .get(self.tenant, id)?
+            .ok_or_else(|| StoreError::NotFound(format!("lead {id} not found")))?;
+        let interaction = Interaction::new(InteractionId::new(), self.tenant, id, input, self.now)
+            .map_err(StoreError::Invalid)?;
+        let lead = lead::interacted(&old, interaction.occurred_at, self.now);
+        self.tables.put(Some(&old), &lead)?;
+        insert_interaction(self.txn, &interaction)?;
+        let view = LeadView::new(lead, &self.catalog)?;
+        let members = json!({ "interaction": interaction_json(&interaction) }).to_string();
+        let queued = self.publish(EventType::InteractionCreated, &view, members, None)?;
+        Ok((interaction, view, queued))
     }
 
     /// A PATCH may not give a lead the email, or the last 10 phone digits, of another.
@@ -357,6 +382,33 @@ impl Store {
             move |result| render(result.map(|(view, _)| view)),
         )?;
         if patched.is_some_and(|(_, queued)| queued > 0) {
+            self.wake_deliveries();
+        }
+        Ok(outcome)
+    }
+
+    /// `POST /leads/{id}/interactions`.
+    pub fn add_interaction(
+        &self,
+        tenant: TenantId,
+        lead: LeadId,
+        input: InteractionInput,
+        idem: Option<Idempotency>,
+        render: impl FnOnce(Result<&(Interaction, LeadView), &StoreError>) -> StoredResponse
+        + Send
+        + 'static,
+    ) -> Result<Outcome, StoreError> {
+        let (outcome, added) = self.write_rendered(
+            idem,
+            move |txn, now| {
+                with_leads(txn, tenant, now, |job| {
+                    let (interaction, view, queued) = job.interact(lead, input)?;
+                    Ok(((interaction, view), queued))
+                })
+            },
+            move |result| render(result.map(|(added, _)| added)),
+        )?;
+        if added.is_some_and(|(_, queued)| queued > 0) {
             self.wake_deliveries();
         }
         Ok(outcome)

@@ -66,6 +66,7 @@ pub(super) fn prepare(db: &Database) -> Result<(), PrepareError> {
         EVENTS,
         EVENT_LOG,
         EVENTS_BY_LEAD,
+        INTERACTIONS,
         DELIVERIES,
         ATTEMPTS,
     ] {

@@ -15,6 +15,7 @@ pub mod dispatch;
 pub mod event_log;
 mod file;
 pub mod idempotency;
+pub mod interactions;
 pub mod lead_query;
 pub mod lead_record;
 pub mod leads;

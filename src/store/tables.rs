@@ -45,6 +45,8 @@ pub const LEADS_BY_STAGE: TableDefinition<&[u8], ()> = TableDefinition::new("lea
 pub const LEADS_BY_OWNER: TableDefinition<&[u8], ()> = TableDefinition::new("leads_by_owner");
 /// tenant_id -> number of leads
 pub const LEAD_COUNTS: TableDefinition<&[u8], u64> = TableDefinition::new("lead_counts");
+/// (tenant_id, lead_id, occurred_at, interaction_id) -> Interaction: each lead's timeline.
+pub const INTERACTIONS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("interactions");
 /// (tenant_id, route, key) -> IdempotencyRecord
 pub const IDEMPOTENCY: TableDefinition<&[u8], &[u8]> = TableDefinition::new("idempotency");
 /// (expires_at, tenant_id, route, key) -> ()

@@ -12,6 +12,7 @@ use crate::helpers::*;
 const EMAIL: &str = "erase.me@example.com";
 const PHONE: &str = "+12065550199";
 const NAME: &str = "Zebulon Erasable";
+const NOTE: &str = "prefers calls after six, gate code 4411";
 
 /// Every table of the data file (whatever its key and value types), as byte strings: the
 /// tables a reader of the file could get anything out of. redb refuses to open a table with
@@ -92,6 +93,11 @@ fn a_deleted_lead_leaves_no_personal_data_in_any_table_and_its_events_arrive_era
         &id,
         json!({ "contact_name": "Zeb E.", "status": "won" }),
     );
+    env.app
+        .api("POST", &format!("{LEADS}/{id}/interactions"), &env.key)
+        .json(&json!({ "type": "note", "body": NOTE }))
+        .send()
+        .expect(201);
     env.rx.wait_for("/live", 2, ARRIVE);
     assert_eq!(env.webhook(&paused)["held_count"], 2);
 
@@ -107,7 +113,7 @@ fn a_deleted_lead_leaves_no_personal_data_in_any_table_and_its_events_arrive_era
     let delete = || {
         keyed
             .api("DELETE", &format!("{LEADS}/{id}"), &env.key)
-            .header("if-match", "\"2\"")
+            .header("if-match", "\"3\"")
             .send()
     };
     assert_eq!(delete().expect(200), json!({ "id": id, "deleted": true }));
@@ -124,13 +130,17 @@ fn a_deleted_lead_leaves_no_personal_data_in_any_table_and_its_events_arrive_era
 
     // lead.deleted arrives with the id, version and time only.
     let deleted = env.rx.wait_for("/live", 3, ARRIVE).remove(2).json();
+    env.app
+        .api("GET", &format!("{LEADS}/{id}/interactions"), &env.key)
+        .send()
+        .assert_error(404, "not_found_error");
     assert_eq!(deleted["event"], "lead.deleted");
     assert_eq!(
         keys(&deleted["lead"]),
         set_of(&["id", "version", "deleted_at"])
     );
     assert_eq!(deleted["lead"]["id"], id.as_str());
-    assert_eq!(deleted["lead"]["version"], 2);
+    assert_eq!(deleted["lead"]["version"], 3);
 
     // The held events, sent now, are erased; so is the event log.
     env.app
@@ -139,7 +149,7 @@ fn a_deleted_lead_leaves_no_personal_data_in_any_table_and_its_events_arrive_era
     let owed = env.rx.wait_for("/paused", 3, ARRIVE);
     for req in &owed {
         let body = String::from_utf8_lossy(&req.body).to_string();
-        for secret in [EMAIL, PHONE, NAME, "Zeb E.", "777777"] {
+        for secret in [EMAIL, PHONE, NAME, "Zeb E.", "777777", NOTE] {
             assert!(!body.contains(secret), "{secret} in {body}");
         }
     }
@@ -164,7 +174,7 @@ fn a_deleted_lead_leaves_no_personal_data_in_any_table_and_its_events_arrive_era
         .list_events(&env.key, &query(&[("lead_id", &id)]))
         .expect(200);
     let log_text = log.to_string();
-    assert_eq!(log["events"].as_array().unwrap().len(), 3, "{log}");
+    assert_eq!(log["events"].as_array().unwrap().len(), 4, "{log}");
     for secret in [EMAIL, PHONE, NAME] {
         assert!(
             !log_text.contains(secret),
@@ -202,7 +212,7 @@ fn a_deleted_lead_leaves_no_personal_data_in_any_table_and_its_events_arrive_era
         "the scan reads the file: {} entries",
         entries.len()
     );
-    for secret in [NAME, PHONE, "Zeb E.", "777777"] {
+    for secret in [NAME, PHONE, "Zeb E.", "777777", NOTE] {
         assert_eq!(
             tables_holding(&entries, secret),
             Vec::<String>::new(),

@@ -11,6 +11,7 @@ mod errors;
 mod events;
 mod helpers;
 mod idempotency;
+mod interactions;
 mod isolation;
 mod leads_bulk;
 mod leads_pull;

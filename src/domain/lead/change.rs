@@ -165,6 +165,20 @@ pub fn patch(
     Ok(change.finish(now))
 }
 
+/// The lead after an interaction that happened at `occurred_at` was recorded at `now`: one more
+/// interaction, the latest time seen, a new version (spec §12.2).
+pub fn interacted(old: &Lead, occurred_at: Timestamp, now: Timestamp) -> Lead {
+    let mut lead = old.clone();
+    lead.interaction_count = lead.interaction_count.saturating_add(1);
+    lead.last_interaction_at = Some(
+        old.last_interaction_at
+            .map_or(occurred_at, |last| last.max(occurred_at)),
+    );
+    lead.version = old.version + 1;
+    lead.updated_at = now.max(old.updated_at);
+    lead
+}
+
 /// Applies given values to a copy of the old lead, noting each field whose value moves.
 struct Builder<'a> {
     old: &'a Lead,
@@ -437,6 +451,28 @@ mod tests {
         let again = super::patch(lead, &patch, &resolved(None, json!({})), T1).unwrap();
         assert!(again.is_noop());
         assert_eq!(again.lead.version, 2, "a no-op leaves it");
+    }
+
+    #[test]
+    fn an_interaction_counts_keeps_the_latest_time_and_moves_the_version() {
+        let old = ada();
+        let once = interacted(&old, T1, T1);
+        assert_eq!(
+            (
+                once.interaction_count,
+                once.last_interaction_at,
+                once.version
+            ),
+            (1, Some(T1), 2)
+        );
+        let earlier = interacted(&once, T0, T1);
+        assert_eq!(earlier.interaction_count, 2);
+        assert_eq!(
+            earlier.last_interaction_at,
+            Some(T1),
+            "an older one does not move it back"
+        );
+        assert_eq!(earlier.version, 3);
     }
 
     #[test]

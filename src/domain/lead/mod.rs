@@ -13,7 +13,7 @@ use super::contact::{Email, Phone, last10_of};
 use super::ids::{LeadId, OwnerId, StageId, TenantId};
 use super::time::Timestamp;
 
-pub use change::{Change, Refusal, Resolved, create, merge, patch};
+pub use change::{Change, Refusal, Resolved, create, interacted, merge, patch};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Lead {

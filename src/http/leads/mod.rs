@@ -3,6 +3,7 @@
 
 mod bulk;
 mod dto;
+mod interactions;
 mod pull;
 mod push;
 
@@ -29,6 +30,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::get().to(pull::get_one))
             .route(web::patch().to(push::patch))
             .route(web::delete().to(push::delete)),
+    )
+    .service(
+        web::resource("/api/agents/crm/leads/{id}/interactions")
+            .route(web::get().to(interactions::list))
+            .route(web::post().to(interactions::create)),
     )
     .service(
         web::resource("/admin/api/tenants/{tenant_id}/leads")
