@@ -13,6 +13,7 @@ const PUBLIC_ROUTES: &[&str] = &[
     "/api/agents/crm/leads",
     "/api/agents/crm/leads/bulk",
     "/api/agents/crm/leads/{id}",
+    "/api/agents/crm/leads/{id}/interactions",
     "/api/agents/crm/events",
     "/api/agents/crm/lead-webhooks",
     "/api/agents/crm/lead-webhooks/{id}",
