@@ -64,6 +64,10 @@ impl Position {
     }
 }
 
+/// A cursor's sort value for a lead without one (`last_interaction_at` of a lead with no
+/// interaction): no real time is this far back, and nulls sort last.
+const NULL_VALUE: i64 = i64::MIN;
+
 fn sort_value(lead: &Lead, sort_by: SortBy) -> Option<i64> {
     match sort_by {
         SortBy::CreatedAt => Some(lead.created_at.ms()),
@@ -130,11 +134,11 @@ impl Store {
             let mut leads = leads;
             let more = leads.len() > query.limit;
             leads.truncate(query.limit);
-            let next_cursor = match (more, query.sort_by, leads.last()) {
-                (true, SortBy::CreatedAt | SortBy::UpdatedAt, Some(last)) => Some(Cursor {
+            let next_cursor = match (more, leads.last()) {
+                (true, Some(last)) => Some(Cursor {
                     sort_by: query.sort_by,
                     sort_dir: query.sort_dir,
-                    last_value_ms: sort_value(last, query.sort_by).unwrap_or_default(),
+                    last_value_ms: sort_value(last, query.sort_by).unwrap_or(NULL_VALUE),
                     last_id: last.id.uuid(),
                 }),
                 _ => None,
@@ -241,11 +245,8 @@ fn scan_page(
     // An offset beyond the matches only makes the heap hold every match: never more.
     let wanted = query.offset.saturating_add(query.limit + 1);
     let after = query.cursor.as_ref().map(|c| {
-        Position::new(
-            Some(c.last_value_ms),
-            LeadId::from_uuid(c.last_id),
-            query.sort_dir,
-        )
+        let value = (c.last_value_ms != NULL_VALUE).then_some(c.last_value_ms);
+        Position::new(value, LeadId::from_uuid(c.last_id), query.sort_dir)
     });
     let table = txn.open_table(LEADS)?;
     let prefix = tenant.bytes();
@@ -281,6 +282,7 @@ fn scan_page(
 mod tests {
     use super::*;
     use crate::domain::contact::Email;
+    use crate::domain::interaction::{InteractionInput, InteractionType};
     use crate::domain::lead::{LeadInput, LeadPatch};
     use crate::store::idempotency::{Outcome, StoredResponse};
     use crate::store::testing::store_with_tenant;
@@ -337,9 +339,41 @@ mod tests {
                 })
                 .unwrap();
         }
+        // Interactions on about half of them, at times that tie now and then: the rest sort
+        // last by last_interaction_at.
+        for _ in 0..50 {
+            let id = ids[rng.below(ids.len() as u64) as usize];
+            let at = store.now().plus_ms(-(rng.below(20) as i64) * 1000);
+            let input = InteractionInput {
+                kind: InteractionType::Note,
+                direction: None,
+                occurred_at: Some(at),
+                summary: None,
+                body: None,
+                duration_seconds: None,
+            };
+            store
+                .add_interaction(tenant, id, input, None, |_| StoredResponse {
+                    status: 201,
+                    body: String::new(),
+                })
+                .unwrap();
+        }
         ids.iter()
             .map(|id| store.get_lead(tenant, *id).unwrap().unwrap().lead)
             .collect()
+    }
+
+    /// A lead's place in the query's order: by value then id, descending flips both, and a
+    /// lead without a value comes last either way.
+    fn place(lead: &Lead, q: &LeadQuery) -> (bool, u64, u128) {
+        let value = sort_value(lead, q.sort_by);
+        let v = value.map_or(0, |v| (v as u64) ^ (1 << 63));
+        let id = u128::from_be_bytes(lead.id.bytes());
+        match q.sort_dir {
+            SortDir::Asc => (value.is_none(), v, id),
+            SortDir::Desc => (value.is_none(), !v, !id),
+        }
     }
 
     fn random_query(leads: &[Lead], rng: &mut Rng) -> LeadQuery {
@@ -359,7 +393,11 @@ mod tests {
             created_since,
             updated_since,
             lead_line: None,
-            sort_by: [SortBy::CreatedAt, SortBy::UpdatedAt][rng.below(2) as usize],
+            sort_by: [
+                SortBy::CreatedAt,
+                SortBy::UpdatedAt,
+                SortBy::LastInteractionAt,
+            ][rng.below(3) as usize],
             sort_dir: [SortDir::Asc, SortDir::Desc][rng.below(2) as usize],
             cursor: None,
             limit: 1 + rng.below(7) as usize,
@@ -375,10 +413,7 @@ mod tests {
             .filter(|l| q.created_since.is_none_or(|t| l.created_at >= t))
             .filter(|l| q.updated_since.is_none_or(|t| l.updated_at >= t))
             .collect();
-        matching.sort_by_key(|l| (sort_value(l, q.sort_by), l.id));
-        if q.sort_dir == SortDir::Desc {
-            matching.reverse();
-        }
+        matching.sort_by_key(|l| place(l, q));
         matching.iter().map(|l| l.id).collect()
     }
 
@@ -388,22 +423,14 @@ mod tests {
         Cursor {
             sort_by: q.sort_by,
             sort_dir: q.sort_dir,
-            last_value_ms: sort_value(lead, q.sort_by).unwrap_or_default(),
+            last_value_ms: sort_value(lead, q.sort_by).unwrap_or(NULL_VALUE),
             last_id: lead.id.uuid(),
         }
     }
 
-    /// Whether `lead` comes after `cursor` in the query's order.
-    fn after(lead: &Lead, cursor: &Cursor, q: &LeadQuery) -> bool {
-        let at = (
-            sort_value(lead, q.sort_by).unwrap_or_default(),
-            lead.id.uuid(),
-        );
-        let mark = (cursor.last_value_ms, cursor.last_id);
-        match q.sort_dir {
-            SortDir::Asc => at > mark,
-            SortDir::Desc => at < mark,
-        }
+    /// Whether `lead` comes after `at`, the lead a cursor was made at, in the query's order.
+    fn after(lead: &Lead, at: &Lead, q: &LeadQuery) -> bool {
+        place(lead, q) > place(at, q)
     }
 
     #[test]
@@ -416,10 +443,11 @@ mod tests {
             let mut want = expected(&leads, &query);
             // Half the walks start from a cursor anywhere, inside the bounds or not.
             if rng.below(2) == 0 {
-                let cursor = cursor_at(&leads[rng.below(leads.len() as u64) as usize], &query);
+                let at = &leads[rng.below(leads.len() as u64) as usize];
+                let cursor = cursor_at(at, &query);
                 let by_id: std::collections::HashMap<LeadId, &Lead> =
                     leads.iter().map(|l| (l.id, l)).collect();
-                want.retain(|id| after(by_id[id], &cursor, &query));
+                want.retain(|id| after(by_id[id], at, &query));
                 query.cursor = Some(cursor);
             }
             let mut got = Vec::new();

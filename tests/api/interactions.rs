@@ -234,3 +234,68 @@ fn bad_interactions_are_400_and_change_nothing() {
         1
     );
 }
+
+/// Paging by `last_interaction_at` while interactions keep arriving on other leads: every lead
+/// the walk started with is seen exactly once, in order, nulls last.
+#[test]
+fn last_interaction_at_cursor_paging_is_stable_while_interactions_arrive() {
+    let app = TestApp::relaxed();
+    let key = app.tenant_with_key("Acme");
+    let mut with = Vec::new();
+    for i in 0..12 {
+        let id = id_of(&app.create_lead(
+            &key,
+            json!({ "contact_email": format!("w{i}@example.com") }),
+        ));
+        let at = format!("2026-01-{:02}T00:00:00Z", i + 1);
+        add(
+            &app,
+            &key,
+            &id,
+            json!({ "type": "call", "occurred_at": at }),
+        )
+        .expect(201);
+        with.push(id);
+    }
+    let without: Vec<String> = (0..4)
+        .map(|i| {
+            id_of(&app.create_lead(
+                &key,
+                json!({ "contact_email": format!("n{i}@example.com") }),
+            ))
+        })
+        .collect();
+    let mut expected: Vec<String> = with.iter().rev().cloned().collect();
+    let mut nulls = without.clone();
+    nulls.sort();
+    nulls.reverse();
+    expected.extend(nulls);
+
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut n = 0;
+    loop {
+        let mut params = vec![
+            ("sort_by", "last_interaction_at"),
+            ("sort_dir", "desc"),
+            ("limit", "3"),
+        ];
+        if let Some(c) = &cursor {
+            params.push(("cursor", c));
+        }
+        let page = app.list_leads(&key, &query(&params)).expect(200);
+        seen.extend(page["leads"].as_array().unwrap().iter().map(id_of));
+        // Meanwhile a new lead gets an interaction now: it sorts before the cursor.
+        let fresh = id_of(&app.create_lead(
+            &key,
+            json!({ "contact_email": format!("f{n}@example.com") }),
+        ));
+        add(&app, &key, &fresh, json!({ "type": "sms" })).expect(201);
+        n += 1;
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!(seen, expected);
+}

@@ -833,7 +833,7 @@ fn offset_paging_and_last_interaction_at() {
         assert_eq!(total(&page), 5, "{extra:?}");
     }
 
-    // last_interaction_at (nulls last) pages by offset only: no cursor, ever.
+    // last_interaction_at (nulls last) pages by offset, and by cursor (spec §12.2 gave it data).
     for sort_dir in ["asc", "desc"] {
         let mut seen = Vec::new();
         for offset in ["0", "2", "4"] {
@@ -848,17 +848,34 @@ fn offset_paging_and_last_interaction_at() {
                     ]),
                 )
                 .expect(200);
-            assert_eq!(
-                page["next_cursor"],
-                Value::Null,
-                "{sort_dir} offset {offset}"
-            );
             assert_eq!(total(&page), 5);
             seen.extend(ids(&page));
         }
         let unique: HashSet<&String> = seen.iter().collect();
         assert_eq!(seen.len(), 5, "{sort_dir}");
         assert_eq!(unique.len(), 5, "{sort_dir}: {seen:?}");
+        let mut by_cursor = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut params = vec![
+                ("sort_by", "last_interaction_at"),
+                ("sort_dir", sort_dir),
+                ("limit", "2"),
+            ];
+            if let Some(c) = &cursor {
+                params.push(("cursor", c));
+            }
+            let page = app.list_leads(&key, &query(&params)).expect(200);
+            by_cursor.extend(ids(&page));
+            match page["next_cursor"].as_str() {
+                Some(next) => cursor = Some(next.to_string()),
+                None => break,
+            }
+        }
+        assert_eq!(
+            by_cursor, seen,
+            "{sort_dir}: the cursor walk is the offset walk"
+        );
     }
 }
 

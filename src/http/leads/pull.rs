@@ -98,11 +98,6 @@ impl ListParams {
             Some(_) if offset > 0 => {
                 return Err(bad("cursor cannot be combined with offset greater than 0"));
             }
-            Some(_) if sort_by == SortBy::LastInteractionAt => {
-                return Err(bad(
-                    "cursor paging is not available with sort_by=last_interaction_at; page with offset",
-                ));
-            }
             Some(raw) => {
                 Some(Cursor::decode_for(raw, sort_by, sort_dir).map_err(|e| bad(e.to_string()))?)
             }
