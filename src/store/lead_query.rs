@@ -117,7 +117,58 @@ impl Filter<'_> {
     }
 }
 
+/// What an export hears, in order: the custom field slugs, then each lead.
+pub enum Exported<'a> {
+    Fields(&'a [String]),
+    Lead(&'a LeadView),
+}
+
 impl Store {
+    /// Every lead of the tenant matching `query`'s filters (its sort, cursor, limit and offset
+    /// are not used), oldest first, from one read transaction: `sink` hears the tenant's custom
+    /// field slugs first, then each lead, and returns whether to go on. Memory stays flat
+    /// whatever the tenant's size: one lead at a time.
+    pub fn export_leads(
+        &self,
+        tenant: TenantId,
+        query: &LeadQuery,
+        mut sink: impl FnMut(Exported<'_>) -> bool,
+    ) -> Result<(), StoreError> {
+        self.read(|txn| {
+            let catalog = load_catalog(txn, tenant)?;
+            let stage = match &query.stage {
+                None => None,
+                Some(StageFilter::Id(id)) => Some(*id),
+                Some(StageFilter::Slug(slug)) => Some(catalog.stage_by_slug(slug)?.id),
+            };
+            let filter = Filter { query, stage };
+            let slugs: Vec<String> = catalog.fields.iter().map(|f| f.slug.clone()).collect();
+            if !sink(Exported::Fields(&slugs)) {
+                return Ok(());
+            }
+            let index = txn.open_table(LEADS_BY_CREATED)?;
+            let leads = txn.open_table(LEADS)?;
+            let prefix = tenant.bytes();
+            for entry in prefixed(&index, &prefix)? {
+                let (k, _) = entry?;
+                let Some(id) = id_at(k.value(), 16 + 8) else {
+                    continue;
+                };
+                let Some(lead) = load::<Lead>(&leads, &lead_key(tenant, LeadId::from_bytes(id)))?
+                else {
+                    continue;
+                };
+                if !filter.matches(&lead) {
+                    continue;
+                }
+                if !sink(Exported::Lead(&LeadView::new(lead, &catalog)?)) {
+                    break;
+                }
+            }
+            Ok(())
+        })
+    }
+
     pub fn list_leads(&self, tenant: TenantId, query: &LeadQuery) -> Result<LeadPage, StoreError> {
         self.read(|txn| {
             let catalog = load_catalog(txn, tenant)?;

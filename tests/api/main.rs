@@ -9,6 +9,7 @@ mod deliveries;
 mod erasure;
 mod errors;
 mod events;
+mod export;
 mod helpers;
 mod idempotency;
 mod interactions;

@@ -12,6 +12,7 @@ use crate::helpers::TestApp;
 const PUBLIC_ROUTES: &[&str] = &[
     "/api/agents/crm/leads",
     "/api/agents/crm/leads/bulk",
+    "/api/agents/crm/leads/export",
     "/api/agents/crm/leads/{id}",
     "/api/agents/crm/leads/{id}/interactions",
     "/api/agents/crm/events",

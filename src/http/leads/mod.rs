@@ -3,6 +3,7 @@
 
 mod bulk;
 mod dto;
+mod export;
 mod interactions;
 mod pull;
 mod push;
@@ -25,6 +26,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .app_data(json_config(BULK_BODY_LIMIT))
             .route(web::post().to(bulk::bulk)),
     )
+    // Before `{id}`, which would take `export` for an id.
+    .service(web::resource("/api/agents/crm/leads/export").route(web::get().to(export::export)))
     .service(
         web::resource("/api/agents/crm/leads/{id}")
             .route(web::get().to(pull::get_one))

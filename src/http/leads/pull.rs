@@ -65,7 +65,7 @@ fn parse_time(name: &str, raw: &Option<String>) -> Result<Option<Timestamp>, Api
 
 impl ListParams {
     /// The query, and whether custom fields were asked for.
-    fn parse(self) -> Result<(LeadQuery, bool), ApiError> {
+    pub(super) fn parse(self) -> Result<(LeadQuery, bool), ApiError> {
         let limit = page_limit(self.limit.as_deref())?;
         let offset = match self.offset.as_deref() {
             None => 0,

@@ -1,0 +1,245 @@
+//! `GET /api/agents/crm/leads/export` (spec §12.3): every lead matching the pull filters, in
+//! creation order, as JSON lines or CSV, streamed from one read transaction: a blocking thread
+//! renders chunks into a small bounded channel that the response body drains, so memory stays
+//! flat whatever the tenant's size, and a client that goes away stops the walk.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use actix_web::body::{BodySize, MessageBody};
+use actix_web::web::Bytes;
+use actix_web::{HttpResponse, web};
+use serde::Deserialize;
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use super::dto::LeadDto;
+use super::pull::ListParams;
+use crate::http::auth::{Caller, LeadsRead};
+use crate::http::error::ApiError;
+use crate::http::non_blank;
+use crate::http::state::AppState;
+use crate::store::lead_query::Exported;
+use crate::store::lead_record::LeadView;
+
+/// A chunk is sent once it holds this much.
+const CHUNK: usize = 64 * 1024;
+/// Chunks rendered ahead of the client at most.
+const AHEAD: usize = 4;
+
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct FormatParam {
+    #[serde(default, deserialize_with = "non_blank")]
+    format: Option<String>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Jsonl,
+    Csv,
+}
+
+/// The response body: chunks as the walk renders them.
+struct Chunks(mpsc::Receiver<Bytes>);
+
+impl MessageBody for Chunks {
+    type Error = std::convert::Infallible;
+
+    fn size(&self) -> BodySize {
+        BodySize::Stream
+    }
+
+    fn poll_next(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Bytes, Self::Error>>> {
+        self.0.poll_recv(cx).map(|chunk| chunk.map(Ok))
+    }
+}
+
+/// The Lead's scalar columns, in the order of the CSV header.
+const COLUMNS: [&str; 17] = [
+    "id",
+    "customer_id",
+    "source_platform",
+    "source_type",
+    "status",
+    "created_at",
+    "updated_at",
+    "contact_name",
+    "contact_phone",
+    "contact_email",
+    "score",
+    "qualified",
+    "current_stage",
+    "owner",
+    "last_interaction_at",
+    "interaction_count",
+    "version",
+];
+
+/// One CSV cell (RFC 4180): quoted when it holds a comma, a quote or a line break, quotes
+/// doubled. A cell a spreadsheet would read as a formula (a leading `=`, `+`, `-` or `@`) gets
+/// a leading `'`, unless it is a plain number (`-5`).
+fn cell(out: &mut String, text: &str) {
+    let plain_number = text.parse::<f64>().is_ok() && !text.starts_with('+');
+    let guard = !plain_number && text.starts_with(['=', '+', '-', '@']);
+    let quote = text.contains([',', '"', '\r', '\n']);
+    if quote {
+        out.push('"');
+    }
+    if guard {
+        out.push('\'');
+    }
+    for c in text.chars() {
+        if c == '"' {
+            out.push('"');
+        }
+        out.push(c);
+    }
+    if quote {
+        out.push('"');
+    }
+}
+
+fn scalar(value: &Value) -> String {
+    match value {
+        Value::Null => String::new(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn csv_row(out: &mut String, cells: impl IntoIterator<Item = String>) {
+    for (i, text) in cells.into_iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        cell(out, &text);
+    }
+    out.push_str("\r\n");
+}
+
+/// A lead as a CSV row: the scalar columns (the stage as its slug, the owner as its id), then
+/// one cell per custom field.
+fn lead_row(out: &mut String, view: &LeadView, fields: &[String]) {
+    let dto = serde_json::to_value(LeadDto::new(view, true)).unwrap_or_default();
+    let mut cells: Vec<String> = COLUMNS
+        .iter()
+        .map(|column| match *column {
+            "current_stage" => view.stage.slug.clone(),
+            "owner" => view
+                .owner
+                .as_ref()
+                .map(|o| o.id.to_string())
+                .unwrap_or_default(),
+            other => scalar(&dto[other]),
+        })
+        .collect();
+    cells.extend(
+        fields
+            .iter()
+            .map(|slug| view.custom_fields.get(slug).map(scalar).unwrap_or_default()),
+    );
+    csv_row(out, cells);
+}
+
+pub(super) async fn export(
+    caller: Caller<LeadsRead>,
+    state: web::Data<AppState>,
+    params: web::Query<ListParams>,
+    format: web::Query<FormatParam>,
+) -> Result<HttpResponse, ApiError> {
+    let format = match format.format.as_deref() {
+        None | Some("jsonl") => Format::Jsonl,
+        Some("csv") => Format::Csv,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "format must be jsonl or csv (got `{}`)",
+                other.chars().take(40).collect::<String>()
+            )));
+        }
+    };
+    let (query, _) = params.into_inner().parse()?;
+    let tenant = caller.tenant;
+    let (tx, rx) = mpsc::channel::<Bytes>(AHEAD);
+    let store = state.store.clone();
+    // The walk runs on the blocking pool; the response goes out as it renders.
+    actix_web::rt::spawn(async move {
+        let walked = web::block(move || {
+            let mut buf = String::with_capacity(CHUNK + 4096);
+            let mut fields: Vec<String> = Vec::new();
+            let send =
+                |buf: &mut String| tx.blocking_send(Bytes::from(std::mem::take(buf))).is_ok();
+            let result = store.export_leads(tenant, &query, |item| {
+                match item {
+                    Exported::Fields(slugs) => {
+                        fields = slugs.to_vec();
+                        if format == Format::Csv {
+                            let header = COLUMNS
+                                .iter()
+                                .map(|c| c.to_string())
+                                .chain(fields.iter().map(|s| format!("cf_{s}")));
+                            csv_row(&mut buf, header);
+                        }
+                    }
+                    Exported::Lead(view) => match format {
+                        Format::Jsonl => {
+                            let line = serde_json::to_string(&LeadDto::new(view, true))
+                                .unwrap_or_default();
+                            buf.push_str(&line);
+                            buf.push('\n');
+                        }
+                        Format::Csv => lead_row(&mut buf, view, &fields),
+                    },
+                }
+                buf.len() < CHUNK || send(&mut buf)
+            });
+            if !buf.is_empty() {
+                send(&mut buf);
+            }
+            result
+        })
+        .await;
+        match walked {
+            Ok(Err(e)) => tracing::error!(error = %e, "export stopped: the output is cut short"),
+            Err(e) => tracing::error!(error = %e, "export stopped: the output is cut short"),
+            Ok(Ok(())) => {}
+        }
+    });
+    let (content_type, file) = match format {
+        Format::Jsonl => ("application/x-ndjson", "leads.jsonl"),
+        Format::Csv => ("text/csv; charset=utf-8", "leads.csv"),
+    };
+    Ok(HttpResponse::Ok()
+        .content_type(content_type)
+        .insert_header((
+            "content-disposition",
+            format!("attachment; filename=\"{file}\""),
+        ))
+        .body(Chunks(rx)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one(text: &str) -> String {
+        let mut out = String::new();
+        cell(&mut out, text);
+        out
+    }
+
+    #[test]
+    fn cells_are_quoted_per_rfc_4180_and_formulas_defused() {
+        assert_eq!(one("plain"), "plain");
+        assert_eq!(one("a,b"), "\"a,b\"");
+        assert_eq!(one("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(one("two\nlines"), "\"two\nlines\"");
+        assert_eq!(one("=SUM(A1)"), "'=SUM(A1)");
+        assert_eq!(one("+12065550123"), "'+12065550123");
+        assert_eq!(one("@cmd"), "'@cmd");
+        assert_eq!(one("-5"), "-5", "a plain number stays a number");
+        assert_eq!(one("-x,y"), "\"'-x,y\"");
+    }
+}
