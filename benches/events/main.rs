@@ -26,6 +26,8 @@
 //!    every cursor, then pages of 50 after 500 cursors drawn from the walk; with `types`
 //!    (a tenth, and a type absent from the log, which reads to the scan budget) and with
 //!    `lead_id`.
+//! 4. **The same tenant exported** as JSON lines and as CSV (leads/s, and the server's RSS
+//!    sampled while it streams), then 20,000 interactions from 64 clients on its leads.
 
 // The webhooks benchmark's server, clock and create load; this one uses part of them.
 #[allow(dead_code)]
@@ -283,7 +285,7 @@ fn fill(events: usize) -> (Server, Key, Vec<String>) {
                             .collect();
                         let body = json!({ "leads": rows, "emit_events": true });
                         let out = post(&agent, base, key, "/api/agents/crm/leads/bulk", &body);
-                        if r % 40 == 0 {
+                        if r % 4 == 0 {
                             ids.extend(out["results"][0]["lead_id"].as_str().map(String::from));
                         }
                     }
@@ -404,6 +406,117 @@ fn read_log(events: usize) {
         "server RSS after reading",
         format!("{:.0} MiB", server.rss_mib()),
         format!("peak {:.0} MiB", server.peak_rss_mib()),
+    );
+    export_rows(&server, &key);
+    interaction_rows(&server, &key, &ids);
+}
+
+/// The whole tenant exported (issue 14): leads/s, and the server's RSS sampled every 50 ms
+/// while it streams, against its RSS just before.
+fn export_rows(server: &Server, key: &Key) {
+    for format in ["jsonl", "csv"] {
+        let before = server.rss_mib();
+        let stop = AtomicBool::new(false);
+        let (lines, took, peak) = std::thread::scope(|s| {
+            let sampler = s.spawn(|| {
+                let mut peak = 0f64;
+                while !stop.load(Ordering::Relaxed) {
+                    peak = peak.max(server.rss_mib());
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                peak
+            });
+            let started = Instant::now();
+            let mut response = common::agent()
+                .get(format!(
+                    "{}/api/agents/crm/leads/export?format={format}",
+                    server.client.base()
+                ))
+                .header("authorization", format!("Bearer {}", key.token))
+                .header("x-customer-id", &key.tenant)
+                .call()
+                .expect("an export");
+            assert_eq!(response.status(), 200);
+            let mut reader = response.body_mut().as_reader();
+            let mut buf = vec![0u8; 1 << 16];
+            let mut lines = 0usize;
+            loop {
+                let n = std::io::Read::read(&mut reader, &mut buf).expect("the export streams");
+                if n == 0 {
+                    break;
+                }
+                lines += buf[..n].iter().filter(|b| **b == b'\n').count();
+            }
+            let took = started.elapsed().as_secs_f64();
+            stop.store(true, Ordering::Relaxed);
+            (lines, took, sampler.join().expect("the sampler"))
+        });
+        let leads = if format == "csv" { lines - 1 } else { lines };
+        row(
+            &format!("export {format}, whole tenant"),
+            format!("{} leads/s", thousands((leads as f64 / took) as u64)),
+            format!(
+                "{} leads in {took:.1} s; RSS {before:.0} MiB before, peak {peak:.0} MiB while streaming",
+                thousands(leads as u64)
+            ),
+        );
+    }
+}
+
+/// Interactions from 64 clients on the leads the fill made (issue 14): interactions/s.
+fn interaction_rows(server: &Server, key: &Key, ids: &[String]) {
+    const TOTAL: usize = 20_000;
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let started = Instant::now();
+    let base = server.client.base().to_string();
+    let mut latencies: Vec<Duration> = std::thread::scope(|s| {
+        let threads: Vec<_> = (0..CLIENTS)
+            .map(|_| {
+                let (next, base) = (&next, &base);
+                s.spawn(move || {
+                    let agent = common::agent();
+                    let mut took = Vec::new();
+                    loop {
+                        let n = next.fetch_add(1, Ordering::Relaxed);
+                        if n >= TOTAL {
+                            return took;
+                        }
+                        let lead = &ids[n % ids.len()];
+                        let body = format!(
+                            r#"{{"type":"call","summary":"call {n}","duration_seconds":60}}"#
+                        );
+                        let at = Instant::now();
+                        let mut response = agent
+                            .post(format!("{base}/api/agents/crm/leads/{lead}/interactions"))
+                            .header("authorization", format!("Bearer {}", key.token))
+                            .header("x-customer-id", &key.tenant)
+                            .content_type("application/json")
+                            .send(body.as_bytes())
+                            .expect("a response");
+                        let _ = response.body_mut().read_to_vec();
+                        assert_eq!(response.status(), 201);
+                        took.push(at.elapsed());
+                    }
+                })
+            })
+            .collect();
+        threads
+            .into_iter()
+            .flat_map(|t| t.join().expect("a client"))
+            .collect()
+    });
+    let secs = started.elapsed().as_secs_f64();
+    let (p50, p99) = percentiles(&mut latencies);
+    row(
+        "interactions, 64 clients",
+        format!("{} /s", thousands((TOTAL as f64 / secs) as u64)),
+        format!(
+            "{} on {} leads; p50 {} / p99 {} ms",
+            thousands(TOTAL as u64),
+            ids.len(),
+            ms(p50),
+            ms(p99)
+        ),
     );
 }
 

@@ -230,3 +230,31 @@ fn a_deleted_lead_leaves_no_personal_data_in_any_table_and_its_events_arrive_era
     assert!(old_id_with_email.is_empty(), "{old_id_with_email:?}");
     drop(dir);
 }
+
+#[test]
+fn deleting_another_tenants_lead_is_404_and_changes_nothing() {
+    let app = TestApp::relaxed();
+    let key = app.tenant_with_key("Acme");
+    let other = app.tenant_with_key("Other");
+    let id = id_of(&app.create_lead(&key, json!({ "contact_email": "ada@example.com" })));
+    app.api("DELETE", &format!("{LEADS}/{id}"), &other)
+        .send()
+        .assert_error(404, "not_found_error");
+    app.api("DELETE", &format!("{LEADS}/not-a-uuid"), &key)
+        .send()
+        .assert_error(404, "not_found_error");
+    let lead = app.get_lead(&key, &id).expect(200)["lead"].clone();
+    assert_eq!(lead["version"], 1);
+    assert_eq!(app.lead_total(&key), 1);
+    let log = app.list_events(&key, "").expect(200);
+    assert_eq!(
+        log["events"].as_array().unwrap().len(),
+        1,
+        "no lead.deleted: {log}"
+    );
+    // Only leads:write may delete.
+    let reader = app.issue_key(&key.tenant, &["public_api:leads:read"]);
+    app.api("DELETE", &format!("{LEADS}/{id}"), &reader)
+        .send()
+        .assert_error(403, "authorization_error");
+}
