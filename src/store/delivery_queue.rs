@@ -283,10 +283,7 @@ pub(crate) fn queue_delivery(
     now: Timestamp,
 ) -> Result<DeliveryId, StoreError> {
     let delivery = new_delivery(tenant, event, webhook, now);
-    let id = delivery.id.bytes();
-    save_delivery(txn, &delivery)?;
-    txn.open_table(DELIVERIES_BY_WEBHOOK)?
-        .insert(key(&[&webhook.bytes(), &id]).as_slice(), ())?;
+    record_new(txn, &delivery)?;
     change_due(txn, webhook, tenant, |due| {
         due.insert(DueKey::of(now, &delivery).encode().as_slice(), ())?;
         Ok(())
@@ -306,12 +303,11 @@ pub(crate) fn hold_delivery(
     let mut delivery = new_delivery(tenant, event, webhook, now);
     delivery.status = DeliveryStatus::Held;
     delivery.next_attempt_at = None;
-    let id = delivery.id.bytes();
-    save_delivery(txn, &delivery)?;
-    txn.open_table(DELIVERIES_BY_WEBHOOK)?
-        .insert(key(&[&webhook.bytes(), &id]).as_slice(), ())?;
-    txn.open_table(DELIVERIES_HELD)?
-        .insert(key(&[&webhook.bytes(), &id]).as_slice(), ())?;
+    record_new(txn, &delivery)?;
+    txn.open_table(DELIVERIES_HELD)?.insert(
+        key(&[&webhook.bytes(), &delivery.id.bytes()]).as_slice(),
+        (),
+    )?;
     Ok(delivery.id)
 }
 
@@ -393,6 +389,16 @@ pub(crate) fn release_held(
         released += 1;
     }
     Ok(released)
+}
+
+/// Saves a new delivery and puts it in its webhook's log.
+fn record_new(txn: &WriteTransaction, delivery: &Delivery) -> Result<(), StoreError> {
+    save_delivery(txn, delivery)?;
+    txn.open_table(DELIVERIES_BY_WEBHOOK)?.insert(
+        key(&[&delivery.webhook_id.bytes(), &delivery.id.bytes()]).as_slice(),
+        (),
+    )?;
+    Ok(())
 }
 
 fn new_delivery(

@@ -10,7 +10,7 @@ use std::ops::Bound;
 
 use redb::ReadTransaction;
 
-use super::catalog::load_catalog;
+use super::catalog::{Catalog, load_catalog};
 use super::codec::decode;
 use super::lead_record::{LeadView, lead_key};
 use super::tables::*;
@@ -81,7 +81,17 @@ struct Filter<'a> {
     stage: Option<StageId>,
 }
 
-impl Filter<'_> {
+impl<'a> Filter<'a> {
+    /// The query's filters, its stage filter resolved against the tenant's stages.
+    fn new(query: &'a LeadQuery, catalog: &Catalog) -> Result<Filter<'a>, StoreError> {
+        let stage = match &query.stage {
+            None => None,
+            Some(StageFilter::Id(id)) => Some(*id),
+            Some(StageFilter::Slug(slug)) => Some(catalog.stage_by_slug(slug)?.id),
+        };
+        Ok(Filter { query, stage })
+    }
+
     fn matches(&self, lead: &Lead) -> bool {
         let q = self.query;
         q.status.is_none_or(|s| lead.status == s)
@@ -136,12 +146,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         self.read(|txn| {
             let catalog = load_catalog(txn, tenant)?;
-            let stage = match &query.stage {
-                None => None,
-                Some(StageFilter::Id(id)) => Some(*id),
-                Some(StageFilter::Slug(slug)) => Some(catalog.stage_by_slug(slug)?.id),
-            };
-            let filter = Filter { query, stage };
+            let filter = Filter::new(query, &catalog)?;
             let slugs: Vec<String> = catalog.fields.iter().map(|f| f.slug.clone()).collect();
             if !sink(Exported::Fields(&slugs)) {
                 return Ok(());
@@ -172,12 +177,7 @@ impl Store {
     pub fn list_leads(&self, tenant: TenantId, query: &LeadQuery) -> Result<LeadPage, StoreError> {
         self.read(|txn| {
             let catalog = load_catalog(txn, tenant)?;
-            let stage = match &query.stage {
-                None => None,
-                Some(StageFilter::Id(id)) => Some(*id),
-                Some(StageFilter::Slug(slug)) => Some(catalog.stage_by_slug(slug)?.id),
-            };
-            let filter = Filter { query, stage };
+            let filter = Filter::new(query, &catalog)?;
             let (leads, total) = match filter.index_only() {
                 Some(since) => index_page(txn, tenant, query, since)?,
                 None => scan_page(txn, tenant, &filter)?,

@@ -167,18 +167,7 @@ impl LeadJob<'_> {
         patch: &LeadPatch,
         if_match: Option<&IfMatch>,
     ) -> Result<(LeadView, usize), StoreError> {
-        let old = self
-            .tables
-            .get(self.tenant, id)?
-            .ok_or_else(|| StoreError::NotFound(format!("lead {id} not found")))?;
-        if let Some(condition) = if_match
-            && !condition.admits(old.version)
-        {
-            return Err(StoreError::Precondition(format!(
-                "lead {id} is at version {}, not the one If-Match names; nothing was changed",
-                old.version
-            )));
-        }
+        let old = self.conditional(id, if_match)?;
         let owner = patch.owner_id.flatten();
         let resolved =
             self.catalog
@@ -191,22 +180,29 @@ impl LeadJob<'_> {
         self.save(&old, change, Emit::Events)
     }
 
-    /// `DELETE /leads/{id}` (spec §12.1): the lead and its index entries go, every stored event
-    /// of it and every stored response that shows it is erased, and `lead.deleted` is emitted.
-    /// Returns the number of deliveries queued.
-    fn delete(&mut self, id: LeadId, if_match: Option<&IfMatch>) -> Result<usize, StoreError> {
+    /// The lead a conditional write is about, if it exists and `If-Match` (when given) admits
+    /// its version (spec §11.1); refused before anything is written.
+    fn conditional(&self, id: LeadId, if_match: Option<&IfMatch>) -> Result<Lead, StoreError> {
         let lead = self
             .tables
             .get(self.tenant, id)?
             .ok_or_else(|| StoreError::NotFound(format!("lead {id} not found")))?;
-        if let Some(condition) = if_match
-            && !condition.admits(lead.version)
-        {
-            return Err(StoreError::Precondition(format!(
-                "lead {id} is at version {}, not the one If-Match names; nothing was deleted",
-                lead.version
-            )));
+        match if_match {
+            Some(condition) if !condition.admits(lead.version) => {
+                Err(StoreError::Precondition(format!(
+                    "lead {id} is at version {}, not the one If-Match names; nothing was changed",
+                    lead.version
+                )))
+            }
+            _ => Ok(lead),
         }
+    }
+
+    /// `DELETE /leads/{id}` (spec §12.1): the lead and its index entries go, every stored event
+    /// of it and every stored response that shows it is erased, and `lead.deleted` is emitted.
+    /// Returns the number of deliveries queued.
+    fn delete(&mut self, id: LeadId, if_match: Option<&IfMatch>) -> Result<usize, StoreError> {
+        let lead = self.conditional(id, if_match)?;
         self.tables.remove(&lead)?;
         remove_interactions(self.txn, self.tenant, id)?;
         erase_lead_events(self.txn, self.tenant, id)?;

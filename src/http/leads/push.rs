@@ -77,6 +77,24 @@ fn respond_with_etag(outcome: Outcome) -> HttpResponse {
     response
 }
 
+/// What makes two conditional writes with one key the same request: the body and the
+/// condition. The same key with another If-Match is another request (409), and a stored 412 is
+/// only ever replayed to the request that got it.
+fn conditional_fingerprint(
+    req: &HttpRequest,
+    body: Option<&serde_json::Value>,
+    if_match: Option<&IfMatch>,
+) -> [u8; 32] {
+    let mut fingerprint = Fingerprint::start(req);
+    if let Some(body) = body {
+        fingerprint.add(&canonical_json(body));
+    }
+    if let Some(condition) = if_match {
+        fingerprint.add(&format!("\nif-match: {}", condition.canonical()));
+    }
+    fingerprint.finish()
+}
+
 /// `If-Match`, when sent: malformed is a 400 before anything else happens.
 fn if_match(req: &HttpRequest) -> Result<Option<IfMatch>, ApiError> {
     let Some(raw) = req.headers().get(header::IF_MATCH) else {
@@ -127,16 +145,7 @@ pub(super) async fn patch(
     let body = body.read().await?;
     let (tenant, id) = (caller.tenant, id.get()?);
     let if_match = if_match(&req)?;
-    // The condition is part of the request: the same key with another If-Match is another
-    // request (409), and a stored 412 is only ever replayed to the request that got it.
-    let fingerprint = || {
-        let mut fingerprint = Fingerprint::start(&req);
-        fingerprint.add(&canonical_json(&body.raw));
-        if let Some(condition) = &if_match {
-            fingerprint.add(&format!("\nif-match: {}", condition.canonical()));
-        }
-        fingerprint.finish()
-    };
+    let fingerprint = || conditional_fingerprint(&req, Some(&body.raw), if_match.as_ref());
     let mut claim = claim(
         &req,
         &state,
@@ -166,13 +175,7 @@ pub(super) async fn delete(
 ) -> Result<HttpResponse, ApiError> {
     let (tenant, id) = (caller.tenant, id.get()?);
     let if_match = if_match(&req)?;
-    let fingerprint = || {
-        let mut fingerprint = Fingerprint::start(&req);
-        if let Some(condition) = &if_match {
-            fingerprint.add(&format!("\nif-match: {}", condition.canonical()));
-        }
-        fingerprint.finish()
-    };
+    let fingerprint = || conditional_fingerprint(&req, None, if_match.as_ref());
     let mut claim = claim(
         &req,
         &state,
