@@ -89,6 +89,12 @@ fn creates_per_second(server: &Server, key: &Key) -> f64 {
     report.ok as f64 / report.ended.duration_since(report.started).as_secs_f64()
 }
 
+/// `median of 5: [7059, 7259, ...]`: each round's figure, sorted.
+fn rounds_note(values: &[f64]) -> String {
+    let rounds: Vec<u64> = values.iter().map(|v| *v as u64).collect();
+    format!("median of {}: {rounds:?}", rounds.len())
+}
+
 fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
     values[values.len() / 2]
@@ -169,10 +175,7 @@ fn create_cost(rounds: usize) {
     row(
         "create c64, this build",
         format!("{} /s", thousands(now as u64)),
-        format!(
-            "median of {rounds}: {:?}",
-            after.iter().map(|v| *v as u64).collect::<Vec<_>>()
-        ),
+        rounds_note(&after),
     );
     match baseline {
         Some(_) => {
@@ -180,10 +183,7 @@ fn create_cost(rounds: usize) {
             row(
                 "create c64, baseline",
                 format!("{} /s", thousands(then as u64)),
-                format!(
-                    "median of {rounds}: {:?}",
-                    before.iter().map(|v| *v as u64).collect::<Vec<_>>()
-                ),
+                rounds_note(&before),
             );
             let drop = (then - now) / then * 100.0;
             let verdict = if drop < 15.0 { "held" } else { "MISSED" };

@@ -231,7 +231,7 @@ impl Client {
     pub fn post(
         &self,
         url: &str,
-        headers: &[(String, String)],
+        headers: &[(&str, String)],
         body: &[u8],
         timeout_seconds: u32,
         started_at: Timestamp,
@@ -239,7 +239,7 @@ impl Client {
         let clock = Instant::now();
         let mut request = self.agent(timeout_seconds).post(url);
         for (name, value) in headers {
-            request = request.header(name.as_str(), value.as_str());
+            request = request.header(*name, value);
         }
         let outcome = request.send(body);
         let latency =

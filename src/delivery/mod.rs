@@ -73,7 +73,7 @@ pub fn payload(leased: &Leased, now: Timestamp) -> Vec<u8> {
 
 /// The headers of one attempt (spec §6), signed with every live secret, then the webhook's
 /// custom headers (§13; not covered by the signatures).
-pub fn headers(leased: &Leased, body: &[u8], now: Timestamp) -> Vec<(String, String)> {
+pub fn headers<'a>(leased: &'a Leased, body: &[u8], now: Timestamp) -> Vec<(&'a str, String)> {
     let ts = now.seconds();
     let id = leased.delivery.id.to_string();
     let secrets = leased.webhook.live_secrets(now);
@@ -97,11 +97,12 @@ pub fn headers(leased: &Leased, body: &[u8], now: Timestamp) -> Vec<(String, Str
     headers.push(("webhook-id", id));
     headers.push(("webhook-timestamp", ts.to_string()));
     headers.push(("webhook-signature", standard.join(" ")));
-    let mut headers: Vec<(String, String)> = headers
-        .into_iter()
-        .map(|(n, v)| (n.to_string(), v))
-        .collect();
-    headers.extend(leased.webhook.headers.0.iter().cloned());
+    let custom = &leased.webhook.headers.0;
+    headers.extend(
+        custom
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.clone())),
+    );
     headers
 }
 

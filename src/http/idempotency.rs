@@ -123,6 +123,7 @@ pub fn stored(status: u16, body: Value) -> StoredResponse {
     StoredResponse {
         status,
         body: body.to_string(),
+        etag: None,
     }
 }
 
@@ -146,6 +147,7 @@ pub fn error_response(err: &StoreError) -> StoredResponse {
     StoredResponse {
         status: api.status().as_u16(),
         body: envelope_json(api.status(), api.message()),
+        ..StoredResponse::default()
     }
 }
 

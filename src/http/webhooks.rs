@@ -308,16 +308,8 @@ async fn list(
     let tenant = caller.tenant;
     Ok(listing(
         &state,
-        &blocking(&state, move |s| all_counted(s, tenant)).await?,
+        &blocking(&state, move |s| s.list_webhooks_held(tenant)).await?,
     ))
-}
-
-fn all_counted(store: &Store, tenant: TenantId) -> Result<Vec<Counted>, StoreError> {
-    store
-        .list_webhooks(tenant)?
-        .into_iter()
-        .map(|w| counted(store, w))
-        .collect()
 }
 
 async fn admin_list(
@@ -329,7 +321,7 @@ async fn admin_list(
     let tenant = existing_tenant(&state, path).await?;
     Ok(listing(
         &state,
-        &blocking(&state, move |s| all_counted(s, tenant)).await?,
+        &blocking(&state, move |s| s.list_webhooks_held(tenant)).await?,
     ))
 }
 
@@ -340,13 +332,9 @@ async fn get_one(
 ) -> Result<HttpResponse, ApiError> {
     let id = path.get()?;
     let tenant = caller.tenant;
-    let webhook = blocking(&state, move |s| {
-        s.get_webhook(tenant, id)?
-            .map(|w| counted(s, w))
-            .transpose()
-    })
-    .await?
-    .ok_or_else(|| ApiError::not_found(format!("webhook {id} not found")))?;
+    let webhook = blocking(&state, move |s| s.get_webhook_held(tenant, id))
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("webhook {id} not found")))?;
     Ok(HttpResponse::Ok().json(json!({ "webhook": dto(&state, &webhook) })))
 }
 

@@ -1,6 +1,8 @@
 //! The delivery log as the API shows it: listing a webhook's deliveries, one delivery with its
 //! attempts, redelivery and recovery, test events, and pruning what is old and finished.
 
+use std::collections::HashMap;
+
 use redb::{ReadableTable, WriteTransaction};
 
 use super::codec::decode;
@@ -8,7 +10,7 @@ use super::delivery_queue::{
     Attempt, Delivery, DeliveryStatus, attempts_of, deliveries_of, load_delivery, queue_delivery,
     requeue_or_hold,
 };
-use super::event_log::delivery_pruned;
+use super::event_log::deliveries_pruned;
 use super::outbox::{Event, EventData, insert_event, load_event};
 use super::tables::*;
 use super::webhooks::require_webhook;
@@ -256,11 +258,15 @@ impl Store {
                 by_webhook.remove(key(&[&webhook.bytes(), k]).as_slice())?;
                 deliveries.remove(k.as_slice())?;
             }
-            // Each event counts its deliveries down; it goes with its last one unless the
-            // event log still shows it (the log's own pruning removes it then).
+            // Each event counts its deliveries down, once per batch; it goes with its last one
+            // unless the event log still shows it (the log's own pruning removes it then).
+            let mut per_event: HashMap<EventId, u32> = HashMap::new();
             for (_, _, event) in &doomed {
-                if let Some(mut event) = load_event(txn, *event)? {
-                    delivery_pruned(txn, &mut event)?;
+                *per_event.entry(*event).or_default() += 1;
+            }
+            for (event, pruned) in per_event {
+                if let Some(mut event) = load_event(txn, event)? {
+                    deliveries_pruned(txn, &mut event, pruned)?;
                 }
             }
             Ok(doomed.len())

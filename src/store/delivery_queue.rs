@@ -344,6 +344,21 @@ pub(crate) fn hold_open(txn: &WriteTransaction, webhook: WebhookId) -> Result<us
     Ok(held)
 }
 
+/// A delivery owed another attempt: due at `at` if its webhook is on, held if it is off. The
+/// one way a delivery becomes owed again (a retry, a lease given back, a redelivery, a
+/// recovery), so none of them can queue one for a webhook that is off.
+pub(crate) fn due_or_held(
+    txn: &WriteTransaction,
+    delivery: &mut Delivery,
+    webhook_active: bool,
+    at: Timestamp,
+) -> Result<(), StoreError> {
+    match webhook_active {
+        true => settle(txn, delivery, DeliveryStatus::Pending, Some(at)),
+        false => hold(txn, delivery),
+    }
+}
+
 /// A fresh attempt cycle for a delivery, due now if its webhook is on, held if it is off.
 pub(crate) fn requeue_or_hold(
     txn: &WriteTransaction,
@@ -352,10 +367,7 @@ pub(crate) fn requeue_or_hold(
     now: Timestamp,
 ) -> Result<(), StoreError> {
     delivery.cycle_attempts = 0;
-    match webhook_active {
-        true => settle(txn, delivery, DeliveryStatus::Pending, Some(now)),
-        false => hold(txn, delivery),
-    }
+    due_or_held(txn, delivery, webhook_active, now)
 }
 
 /// How many deliveries a webhook holds.
@@ -371,11 +383,11 @@ pub(crate) fn release_held(
     now: Timestamp,
     discard: bool,
 ) -> Result<usize, StoreError> {
-    let ids = ids_under(&txn.open_table(DELIVERIES_HELD)?, &webhook.bytes())?;
+    let mut index = txn.open_table(DELIVERIES_HELD)?;
+    let ids = ids_under(&index, &webhook.bytes())?;
     let mut released = 0;
     for id in &ids {
-        txn.open_table(DELIVERIES_HELD)?
-            .remove(key(&[&webhook.bytes(), id]).as_slice())?;
+        index.remove(key(&[&webhook.bytes(), id]).as_slice())?;
         let Some(mut delivery) = load_delivery(txn, DeliveryId::from_bytes(*id))? else {
             continue;
         };

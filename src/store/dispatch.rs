@@ -8,8 +8,8 @@ use redb::WriteTransaction;
 use serde_json::json;
 
 use super::delivery_queue::{
-    Attempt, Delivery, DeliveryStatus, all_due, drop_orphan, due_deliveries, due_webhooks,
-    first_due, hold, hold_open, insert_attempt, load_delivery, settle,
+    Attempt, Delivery, DeliveryStatus, all_due, drop_orphan, due_deliveries, due_or_held,
+    due_webhooks, first_due, hold, hold_open, insert_attempt, load_delivery, settle,
 };
 use super::outbox::{Event, EventData, NewEvent, load_event, publish};
 use super::webhooks::{find_webhook, save_webhook};
@@ -207,10 +207,7 @@ impl Store {
                         }
                     };
                     // Given back because its webhook was turned off: held, not queued.
-                    match on {
-                        true => settle(txn, &mut delivery, DeliveryStatus::Pending, Some(now))?,
-                        false => hold(txn, &mut delivery)?,
-                    }
+                    due_or_held(txn, &mut delivery, on, now)?;
                     released += 1;
                 }
                 Ok(released)
@@ -367,10 +364,10 @@ fn record(
             settle(txn, &mut delivery, DeliveryStatus::Delivered, None)?;
         }
         // Turned off while this attempt was on the wire: its retry waits, held.
-        Next::RetryAt(_) if webhook.as_ref().is_some_and(|w| !w.is_active) => {
-            hold(txn, &mut delivery)?
+        Next::RetryAt(at) => {
+            let active = webhook.as_ref().is_some_and(|w| w.is_active);
+            due_or_held(txn, &mut delivery, active, *at)?
         }
-        Next::RetryAt(at) => settle(txn, &mut delivery, DeliveryStatus::Pending, Some(*at))?,
         Next::GiveUp | Next::Disable(_) => {
             settle(txn, &mut delivery, DeliveryStatus::Failed, None)?
         }

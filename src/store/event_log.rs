@@ -276,10 +276,14 @@ fn erased_members(data: &EventData, lead: LeadId) -> String {
     erased.to_string()
 }
 
-/// A delivery of `event` was pruned: one fewer remains; with none left, the event goes unless
-/// the log still shows it.
-pub(crate) fn delivery_pruned(txn: &WriteTransaction, event: &mut Event) -> Result<(), StoreError> {
-    event.deliveries = event.deliveries.saturating_sub(1);
+/// `pruned` deliveries of `event` were pruned: fewer remain; with none left, the event goes
+/// unless the log still shows it.
+pub(crate) fn deliveries_pruned(
+    txn: &WriteTransaction,
+    event: &mut Event,
+    pruned: u32,
+) -> Result<(), StoreError> {
+    event.deliveries = event.deliveries.saturating_sub(pruned);
     let gone = event.deliveries == 0 && !is_logged(txn, event)?;
     if gone && let (Some(lead), Some(seq)) = (event.lead_id, event.seq) {
         txn.open_table(EVENTS_BY_LEAD)?

@@ -39,10 +39,14 @@ impl IdempotencyKey {
 }
 
 /// A response as sent: replayed byte for byte.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredResponse {
     pub status: u16,
     pub body: String,
+    /// The version of the lead the body shows, for the `ETag` of a fresh answer; not stored
+    /// (`serde(skip)` leaves the record's layout as it was), so a replay reads it from the body.
+    #[serde(skip)]
+    pub etag: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -258,6 +262,7 @@ mod tests {
         StoredResponse {
             status: 201,
             body: body.into(),
+            etag: None,
         }
     }
 

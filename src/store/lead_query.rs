@@ -370,6 +370,7 @@ mod tests {
             let render = |r: Result<&crate::store::leads::Applied, &StoreError>| StoredResponse {
                 status: 201,
                 body: r.map(|a| a.view.lead.id.to_string()).unwrap_or_default(),
+                ..StoredResponse::default()
             };
             ids.push(id_of(
                 store.create_lead(tenant, input, None, render).unwrap(),
@@ -387,6 +388,7 @@ mod tests {
                 .patch_lead(tenant, id, patch, None, None, |_| StoredResponse {
                     status: 200,
                     body: String::new(),
+                    ..StoredResponse::default()
                 })
                 .unwrap();
         }
@@ -407,6 +409,7 @@ mod tests {
                 .add_interaction(tenant, id, input, None, |_| StoredResponse {
                     status: 201,
                     body: String::new(),
+                    ..StoredResponse::default()
                 })
                 .unwrap();
         }

@@ -480,6 +480,7 @@ mod tests {
             .delete_lead(tenant, lead, None, None, |_| StoredResponse {
                 status: 200,
                 body: String::new(),
+                ..StoredResponse::default()
             })
             .unwrap();
         let after = store

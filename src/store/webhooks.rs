@@ -201,6 +201,37 @@ impl Store {
         self.read(|txn| held_count(txn, webhook))
     }
 
+    /// The tenant's webhooks with how many deliveries each holds, deleted ones left out, oldest
+    /// first: one read.
+    pub fn list_webhooks_held(
+        &self,
+        tenant: TenantId,
+    ) -> Result<Vec<(Webhook, usize)>, StoreError> {
+        self.read(|txn| {
+            let mut counted = Vec::new();
+            for webhook in live_webhooks(txn, tenant)? {
+                let held = held_count(txn, webhook.id)?;
+                counted.push((webhook, held));
+            }
+            Ok(counted)
+        })
+    }
+
+    /// A webhook with how many deliveries it holds: one read.
+    pub fn get_webhook_held(
+        &self,
+        tenant: TenantId,
+        id: WebhookId,
+    ) -> Result<Option<(Webhook, usize)>, StoreError> {
+        self.read(|txn| match find_webhook(txn, tenant, id)? {
+            Some(webhook) => {
+                let held = held_count(txn, id)?;
+                Ok(Some((webhook, held)))
+            }
+            None => Ok(None),
+        })
+    }
+
     /// The tenant's webhooks, deleted ones left out, oldest first.
     pub fn list_webhooks(&self, tenant: TenantId) -> Result<Vec<Webhook>, StoreError> {
         self.read(|txn| live_webhooks(txn, tenant))

@@ -231,6 +231,7 @@ fn render_bulk(
         StoredResponse {
             status: 200,
             body: serde_json::to_string(&response).expect("a bulk response serializes"),
+            ..StoredResponse::default()
         }
     }
 }

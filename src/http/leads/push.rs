@@ -24,22 +24,28 @@ use crate::store::leads::{Applied, RowStatus};
 
 fn render_created(result: Result<&Applied, &StoreError>) -> StoredResponse {
     match result {
-        Ok(applied) => stored(
-            201,
-            json!({
-                "lead": LeadDto::new(&applied.view, true),
-                "merged": applied.status == RowStatus::Updated,
-                "matched_by": applied.matched_by,
-                "ignored_custom_fields": applied.ignored_custom_fields,
-            }),
-        ),
+        Ok(applied) => StoredResponse {
+            etag: Some(applied.view.lead.version),
+            ..stored(
+                201,
+                json!({
+                    "lead": LeadDto::new(&applied.view, true),
+                    "merged": applied.status == RowStatus::Updated,
+                    "matched_by": applied.matched_by,
+                    "ignored_custom_fields": applied.ignored_custom_fields,
+                }),
+            )
+        },
         Err(e) => error_response(e),
     }
 }
 
 fn render_patched(result: Result<&LeadView, &StoreError>) -> StoredResponse {
     match result {
-        Ok(view) => stored(200, json!({ "lead": LeadDto::new(view, true) })),
+        Ok(view) => StoredResponse {
+            etag: Some(view.lead.version),
+            ..stored(200, json!({ "lead": LeadDto::new(view, true) }))
+        },
         Err(e) => error_response(e),
     }
 }
@@ -49,8 +55,8 @@ pub(super) fn etag(version: u64) -> (header::HeaderName, String) {
     (header::ETAG, format!("\"{version}\""))
 }
 
-/// The response, with the lead's version as its `ETag` when it carries a lead; a replayed one
-/// carries the version it had when first answered.
+/// The response, with the lead's version as its `ETag` when it carries a lead: a fresh answer
+/// knows it, a replayed one reads the version it had when first answered from its body.
 fn respond_with_etag(outcome: Outcome) -> HttpResponse {
     #[derive(Deserialize)]
     struct Versioned {
@@ -61,11 +67,10 @@ fn respond_with_etag(outcome: Outcome) -> HttpResponse {
         version: u64,
     }
     let version = match &outcome {
-        Outcome::Fresh(r) | Outcome::Replayed(r) if r.status < 300 => {
-            serde_json::from_str::<Versioned>(&r.body)
-                .ok()
-                .map(|v| v.lead.version)
-        }
+        Outcome::Fresh(r) if r.status < 300 => r.etag,
+        Outcome::Replayed(r) if r.status < 300 => serde_json::from_str::<Versioned>(&r.body)
+            .ok()
+            .map(|v| v.lead.version),
         _ => None,
     };
     let mut response = respond(outcome);
