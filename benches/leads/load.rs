@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use testkit::{Key, TestApp};
+use testkit::{Client, Key};
 
 use crate::common;
 use crate::data;
@@ -72,7 +72,7 @@ fn write_row(name: String, mut times: Vec<Duration>, figure: String) -> Row {
 /// Leads `0..total` in requests of [`BULK_ROWS`] from [`BULK_CLIENTS`] clients; returns the row
 /// and the leads whose status is not `active`.
 pub fn bulk_import(
-    app: &TestApp,
+    app: &Client,
     key: &Key,
     total: usize,
     owners: &[String],
@@ -115,26 +115,57 @@ pub fn bulk_import(
     (row, pending)
 }
 
-/// [`CREATES`] single creates (leads `from..`) from [`CLIENTS`] concurrent clients.
-pub fn single_creates(app: &TestApp, key: &Key, from: usize, owners: &[String]) -> Row {
-    let (times, _, elapsed) = closed_loop(CLIENTS, CREATES, |j| {
+/// Rounds the single creates are split into (alternating between servers when comparing).
+pub const CREATE_ROUNDS: usize = 4;
+
+/// The single creates' latencies and time so far.
+#[derive(Default)]
+pub struct Creates {
+    times: Vec<Duration>,
+    elapsed: Duration,
+    done: usize,
+}
+
+impl Creates {
+    pub fn rate(&self) -> f64 {
+        self.done as f64 / self.elapsed.as_secs_f64()
+    }
+
+    pub fn row(self) -> Row {
+        let rate = self.rate();
+        write_row(
+            format!("write/single create ({CLIENTS} clients)"),
+            self.times,
+            format!("{} creates/s", thousands(rate as u64)),
+        )
+    }
+}
+
+/// Round `round` of [`CREATE_ROUNDS`] of [`CREATES`] single creates (leads `from..`) from
+/// [`CLIENTS`] concurrent clients.
+pub fn single_creates(
+    app: &Client,
+    key: &Key,
+    from: usize,
+    owners: &[String],
+    round: usize,
+    into: &mut Creates,
+) {
+    let per_round = CREATES / CREATE_ROUNDS;
+    let from = from + round * per_round;
+    let (times, _, elapsed) = closed_loop(CLIENTS, per_round, |j| {
         let body = data::lead((from + j) as u64, owners);
         let created = app.post_lead(key, &body).expect(201);
         assert_eq!(created["merged"], false, "{created}");
         Vec::<()>::new()
     });
-    write_row(
-        format!("write/single create ({CLIENTS} clients)"),
-        times,
-        format!(
-            "{} creates/s",
-            thousands((CREATES as f64 / elapsed.as_secs_f64()) as u64)
-        ),
-    )
+    into.times.extend(times);
+    into.elapsed += elapsed;
+    into.done += per_round;
 }
 
 /// One PATCH per pending lead, from [`CLIENTS`] concurrent clients.
-pub fn patch_statuses(app: &TestApp, key: &Key, pending: &[Pending]) -> Row {
+pub fn patch_statuses(app: &Client, key: &Key, pending: &[Pending]) -> Row {
     let (times, _, elapsed) = closed_loop(CLIENTS, pending.len(), |j| {
         let lead = &pending[j];
         app.patch_lead(key, &lead.id, &json!({ "status": lead.status }))

@@ -6,16 +6,19 @@
 //! BENCH_LEADS=20000 cargo bench --bench leads    # a smaller tenant
 //! BENCH_SAMPLES=100 cargo bench --bench leads    # repetitions of each filter/search row (50)
 //! BENCH_ONLY=search cargo bench --bench leads    # only the pull rows whose name contains it
+//! LEADBASE_BASELINE_BIN=/path/to/older/leadbase cargo bench --bench leads   # writes compared
 //! ```
 //!
-//! The server runs in this process ([`common::start`]: default workers, one per CPU, limits out
-//! of reach) on a temporary data file; its clients share the machine.
+//! The server is the release binary as a child process (`leadbase serve`: default workers, one
+//! per CPU, limits out of reach) on a temporary data file; its clients share the machine.
 //!
 //! Writes, in this order: a bulk import of `BENCH_LEADS` leads (500 rows a request, 4 clients);
 //! 20,000 single creates from 64 concurrent clients (the figure the issue's create target
 //! compares against a build without the indexes); a PATCH from 64 clients for each imported
 //! lead whose status is not `active` (a fifth of them); the data file's size after the import
-//! and after every write.
+//! and after every write. With `LEADBASE_BASELINE_BIN` the same writes also go to that binary
+//! (both servers run side by side), the single creates in rounds that alternate between the
+//! two, so that drift of the machine falls on both alike.
 //!
 //! Then the pull rows, one request at a time, each after one unmeasured warm-up request: a page
 //! of 20 with its exact `total`, query values drawn from a seeded stream (statuses, stages,
@@ -33,11 +36,18 @@ mod common;
 mod data;
 mod load;
 mod queries;
+// Shared with the webhook benchmarks, which use all of it.
+#[allow(dead_code)]
+#[path = "../webhooks/server.rs"]
+mod server;
 mod table;
 
 use std::time::Instant;
 
 use serde_json::json;
+use testkit::{Client, Key};
+
+use crate::server::Server;
 
 use crate::table::{Row, Target, thousands};
 
@@ -74,8 +84,8 @@ fn machine() -> String {
     )
 }
 
-fn file_row(name: &str, app: &testkit::TestApp) -> (Row, f64) {
-    let mib = std::fs::metadata(app.data_file()).map_or(0, |m| m.len()) as f64 / 1048576.0;
+fn file_row(name: &str, server: &Server) -> (Row, f64) {
+    let mib = server.data_file_bytes() as f64 / 1048576.0;
     let row = Row {
         name: name.into(),
         requests: 0,
@@ -85,6 +95,57 @@ fn file_row(name: &str, app: &testkit::TestApp) -> (Row, f64) {
         target: Target::Report,
     };
     (row, mib)
+}
+
+/// Limits out of reach; the rest is the embedded default (workers one per CPU, cache 64 MiB).
+fn sets() -> Vec<String> {
+    [
+        "limits.per_minute=2147483647",
+        "limits.per_hour=2147483647",
+        "limits.bulk_per_minute=2147483647",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+/// A server with the bench tenant and its owners.
+struct Loaded {
+    name: &'static str,
+    server: Server,
+    client: Client,
+    key: Key,
+    owners: Vec<String>,
+}
+
+impl Loaded {
+    fn start(name: &'static str, bin: &str) -> Loaded {
+        let server = Server::start(bin, &sets());
+        let client = server.client.clone().with_agent(common::agent());
+        let key = client.tenant_with_key("Bench");
+        let owners = (0..data::OWNERS)
+            .map(|o| {
+                let body = json!({ "name": format!("Agent {o}"), "role_name": "sales" });
+                client.post_owner(&key.tenant, &body).expect(201)["owner"]["id"]
+                    .as_str()
+                    .expect("owner id")
+                    .to_string()
+            })
+            .collect();
+        Loaded {
+            name,
+            server,
+            client,
+            key,
+            owners,
+        }
+    }
+
+    fn label(&self, row: Row) -> Row {
+        Row {
+            name: row.name.replacen("write/", &format!("{}/", self.name), 1),
+            ..row
+        }
+    }
 }
 
 fn main() {
@@ -99,8 +160,10 @@ fn main() {
         .filter(|&i| data::status(i) != "active")
         .count();
 
-    let app = common::start(|_| {});
-    let key = app.tenant_with_key("Bench");
+    let current = Loaded::start("write", &server::binary());
+    let baseline = std::env::var("LEADBASE_BASELINE_BIN")
+        .ok()
+        .map(|bin| Loaded::start("baseline", &bin));
     println!("leadbase leads benchmark (issue 13)");
     println!("machine: {}", machine());
     println!(
@@ -112,10 +175,15 @@ fn main() {
     );
     println!("data: {}", data::describe());
     println!(
-        "server: in this process, server.workers {} (0 = one per CPU), storage.cache_mb {}, data file {}",
-        app.config.server.workers,
-        app.config.storage.cache_mb,
-        app.data_file().display()
+        "server: {} as a child process, the embedded defaults (workers one per CPU, storage.cache_mb 64) with limits out of reach{}",
+        server::binary(),
+        baseline
+            .as_ref()
+            .map(|_| format!(
+                "; baseline rows: the same writes on {}, its single creates in rounds alternating with this build's",
+                std::env::var("LEADBASE_BASELINE_BIN").unwrap_or_default()
+            ))
+            .unwrap_or_default()
     );
     println!(
         "pull: one client, a page of 20 with exact total, {samples} requests a filter/search row, {} a page row, after one warm-up{}",
@@ -126,38 +194,50 @@ fn main() {
     );
     println!();
 
-    let owners: Vec<String> = (0..data::OWNERS)
-        .map(|o| {
-            let body = json!({ "name": format!("Agent {o}"), "role_name": "sales" });
-            app.post_owner(&key.tenant, &body).expect(201)["owner"]["id"]
-                .as_str()
-                .expect("owner id")
-                .to_string()
-        })
-        .collect();
-
+    let servers: Vec<&Loaded> = baseline.iter().chain([&current]).collect();
     let mut rows = Vec::new();
-    eprintln!("bulk import of {bulk} leads...");
-    let (row, pending) = load::bulk_import(&app, &key, bulk, &owners);
-    rows.push(row);
-    rows.push(file_row("file/data file after the bulk import", &app).0);
-    eprintln!("{} single creates...", load::CREATES);
-    let creates = load::single_creates(&app, &key, bulk, &owners);
-    let create_figure = format!(
-        "{} (latency p50 {} ms, p99 {} ms)",
-        creates.figure,
-        creates.p50.map_or("-".into(), table::ms),
-        creates.p99.map_or("-".into(), table::ms)
-    );
-    rows.push(creates);
-    eprintln!("{} status PATCHes...", pending.len());
-    rows.push(load::patch_statuses(&app, &key, &pending));
-    let (row, mib) = file_row("file/data file after every write", &app);
-    rows.push(row);
+    let mut pending = Vec::new();
+    for s in &servers {
+        eprintln!("{}: bulk import of {bulk} leads...", s.name);
+        let (row, p) = load::bulk_import(&s.client, &s.key, bulk, &s.owners);
+        rows.push(s.label(row));
+        rows.push(
+            file_row(
+                &format!("file/{} data file after the bulk import", s.name),
+                &s.server,
+            )
+            .0,
+        );
+        pending.push(p);
+    }
+    eprintln!("{} single creates on each, in rounds...", load::CREATES);
+    let mut creates: Vec<load::Creates> =
+        servers.iter().map(|_| load::Creates::default()).collect();
+    for round in 0..load::CREATE_ROUNDS {
+        for (s, done) in servers.iter().zip(creates.iter_mut()) {
+            load::single_creates(&s.client, &s.key, bulk, &s.owners, round, done);
+        }
+    }
+    let mut rates = Vec::new();
+    for (s, done) in servers.iter().zip(creates) {
+        rates.push(done.rate());
+        rows.push(s.label(done.row()));
+    }
+    let mut mibs = Vec::new();
+    for (s, p) in servers.iter().zip(&pending) {
+        eprintln!("{}: {} status PATCHes...", s.name, p.len());
+        rows.push(s.label(load::patch_statuses(&s.client, &s.key, p)));
+        let (row, mib) = file_row(
+            &format!("file/{} data file after every write", s.name),
+            &s.server,
+        );
+        rows.push(row);
+        mibs.push(mib);
+    }
     let loaded = started.elapsed();
-
+    let (app, key) = (&current.client, &current.key);
     eprintln!("reading bounds and cursors back...");
-    let cx = queries::Context::read(&app, &key, leads as u64);
+    let cx = queries::Context::read(app, key, leads as u64);
     let scenarios = queries::scenarios(&cx, samples);
     let chosen: Vec<_> = scenarios
         .iter()
@@ -165,7 +245,7 @@ fn main() {
         .collect();
     for (n, scenario) in chosen.iter().enumerate() {
         eprintln!("[{}/{}] {}...", n + 1, chosen.len(), scenario.name);
-        rows.push(scenario.run(&app, &key, 1 + n as u64, leads as u64));
+        rows.push(scenario.run(app, key, 1 + n as u64, leads as u64));
     }
 
     table::print(&rows);
@@ -175,8 +255,9 @@ fn main() {
         data::OWNERS
     );
     println!(
-        "process RSS (server + clients) at the end: {:.0} MiB",
-        common::rss_mib()
+        "server RSS at the end: {:.0} MiB (peak {:.0} MiB)",
+        current.server.rss_mib(),
+        current.server.peak_rss_mib()
     );
     println!();
     println!(
@@ -184,13 +265,38 @@ fn main() {
         thousands(leads as u64)
     );
     table::print_targets(&rows);
-    println!(
-        "  single-create throughput at {} clients: {create_figure}; target: at most 20 % below the same bench on a build without the new indexes",
-        load::CLIENTS
-    );
-    println!(
-        "  data file after every write: {mib:.1} MiB; target: under 2x the file of a build without the new indexes"
-    );
+    let rate = rates.last().copied().unwrap_or(0.0);
+    match rates.len() {
+        2 => {
+            let drop = (rates[0] - rate) / rates[0] * 100.0;
+            println!(
+                "  single-create throughput at {} clients: {} creates/s against {} on the baseline: {drop:.1} % lower; target at most 20 %: {}",
+                load::CLIENTS,
+                thousands(rate as u64),
+                thousands(rates[0] as u64),
+                if drop <= 20.0 { "held" } else { "MISSED" }
+            );
+            let ratio = mibs[1] / mibs[0];
+            println!(
+                "  data file after every write: {:.1} MiB against {:.1} MiB on the baseline: {ratio:.2}x, {:+.1} MiB; target under 2x: {}",
+                mibs[1],
+                mibs[0],
+                mibs[1] - mibs[0],
+                if ratio < 2.0 { "held" } else { "MISSED" }
+            );
+        }
+        _ => {
+            println!(
+                "  single-create throughput at {} clients: {} creates/s; set LEADBASE_BASELINE_BIN (a build without the indexes) to compare",
+                load::CLIENTS,
+                thousands(rate as u64)
+            );
+            println!(
+                "  data file after every write: {:.1} MiB; set LEADBASE_BASELINE_BIN to compare",
+                mibs.last().copied().unwrap_or(0.0)
+            );
+        }
+    }
     println!();
     println!(
         "duration: {:.0} s (loading {:.0} s, pull rows {:.0} s)",

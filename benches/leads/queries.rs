@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use testkit::{Key, TestApp};
+use testkit::{Client, Key};
 
 use crate::common;
 use crate::data::{self, Rng};
@@ -38,7 +38,7 @@ pub struct Context {
 
 impl Context {
     /// Reads the bounds and cursors back from the server (offset paging, once each).
-    pub fn read(app: &TestApp, key: &Key, leads: u64) -> Context {
+    pub fn read(app: &Client, key: &Key, leads: u64) -> Context {
         let total = app.lead_total(key);
         assert_eq!(total, leads, "the tenant holds every generated lead");
         let stages = app.list_stages(&key.tenant).expect(200)["stages"]
@@ -294,7 +294,7 @@ pub fn scenarios<'a>(cx: &'a Context, samples: usize) -> Vec<Scenario<'a>> {
 
 impl Scenario<'_> {
     /// One request to warm up, then `samples` timed ones, each a fresh query from the stream.
-    pub fn run(&self, app: &TestApp, key: &Key, seed: u64, tenant: u64) -> Row {
+    pub fn run(&self, app: &Client, key: &Key, seed: u64, tenant: u64) -> Row {
         let mut rng = Rng::new(seed);
         app.list_leads(key, &(self.query)(&mut rng)).expect(200);
         let mut times: Vec<Duration> = Vec::with_capacity(self.samples);

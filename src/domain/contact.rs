@@ -295,22 +295,64 @@ impl SearchQuery {
     /// Whether a lead with these (possibly absent) fields matches. `phone`
     /// may be in any format; only its digits are compared.
     pub fn matches(&self, name: Option<&str>, email: Option<&str>, phone: Option<&str>) -> bool {
+        self.text.is_empty() || self.matches_fields(&SearchFields::of(name, email, phone).as_ref())
+    }
+
+    /// The same test on fields already in the form search compares (an index keeps them so).
+    pub fn matches_fields(&self, fields: &SearchFieldsRef<'_>) -> bool {
         self.text.is_empty()
-            || self.matches_text(name)
-            || self.matches_text(email)
-            || self.matches_phone(phone)
+            || fields.name.contains(&self.text)
+            || fields.email.contains(&self.text)
+            || self
+                .digits
+                .as_ref()
+                .is_some_and(|digits| fields.digits.contains(digits.as_str()))
     }
 
-    fn matches_text(&self, field: Option<&str>) -> bool {
-        field.is_some_and(|value| value.to_lowercase().contains(&self.text))
+    /// The trimmed, lower-cased query; empty means every lead matches.
+    pub fn text(&self) -> &str {
+        &self.text
     }
 
-    fn matches_phone(&self, phone: Option<&str>) -> bool {
-        match (&self.digits, phone) {
-            (Some(query), Some(phone)) => ascii_digits(phone).contains(query.as_str()),
-            _ => false,
+    /// The query's digits, when there are at least three (then phones are searched too).
+    pub fn digits(&self) -> Option<&str> {
+        self.digits.as_deref()
+    }
+}
+
+/// A lead's contact fields as search compares them: the lower-cased name and e-mail and the
+/// phone's digits, each empty when absent (no non-empty query is a substring of "").
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SearchFields {
+    pub name: String,
+    pub email: String,
+    pub digits: String,
+}
+
+impl SearchFields {
+    pub fn of(name: Option<&str>, email: Option<&str>, phone: Option<&str>) -> SearchFields {
+        SearchFields {
+            name: name.map(str::to_lowercase).unwrap_or_default(),
+            email: email.map(str::to_lowercase).unwrap_or_default(),
+            digits: phone.map(ascii_digits).unwrap_or_default(),
         }
     }
+
+    pub fn as_ref(&self) -> SearchFieldsRef<'_> {
+        SearchFieldsRef {
+            name: &self.name,
+            email: &self.email,
+            digits: &self.digits,
+        }
+    }
+}
+
+/// [`SearchFields`] borrowed, e.g. from an index block.
+#[derive(Debug, Clone, Copy)]
+pub struct SearchFieldsRef<'a> {
+    pub name: &'a str,
+    pub email: &'a str,
+    pub digits: &'a str,
 }
 
 #[cfg(test)]

@@ -1,9 +1,13 @@
 //! Listing leads: filters, sort, keyset cursors and `total`.
 //!
-//! Two plans. With no filter beyond a `*_since` bound on the sort column, the page is a range
-//! scan of the `(tenant, sort value, id)` index starting right after the cursor: the cost is the
-//! page, not the tenant. Any other filter needs the lead records, so the tenant's leads are read
-//! once, in key order, counting matches and keeping only the best `offset + limit + 1` sort keys.
+//! The filters become one set of the tenant's lead ordinals (`lead_index`): the status, stage
+//! and `lead_line` sets intersected (each read only where the previous ones left members), then
+//! the `*_since` bounds and the search. `total` is the set's size. The page then comes one of
+//! two ways: walking the sort index from the cursor and keeping the entries in the set (the
+//! cost is the page divided by the set's share of the tenant), or, for a small set (or a walk
+//! that runs long because the matches sit at the far end of the order), reading the sort
+//! values of the set's members and keeping the best `offset + limit + 1`. With no filter at
+//! all the walk keeps every entry and the count is kept per tenant.
 
 use std::collections::BinaryHeap;
 use std::ops::Bound;
@@ -12,6 +16,7 @@ use redb::ReadTransaction;
 
 use super::catalog::{Catalog, load_catalog};
 use super::codec::decode;
+use super::lead_index::{Column, ROW_COST, Row, Set, TenantIndex, term};
 use super::lead_record::{LeadView, lead_key};
 use super::tables::*;
 use super::{Store, StoreError};
@@ -76,6 +81,17 @@ fn sort_value(lead: &Lead, sort_by: SortBy) -> Option<i64> {
     }
 }
 
+fn row_value(row: &Row, sort_by: SortBy) -> Option<i64> {
+    match sort_by {
+        SortBy::CreatedAt => Some(row.created_at),
+        SortBy::UpdatedAt => Some(row.updated_at),
+        SortBy::LastInteractionAt => row.last_interaction_at,
+    }
+}
+
+/// Index entries a walk reads at least before it may give up for reading the set's members.
+const WALK_BUDGET: u64 = 50_000;
+
 struct Filter<'a> {
     query: &'a LeadQuery,
     stage: Option<StageId>,
@@ -90,6 +106,10 @@ impl<'a> Filter<'a> {
             Some(StageFilter::Slug(slug)) => Some(catalog.stage_by_slug(slug)?.id),
         };
         Ok(Filter { query, stage })
+    }
+
+    fn search(&self) -> Option<&SearchQuery> {
+        self.query.search.as_ref().filter(|s| !s.text().is_empty())
     }
 
     fn matches(&self, lead: &Lead) -> bool {
@@ -112,18 +132,59 @@ impl<'a> Filter<'a> {
             })
     }
 
-    /// Whether the sort index alone can answer: only a `*_since` bound on the sort column.
-    fn index_only(&self) -> Option<Option<Timestamp>> {
+    /// The ordinals of every matching lead; None when the query filters nothing.
+    fn matching(&self, ix: &TenantIndex<'_, ReadTransaction>) -> Result<Option<Set>, StoreError> {
         let q = self.query;
-        let plain = q.status.is_none()
-            && self.stage.is_none()
-            && q.lead_line.is_none()
-            && q.search.is_none();
-        match q.sort_by {
-            SortBy::CreatedAt if plain && q.updated_since.is_none() => Some(q.created_since),
-            SortBy::UpdatedAt if plain && q.created_since.is_none() => Some(q.updated_since),
-            _ => None,
+        let terms: Vec<Vec<u8>> = [
+            q.status.map(term::status),
+            self.stage.map(term::stage),
+            q.lead_line.map(|l| term::lead_line(l.as_str())),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        let mut set: Option<Set> = None;
+        for t in &terms {
+            set = Some(ix.term(t, set.as_ref())?);
         }
+        if let Some(since) = q.created_since {
+            let bound = match ix.created_since(since)? {
+                Some(range) => range,
+                None => ix.since(Column::Created, since, set.as_ref())?,
+            };
+            set = Some(intersect(set, bound));
+        }
+        if let Some(since) = q.updated_since {
+            let bound = ix.since(Column::Updated, since, set.as_ref())?;
+            set = Some(intersect(set, bound));
+        }
+        if let Some(search) = self.search() {
+            let within = match set {
+                Some(s) => s,
+                None => ix.all()?,
+            };
+            set = Some(ix.search(search, within)?);
+        }
+        Ok(set)
+    }
+
+    /// The `*_since` bound on the sort column, where a walk of that column starts.
+    fn sort_bound(&self) -> Option<Timestamp> {
+        match self.query.sort_by {
+            SortBy::CreatedAt => self.query.created_since,
+            SortBy::UpdatedAt => self.query.updated_since,
+            SortBy::LastInteractionAt => None,
+        }
+    }
+}
+
+fn intersect(set: Option<Set>, with: Set) -> Set {
+    match set {
+        Some(mut s) => {
+            s.and(&with);
+            s
+        }
+        None => with,
     }
 }
 
@@ -178,11 +239,31 @@ impl Store {
         self.read(|txn| {
             let catalog = load_catalog(txn, tenant)?;
             let filter = Filter::new(query, &catalog)?;
-            let (leads, total) = match filter.index_only() {
-                Some(since) => index_page(txn, tenant, query, since)?,
-                None => scan_page(txn, tenant, &filter)?,
+            let ix = TenantIndex::open(txn, tenant)?;
+            let tenant_size = txn
+                .open_table(LEAD_COUNTS)?
+                .get(tenant.bytes().as_slice())?
+                .map_or(0, |v| v.value());
+            let (ids, total) = match filter.matching(&ix)? {
+                None if query.sort_by != SortBy::LastInteractionAt => {
+                    let ids = walk(txn, tenant, query, None, None, u64::MAX)?
+                        .expect("an unbounded walk finishes");
+                    (ids, tenant_size)
+                }
+                None => (fetch(&ix, query, &ix.all()?)?, tenant_size),
+                Some(set) => {
+                    let total = set.len();
+                    let ids = page(txn, &ix, &filter, &set, tenant_size)?;
+                    (ids, total)
+                }
             };
-            let mut leads = leads;
+            let leads_table = txn.open_table(LEADS)?;
+            let mut leads = Vec::with_capacity(ids.len());
+            for id in ids {
+                if let Some(v) = leads_table.get(lead_key(tenant, id).as_slice())? {
+                    leads.push(decode::<Lead>(v.value())?);
+                }
+            }
             let more = leads.len() > query.limit;
             leads.truncate(query.limit);
             let next_cursor = match (more, leads.last()) {
@@ -207,13 +288,53 @@ impl Store {
     }
 }
 
-/// The page (`limit + 1` leads after `offset`) in order from the sort index, and the number matching.
-fn index_page(
+/// The ids of the page (`offset` skipped, then `limit + 1`) among `set`, in order.
+fn page(
+    txn: &ReadTransaction,
+    ix: &TenantIndex<'_, ReadTransaction>,
+    filter: &Filter<'_>,
+    set: &Set,
+    tenant_size: u64,
+) -> Result<Vec<LeadId>, StoreError> {
+    let query = filter.query;
+    let matching = set.len();
+    if matching == 0 {
+        return Ok(Vec::new());
+    }
+    if query.sort_by == SortBy::LastInteractionAt {
+        return fetch(ix, query, set);
+    }
+    let wanted = query.offset.saturating_add(query.limit + 1) as u64;
+    // Entries a walk is expected to read if the matches are spread evenly.
+    let walk_estimate = wanted.saturating_mul(tenant_size.max(matching)) / matching;
+    if matching.saturating_mul(ROW_COST) < walk_estimate {
+        return fetch(ix, query, set);
+    }
+    let budget = walk_estimate.saturating_mul(4).max(WALK_BUDGET);
+    match walk(
+        txn,
+        ix.tenant(),
+        query,
+        Some(set),
+        filter.sort_bound(),
+        budget,
+    )? {
+        Some(ids) => Ok(ids),
+        None => fetch(ix, query, set),
+    }
+}
+
+/// Walks the sort index from the cursor (never before the `*_since` bound on the sort column)
+/// keeping the entries in `set` (all when None): the page's ids, or None when `budget` entries
+/// were read first.
+fn walk(
     txn: &ReadTransaction,
     tenant: TenantId,
     query: &LeadQuery,
+    set: Option<&Set>,
     since: Option<Timestamp>,
-) -> Result<(Vec<Lead>, u64), StoreError> {
+    budget: u64,
+) -> Result<Option<Vec<LeadId>>, StoreError> {
     let index = txn.open_table(match query.sort_by {
         SortBy::CreatedAt => LEADS_BY_CREATED,
         _ => LEADS_BY_UPDATED,
@@ -221,13 +342,6 @@ fn index_page(
     let prefix = tenant.bytes();
     let lower = key(&[&prefix, &i64_key(since.map_or(i64::MIN, Timestamp::ms))]);
     let upper = prefix_end(&prefix).unwrap_or_else(|| vec![0xff; 41]);
-    let total = match since {
-        None => txn
-            .open_table(LEAD_COUNTS)?
-            .get(prefix.as_slice())?
-            .map_or(0, |v| v.value()),
-        Some(_) => index.range(lower.as_slice()..upper.as_slice())?.count() as u64,
-    };
     let after = query
         .cursor
         .as_ref()
@@ -249,88 +363,73 @@ fn index_page(
         ),
     };
     let range = index.range::<&[u8]>((start, end))?;
-    let keys: Vec<Vec<u8>> = match query.sort_dir {
-        SortDir::Asc => page_keys(range, query)?,
-        SortDir::Desc => page_keys(range.rev(), query)?,
+    let entries: Box<dyn Iterator<Item = _>> = match query.sort_dir {
+        SortDir::Asc => Box::new(range),
+        SortDir::Desc => Box::new(range.rev()),
     };
-    let leads_table = txn.open_table(LEADS)?;
-    let mut leads = Vec::with_capacity(keys.len());
-    for k in &keys {
-        let id = LeadId::from_bytes(
-            id_at(k, 24).ok_or_else(|| StoreError::Corrupt("short index key".into()))?,
-        );
-        if let Some(v) = leads_table.get(lead_key(tenant, id).as_slice())? {
-            leads.push(decode(v.value())?);
+    let (mut skip, take) = (query.offset, query.limit + 1);
+    let mut ids = Vec::with_capacity(take);
+    let mut read = 0u64;
+    for entry in entries {
+        let (k, ordinal) = entry?;
+        read += 1;
+        if read > budget {
+            return Ok(None);
+        }
+        if set.is_some_and(|s| !s.contains(ordinal.value())) {
+            continue;
+        }
+        if skip > 0 {
+            skip -= 1;
+            continue;
+        }
+        let id =
+            id_at(k.value(), 24).ok_or_else(|| StoreError::Corrupt("short index key".into()))?;
+        ids.push(LeadId::from_bytes(id));
+        if ids.len() == take {
+            break;
         }
     }
-    Ok((leads, total))
+    Ok(Some(ids))
 }
 
-/// The index keys of the page: `offset` skipped, then `limit + 1`.
-fn page_keys<'a>(
-    entries: impl Iterator<
-        Item = Result<
-            (
-                redb::AccessGuard<'a, &'static [u8]>,
-                redb::AccessGuard<'a, ()>,
-            ),
-            redb::StorageError,
-        >,
-    >,
+/// The page's ids from the sort values of `set`'s members: keeps the best `offset + limit + 1`
+/// positions after the cursor.
+fn fetch(
+    ix: &TenantIndex<'_, ReadTransaction>,
     query: &LeadQuery,
-) -> Result<Vec<Vec<u8>>, StoreError> {
-    entries
-        .skip(query.offset)
-        .take(query.limit + 1)
-        .map(|entry| Ok(entry?.0.value().to_vec()))
-        .collect()
-}
-
-/// One pass over the tenant's leads: counts matches, keeps the best positions after the cursor.
-fn scan_page(
-    txn: &ReadTransaction,
-    tenant: TenantId,
-    filter: &Filter<'_>,
-) -> Result<(Vec<Lead>, u64), StoreError> {
-    let query = filter.query;
+    set: &Set,
+) -> Result<Vec<LeadId>, StoreError> {
     // An offset beyond the matches only makes the heap hold every match: never more.
     let wanted = query.offset.saturating_add(query.limit + 1);
     let after = query.cursor.as_ref().map(|c| {
         let value = (c.last_value_ms != NULL_VALUE).then_some(c.last_value_ms);
         Position::new(value, LeadId::from_uuid(c.last_id), query.sort_dir)
     });
-    let table = txn.open_table(LEADS)?;
-    let prefix = tenant.bytes();
-    let mut total = 0u64;
     let mut best: BinaryHeap<(Position, [u8; 16])> =
         BinaryHeap::with_capacity(wanted.min(4096) + 1);
-    for entry in prefixed(&table, &prefix)? {
-        let lead: Lead = decode(entry?.1.value())?;
-        if !filter.matches(&lead) {
-            continue;
-        }
-        total += 1;
-        let position = Position::new(sort_value(&lead, query.sort_by), lead.id, query.sort_dir);
+    ix.rows(set, |_, row| {
+        let position = Position::new(row_value(&row, query.sort_by), row.id, query.sort_dir);
         if after.is_some_and(|a| position <= a) {
-            continue;
+            return;
         }
-        best.push((position, lead.id.bytes()));
+        best.push((position, row.id.bytes()));
         if best.len() > wanted {
             best.pop();
         }
-    }
-    let ordered = best.into_sorted_vec();
-    let mut leads = Vec::with_capacity(ordered.len());
-    for (_, id) in ordered.into_iter().skip(query.offset) {
-        if let Some(v) = table.get(lead_key(tenant, LeadId::from_bytes(id)).as_slice())? {
-            leads.push(decode(v.value())?);
-        }
-    }
-    Ok((leads, total))
+    })?;
+    Ok(best
+        .into_sorted_vec()
+        .into_iter()
+        .skip(query.offset)
+        .map(|(_, id)| LeadId::from_bytes(id))
+        .collect())
 }
 
 #[cfg(test)]
 mod tests {
+    use redb::ReadableTable;
+
     use super::*;
     use crate::domain::contact::Email;
     use crate::domain::interaction::{InteractionInput, InteractionType};
@@ -571,6 +670,248 @@ mod tests {
             "rows before created_since came back"
         );
         assert_eq!(page.leads.len() as u64, page.total);
+        store.shutdown();
+    }
+
+    /// Words that share trigrams ("an", "ana", "nan"), mixed case, and non-ASCII letters.
+    const WORDS: [&str; 12] = [
+        "Ana", "Nana", "Banana", "Élodie", "ZOË", "li", "Lin", "Anneli", "kaloran", "Ørsted", "da",
+        "Dana",
+    ];
+
+    /// `n` random leads through bulk imports (ties in created_at within each), then PATCHes
+    /// of status, stage, name, e-mail and phone, deletions and interactions.
+    fn index_leads(store: &Store, tenant: TenantId, rng: &mut Rng, n: usize) -> Vec<LeadId> {
+        use crate::domain::contact::Phone;
+        use crate::store::leads::{BulkMode, Emit, OnDuplicate};
+        let stages = ["new", "contacted", "qualified", "won", "lost"];
+        let word = |rng: &mut Rng| WORDS[rng.below(WORDS.len() as u64) as usize];
+        let mut ids = Vec::new();
+        for batch in 0..n.div_ceil(500) {
+            store.clock().advance(1 + rng.below(5) as u32);
+            let rows = (0..500.min(n - batch * 500))
+                .map(|i| {
+                    let i = batch * 500 + i;
+                    let mut input = LeadInput {
+                        contact_name: (rng.below(5) > 0)
+                            .then(|| format!("{} {}", word(rng), word(rng))),
+                        contact_email: (rng.below(4) > 0).then(|| {
+                            let domain = ["banana", "nana-co", "lin"][rng.below(3) as usize];
+                            Email::parse(&format!("{}.{i}@{domain}.com", word(rng))).unwrap()
+                        }),
+                        contact_phone: (rng.below(3) > 0).then(|| {
+                            Phone::parse(&format!("(206) 55{:05}", rng.below(100_000)), "1")
+                                .unwrap()
+                        }),
+                        stage_slug: Some(stages[rng.below(5) as usize].into()),
+                        ..LeadInput::default()
+                    };
+                    if input.contact_email.is_none() && input.contact_phone.is_none() {
+                        input.contact_email = Some(Email::parse(&format!("x{i}@y.org")).unwrap());
+                    }
+                    match rng.below(3) {
+                        0 => {}
+                        k => {
+                            let line = if k == 1 { "buyer" } else { "seller" };
+                            input.custom_fields.insert("lead_line".into(), line.into());
+                        }
+                    }
+                    Ok(input)
+                })
+                .collect();
+            let mode = BulkMode {
+                on_duplicate: OnDuplicate::Update,
+                dry_run: false,
+                emit: Emit::Nothing,
+            };
+            let outcome = store
+                .bulk_import(tenant, rows, mode, None, |r| StoredResponse {
+                    status: 200,
+                    body: r
+                        .unwrap()
+                        .iter()
+                        .filter_map(|row| row.lead_id.map(|id| id.to_string()))
+                        .collect::<Vec<_>>()
+                        .join(","),
+                    ..StoredResponse::default()
+                })
+                .unwrap();
+            let Outcome::Fresh(r) = outcome else {
+                panic!("a fresh import")
+            };
+            for id in r.body.split(',') {
+                let id = LeadId::parse(id).unwrap();
+                if !ids.contains(&id) {
+                    ids.push(id);
+                }
+            }
+        }
+        for _ in 0..n / 5 {
+            store.clock().advance(rng.below(3) as u32);
+            let id = ids[rng.below(ids.len() as u64) as usize];
+            let mut patch = LeadPatch::default();
+            match rng.below(5) {
+                0 => patch.contact_name = Some(Some(format!("{} {}", word(rng), word(rng)))),
+                1 => patch.contact_phone = Some(None),
+                2 => patch.stage_slug = Some(stages[rng.below(5) as usize].into()),
+                3 => {
+                    let line = ["buyer", "seller"][rng.below(2) as usize];
+                    patch.custom_fields.insert("lead_line".into(), line.into());
+                }
+                _ => {}
+            }
+            patch.status = Some(LeadStatus::ALL[rng.below(5) as usize]);
+            // A patch that would leave no contact is refused; that is fine here.
+            let _ = store.patch_lead(tenant, id, patch, None, None, |_| StoredResponse::default());
+        }
+        for _ in 0..n / 20 {
+            let id = ids.swap_remove(rng.below(ids.len() as u64) as usize);
+            store
+                .delete_lead(tenant, id, None, None, |_| StoredResponse::default())
+                .unwrap();
+        }
+        for _ in 0..n / 10 {
+            let id = ids[rng.below(ids.len() as u64) as usize];
+            let input = InteractionInput {
+                kind: InteractionType::Note,
+                direction: None,
+                occurred_at: Some(store.now().plus_ms(-(rng.below(50) as i64) * 1000)),
+                summary: None,
+                body: None,
+                duration_seconds: None,
+            };
+            store
+                .add_interaction(tenant, id, input, None, |_| StoredResponse::default())
+                .unwrap();
+        }
+        ids
+    }
+
+    /// A search string: a piece of a lead's name, e-mail or phone (any case, 1 to 9
+    /// characters), or something no lead has.
+    fn random_search(leads: &[Lead], rng: &mut Rng) -> String {
+        let lead = &leads[rng.below(leads.len() as u64) as usize];
+        let source = match rng.below(4) {
+            0 => lead.contact_name.clone(),
+            1 => lead.contact_email.clone(),
+            2 => lead.contact_phone.clone(),
+            _ => Some("qqq zz".into()),
+        }
+        .unwrap_or_else(|| "an".into());
+        let chars: Vec<char> = source.chars().collect();
+        let len = 1 + rng.below(9.min(chars.len() as u64)) as usize;
+        let start = rng.below((chars.len() - len + 1) as u64) as usize;
+        let piece: String = chars[start..start + len].iter().collect();
+        if rng.below(2) == 0 {
+            piece.to_uppercase()
+        } else {
+            piece
+        }
+    }
+
+    #[test]
+    fn the_indexes_answer_exactly_what_reading_every_record_does() {
+        let (_dir, store, tenant) = store_with_tenant();
+        let mut rng = Rng(0x5eed_1dea_f00d_cafe);
+        let ids = index_leads(&store, tenant, &mut rng, 3_000);
+        let leads: Vec<Lead> = ids
+            .iter()
+            .map(|id| store.get_lead(tenant, *id).unwrap().unwrap().lead)
+            .collect();
+        let stages = store.list_stages(tenant).unwrap();
+        let catalog = store.read(|txn| load_catalog(txn, tenant)).unwrap();
+        for round in 0..300 {
+            let mut query = random_query(&leads, &mut rng);
+            if rng.below(2) == 0 {
+                query.stage = Some(match rng.below(2) {
+                    0 => StageFilter::Id(stages[rng.below(5) as usize].id),
+                    _ => StageFilter::Slug(stages[rng.below(5) as usize].slug.clone()),
+                });
+            }
+            if rng.below(3) == 0 {
+                query.lead_line = Some([LeadLine::Buyer, LeadLine::Seller][rng.below(2) as usize]);
+            }
+            if rng.below(2) == 0 {
+                query.search = Some(SearchQuery::new(&random_search(&leads, &mut rng)));
+            }
+            if rng.below(4) == 0 {
+                query.offset = rng.below(30) as usize;
+            }
+            query.limit = 10 + rng.below(90) as usize;
+            let filter = Filter::new(&query, &catalog).unwrap();
+            let mut want: Vec<&Lead> = leads.iter().filter(|l| filter.matches(l)).collect();
+            want.sort_by_key(|l| place(l, &query));
+            let want: Vec<LeadId> = want.iter().skip(query.offset).map(|l| l.id).collect();
+            let total = leads.iter().filter(|l| filter.matches(l)).count() as u64;
+            let mut got = Vec::new();
+            loop {
+                let page = store.list_leads(tenant, &query).unwrap();
+                assert_eq!(page.total, total, "round {round}: total of {query:?}");
+                got.extend(page.leads.iter().map(|v| v.lead.id));
+                match page.next_cursor {
+                    Some(cursor) => {
+                        query.cursor = Some(cursor);
+                        query.offset = 0;
+                    }
+                    None => break,
+                }
+                assert!(
+                    got.len() <= want.len(),
+                    "round {round}: too many rows, {query:?}"
+                );
+            }
+            assert_eq!(got, want, "round {round}: {query:?}");
+        }
+        store.shutdown();
+    }
+
+    #[test]
+    fn rebuilt_indexes_answer_as_the_ones_the_writes_kept() {
+        let (_dir, store, tenant) = store_with_tenant();
+        let mut rng = Rng(99);
+        let ids = index_leads(&store, tenant, &mut rng, 1_200);
+        let leads: Vec<Lead> = ids
+            .iter()
+            .map(|id| store.get_lead(tenant, *id).unwrap().unwrap().lead)
+            .collect();
+        let queries: Vec<LeadQuery> = (0..100)
+            .map(|_| LeadQuery {
+                search: (rng.below(2) == 0)
+                    .then(|| SearchQuery::new(&random_search(&leads, &mut rng))),
+                lead_line: (rng.below(3) == 0).then_some(LeadLine::Seller),
+                limit: 100,
+                ..random_query(&leads, &mut rng)
+            })
+            .collect();
+        let answers = |store: &Store| -> Vec<(u64, Vec<LeadId>)> {
+            queries
+                .iter()
+                .map(|q| {
+                    let page = store.list_leads(tenant, q).unwrap();
+                    (page.total, page.leads.iter().map(|v| v.lead.id).collect())
+                })
+                .collect()
+        };
+        let kept = answers(&store);
+        assert!(
+            kept.iter().any(|(total, _)| *total > 50),
+            "queries that find leads"
+        );
+        let terms_before = store
+            .read(|txn| Ok(txn.open_table(LEAD_TERMS)?.iter()?.count()))
+            .unwrap();
+        store
+            .write(|txn| {
+                let n = super::super::lead_index::rebuild(txn)?;
+                super::super::lead_index::flush(txn)?;
+                Ok(n)
+            })
+            .unwrap();
+        assert_eq!(answers(&store), kept);
+        let terms_after = store
+            .read(|txn| Ok(txn.open_table(LEAD_TERMS)?.iter()?.count()))
+            .unwrap();
+        assert!(terms_after > 0 && terms_after <= terms_before);
         store.shutdown();
     }
 

@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use super::StoreError;
 use super::catalog::{Catalog, Owner, Stage};
 use super::codec::{Record, encode};
+use super::lead_index::IndexTables;
 use super::tables::*;
 use crate::domain::catalog::LEAD_LINE;
 use crate::domain::ids::{LeadId, OwnerId, StageId, TenantId};
@@ -198,11 +199,12 @@ pub(crate) struct LeadTables<'txn> {
     leads: Table<'txn, &'static [u8], &'static [u8]>,
     by_email: Table<'txn, &'static [u8], &'static [u8]>,
     by_phone: Table<'txn, &'static [u8], ()>,
-    by_updated: Table<'txn, &'static [u8], ()>,
-    by_created: Table<'txn, &'static [u8], ()>,
+    by_updated: Table<'txn, &'static [u8], u32>,
+    by_created: Table<'txn, &'static [u8], u32>,
     by_stage: Table<'txn, &'static [u8], ()>,
     by_owner: Table<'txn, &'static [u8], ()>,
     counts: Table<'txn, &'static [u8], u64>,
+    index: IndexTables<'txn>,
 }
 
 impl<'txn> LeadTables<'txn> {
@@ -216,6 +218,7 @@ impl<'txn> LeadTables<'txn> {
             by_stage: txn.open_table(LEADS_BY_STAGE)?,
             by_owner: txn.open_table(LEADS_BY_OWNER)?,
             counts: txn.open_table(LEAD_COUNTS)?,
+            index: IndexTables::open(txn)?,
         })
     }
 
@@ -279,9 +282,23 @@ impl<'txn> LeadTables<'txn> {
         Ok(None)
     }
 
+    /// The ordinal of a stored lead (see `lead_index`), from its created-at index entry.
+    fn ordinal(&self, lead: &Lead) -> Result<u32, StoreError> {
+        let k = sort_key(lead.tenant_id, lead.created_at, lead.id);
+        match self.by_created.get(k.as_slice())? {
+            Some(v) => Ok(v.value()),
+            None => Err(StoreError::Corrupt(format!(
+                "lead {} is missing from the created-at index",
+                lead.id
+            ))),
+        }
+    }
+
     /// Removes `lead` and every index entry it has (spec §12.1).
     pub(crate) fn remove(&mut self, lead: &Lead) -> Result<(), StoreError> {
         let tenant = lead.tenant_id;
+        let ordinal = self.ordinal(lead)?;
+        self.index.remove(ordinal, lead)?;
         if let Some(email) = &lead.contact_email {
             let k = email_key(tenant, email);
             if Self::lookup(&self.by_email, &k)? == Some(lead.id) {
@@ -318,6 +335,11 @@ impl<'txn> LeadTables<'txn> {
         let id = lead.id.bytes();
         let old_phone = old.and_then(Lead::phone_last10);
         let new_phone = lead.phone_last10();
+        let ordinal = match old {
+            Some(old) => self.ordinal(old)?,
+            None => self.index.allocate(lead)?,
+        };
+        self.index.put(ordinal, old, lead)?;
         if let Some(old) = old {
             if old.contact_email != lead.contact_email
                 && let Some(email) = &old.contact_email
@@ -348,8 +370,10 @@ impl<'txn> LeadTables<'txn> {
                     .remove(ref_key(tenant, &owner.bytes(), lead.id).as_slice())?;
             }
         } else {
-            self.by_created
-                .insert(sort_key(tenant, lead.created_at, lead.id).as_slice(), ())?;
+            self.by_created.insert(
+                sort_key(tenant, lead.created_at, lead.id).as_slice(),
+                ordinal,
+            )?;
             let count = self
                 .counts
                 .get(tenant.bytes().as_slice())?
@@ -366,8 +390,10 @@ impl<'txn> LeadTables<'txn> {
             self.by_phone
                 .insert(phone_key(tenant, &last10, lead.id).as_slice(), ())?;
         }
-        self.by_updated
-            .insert(sort_key(tenant, lead.updated_at, lead.id).as_slice(), ())?;
+        self.by_updated.insert(
+            sort_key(tenant, lead.updated_at, lead.id).as_slice(),
+            ordinal,
+        )?;
         if old.is_none_or(|o| o.stage_id != lead.stage_id) {
             self.by_stage.insert(
                 ref_key(tenant, &lead.stage_id.bytes(), lead.id).as_slice(),

@@ -75,8 +75,6 @@ pub(super) fn prepare(db: &Database) -> Result<(), PrepareError> {
     for table in [
         API_KEYS_BY_TENANT,
         LEADS_BY_PHONE,
-        LEADS_BY_UPDATED,
-        LEADS_BY_CREATED,
         LEADS_BY_STAGE,
         LEADS_BY_OWNER,
         IDEMPOTENCY_BY_EXPIRY,
@@ -87,6 +85,12 @@ pub(super) fn prepare(db: &Database) -> Result<(), PrepareError> {
         txn.open_table(table).map_err(StoreError::from)?;
     }
     for table in [LEAD_COUNTS, EVENT_LOG_PRUNED] {
+        txn.open_table(table).map_err(StoreError::from)?;
+    }
+    for table in [LEADS_BY_UPDATED, LEADS_BY_CREATED] {
+        txn.open_table(table).map_err(StoreError::from)?;
+    }
+    for table in [LEAD_ORDINALS, LEAD_ROWS, LEAD_TEXT, LEAD_TERMS] {
         txn.open_table(table).map_err(StoreError::from)?;
     }
     txn.commit().map_err(StoreError::from)?;
@@ -111,6 +115,22 @@ fn migrate(txn: &WriteTransaction, found: u64) -> Result<(), StoreError> {
     if found < 6 {
         index_events_by_lead(txn)?;
     }
+    if found < 7 {
+        index_lead_ordinals(txn)?;
+    }
+    Ok(())
+}
+
+/// 6 → 7: every lead numbered within its tenant and indexed by filter value, search trigram
+/// and sort value (`lead_index`); the sort indexes now hold the numbers, under new names.
+fn index_lead_ordinals(txn: &WriteTransaction) -> Result<(), StoreError> {
+    txn.delete_table(LEADS_BY_UPDATED_V6)?;
+    txn.delete_table(LEADS_BY_CREATED_V6)?;
+    let leads = super::lead_index::rebuild(txn)?;
+    tracing::info!(
+        leads,
+        "migrated the data file to schema 7 (lead ordinals, filter and search indexes)"
+    );
     Ok(())
 }
 

@@ -16,6 +16,7 @@ pub mod event_log;
 mod file;
 pub mod idempotency;
 pub mod interactions;
+mod lead_index;
 pub mod lead_query;
 pub mod lead_record;
 pub mod leads;
@@ -48,7 +49,8 @@ use crate::domain::time::{Clock, Timestamp};
 /// 4: lead versions, events in format 2 (envelope members, delivery counts), the event log.
 /// 5: webhooks with filters, headers and their own limits; held deliveries.
 /// 6: every stored event of a lead indexed by lead, for erasure.
-pub const SCHEMA_VERSION: u64 = 6;
+/// 7: lead ordinals and the filter, search and sort indexes built on them (`lead_index`).
+pub const SCHEMA_VERSION: u64 = 7;
 
 /// Records pruned per call at most (finished deliveries, old event log entries): each batch is
 /// one short write, so pruning a backlog never holds the writer long.

@@ -35,10 +35,26 @@ pub const LEADS_BY_EMAIL: TableDefinition<&[u8], &[u8]> = TableDefinition::new("
 /// (tenant_id, last 10 phone digits, lead_id) -> (); several leads may share a phone, the
 /// oldest is the one a request merges into.
 pub const LEADS_BY_PHONE: TableDefinition<&[u8], ()> = TableDefinition::new("leads_by_phone");
-/// (tenant_id, updated_at, lead_id) -> ()
-pub const LEADS_BY_UPDATED: TableDefinition<&[u8], ()> = TableDefinition::new("leads_by_updated");
-/// (tenant_id, created_at, lead_id) -> ()
-pub const LEADS_BY_CREATED: TableDefinition<&[u8], ()> = TableDefinition::new("leads_by_created");
+/// Schema 1–6's sort indexes, (tenant_id, at, lead_id) -> (); replaced by the two below.
+pub const LEADS_BY_UPDATED_V6: TableDefinition<&[u8], ()> =
+    TableDefinition::new("leads_by_updated");
+pub const LEADS_BY_CREATED_V6: TableDefinition<&[u8], ()> =
+    TableDefinition::new("leads_by_created");
+/// (tenant_id, updated_at, lead_id) -> ordinal
+pub const LEADS_BY_UPDATED: TableDefinition<&[u8], u32> =
+    TableDefinition::new("leads_by_updated_at");
+/// (tenant_id, created_at, lead_id) -> ordinal: where a lead's ordinal is found.
+pub const LEADS_BY_CREATED: TableDefinition<&[u8], u32> =
+    TableDefinition::new("leads_by_created_at");
+/// tenant_id -> (next ordinal u32, newest created_at i64, ordinals in created order u8): each
+/// tenant's lead numbering (see `lead_index`).
+pub const LEAD_ORDINALS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("lead_ordinals");
+/// (tenant_id, ordinal) -> (lead_id, created_at, updated_at, last_interaction_at)
+pub const LEAD_ROWS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("lead_rows");
+/// (tenant_id, ordinal >> 6) -> the search text of 64 leads.
+pub const LEAD_TEXT: TableDefinition<&[u8], &[u8]> = TableDefinition::new("lead_text");
+/// (tenant_id, ordinal >> 12, term) -> the chunk's members under the term.
+pub const LEAD_TERMS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("lead_terms");
 /// (tenant_id, stage_id, lead_id) -> (): the leads at each stage.
 pub const LEADS_BY_STAGE: TableDefinition<&[u8], ()> = TableDefinition::new("leads_by_stage");
 /// (tenant_id, owner_id, lead_id) -> (): the leads assigned to each owner.

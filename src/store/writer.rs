@@ -269,6 +269,7 @@ fn run_and_roll_back(db: &Database, job: Job) -> Result<(), StoreError> {
         }
     };
     let ran = (job.run)(&txn);
+    super::lead_index::discard();
     let verdict = txn.abort().map_err(StoreError::from);
     (ran.finish)(verdict.clone());
     verdict
@@ -298,6 +299,13 @@ fn commit_batch(db: &Database, jobs: Vec<Job>) -> Result<(), StoreError> {
         }
         finishes.push(ran.finish);
     }
+    // The lead index changes the jobs noted are written once for the whole batch.
+    if poison.is_none()
+        && let Err(e) = super::lead_index::flush(&txn)
+    {
+        poison = Some(e);
+    }
+    super::lead_index::discard();
     let verdict = match poison {
         Some(e) => {
             let _ = txn.abort();

@@ -26,6 +26,7 @@ fn every_entry(path: &Path) -> Vec<(String, Vec<u8>)> {
         let bytes_bytes: TableDefinition<&[u8], &[u8]> = TableDefinition::new(&name);
         let bytes_unit: TableDefinition<&[u8], ()> = TableDefinition::new(&name);
         let bytes_u64: TableDefinition<&[u8], u64> = TableDefinition::new(&name);
+        let bytes_u32: TableDefinition<&[u8], u32> = TableDefinition::new(&name);
         let str_bytes: TableDefinition<&str, &[u8]> = TableDefinition::new(&name);
         let mut push = |k: &[u8], v: &[u8]| {
             let mut entry = k.to_vec();
@@ -42,6 +43,11 @@ fn every_entry(path: &Path) -> Vec<(String, Vec<u8>)> {
                 push(e.unwrap().0.value(), &[]);
             }
         } else if let Ok(t) = txn.open_table(bytes_u64) {
+            for e in t.iter().unwrap() {
+                let (k, v) = e.unwrap();
+                push(k.value(), &v.value().to_be_bytes());
+            }
+        } else if let Ok(t) = txn.open_table(bytes_u32) {
             for e in t.iter().unwrap() {
                 let (k, v) = e.unwrap();
                 push(k.value(), &v.value().to_be_bytes());

@@ -1,0 +1,1062 @@
+//! The indexes a pull query reads instead of the lead records (spec §4): every lead of a tenant
+//! has a small number, its *ordinal*, and each filter value is the set of ordinals that have it.
+//!
+//! - An ordinal is given at create, from a per-tenant counter ([`LEAD_ORDINALS`]), and never
+//!   changes or comes back; the created-at index entry of a lead holds it.
+//! - A set is stored in chunks of 4,096 ordinals, one table entry per (tenant, chunk, term): a
+//!   sorted list of 16-bit offsets while it holds fewer than 256, else a 512-byte bitmap
+//!   ([`Bits`]). Keys are chunk-major, so the terms a batch of new leads touches (they all go
+//!   to the newest chunk) sit side by side in the tree, and an entry is at most 512 bytes.
+//! - Terms: every lead (`a`), its status, stage, owner and `lead_line`, and trigrams of the
+//!   lower-cased name and e-mail (`t`, bytes) and of the phone's digits (`p`).
+//! - The writer does not rewrite a chunk per lead: a job records its term changes in a
+//!   per-thread list that the batch applies once, just before its commit ([`flush`]).
+//! - [`LEAD_ROWS`] gives an ordinal's id and sort values; [`LEAD_TEXT`] keeps what search
+//!   compares (lower-cased name and e-mail, phone digits) in blocks of 64 leads, so checking
+//!   a million candidates reads 16 thousand entries rather than a million records.
+//!
+//! Trigrams are a superset filter: a 3-byte query is exactly a trigram, longer ones are checked
+//! against the text blocks. A query under 3 bytes has no trigram and checks every text block.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
+
+use redb::{ReadableTable, Table, TableDefinition, WriteTransaction};
+
+use super::StoreError;
+use super::tables::*;
+use crate::domain::contact::{SearchFields, SearchFieldsRef, SearchQuery};
+use crate::domain::ids::{LeadId, TenantId};
+use crate::domain::lead::Lead;
+use crate::domain::time::Timestamp;
+
+/// Ordinals per chunk: 2^12.
+pub(crate) const CHUNK_BITS: u32 = 12;
+const CHUNK_WORDS: usize = 1 << (CHUNK_BITS - 6);
+/// A chunk below this many members is stored as a list of offsets (2 bytes each).
+const LIST_MAX: usize = 256;
+/// Leads per text block: 2^6.
+const TEXT_BITS: u32 = 6;
+
+/// The members of one chunk: bit `i` is ordinal `chunk * 4096 + i`.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct Bits(pub(crate) [u64; CHUNK_WORDS]);
+
+impl Bits {
+    pub(crate) fn empty() -> Box<Bits> {
+        Box::new(Bits([0; CHUNK_WORDS]))
+    }
+
+    pub(crate) fn decode(bytes: &[u8]) -> Result<Box<Bits>, StoreError> {
+        let mut bits = Bits::empty();
+        match bytes.split_first() {
+            Some((0, list)) if list.len() % 2 == 0 => {
+                for pair in list.chunks_exact(2) {
+                    bits.set(u16::from_be_bytes([pair[0], pair[1]]), true);
+                }
+            }
+            Some((1, words)) if words.len() == CHUNK_WORDS * 8 => {
+                for (word, raw) in bits.0.iter_mut().zip(words.chunks_exact(8)) {
+                    *word = u64::from_le_bytes(raw.try_into().expect("8 bytes"));
+                }
+            }
+            _ => {
+                return Err(StoreError::Corrupt(
+                    "a lead index chunk does not decode".into(),
+                ));
+            }
+        }
+        Ok(bits)
+    }
+
+    /// The stored form; None when the chunk is empty (its entry is removed).
+    pub(crate) fn encode(&self) -> Option<Vec<u8>> {
+        let count = self.count() as usize;
+        if count == 0 {
+            return None;
+        }
+        if count < LIST_MAX {
+            let mut out = Vec::with_capacity(1 + 2 * count);
+            out.push(0);
+            for i in self.iter() {
+                out.extend_from_slice(&i.to_be_bytes());
+            }
+            Some(out)
+        } else {
+            let mut out = Vec::with_capacity(1 + CHUNK_WORDS * 8);
+            out.push(1);
+            for word in &self.0 {
+                out.extend_from_slice(&word.to_le_bytes());
+            }
+            Some(out)
+        }
+    }
+
+    pub(crate) fn set(&mut self, i: u16, on: bool) {
+        let (word, bit) = (usize::from(i >> 6), i & 63);
+        if on {
+            self.0[word] |= 1 << bit;
+        } else {
+            self.0[word] &= !(1 << bit);
+        }
+    }
+
+    pub(crate) fn get(&self, i: u16) -> bool {
+        self.0[usize::from(i >> 6)] & (1 << (i & 63)) != 0
+    }
+
+    pub(crate) fn count(&self) -> u32 {
+        self.0.iter().map(|w| w.count_ones()).sum()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.iter().all(|w| *w == 0)
+    }
+
+    fn and(&mut self, other: &Bits) {
+        for (a, b) in self.0.iter_mut().zip(other.0.iter()) {
+            *a &= b;
+        }
+    }
+
+    fn or(&mut self, other: &Bits) {
+        for (a, b) in self.0.iter_mut().zip(other.0.iter()) {
+            *a |= b;
+        }
+    }
+
+    /// Offsets in ascending order.
+    pub(crate) fn iter(&self) -> impl DoubleEndedIterator<Item = u16> + '_ {
+        self.0.iter().enumerate().flat_map(|(w, &word)| {
+            (0..64u16)
+                .filter(move |b| word & (1 << b) != 0)
+                .map(move |b| (w as u16) << 6 | b)
+        })
+    }
+}
+
+/// A set of a tenant's ordinals, chunk by chunk.
+#[derive(Clone, Default)]
+pub(crate) struct Set {
+    chunks: Vec<Option<Box<Bits>>>,
+}
+
+impl Set {
+    fn with_chunks(n: u32) -> Set {
+        Set {
+            chunks: (0..n).map(|_| None).collect(),
+        }
+    }
+
+    /// Every ordinal in `lo..hi`.
+    pub(crate) fn range(lo: u32, hi: u32) -> Set {
+        let mut set = Set::with_chunks(chunk_count(hi));
+        for o in lo..hi {
+            set.insert(o);
+        }
+        set
+    }
+
+    pub(crate) fn insert(&mut self, ordinal: u32) {
+        let c = (ordinal >> CHUNK_BITS) as usize;
+        if self.chunks.len() <= c {
+            self.chunks.resize_with(c + 1, || None);
+        }
+        self.chunks[c]
+            .get_or_insert_with(Bits::empty)
+            .set(offset(ordinal), true);
+    }
+
+    pub(crate) fn contains(&self, ordinal: u32) -> bool {
+        self.chunks
+            .get((ordinal >> CHUNK_BITS) as usize)
+            .and_then(Option::as_ref)
+            .is_some_and(|bits| bits.get(offset(ordinal)))
+    }
+
+    pub(crate) fn len(&self) -> u64 {
+        self.chunks
+            .iter()
+            .flatten()
+            .map(|b| u64::from(b.count()))
+            .sum()
+    }
+
+    /// Keeps only what `other` holds too.
+    pub(crate) fn and(&mut self, other: &Set) {
+        for (i, chunk) in self.chunks.iter_mut().enumerate() {
+            match (chunk.as_mut(), other.chunks.get(i).and_then(Option::as_ref)) {
+                (Some(mine), Some(theirs)) => {
+                    mine.and(theirs);
+                    if mine.is_empty() {
+                        *chunk = None;
+                    }
+                }
+                _ => *chunk = None,
+            }
+        }
+    }
+
+    /// Adds everything `other` holds.
+    pub(crate) fn or(&mut self, other: &Set) {
+        if self.chunks.len() < other.chunks.len() {
+            self.chunks.resize_with(other.chunks.len(), || None);
+        }
+        for (i, theirs) in other.chunks.iter().enumerate() {
+            if let Some(theirs) = theirs {
+                self.chunks[i].get_or_insert_with(Bits::empty).or(theirs);
+            }
+        }
+    }
+
+    /// Removes everything `other` holds.
+    pub(crate) fn and_not(&mut self, other: &Set) {
+        for (i, chunk) in self.chunks.iter_mut().enumerate() {
+            if let (Some(mine), Some(theirs)) =
+                (chunk.as_mut(), other.chunks.get(i).and_then(Option::as_ref))
+            {
+                for (a, b) in mine.0.iter_mut().zip(theirs.0.iter()) {
+                    *a &= !b;
+                }
+                if mine.is_empty() {
+                    *chunk = None;
+                }
+            }
+        }
+    }
+
+    /// The chunks that hold anything, ascending.
+    fn chunk_ids(&self) -> impl Iterator<Item = u32> + '_ {
+        self.chunks
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.is_some())
+            .map(|(i, _)| i as u32)
+    }
+
+    /// Every member, ascending.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = u32> + '_ {
+        self.chunks.iter().enumerate().flat_map(|(c, bits)| {
+            bits.iter().flat_map(move |b| {
+                b.iter()
+                    .map(move |o| (c as u32) << CHUNK_BITS | u32::from(o))
+            })
+        })
+    }
+}
+
+fn offset(ordinal: u32) -> u16 {
+    (ordinal & ((1 << CHUNK_BITS) - 1)) as u16
+}
+
+fn chunk_count(ordinals: u32) -> u32 {
+    ordinals.div_ceil(1 << CHUNK_BITS)
+}
+
+/// What a lead is indexed under.
+pub(crate) mod term {
+    use crate::domain::ids::{OwnerId, StageId};
+    use crate::domain::lead::LeadStatus;
+
+    pub(crate) const ALL: &[u8] = b"a";
+
+    pub(crate) fn status(status: LeadStatus) -> Vec<u8> {
+        let code = LeadStatus::ALL
+            .iter()
+            .position(|s| *s == status)
+            .unwrap_or(0);
+        vec![b's', code as u8]
+    }
+
+    pub(crate) fn stage(id: StageId) -> Vec<u8> {
+        [b"g".as_slice(), &id.bytes()].concat()
+    }
+
+    pub(crate) fn owner(id: OwnerId) -> Vec<u8> {
+        [b"o".as_slice(), &id.bytes()].concat()
+    }
+
+    pub(crate) fn lead_line(line: &str) -> Vec<u8> {
+        [b"l".as_slice(), line.as_bytes()].concat()
+    }
+
+    pub(crate) fn text(trigram: &[u8]) -> Vec<u8> {
+        [b"t".as_slice(), trigram].concat()
+    }
+
+    pub(crate) fn phone(trigram: &[u8]) -> Vec<u8> {
+        [b"p".as_slice(), trigram].concat()
+    }
+}
+
+/// Every term `lead` is indexed under, sorted and without repeats.
+fn terms_of(lead: &Lead, fields: &SearchFields) -> Vec<Vec<u8>> {
+    let mut terms = vec![
+        term::ALL.to_vec(),
+        term::status(lead.status),
+        term::stage(lead.stage_id),
+    ];
+    terms.extend(lead.owner_id.map(term::owner));
+    // A lead whose custom fields do not decode is under no lead_line; reading it reports that.
+    if let Ok(Some(line)) = lead.lead_line() {
+        terms.push(term::lead_line(&line));
+    }
+    for text in [&fields.name, &fields.email] {
+        terms.extend(text.as_bytes().windows(3).map(term::text));
+    }
+    terms.extend(fields.digits.as_bytes().windows(3).map(term::phone));
+    terms.sort_unstable();
+    terms.dedup();
+    terms
+}
+
+fn search_fields(lead: &Lead) -> SearchFields {
+    SearchFields::of(
+        lead.contact_name.as_deref(),
+        lead.contact_email.as_deref(),
+        lead.contact_phone.as_deref(),
+    )
+}
+
+fn term_key(tenant: &[u8; 16], chunk: u32, term: &[u8]) -> Vec<u8> {
+    key(&[tenant, &chunk.to_be_bytes(), term])
+}
+
+fn ordinal_key(tenant: TenantId, ordinal: u32) -> Vec<u8> {
+    key(&[&tenant.bytes(), &ordinal.to_be_bytes()])
+}
+
+fn text_key(tenant: TenantId, ordinal: u32) -> Vec<u8> {
+    key(&[&tenant.bytes(), &(ordinal >> TEXT_BITS).to_be_bytes()])
+}
+
+/// Term changes made in this thread's open transaction, applied by [`flush`]: key → the final
+/// membership of each ordinal offset it changed.
+#[derive(Default)]
+struct Pending {
+    terms: HashMap<Vec<u8>, BTreeMap<u16, bool>>,
+}
+
+thread_local! {
+    static PENDING: RefCell<Pending> = RefCell::new(Pending::default());
+}
+
+fn note(tenant: &[u8; 16], ordinal: u32, term: &[u8], member: bool) {
+    PENDING.with_borrow_mut(|p| {
+        p.terms
+            .entry(term_key(tenant, ordinal >> CHUNK_BITS, term))
+            .or_default()
+            .insert(offset(ordinal), member);
+    });
+}
+
+/// Applies the term changes this thread's jobs made in `txn`, in key order; the writer calls it
+/// before every commit, a migration before its own.
+pub(crate) fn flush(txn: &WriteTransaction) -> Result<(), StoreError> {
+    let pending = PENDING.with_borrow_mut(std::mem::take);
+    if pending.terms.is_empty() {
+        return Ok(());
+    }
+    let mut edits: Vec<_> = pending.terms.into_iter().collect();
+    edits.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    let mut table = txn.open_table(LEAD_TERMS)?;
+    for (k, changes) in edits {
+        let mut bits = match table.get(k.as_slice())? {
+            Some(v) => Bits::decode(v.value())?,
+            None => Bits::empty(),
+        };
+        for (i, member) in changes {
+            bits.set(i, member);
+        }
+        match bits.encode() {
+            Some(bytes) => table.insert(k.as_slice(), bytes.as_slice())?,
+            None => table.remove(k.as_slice())?,
+        };
+    }
+    Ok(())
+}
+
+/// Forgets the term changes of a transaction that will not commit.
+pub(crate) fn discard() {
+    PENDING.with_borrow_mut(|p| p.terms.clear());
+}
+
+/// A tenant's ordinal counter, and whether ordinals still follow `created_at` (a clock that
+/// stepped back breaks that until the indexes are rebuilt).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Ordinals {
+    next: u32,
+    newest_created: i64,
+    in_created_order: bool,
+}
+
+impl Ordinals {
+    const FRESH: Ordinals = Ordinals {
+        next: 0,
+        newest_created: i64::MIN,
+        in_created_order: true,
+    };
+
+    fn decode(bytes: &[u8]) -> Result<Ordinals, StoreError> {
+        let bad = || StoreError::Corrupt("a tenant's lead ordinal counter does not decode".into());
+        if bytes.len() != 13 {
+            return Err(bad());
+        }
+        Ok(Ordinals {
+            next: u32::from_be_bytes(bytes[..4].try_into().map_err(|_| bad())?),
+            newest_created: i64::from_be_bytes(bytes[4..12].try_into().map_err(|_| bad())?),
+            in_created_order: bytes[12] == 1,
+        })
+    }
+
+    fn encode(&self) -> Vec<u8> {
+        key(&[
+            &self.next.to_be_bytes(),
+            &self.newest_created.to_be_bytes(),
+            &[u8::from(self.in_created_order)],
+        ])
+    }
+}
+
+fn read_ordinals(
+    table: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    tenant: TenantId,
+) -> Result<Ordinals, StoreError> {
+    match table.get(tenant.bytes().as_slice())? {
+        Some(v) => Ordinals::decode(v.value()),
+        None => Ok(Ordinals::FRESH),
+    }
+}
+
+/// An ordinal's lead and the values it sorts by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Row {
+    pub id: LeadId,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub last_interaction_at: Option<i64>,
+}
+
+impl Row {
+    fn of(lead: &Lead) -> Row {
+        Row {
+            id: lead.id,
+            created_at: lead.created_at.ms(),
+            updated_at: lead.updated_at.ms(),
+            last_interaction_at: lead.last_interaction_at.map(Timestamp::ms),
+        }
+    }
+
+    fn encode(&self) -> [u8; 40] {
+        let mut out = [0u8; 40];
+        out[..16].copy_from_slice(&self.id.bytes());
+        out[16..24].copy_from_slice(&self.created_at.to_be_bytes());
+        out[24..32].copy_from_slice(&self.updated_at.to_be_bytes());
+        out[32..].copy_from_slice(&self.last_interaction_at.unwrap_or(i64::MIN).to_be_bytes());
+        out
+    }
+
+    pub(crate) fn decode(bytes: &[u8]) -> Result<Row, StoreError> {
+        let bad = || StoreError::Corrupt("a lead index row does not decode".into());
+        let bytes: &[u8; 40] = bytes.try_into().map_err(|_| bad())?;
+        let int =
+            |r: std::ops::Range<usize>| i64::from_be_bytes(bytes[r].try_into().expect("8 bytes"));
+        let last = int(32..40);
+        Ok(Row {
+            id: LeadId::from_bytes(bytes[..16].try_into().expect("16 bytes")),
+            created_at: int(16..24),
+            updated_at: int(24..32),
+            last_interaction_at: (last != i64::MIN).then_some(last),
+        })
+    }
+}
+
+/// A block of text entries: `(slot, name, email, digits)` sorted by slot, each string
+/// length-prefixed (u16).
+fn decode_text_block(bytes: &[u8]) -> Result<Vec<(u8, SearchFields)>, StoreError> {
+    let mut out = Vec::new();
+    for_each_text(bytes, |slot, f| {
+        out.push((
+            slot,
+            SearchFields {
+                name: f.name.to_owned(),
+                email: f.email.to_owned(),
+                digits: f.digits.to_owned(),
+            },
+        ));
+        true
+    })?;
+    Ok(out)
+}
+
+/// Calls `f` with each entry of a text block until it returns false.
+fn for_each_text(
+    bytes: &[u8],
+    mut f: impl FnMut(u8, SearchFieldsRef<'_>) -> bool,
+) -> Result<(), StoreError> {
+    let mut rest = bytes;
+    while let Some((&slot, tail)) = rest.split_first() {
+        rest = tail;
+        let name = take_str(&mut rest)?;
+        let email = take_str(&mut rest)?;
+        let digits = take_str(&mut rest)?;
+        if !f(
+            slot,
+            SearchFieldsRef {
+                name,
+                email,
+                digits,
+            },
+        ) {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// One length-prefixed string off the front of `rest`.
+fn take_str<'a>(rest: &mut &'a [u8]) -> Result<&'a str, StoreError> {
+    let bad = || StoreError::Corrupt("a lead search block does not decode".into());
+    let (len, tail) = rest.split_at_checked(2).ok_or_else(bad)?;
+    let len = usize::from(u16::from_be_bytes([len[0], len[1]]));
+    let (s, tail) = tail.split_at_checked(len).ok_or_else(bad)?;
+    *rest = tail;
+    std::str::from_utf8(s).map_err(|_| bad())
+}
+
+fn encode_text_block(entries: &[(u8, SearchFields)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (slot, f) in entries {
+        out.push(*slot);
+        for s in [&f.name, &f.email, &f.digits] {
+            // Names and e-mails are far below 64 KiB (254 characters for an e-mail); a longer
+            // one is cut at a character boundary and then simply matches less.
+            let mut end = s.len().min(usize::from(u16::MAX));
+            while !s.is_char_boundary(end) {
+                end -= 1;
+            }
+            out.extend_from_slice(&(end as u16).to_be_bytes());
+            out.extend_from_slice(&s.as_bytes()[..end]);
+        }
+    }
+    out
+}
+
+/// The index tables a lead write touches, opened once per job.
+pub(crate) struct IndexTables<'txn> {
+    ordinals: Table<'txn, &'static [u8], &'static [u8]>,
+    rows: Table<'txn, &'static [u8], &'static [u8]>,
+    text: Table<'txn, &'static [u8], &'static [u8]>,
+}
+
+impl<'txn> IndexTables<'txn> {
+    pub(crate) fn open(txn: &'txn WriteTransaction) -> Result<Self, StoreError> {
+        Ok(IndexTables {
+            ordinals: txn.open_table(LEAD_ORDINALS)?,
+            rows: txn.open_table(LEAD_ROWS)?,
+            text: txn.open_table(LEAD_TEXT)?,
+        })
+    }
+
+    /// The next ordinal of `lead`'s tenant.
+    pub(crate) fn allocate(&mut self, lead: &Lead) -> Result<u32, StoreError> {
+        let tenant = lead.tenant_id;
+        let mut ordinals = read_ordinals(&self.ordinals, tenant)?;
+        let ordinal = ordinals.next;
+        ordinals.next = ordinal.checked_add(1).ok_or_else(|| {
+            StoreError::Storage(
+                "this tenant has used every lead number; `leadbase check --repair` renumbers"
+                    .into(),
+            )
+        })?;
+        let created = lead.created_at.ms();
+        if created < ordinals.newest_created {
+            ordinals.in_created_order = false;
+        }
+        ordinals.newest_created = ordinals.newest_created.max(created);
+        self.ordinals
+            .insert(tenant.bytes().as_slice(), ordinals.encode().as_slice())?;
+        Ok(ordinal)
+    }
+
+    /// Indexes `lead` at `ordinal`, replacing what `old` (the same lead before) had.
+    pub(crate) fn put(
+        &mut self,
+        ordinal: u32,
+        old: Option<&Lead>,
+        lead: &Lead,
+    ) -> Result<(), StoreError> {
+        let tenant = lead.tenant_id;
+        let fields = search_fields(lead);
+        let old_fields = old.map(search_fields);
+        let new_terms = terms_of(lead, &fields);
+        let old_terms = match (old, &old_fields) {
+            (Some(old), Some(f)) => terms_of(old, f),
+            _ => Vec::new(),
+        };
+        let t = tenant.bytes();
+        for gone in old_terms
+            .iter()
+            .filter(|x| new_terms.binary_search(x).is_err())
+        {
+            note(&t, ordinal, gone, false);
+        }
+        for came in new_terms
+            .iter()
+            .filter(|x| old_terms.binary_search(x).is_err())
+        {
+            note(&t, ordinal, came, true);
+        }
+        let row = Row::of(lead);
+        if old.map(Row::of) != Some(row) {
+            self.rows.insert(
+                ordinal_key(tenant, ordinal).as_slice(),
+                row.encode().as_slice(),
+            )?;
+        }
+        if old_fields.as_ref() != Some(&fields) {
+            self.put_text(tenant, ordinal, Some(fields))?;
+        }
+        Ok(())
+    }
+
+    /// Takes `lead` (at `ordinal`) out of every index.
+    pub(crate) fn remove(&mut self, ordinal: u32, lead: &Lead) -> Result<(), StoreError> {
+        let t = lead.tenant_id.bytes();
+        for gone in terms_of(lead, &search_fields(lead)) {
+            note(&t, ordinal, &gone, false);
+        }
+        self.rows
+            .remove(ordinal_key(lead.tenant_id, ordinal).as_slice())?;
+        self.put_text(lead.tenant_id, ordinal, None)
+    }
+
+    fn put_text(
+        &mut self,
+        tenant: TenantId,
+        ordinal: u32,
+        fields: Option<SearchFields>,
+    ) -> Result<(), StoreError> {
+        let k = text_key(tenant, ordinal);
+        let slot = (ordinal & ((1 << TEXT_BITS) - 1)) as u8;
+        let mut entries = match self.text.get(k.as_slice())? {
+            Some(v) => decode_text_block(v.value())?,
+            None => Vec::new(),
+        };
+        match (entries.binary_search_by_key(&slot, |e| e.0), fields) {
+            (Ok(i), Some(f)) => entries[i].1 = f,
+            (Ok(i), None) => {
+                entries.remove(i);
+            }
+            (Err(i), Some(f)) => entries.insert(i, (slot, f)),
+            (Err(_), None) => {}
+        }
+        if entries.is_empty() {
+            self.text.remove(k.as_slice())?;
+        } else {
+            self.text
+                .insert(k.as_slice(), encode_text_block(&entries).as_slice())?;
+        }
+        Ok(())
+    }
+}
+
+/// What reading one member's row costs against stepping over one sort index entry (a point
+/// read against an iterator step, roughly).
+pub(crate) const ROW_COST: u64 = 8;
+
+/// An entry of a sort index: (tenant, at, id) -> ordinal.
+type IndexEntry<'a> = (
+    redb::AccessGuard<'a, &'static [u8]>,
+    redb::AccessGuard<'a, u32>,
+);
+
+/// A time column with an index that holds ordinals.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Column {
+    Created,
+    Updated,
+}
+
+impl Column {
+    fn index(self) -> TableDefinition<'static, &'static [u8], u32> {
+        match self {
+            Column::Created => LEADS_BY_CREATED,
+            Column::Updated => LEADS_BY_UPDATED,
+        }
+    }
+
+    fn of(self, row: &Row) -> i64 {
+        match self {
+            Column::Created => row.created_at,
+            Column::Updated => row.updated_at,
+        }
+    }
+}
+
+/// One tenant's indexes as a read transaction (or a write one) sees them.
+pub(crate) struct TenantIndex<'t, T: Txn> {
+    txn: &'t T,
+    tenant: TenantId,
+    ordinals: Ordinals,
+}
+
+impl<'t, T: Txn> TenantIndex<'t, T> {
+    pub(crate) fn open(txn: &'t T, tenant: TenantId) -> Result<Self, StoreError> {
+        let ordinals = read_ordinals(&txn.table(LEAD_ORDINALS)?, tenant)?;
+        Ok(TenantIndex {
+            txn,
+            tenant,
+            ordinals,
+        })
+    }
+
+    fn chunks(&self) -> u32 {
+        chunk_count(self.ordinals.next)
+    }
+
+    pub(crate) fn tenant(&self) -> TenantId {
+        self.tenant
+    }
+
+    /// Every lead of the tenant.
+    pub(crate) fn all(&self) -> Result<Set, StoreError> {
+        self.term(term::ALL, None)
+    }
+
+    /// The leads under `term`, only among `within` when given (only its chunks are read).
+    pub(crate) fn term(&self, term: &[u8], within: Option<&Set>) -> Result<Set, StoreError> {
+        let table = self.txn.table(LEAD_TERMS)?;
+        let t = self.tenant.bytes();
+        let mut set = Set::with_chunks(self.chunks());
+        let mut read = |chunk: u32| -> Result<(), StoreError> {
+            if let Some(v) = table.get(term_key(&t, chunk, term).as_slice())? {
+                let mut bits = Bits::decode(v.value())?;
+                if let Some(mask) = within.and_then(|w| w.chunks.get(chunk as usize)?.as_ref()) {
+                    bits.and(mask);
+                }
+                if !bits.is_empty() {
+                    set.chunks[chunk as usize] = Some(bits);
+                }
+            }
+            Ok(())
+        };
+        match within {
+            Some(w) => w.chunk_ids().try_for_each(&mut read)?,
+            None => (0..self.chunks()).try_for_each(&mut read)?,
+        }
+        Ok(set)
+    }
+
+    /// The leads created at or after `since`, as one range of ordinals, when ordinals still
+    /// follow creation (else None). The created-at index holds each lead's ordinal.
+    pub(crate) fn created_since(&self, since: Timestamp) -> Result<Option<Set>, StoreError> {
+        if !self.ordinals.in_created_order {
+            return Ok(None);
+        }
+        let index = self.txn.table(LEADS_BY_CREATED)?;
+        let prefix = self.tenant.bytes();
+        let lower = key(&[&prefix, &i64_key(since.ms())]);
+        let upper = prefix_end(&prefix).unwrap_or_else(|| vec![0xff; 41]);
+        // Leads created in the same millisecond may have ordinals in another order than their
+        // ids: the smallest ordinal of the first millisecond at or after `since` starts the range.
+        let mut first: Option<(Vec<u8>, u32)> = None;
+        for entry in index.range::<&[u8]>(lower.as_slice()..upper.as_slice())? {
+            let (k, v) = entry?;
+            let at = k
+                .value()
+                .get(16..24)
+                .map(<[u8]>::to_vec)
+                .unwrap_or_default();
+            match &mut first {
+                None => first = Some((at, v.value())),
+                Some((ms, lowest)) if *ms == at => *lowest = (*lowest).min(v.value()),
+                Some(_) => break,
+            }
+        }
+        let Some((_, lowest)) = first else {
+            return Ok(Some(Set::default()));
+        };
+        let mut set = Set::range(lowest, self.ordinals.next);
+        set.and(&self.all()?);
+        Ok(Some(set))
+    }
+
+    /// The leads whose `column` is at or after `since`, among `within` when given: the
+    /// members' rows when `within` is small, else the side of `since` in the column's index
+    /// that holds fewer leads (by where `since` falls between the first and last value).
+    pub(crate) fn since(
+        &self,
+        column: Column,
+        since: Timestamp,
+        within: Option<&Set>,
+    ) -> Result<Set, StoreError> {
+        let index = self.txn.table(column.index())?;
+        let prefix = self.tenant.bytes();
+        let lower = key(&[&prefix, &i64_key(since.ms())]);
+        let upper = prefix_end(&prefix).unwrap_or_else(|| vec![0xff; 41]);
+        let value = |entry: Option<Result<IndexEntry<'_>, redb::StorageError>>| {
+            Ok::<_, StoreError>(match entry {
+                Some(e) => e?.0.value().get(16..24).and_then(i64_from_key),
+                None => None,
+            })
+        };
+        let mut all = index.range::<&[u8]>(prefix.as_slice()..upper.as_slice())?;
+        let (Some(first), Some(last)) = (value(all.next())?, value(all.next_back())?) else {
+            return Ok(Set::default());
+        };
+        let t = since.ms();
+        let share_after = if last > first {
+            ((last - t) as f64 / (last - first) as f64).clamp(0.0, 1.0)
+        } else {
+            1.0
+        };
+        let most_are_after = share_after > 0.5;
+        let walk = f64::from(self.ordinals.next) * share_after.min(1.0 - share_after);
+        if let Some(within) = within
+            && (within.len() * ROW_COST) as f64 <= walk
+        {
+            let mut set = Set::default();
+            self.rows(within, |ordinal, row| {
+                if column.of(&row) >= t {
+                    set.insert(ordinal);
+                }
+            })?;
+            return Ok(set);
+        }
+        let range = if most_are_after {
+            index.range::<&[u8]>(prefix.as_slice()..lower.as_slice())?
+        } else {
+            index.range::<&[u8]>(lower.as_slice()..upper.as_slice())?
+        };
+        let mut set = Set::default();
+        for entry in range {
+            set.insert(entry?.1.value());
+        }
+        if most_are_after {
+            let mut after = match within {
+                Some(w) => w.clone(),
+                None => self.all()?,
+            };
+            after.and_not(&set);
+            set = after;
+        }
+        Ok(set)
+    }
+
+    /// The leads of `within` whose name, e-mail or phone matches `search`: trigram sets narrow
+    /// the candidates, the text blocks decide.
+    pub(crate) fn search(&self, search: &SearchQuery, within: Set) -> Result<Set, StoreError> {
+        let text = search.text().as_bytes();
+        let digits = search.digits().map(str::as_bytes);
+        let narrow = |kind: fn(&[u8]) -> Vec<u8>, q: &[u8]| -> Result<Set, StoreError> {
+            let mut set = within.clone();
+            // Rarer trigrams first would read less; each read is bounded by `set`'s chunks.
+            for trigram in q.windows(3) {
+                set = self.term(&kind(trigram), Some(&set))?;
+                if set.len() == 0 {
+                    break;
+                }
+            }
+            Ok(set)
+        };
+        let mut candidates = if text.len() >= 3 {
+            narrow(term::text, text)?
+        } else {
+            within.clone()
+        };
+        if let Some(digits) = digits {
+            candidates.or(&narrow(term::phone, digits)?);
+        }
+        // A 3-byte query (and 3 digits) is a trigram: its set is the answer.
+        if text.len() == 3 && digits.is_none_or(|d| d.len() == 3) {
+            return Ok(candidates);
+        }
+        self.check_text(search, candidates)
+    }
+
+    /// The members of `candidates` whose text blocks match.
+    fn check_text(&self, search: &SearchQuery, candidates: Set) -> Result<Set, StoreError> {
+        let table = self.txn.table(LEAD_TEXT)?;
+        let mut found = Set::with_chunks(self.chunks());
+        let mut last_block = None;
+        for ordinal in candidates.iter() {
+            let block = ordinal >> TEXT_BITS;
+            if last_block == Some(block) {
+                continue;
+            }
+            last_block = Some(block);
+            if let Some(v) = table.get(text_key(self.tenant, ordinal).as_slice())? {
+                for_each_text(v.value(), |slot, fields| {
+                    let o = block << TEXT_BITS | u32::from(slot);
+                    if candidates.contains(o) && search.matches_fields(&fields) {
+                        found.insert(o);
+                    }
+                    true
+                })?;
+            }
+        }
+        Ok(found)
+    }
+
+    /// Calls `f` with the row of every member of `set` (reading the table in order when most
+    /// of the tenant is wanted).
+    pub(crate) fn rows(&self, set: &Set, mut f: impl FnMut(u32, Row)) -> Result<(), StoreError> {
+        let table = self.txn.table(LEAD_ROWS)?;
+        if set.len() * 4 > u64::from(self.ordinals.next) {
+            let prefix = self.tenant.bytes();
+            for entry in prefixed(&table, &prefix)? {
+                let (k, v) = entry?;
+                let ordinal = k
+                    .value()
+                    .get(16..20)
+                    .and_then(|b| b.try_into().ok())
+                    .map(u32::from_be_bytes)
+                    .ok_or_else(|| StoreError::Corrupt("short lead row key".into()))?;
+                if set.contains(ordinal) {
+                    f(ordinal, Row::decode(v.value())?);
+                }
+            }
+        } else {
+            for ordinal in set.iter() {
+                if let Some(v) = table.get(ordinal_key(self.tenant, ordinal).as_slice())? {
+                    f(ordinal, Row::decode(v.value())?);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Rebuilds every lead index this module keeps, and the created-at and updated-at indexes that
+/// hold the ordinals, from the lead records: ordinals are given anew per tenant in created-at
+/// order. Used by the migration to schema 7 (and by a repair).
+pub(crate) fn rebuild(txn: &WriteTransaction) -> Result<u64, StoreError> {
+    for table in [LEAD_ORDINALS, LEAD_ROWS, LEAD_TEXT, LEAD_TERMS] {
+        txn.delete_table(table)?;
+    }
+    for table in [LEADS_BY_CREATED, LEADS_BY_UPDATED] {
+        txn.delete_table(table)?;
+    }
+    discard();
+    let mut by_tenant: BTreeMap<[u8; 16], Vec<(i64, [u8; 16])>> = BTreeMap::new();
+    {
+        let leads = txn.open_table(LEADS)?;
+        for entry in leads.iter()? {
+            let lead: Lead = super::codec::decode(entry?.1.value())?;
+            by_tenant
+                .entry(lead.tenant_id.bytes())
+                .or_default()
+                .push((lead.created_at.ms(), lead.id.bytes()));
+        }
+    }
+    let total: usize = by_tenant.values().map(Vec::len).sum();
+    let mut done = 0u64;
+    for (tenant, mut ids) in by_tenant {
+        ids.sort_unstable();
+        let tenant = TenantId::from_bytes(tenant);
+        for batch in ids.chunks(10_000) {
+            {
+                let leads = txn.open_table(LEADS)?;
+                let mut by_created = txn.open_table(LEADS_BY_CREATED)?;
+                let mut by_updated = txn.open_table(LEADS_BY_UPDATED)?;
+                let mut tables = IndexTables::open(txn)?;
+                for (_, id) in batch {
+                    let id = LeadId::from_bytes(*id);
+                    let Some(lead) = load::<Lead>(&leads, &key(&[&tenant.bytes(), &id.bytes()]))?
+                    else {
+                        continue;
+                    };
+                    let ordinal = tables.allocate(&lead)?;
+                    by_created.insert(
+                        key(&[&tenant.bytes(), &i64_key(lead.created_at.ms()), &id.bytes()])
+                            .as_slice(),
+                        ordinal,
+                    )?;
+                    by_updated.insert(
+                        key(&[&tenant.bytes(), &i64_key(lead.updated_at.ms()), &id.bytes()])
+                            .as_slice(),
+                        ordinal,
+                    )?;
+                    tables.put(ordinal, None, &lead)?;
+                    done += 1;
+                }
+            }
+            flush(txn)?;
+            if total > 50_000 {
+                tracing::info!(leads = done, of = total, "indexing leads");
+            }
+        }
+    }
+    Ok(done)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_round_trip_as_lists_and_bitmaps() {
+        for members in [vec![0u16, 7, 4095], (0..300).map(|i| i * 13).collect()] {
+            let mut bits = Bits::empty();
+            for m in &members {
+                bits.set(*m, true);
+            }
+            let bytes = bits.encode().unwrap();
+            assert_eq!(bytes[0], u8::from(members.len() >= LIST_MAX));
+            let back = Bits::decode(&bytes).unwrap();
+            assert_eq!(back.iter().collect::<Vec<_>>(), members);
+        }
+        assert!(
+            Bits::empty().encode().is_none(),
+            "an empty chunk is no entry"
+        );
+        assert!(Bits::decode(&[2, 0]).is_err());
+        assert!(Bits::decode(&[0, 1]).is_err());
+    }
+
+    #[test]
+    fn sets_intersect_unite_and_subtract() {
+        let mut a = Set::range(10, 9_000);
+        let b = Set::range(4_000, 20_000);
+        a.and(&b);
+        assert_eq!(a.len(), 5_000);
+        assert_eq!(a.iter().next(), Some(4_000));
+        assert!(a.contains(8_999) && !a.contains(9_000) && !a.contains(3_999));
+        let mut c = Set::range(0, 5);
+        c.or(&Set::range(8_190, 8_200));
+        assert_eq!(c.iter().collect::<Vec<_>>().len(), 15);
+        c.and_not(&Set::range(0, 3));
+        assert_eq!(c.iter().take(2).collect::<Vec<_>>(), vec![3, 4]);
+    }
+
+    #[test]
+    fn text_blocks_round_trip() {
+        let entries = vec![
+            (
+                0,
+                SearchFields::of(Some("Ada Lovelace"), None, Some("+12065550123")),
+            ),
+            (63, SearchFields::of(None, Some("élodie@example.fr"), None)),
+        ];
+        let bytes = encode_text_block(&entries);
+        assert_eq!(decode_text_block(&bytes).unwrap(), entries);
+        assert!(decode_text_block(&bytes[..bytes.len() - 1]).is_err());
+    }
+
+    #[test]
+    fn rows_round_trip() {
+        let row = Row {
+            id: LeadId::new(),
+            created_at: -5,
+            updated_at: 1_700_000_000_000,
+            last_interaction_at: None,
+        };
+        assert_eq!(Row::decode(&row.encode()).unwrap(), row);
+        let row = Row {
+            last_interaction_at: Some(3),
+            ..row
+        };
+        assert_eq!(Row::decode(&row.encode()).unwrap(), row);
+    }
+}
