@@ -600,6 +600,71 @@ mod tests {
         store.shutdown();
     }
 
+    /// `tests/fixtures/schema-v6.redb`, written by the schema-6 build (`adcaf2b`) with
+    /// `tests/fixtures/make-fixture.sh`: seven leads, one of them won and qualified.
+    #[test]
+    fn a_schema_6_file_s_leads_are_numbered_and_found_by_every_filter_and_search() {
+        use crate::domain::contact::SearchQuery;
+        use crate::domain::cursor::{SortBy, SortDir};
+        use crate::domain::lead::LeadStatus;
+        use crate::store::lead_query::{LeadQuery, StageFilter};
+        let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/schema-v6.redb");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("data.redb");
+        std::fs::copy(fixture, &path).unwrap();
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+        let old_gone = store
+            .read(|txn| {
+                Ok(txn.open_table(LEADS_BY_UPDATED_V6).is_err()
+                    && txn.open_table(LEADS_BY_CREATED_V6).is_err())
+            })
+            .unwrap();
+        assert!(old_gone, "schema 6's sort indexes were dropped");
+        let tenant = TenantId::parse("01a2328e-654f-76a0-9545-96d636bdf873").unwrap();
+        let all = LeadQuery {
+            status: None,
+            stage: None,
+            search: None,
+            created_since: None,
+            updated_since: None,
+            lead_line: None,
+            sort_by: SortBy::CreatedAt,
+            sort_dir: SortDir::Asc,
+            cursor: None,
+            limit: 100,
+            offset: 0,
+        };
+        let found = |q: LeadQuery| {
+            let page = store.list_leads(tenant, &q).unwrap();
+            assert_eq!(page.total, page.leads.len() as u64);
+            page.leads
+                .iter()
+                .map(|v| v.lead.contact_name.clone().unwrap_or_default())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(found(all.clone()).len(), 7);
+        let won = LeadQuery {
+            status: Some(LeadStatus::Won),
+            ..all.clone()
+        };
+        assert_eq!(found(won), ["Lead 1"]);
+        let qualified = LeadQuery {
+            stage: Some(StageFilter::Slug("qualified".into())),
+            ..all.clone()
+        };
+        assert_eq!(found(qualified), ["Lead 1"]);
+        let search = |q: &str| LeadQuery {
+            search: Some(SearchQuery::new(q)),
+            ..all.clone()
+        };
+        assert_eq!(found(search("BULK")), ["Bulk 1", "Bulk 2"]);
+        assert_eq!(found(search("555-0102")), ["Bulk 2"]);
+        assert_eq!(found(search("lead3@")), ["Lead 3"]);
+        assert_eq!(found(search("ead")).len(), 5);
+        store.shutdown();
+    }
+
     #[test]
     fn a_schema_1_file_s_queued_delivery_is_due_per_webhook_and_the_old_index_is_gone() {
         let (_dir, store) = schema_v1_copy();
