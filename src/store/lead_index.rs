@@ -126,11 +126,17 @@ impl Bits {
     }
 
     /// Offsets in ascending order.
-    pub(crate) fn iter(&self) -> impl DoubleEndedIterator<Item = u16> + '_ {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = u16> + '_ {
         self.0.iter().enumerate().flat_map(|(w, &word)| {
-            (0..64u16)
-                .filter(move |b| word & (1 << b) != 0)
-                .map(move |b| (w as u16) << 6 | b)
+            let mut rest = word;
+            std::iter::from_fn(move || {
+                if rest == 0 {
+                    return None;
+                }
+                let bit = rest.trailing_zeros() as u16;
+                rest &= rest - 1;
+                Some((w as u16) << 6 | bit)
+            })
         })
     }
 }
@@ -253,46 +259,78 @@ fn chunk_count(ordinals: u32) -> u32 {
     ordinals.div_ceil(1 << CHUNK_BITS)
 }
 
-/// What a lead is indexed under.
+/// What a lead is indexed under: a kind byte and a value, at most 20 bytes, kept inline (the
+/// writer makes some forty of them per lead).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) struct Term {
+    len: u8,
+    bytes: [u8; 20],
+}
+
+impl Term {
+    fn new(kind: u8, value: &[u8]) -> Term {
+        // Every value is short (an id, a trigram, `buyer`/`seller`); a longer one is cut.
+        let n = value.len().min(19);
+        let mut bytes = [0u8; 20];
+        bytes[0] = kind;
+        bytes[1..=n].copy_from_slice(&value[..n]);
+        Term {
+            len: n as u8 + 1,
+            bytes,
+        }
+    }
+}
+
+impl std::ops::Deref for Term {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+}
+
 pub(crate) mod term {
+    use super::Term;
     use crate::domain::ids::{OwnerId, StageId};
     use crate::domain::lead::LeadStatus;
 
-    pub(crate) const ALL: &[u8] = b"a";
+    pub(crate) fn all() -> Term {
+        Term::new(b'a', &[])
+    }
 
-    pub(crate) fn status(status: LeadStatus) -> Vec<u8> {
+    pub(crate) fn status(status: LeadStatus) -> Term {
         let code = LeadStatus::ALL
             .iter()
             .position(|s| *s == status)
             .unwrap_or(0);
-        vec![b's', code as u8]
+        Term::new(b's', &[code as u8])
     }
 
-    pub(crate) fn stage(id: StageId) -> Vec<u8> {
-        [b"g".as_slice(), &id.bytes()].concat()
+    pub(crate) fn stage(id: StageId) -> Term {
+        Term::new(b'g', &id.bytes())
     }
 
-    pub(crate) fn owner(id: OwnerId) -> Vec<u8> {
-        [b"o".as_slice(), &id.bytes()].concat()
+    pub(crate) fn owner(id: OwnerId) -> Term {
+        Term::new(b'o', &id.bytes())
     }
 
-    pub(crate) fn lead_line(line: &str) -> Vec<u8> {
-        [b"l".as_slice(), line.as_bytes()].concat()
+    pub(crate) fn lead_line(line: &str) -> Term {
+        Term::new(b'l', line.as_bytes())
     }
 
-    pub(crate) fn text(trigram: &[u8]) -> Vec<u8> {
-        [b"t".as_slice(), trigram].concat()
+    pub(crate) fn text(trigram: &[u8]) -> Term {
+        Term::new(b't', trigram)
     }
 
-    pub(crate) fn phone(trigram: &[u8]) -> Vec<u8> {
-        [b"p".as_slice(), trigram].concat()
+    pub(crate) fn phone(trigram: &[u8]) -> Term {
+        Term::new(b'p', trigram)
     }
 }
 
-/// Every term `lead` is indexed under, sorted and without repeats.
-fn terms_of(lead: &Lead, fields: &SearchFields) -> Vec<Vec<u8>> {
+/// The terms of `lead`'s fields other than its contact text, sorted.
+fn field_terms(lead: &Lead) -> Vec<Term> {
     let mut terms = vec![
-        term::ALL.to_vec(),
+        term::all(),
         term::status(lead.status),
         term::stage(lead.stage_id),
     ];
@@ -301,6 +339,13 @@ fn terms_of(lead: &Lead, fields: &SearchFields) -> Vec<Vec<u8>> {
     if let Ok(Some(line)) = lead.lead_line() {
         terms.push(term::lead_line(&line));
     }
+    terms.sort_unstable();
+    terms
+}
+
+/// The trigram terms of a lead's contact text, sorted and without repeats.
+fn text_terms(fields: &SearchFields) -> Vec<Term> {
+    let mut terms = Vec::new();
     for text in [&fields.name, &fields.email] {
         terms.extend(text.as_bytes().windows(3).map(term::text));
     }
@@ -308,6 +353,16 @@ fn terms_of(lead: &Lead, fields: &SearchFields) -> Vec<Vec<u8>> {
     terms.sort_unstable();
     terms.dedup();
     terms
+}
+
+/// Notes `ordinal`'s move from the terms `old` to the terms `new` (both sorted).
+fn note_moves(tenant: &[u8; 16], ordinal: u32, old: &[Term], new: &[Term]) {
+    for gone in old.iter().filter(|x| new.binary_search(x).is_err()) {
+        note(tenant, ordinal, gone, false);
+    }
+    for came in new.iter().filter(|x| old.binary_search(x).is_err()) {
+        note(tenant, ordinal, came, true);
+    }
 }
 
 fn search_fields(lead: &Lead) -> SearchFields {
@@ -334,7 +389,9 @@ fn text_key(tenant: TenantId, ordinal: u32) -> Vec<u8> {
 /// membership of each ordinal offset it changed.
 #[derive(Default)]
 struct Pending {
-    terms: HashMap<Vec<u8>, BTreeMap<u16, bool>>,
+    terms: HashMap<Vec<u8>, Vec<(u16, bool)>>,
+    /// Text block key → each changed slot's new text (None: the slot is emptied).
+    text: HashMap<Vec<u8>, BTreeMap<u8, Option<SearchFields>>>,
 }
 
 thread_local! {
@@ -346,14 +403,27 @@ fn note(tenant: &[u8; 16], ordinal: u32, term: &[u8], member: bool) {
         p.terms
             .entry(term_key(tenant, ordinal >> CHUNK_BITS, term))
             .or_default()
-            .insert(offset(ordinal), member);
+            .push((offset(ordinal), member));
     });
 }
 
-/// Applies the term changes this thread's jobs made in `txn`, in key order; the writer calls it
-/// before every commit, a migration before its own.
+fn note_text(tenant: TenantId, ordinal: u32, fields: Option<SearchFields>) {
+    let slot = (ordinal & ((1 << TEXT_BITS) - 1)) as u8;
+    PENDING.with_borrow_mut(|p| {
+        p.text
+            .entry(text_key(tenant, ordinal))
+            .or_default()
+            .insert(slot, fields);
+    });
+}
+
+/// Applies the index changes this thread's jobs made in `txn`, each chunk and text block
+/// once, in key order; the writer calls it before every commit, a migration before its own.
 pub(crate) fn flush(txn: &WriteTransaction) -> Result<(), StoreError> {
     let pending = PENDING.with_borrow_mut(std::mem::take);
+    if !pending.text.is_empty() {
+        flush_text(txn, pending.text)?;
+    }
     if pending.terms.is_empty() {
         return Ok(());
     }
@@ -376,9 +446,39 @@ pub(crate) fn flush(txn: &WriteTransaction) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Forgets the term changes of a transaction that will not commit.
+fn flush_text(
+    txn: &WriteTransaction,
+    blocks: HashMap<Vec<u8>, BTreeMap<u8, Option<SearchFields>>>,
+) -> Result<(), StoreError> {
+    let mut edits: Vec<_> = blocks.into_iter().collect();
+    edits.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    let mut table = txn.open_table(LEAD_TEXT)?;
+    for (k, changes) in edits {
+        let mut entries: BTreeMap<u8, SearchFields> = match table.get(k.as_slice())? {
+            Some(v) => decode_text_block(v.value())?.into_iter().collect(),
+            None => BTreeMap::new(),
+        };
+        for (slot, fields) in changes {
+            match fields {
+                Some(f) => entries.insert(slot, f),
+                None => entries.remove(&slot),
+            };
+        }
+        if entries.is_empty() {
+            table.remove(k.as_slice())?;
+        } else {
+            table.insert(k.as_slice(), encode_text_block(&entries).as_slice())?;
+        }
+    }
+    Ok(())
+}
+
+/// Forgets the index changes of a transaction that will not commit.
 pub(crate) fn discard() {
-    PENDING.with_borrow_mut(|p| p.terms.clear());
+    PENDING.with_borrow_mut(|p| {
+        p.terms.clear();
+        p.text.clear();
+    });
 }
 
 /// A tenant's ordinal counter, and whether ordinals still follow `created_at` (a clock that
@@ -524,7 +624,7 @@ fn take_str<'a>(rest: &mut &'a [u8]) -> Result<&'a str, StoreError> {
     std::str::from_utf8(s).map_err(|_| bad())
 }
 
-fn encode_text_block(entries: &[(u8, SearchFields)]) -> Vec<u8> {
+fn encode_text_block(entries: &BTreeMap<u8, SearchFields>) -> Vec<u8> {
     let mut out = Vec::new();
     for (slot, f) in entries {
         out.push(*slot);
@@ -546,7 +646,6 @@ fn encode_text_block(entries: &[(u8, SearchFields)]) -> Vec<u8> {
 pub(crate) struct IndexTables<'txn> {
     ordinals: Table<'txn, &'static [u8], &'static [u8]>,
     rows: Table<'txn, &'static [u8], &'static [u8]>,
-    text: Table<'txn, &'static [u8], &'static [u8]>,
 }
 
 impl<'txn> IndexTables<'txn> {
@@ -554,7 +653,6 @@ impl<'txn> IndexTables<'txn> {
         Ok(IndexTables {
             ordinals: txn.open_table(LEAD_ORDINALS)?,
             rows: txn.open_table(LEAD_ROWS)?,
-            text: txn.open_table(LEAD_TEXT)?,
         })
     }
 
@@ -587,25 +685,22 @@ impl<'txn> IndexTables<'txn> {
         lead: &Lead,
     ) -> Result<(), StoreError> {
         let tenant = lead.tenant_id;
+        let t = tenant.bytes();
         let fields = search_fields(lead);
         let old_fields = old.map(search_fields);
-        let new_terms = terms_of(lead, &fields);
-        let old_terms = match (old, &old_fields) {
-            (Some(old), Some(f)) => terms_of(old, f),
-            _ => Vec::new(),
-        };
-        let t = tenant.bytes();
-        for gone in old_terms
-            .iter()
-            .filter(|x| new_terms.binary_search(x).is_err())
-        {
-            note(&t, ordinal, gone, false);
-        }
-        for came in new_terms
-            .iter()
-            .filter(|x| old_terms.binary_search(x).is_err())
-        {
-            note(&t, ordinal, came, true);
+        note_moves(
+            &t,
+            ordinal,
+            &old.map(field_terms).unwrap_or_default(),
+            &field_terms(lead),
+        );
+        if old_fields.as_ref() != Some(&fields) {
+            note_moves(
+                &t,
+                ordinal,
+                &old_fields.as_ref().map(text_terms).unwrap_or_default(),
+                &text_terms(&fields),
+            );
         }
         let row = Row::of(lead);
         if old.map(Row::of) != Some(row) {
@@ -615,7 +710,7 @@ impl<'txn> IndexTables<'txn> {
             )?;
         }
         if old_fields.as_ref() != Some(&fields) {
-            self.put_text(tenant, ordinal, Some(fields))?;
+            note_text(tenant, ordinal, Some(fields));
         }
         Ok(())
     }
@@ -623,40 +718,15 @@ impl<'txn> IndexTables<'txn> {
     /// Takes `lead` (at `ordinal`) out of every index.
     pub(crate) fn remove(&mut self, ordinal: u32, lead: &Lead) -> Result<(), StoreError> {
         let t = lead.tenant_id.bytes();
-        for gone in terms_of(lead, &search_fields(lead)) {
+        let terms = field_terms(lead)
+            .into_iter()
+            .chain(text_terms(&search_fields(lead)));
+        for gone in terms {
             note(&t, ordinal, &gone, false);
         }
         self.rows
             .remove(ordinal_key(lead.tenant_id, ordinal).as_slice())?;
-        self.put_text(lead.tenant_id, ordinal, None)
-    }
-
-    fn put_text(
-        &mut self,
-        tenant: TenantId,
-        ordinal: u32,
-        fields: Option<SearchFields>,
-    ) -> Result<(), StoreError> {
-        let k = text_key(tenant, ordinal);
-        let slot = (ordinal & ((1 << TEXT_BITS) - 1)) as u8;
-        let mut entries = match self.text.get(k.as_slice())? {
-            Some(v) => decode_text_block(v.value())?,
-            None => Vec::new(),
-        };
-        match (entries.binary_search_by_key(&slot, |e| e.0), fields) {
-            (Ok(i), Some(f)) => entries[i].1 = f,
-            (Ok(i), None) => {
-                entries.remove(i);
-            }
-            (Err(i), Some(f)) => entries.insert(i, (slot, f)),
-            (Err(_), None) => {}
-        }
-        if entries.is_empty() {
-            self.text.remove(k.as_slice())?;
-        } else {
-            self.text
-                .insert(k.as_slice(), encode_text_block(&entries).as_slice())?;
-        }
+        note_text(lead.tenant_id, ordinal, None);
         Ok(())
     }
 }
@@ -721,7 +791,7 @@ impl<'t, T: Txn> TenantIndex<'t, T> {
 
     /// Every lead of the tenant.
     pub(crate) fn all(&self) -> Result<Set, StoreError> {
-        self.term(term::ALL, None)
+        self.term(&term::all(), None)
     }
 
     /// The leads under `term`, only among `within` when given (only its chunks are read).
@@ -849,7 +919,7 @@ impl<'t, T: Txn> TenantIndex<'t, T> {
     pub(crate) fn search(&self, search: &SearchQuery, within: Set) -> Result<Set, StoreError> {
         let text = search.text().as_bytes();
         let digits = search.digits().map(str::as_bytes);
-        let narrow = |kind: fn(&[u8]) -> Vec<u8>, q: &[u8]| -> Result<Set, StoreError> {
+        let narrow = |kind: fn(&[u8]) -> Term, q: &[u8]| -> Result<Set, StoreError> {
             let mut set = within.clone();
             // Rarer trigrams first would read less; each read is bounded by `set`'s chunks.
             for trigram in q.windows(3) {
@@ -1032,15 +1102,17 @@ mod tests {
 
     #[test]
     fn text_blocks_round_trip() {
-        let entries = vec![
+        let entries = BTreeMap::from([
             (
                 0,
                 SearchFields::of(Some("Ada Lovelace"), None, Some("+12065550123")),
             ),
             (63, SearchFields::of(None, Some("élodie@example.fr"), None)),
-        ];
+        ]);
         let bytes = encode_text_block(&entries);
-        assert_eq!(decode_text_block(&bytes).unwrap(), entries);
+        let back: BTreeMap<u8, SearchFields> =
+            decode_text_block(&bytes).unwrap().into_iter().collect();
+        assert_eq!(back, entries);
         assert!(decode_text_block(&bytes[..bytes.len() - 1]).is_err());
     }
 

@@ -16,7 +16,7 @@ use redb::ReadTransaction;
 
 use super::catalog::{Catalog, load_catalog};
 use super::codec::decode;
-use super::lead_index::{Column, ROW_COST, Row, Set, TenantIndex, term};
+use super::lead_index::{Column, ROW_COST, Row, Set, TenantIndex, Term, term};
 use super::lead_record::{LeadView, lead_key};
 use super::tables::*;
 use super::{Store, StoreError};
@@ -135,7 +135,7 @@ impl<'a> Filter<'a> {
     /// The ordinals of every matching lead; None when the query filters nothing.
     fn matching(&self, ix: &TenantIndex<'_, ReadTransaction>) -> Result<Option<Set>, StoreError> {
         let q = self.query;
-        let terms: Vec<Vec<u8>> = [
+        let terms: Vec<Term> = [
             q.status.map(term::status),
             self.stage.map(term::stage),
             q.lead_line.map(|l| term::lead_line(l.as_str())),
