@@ -106,6 +106,12 @@ impl Server {
         ticks as f64 * 1000.0 / clock_ticks_per_second()
     }
 
+    /// Where its data file is. (For the leads benchmark, which shares this.)
+    #[allow(dead_code)]
+    pub fn data_file(&self) -> std::path::PathBuf {
+        self.dir.path().join("leadbase.redb")
+    }
+
     /// The size of its data file, in bytes. (For the events benchmark, which shares this.)
     #[allow(dead_code)]
     pub fn data_file_bytes(&self) -> u64 {

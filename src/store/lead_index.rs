@@ -12,8 +12,8 @@
 //! - The writer does not rewrite a chunk per lead: a job records its term changes in a
 //!   per-thread list that the batch applies once, just before its commit ([`flush`]).
 //! - [`LEAD_ROWS`] gives an ordinal's id and sort values; [`LEAD_TEXT`] keeps what search
-//!   compares (lower-cased name and e-mail, phone digits) in blocks of 64 leads, so checking
-//!   a million candidates reads 16 thousand entries rather than a million records.
+//!   compares (lower-cased name and e-mail, phone digits) in blocks of 256 leads, so checking
+//!   a million candidates reads four thousand entries rather than a million records.
 //!
 //! Trigrams are a superset filter: a 3-byte query is exactly a trigram, longer ones are checked
 //! against the text blocks. A query under 3 bytes has no trigram and checks every text block.
@@ -35,8 +35,8 @@ pub(crate) const CHUNK_BITS: u32 = 12;
 const CHUNK_WORDS: usize = 1 << (CHUNK_BITS - 6);
 /// A chunk below this many members is stored as a list of offsets (2 bytes each).
 const LIST_MAX: usize = 256;
-/// Leads per text block: 2^6.
-const TEXT_BITS: u32 = 6;
+/// Leads per text block: 2^8 (some 12 KiB; checking a million leads reads 4 thousand entries).
+const TEXT_BITS: u32 = 8;
 
 /// The members of one chunk: bit `i` is ordinal `chunk * 4096 + i`.
 #[derive(Clone, PartialEq, Eq)]
@@ -392,6 +392,8 @@ struct Pending {
     terms: HashMap<Vec<u8>, Vec<(u16, bool)>>,
     /// Text block key → each changed slot's new text (None: the slot is emptied).
     text: HashMap<Vec<u8>, BTreeMap<u8, Option<SearchFields>>>,
+    /// Updated-at count key → change.
+    counts: HashMap<Vec<u8>, i64>,
 }
 
 thread_local! {
@@ -417,12 +419,45 @@ fn note_text(tenant: TenantId, ordinal: u32, fields: Option<SearchFields>) {
     });
 }
 
+/// The spans the updated-at counts keep, as bits of milliseconds: 128 ms, 8 s, 9 min, 9 h,
+/// 25 days, 4 years; each is 64 of the one below.
+const COUNT_LEVELS: [u32; 6] = [7, 13, 19, 25, 31, 37];
+
+fn count_key(tenant: &[u8; 16], level: usize, bucket: i64) -> Vec<u8> {
+    key(&[tenant, &[level as u8], &i64_key(bucket)])
+}
+
+fn note_updated(tenant: &[u8; 16], at: i64, change: i64) {
+    PENDING.with_borrow_mut(|p| {
+        for (level, bits) in COUNT_LEVELS.iter().enumerate() {
+            *p.counts
+                .entry(count_key(tenant, level, at >> bits))
+                .or_default() += change;
+        }
+    });
+}
+
 /// Applies the index changes this thread's jobs made in `txn`, each chunk and text block
 /// once, in key order; the writer calls it before every commit, a migration before its own.
 pub(crate) fn flush(txn: &WriteTransaction) -> Result<(), StoreError> {
     let pending = PENDING.with_borrow_mut(std::mem::take);
     if !pending.text.is_empty() {
         flush_text(txn, pending.text)?;
+    }
+    if !pending.counts.is_empty() {
+        let mut table = txn.open_table(LEAD_UPDATED_COUNTS)?;
+        for (k, change) in pending.counts {
+            let now = table.get(k.as_slice())?.map_or(0, |v| v.value());
+            match now.checked_add_signed(change) {
+                Some(0) => table.remove(k.as_slice())?,
+                Some(n) => table.insert(k.as_slice(), n)?,
+                None => {
+                    return Err(StoreError::Corrupt(
+                        "a lead updated-at count went below zero".into(),
+                    ));
+                }
+            };
+        }
     }
     if pending.terms.is_empty() {
         return Ok(());
@@ -478,6 +513,7 @@ pub(crate) fn discard() {
     PENDING.with_borrow_mut(|p| {
         p.terms.clear();
         p.text.clear();
+        p.counts.clear();
     });
 }
 
@@ -642,10 +678,32 @@ fn encode_text_block(entries: &BTreeMap<u8, SearchFields>) -> Vec<u8> {
     out
 }
 
+/// The composite index's field part for a status or a stage: 17 bytes.
+pub(crate) fn field_of(term: &Term) -> [u8; 17] {
+    let mut field = [0u8; 17];
+    let n = term.len().min(17);
+    field[..n].copy_from_slice(&term[..n]);
+    field
+}
+
+/// The fields a lead has an entry under in the composite indexes: its status and its stage.
+fn fields(lead: &Lead) -> [[u8; 17]; 2] {
+    [
+        field_of(&term::status(lead.status)),
+        field_of(&term::stage(lead.stage_id)),
+    ]
+}
+
+fn field_key(tenant: TenantId, field: &[u8; 17], at: Timestamp, id: LeadId) -> Vec<u8> {
+    key(&[&tenant.bytes(), field, &i64_key(at.ms()), &id.bytes()])
+}
+
 /// The index tables a lead write touches, opened once per job.
 pub(crate) struct IndexTables<'txn> {
     ordinals: Table<'txn, &'static [u8], &'static [u8]>,
     rows: Table<'txn, &'static [u8], &'static [u8]>,
+    by_field_updated: Table<'txn, &'static [u8], u32>,
+    by_field_created: Table<'txn, &'static [u8], u32>,
 }
 
 impl<'txn> IndexTables<'txn> {
@@ -653,6 +711,8 @@ impl<'txn> IndexTables<'txn> {
         Ok(IndexTables {
             ordinals: txn.open_table(LEAD_ORDINALS)?,
             rows: txn.open_table(LEAD_ROWS)?,
+            by_field_updated: txn.open_table(LEADS_BY_FIELD_UPDATED)?,
+            by_field_created: txn.open_table(LEADS_BY_FIELD_CREATED)?,
         })
     }
 
@@ -702,6 +762,13 @@ impl<'txn> IndexTables<'txn> {
                 &text_terms(&fields),
             );
         }
+        self.put_fields(ordinal, old, lead)?;
+        if old.is_none_or(|o| o.updated_at != lead.updated_at) {
+            if let Some(old) = old {
+                note_updated(&t, old.updated_at.ms(), -1);
+            }
+            note_updated(&t, lead.updated_at.ms(), 1);
+        }
         let row = Row::of(lead);
         if old.map(Row::of) != Some(row) {
             self.rows.insert(
@@ -727,6 +794,52 @@ impl<'txn> IndexTables<'txn> {
         self.rows
             .remove(ordinal_key(lead.tenant_id, ordinal).as_slice())?;
         note_text(lead.tenant_id, ordinal, None);
+        note_updated(&t, lead.updated_at.ms(), -1);
+        for field in fields(lead) {
+            let (tenant, id) = (lead.tenant_id, lead.id);
+            self.by_field_updated
+                .remove(field_key(tenant, &field, lead.updated_at, id).as_slice())?;
+            self.by_field_created
+                .remove(field_key(tenant, &field, lead.created_at, id).as_slice())?;
+        }
+        Ok(())
+    }
+
+    /// The composite index entries of `lead`, replacing `old`'s where they differ.
+    fn put_fields(
+        &mut self,
+        ordinal: u32,
+        old: Option<&Lead>,
+        lead: &Lead,
+    ) -> Result<(), StoreError> {
+        let (tenant, id) = (lead.tenant_id, lead.id);
+        let new_fields = fields(lead);
+        for (i, field) in new_fields.iter().enumerate() {
+            let old_field = old.map(|o| (fields(o)[i], o));
+            let same_field = old_field.is_some_and(|(f, _)| f == *field);
+            if let Some((f, o)) = old_field
+                && !(same_field && o.updated_at == lead.updated_at)
+            {
+                self.by_field_updated
+                    .remove(field_key(tenant, &f, o.updated_at, id).as_slice())?;
+            }
+            if !(same_field && old.is_some_and(|o| o.updated_at == lead.updated_at)) {
+                self.by_field_updated.insert(
+                    field_key(tenant, field, lead.updated_at, id).as_slice(),
+                    ordinal,
+                )?;
+            }
+            if !same_field {
+                if let Some((f, o)) = old_field {
+                    self.by_field_created
+                        .remove(field_key(tenant, &f, o.created_at, id).as_slice())?;
+                }
+                self.by_field_created.insert(
+                    field_key(tenant, field, lead.created_at, id).as_slice(),
+                    ordinal,
+                )?;
+            }
+        }
         Ok(())
     }
 }
@@ -914,6 +1027,44 @@ impl<'t, T: Txn> TenantIndex<'t, T> {
         Ok(set)
     }
 
+    /// How many of the tenant's `tenant_size` leads were updated at or after `since`, from the
+    /// updated-at counts: the spans before `since` at every level (at most 64 at each), then
+    /// the index entries of its own 128 ms.
+    pub(crate) fn count_updated_since(
+        &self,
+        since: Timestamp,
+        tenant_size: u64,
+    ) -> Result<u64, StoreError> {
+        let counts = self.txn.table(LEAD_UPDATED_COUNTS)?;
+        let t = self.tenant.bytes();
+        let ms = since.ms();
+        let mut before = 0u64;
+        let top = COUNT_LEVELS.len() - 1;
+        let sum = |level: usize, from: i64, to: i64| -> Result<u64, StoreError> {
+            let (lo, hi) = (count_key(&t, level, from), count_key(&t, level, to));
+            let mut n = 0;
+            for entry in counts.range::<&[u8]>(lo.as_slice()..hi.as_slice())? {
+                n += entry?.1.value();
+            }
+            Ok(n)
+        };
+        before += sum(top, i64::MIN, ms >> COUNT_LEVELS[top])?;
+        for level in (0..top).rev() {
+            let shift = COUNT_LEVELS[level + 1] - COUNT_LEVELS[level];
+            let parent = ms >> COUNT_LEVELS[level + 1];
+            before += sum(level, parent << shift, ms >> COUNT_LEVELS[level])?;
+        }
+        let index = self.txn.table(LEADS_BY_UPDATED)?;
+        let start = (ms >> COUNT_LEVELS[0]) << COUNT_LEVELS[0];
+        let lo = key(&[&t, &i64_key(start)]);
+        let hi = key(&[&t, &i64_key(ms)]);
+        for entry in index.range::<&[u8]>(lo.as_slice()..hi.as_slice())? {
+            entry?;
+            before += 1;
+        }
+        Ok(tenant_size.saturating_sub(before))
+    }
+
     /// The leads of `within` whose name, e-mail or phone matches `search`: trigram sets narrow
     /// the candidates, the text blocks decide.
     pub(crate) fn search(&self, search: &SearchQuery, within: Set) -> Result<Set, StoreError> {
@@ -945,8 +1096,14 @@ impl<'t, T: Txn> TenantIndex<'t, T> {
         self.check_text(search, candidates)
     }
 
-    /// The members of `candidates` whose text blocks match.
+    /// The members of `candidates` whose text blocks match, compared as
+    /// [`SearchQuery::matches_fields`] does (substring of the name or e-mail, or of the phone's
+    /// digits for a query with three), with searchers built once.
     fn check_text(&self, search: &SearchQuery, candidates: Set) -> Result<Set, StoreError> {
+        let text = memchr::memmem::Finder::new(search.text().as_bytes());
+        let digits = search
+            .digits()
+            .map(|d| memchr::memmem::Finder::new(d.as_bytes()));
         let table = self.txn.table(LEAD_TEXT)?;
         let mut found = Set::with_chunks(self.chunks());
         let mut last_block = None;
@@ -959,7 +1116,12 @@ impl<'t, T: Txn> TenantIndex<'t, T> {
             if let Some(v) = table.get(text_key(self.tenant, ordinal).as_slice())? {
                 for_each_text(v.value(), |slot, fields| {
                     let o = block << TEXT_BITS | u32::from(slot);
-                    if candidates.contains(o) && search.matches_fields(&fields) {
+                    let hit = text.find(fields.name.as_bytes()).is_some()
+                        || text.find(fields.email.as_bytes()).is_some()
+                        || digits
+                            .as_ref()
+                            .is_some_and(|d| d.find(fields.digits.as_bytes()).is_some());
+                    if hit && candidates.contains(o) {
                         found.insert(o);
                     }
                     true
@@ -998,6 +1160,19 @@ impl<'t, T: Txn> TenantIndex<'t, T> {
     }
 }
 
+/// Marks the tenant's ordinals as no longer in created order (what a clock stepping back does).
+#[cfg(test)]
+pub(crate) fn forget_created_order(
+    txn: &WriteTransaction,
+    tenant: TenantId,
+) -> Result<(), StoreError> {
+    let mut table = txn.open_table(LEAD_ORDINALS)?;
+    let mut ordinals = read_ordinals(&table, tenant)?;
+    ordinals.in_created_order = false;
+    table.insert(tenant.bytes().as_slice(), ordinals.encode().as_slice())?;
+    Ok(())
+}
+
 /// Rebuilds every lead index this module keeps, and the created-at and updated-at indexes that
 /// hold the ordinals, from the lead records: ordinals are given anew per tenant in created-at
 /// order. Used by the migration to schema 7 (and by a repair).
@@ -1005,9 +1180,15 @@ pub(crate) fn rebuild(txn: &WriteTransaction) -> Result<u64, StoreError> {
     for table in [LEAD_ORDINALS, LEAD_ROWS, LEAD_TEXT, LEAD_TERMS] {
         txn.delete_table(table)?;
     }
-    for table in [LEADS_BY_CREATED, LEADS_BY_UPDATED] {
+    for table in [
+        LEADS_BY_CREATED,
+        LEADS_BY_UPDATED,
+        LEADS_BY_FIELD_CREATED,
+        LEADS_BY_FIELD_UPDATED,
+    ] {
         txn.delete_table(table)?;
     }
+    txn.delete_table(LEAD_UPDATED_COUNTS)?;
     discard();
     let mut by_tenant: BTreeMap<[u8; 16], Vec<(i64, [u8; 16])>> = BTreeMap::new();
     {
@@ -1114,6 +1295,44 @@ mod tests {
             decode_text_block(&bytes).unwrap().into_iter().collect();
         assert_eq!(back, entries);
         assert!(decode_text_block(&bytes[..bytes.len() - 1]).is_err());
+    }
+
+    #[test]
+    fn a_lead_created_before_the_newest_one_ends_the_created_order() {
+        let (_dir, store, tenant) = crate::store::testing::store_with_tenant();
+        let order = store
+            .write(move |txn| {
+                let mut tables = IndexTables::open(txn)?;
+                let lead = |at: i64| Lead {
+                    id: LeadId::new(),
+                    tenant_id: tenant,
+                    status: crate::domain::lead::LeadStatus::Active,
+                    source_platform: crate::domain::lead::SourcePlatform::Direct,
+                    source_type: crate::domain::lead::SourceType::Manual,
+                    created_at: Timestamp(at),
+                    updated_at: Timestamp(at),
+                    contact_name: None,
+                    contact_phone: None,
+                    contact_email: Some("a@b.co".into()),
+                    score: None,
+                    qualified: None,
+                    stage_id: crate::domain::ids::StageId::new(),
+                    owner_id: None,
+                    last_interaction_at: None,
+                    interaction_count: 0,
+                    custom_fields_json: "{}".into(),
+                    version: 1,
+                };
+                let first = tables.allocate(&lead(1_000))?;
+                let second = tables.allocate(&lead(1_000))?;
+                let in_order = read_ordinals(&tables.ordinals, tenant)?.in_created_order;
+                tables.allocate(&lead(999))?;
+                let after = read_ordinals(&tables.ordinals, tenant)?;
+                Ok((first, second, in_order, after.in_created_order, after.next))
+            })
+            .unwrap();
+        assert_eq!(order, (0, 1, true, false, 3));
+        store.shutdown();
     }
 
     #[test]

@@ -16,7 +16,7 @@ use redb::ReadTransaction;
 
 use super::catalog::{Catalog, load_catalog};
 use super::codec::decode;
-use super::lead_index::{Column, ROW_COST, Row, Set, TenantIndex, Term, term};
+use super::lead_index::{Column, ROW_COST, Row, Set, TenantIndex, Term, field_of, term};
 use super::lead_record::{LeadView, lead_key};
 use super::tables::*;
 use super::{Store, StoreError};
@@ -132,20 +132,35 @@ impl<'a> Filter<'a> {
             })
     }
 
-    /// The ordinals of every matching lead; None when the query filters nothing.
-    fn matching(&self, ix: &TenantIndex<'_, ReadTransaction>) -> Result<Option<Set>, StoreError> {
+    /// The matching leads as a plan: their set of ordinals (None: every lead), how many, and
+    /// where the page is best walked.
+    fn matching(
+        &self,
+        ix: &TenantIndex<'_, ReadTransaction>,
+        tenant_size: u64,
+    ) -> Result<Matching, StoreError> {
         let q = self.query;
-        let terms: Vec<Term> = [
-            q.status.map(term::status),
-            self.stage.map(term::stage),
-            q.lead_line.map(|l| term::lead_line(l.as_str())),
-        ]
-        .into_iter()
-        .flatten()
-        .collect();
+        // Each field's set alone first, to intersect the smallest first and to know which
+        // status or stage to walk the composite index of.
+        let mut sets: Vec<(Option<Term>, Set)> = Vec::new();
+        for (t, composite) in [
+            (q.status.map(term::status), true),
+            (self.stage.map(term::stage), true),
+            (q.lead_line.map(|l| term::lead_line(l.as_str())), false),
+        ] {
+            if let Some(t) = t {
+                let set = ix.term(&t, None)?;
+                sets.push((composite.then_some(t), set));
+            }
+        }
+        sets.sort_by_key(|(_, s)| s.len());
+        let mut walk = Walk::Sorted;
+        if let Some((t, s)) = sets.iter().find(|(t, _)| t.is_some()) {
+            walk = Walk::Field(t.expect("found"), s.len());
+        }
         let mut set: Option<Set> = None;
-        for t in &terms {
-            set = Some(ix.term(t, set.as_ref())?);
+        for (_, s) in sets {
+            set = Some(intersect(set, s));
         }
         if let Some(since) = q.created_since {
             let bound = match ix.created_since(since)? {
@@ -154,9 +169,28 @@ impl<'a> Filter<'a> {
             };
             set = Some(intersect(set, bound));
         }
+        let mut check_updated = None;
+        let mut total = None;
         if let Some(since) = q.updated_since {
-            let bound = ix.since(Column::Updated, since, set.as_ref())?;
-            set = Some(intersect(set, bound));
+            if set.is_none() && self.search().is_none() && q.sort_by != SortBy::LastInteractionAt {
+                // Only this bound: counted from the updated-at counts; the walk starts at it
+                // (sorted by updated_at) or checks each lead's row (by created_at).
+                let n = ix.count_updated_since(since, tenant_size)?;
+                let wanted = q.offset.saturating_add(q.limit + 1) as u64;
+                // Checking rows costs some ten index steps each: with few matches, reading
+                // the matches off the updated-at index is cheaper than looking for them.
+                if q.sort_by != SortBy::UpdatedAt
+                    && n.saturating_mul(n) < wanted.saturating_mul(tenant_size).saturating_mul(10)
+                {
+                    set = Some(ix.since(Column::Updated, since, None)?);
+                } else {
+                    total = Some(n);
+                    check_updated = (q.sort_by != SortBy::UpdatedAt).then_some(since);
+                }
+            } else {
+                let bound = ix.since(Column::Updated, since, set.as_ref())?;
+                set = Some(intersect(set, bound));
+            }
         }
         if let Some(search) = self.search() {
             let within = match set {
@@ -165,17 +199,48 @@ impl<'a> Filter<'a> {
             };
             set = Some(ix.search(search, within)?);
         }
-        Ok(set)
+        let total = match (&set, total) {
+            (Some(s), _) => s.len(),
+            (None, Some(n)) => n,
+            (None, None) => tenant_size,
+        };
+        Ok(Matching {
+            set,
+            total,
+            walk,
+            check_updated,
+        })
     }
 
-    /// The `*_since` bound on the sort column, where a walk of that column starts.
+    /// A lead's `updated_at` is never before its `created_at` (it only grows), so a
+    /// `created_since` bound holds for the updated-at order too.
     fn sort_bound(&self) -> Option<Timestamp> {
-        match self.query.sort_by {
-            SortBy::CreatedAt => self.query.created_since,
-            SortBy::UpdatedAt => self.query.updated_since,
+        let q = self.query;
+        match q.sort_by {
+            SortBy::CreatedAt => q.created_since,
+            SortBy::UpdatedAt => q.updated_since.max(q.created_since),
             SortBy::LastInteractionAt => None,
         }
     }
+}
+
+/// A query's matches, and how to page through them.
+struct Matching {
+    /// None: every lead, or every lead passing `check_updated`.
+    set: Option<Set>,
+    total: u64,
+    walk: Walk,
+    /// Walked entries must have been updated at or after this (their rows say).
+    check_updated: Option<Timestamp>,
+}
+
+/// Which index a walk reads.
+#[derive(Clone, Copy)]
+enum Walk {
+    /// The tenant's sort index.
+    Sorted,
+    /// The composite index's part for this status or stage, which holds this many leads.
+    Field(Term, u64),
 }
 
 fn intersect(set: Option<Set>, with: Set) -> Set {
@@ -244,19 +309,9 @@ impl Store {
                 .open_table(LEAD_COUNTS)?
                 .get(tenant.bytes().as_slice())?
                 .map_or(0, |v| v.value());
-            let (ids, total) = match filter.matching(&ix)? {
-                None if query.sort_by != SortBy::LastInteractionAt => {
-                    let ids = walk(txn, tenant, query, None, None, u64::MAX)?
-                        .expect("an unbounded walk finishes");
-                    (ids, tenant_size)
-                }
-                None => (fetch(&ix, query, &ix.all()?)?, tenant_size),
-                Some(set) => {
-                    let total = set.len();
-                    let ids = page(txn, &ix, &filter, &set, tenant_size)?;
-                    (ids, total)
-                }
-            };
+            let matching = filter.matching(&ix, tenant_size)?;
+            let ids = page(txn, &ix, &filter, &matching, tenant_size)?;
+            let total = matching.total;
             let leads_table = txn.open_table(LEADS)?;
             let mut leads = Vec::with_capacity(ids.len());
             for id in ids {
@@ -288,60 +343,85 @@ impl Store {
     }
 }
 
-/// The ids of the page (`offset` skipped, then `limit + 1`) among `set`, in order.
+/// The ids of the page (`offset` skipped, then `limit + 1`) among the matches, in order.
 fn page(
     txn: &ReadTransaction,
     ix: &TenantIndex<'_, ReadTransaction>,
     filter: &Filter<'_>,
-    set: &Set,
+    matching: &Matching,
     tenant_size: u64,
 ) -> Result<Vec<LeadId>, StoreError> {
     let query = filter.query;
-    let matching = set.len();
-    if matching == 0 {
+    if matching.total == 0 {
         return Ok(Vec::new());
     }
+    let Some(set) = &matching.set else {
+        if query.sort_by == SortBy::LastInteractionAt {
+            return fetch(ix, query, &ix.all()?);
+        }
+        let Some(since) = matching.check_updated else {
+            return Ok(
+                walk(txn, ix, query, filter.sort_bound(), matching, u64::MAX)?
+                    .expect("an unbounded walk finishes"),
+            );
+        };
+        // Each walked lead's row is read: when the matches sit far along the order, reading
+        // them off the updated-at index is cheaper.
+        let wanted = query.offset.saturating_add(query.limit + 1) as u64;
+        let estimate = wanted.saturating_mul(tenant_size) / matching.total;
+        let budget = estimate.saturating_mul(4).max(WALK_BUDGET / ROW_COST);
+        return match walk(txn, ix, query, filter.sort_bound(), matching, budget)? {
+            Some(ids) => Ok(ids),
+            None => fetch(ix, query, &ix.since(Column::Updated, since, None)?),
+        };
+    };
     if query.sort_by == SortBy::LastInteractionAt {
         return fetch(ix, query, set);
     }
     let wanted = query.offset.saturating_add(query.limit + 1) as u64;
-    // Entries a walk is expected to read if the matches are spread evenly.
-    let walk_estimate = wanted.saturating_mul(tenant_size.max(matching)) / matching;
-    if matching.saturating_mul(ROW_COST) < walk_estimate {
+    // Entries a walk is expected to read if the matches are spread evenly over its index.
+    let walked = match matching.walk {
+        Walk::Sorted => tenant_size,
+        Walk::Field(_, n) => n,
+    };
+    let walk_estimate = wanted.saturating_mul(walked.max(matching.total)) / matching.total;
+    if matching.total.saturating_mul(ROW_COST) < walk_estimate {
         return fetch(ix, query, set);
     }
     let budget = walk_estimate.saturating_mul(4).max(WALK_BUDGET);
-    match walk(
-        txn,
-        ix.tenant(),
-        query,
-        Some(set),
-        filter.sort_bound(),
-        budget,
-    )? {
+    match walk(txn, ix, query, filter.sort_bound(), matching, budget)? {
         Some(ids) => Ok(ids),
         None => fetch(ix, query, set),
     }
 }
 
-/// Walks the sort index from the cursor (never before the `*_since` bound on the sort column)
-/// keeping the entries in `set` (all when None): the page's ids, or None when `budget` entries
-/// were read first.
+/// Walks the sort index (or a status's or stage's part of the composite one) from the cursor,
+/// never before the `*_since` bound on the sort column, keeping the matching entries: the
+/// page's ids, or None when `budget` entries were read first.
 fn walk(
     txn: &ReadTransaction,
-    tenant: TenantId,
+    ix: &TenantIndex<'_, ReadTransaction>,
     query: &LeadQuery,
-    set: Option<&Set>,
     since: Option<Timestamp>,
+    matching: &Matching,
     budget: u64,
 ) -> Result<Option<Vec<LeadId>>, StoreError> {
-    let index = txn.open_table(match query.sort_by {
-        SortBy::CreatedAt => LEADS_BY_CREATED,
-        _ => LEADS_BY_UPDATED,
-    })?;
-    let prefix = tenant.bytes();
+    let tenant = ix.tenant();
+    let (index, prefix) = match (matching.walk, query.sort_by) {
+        (Walk::Field(t, _), SortBy::CreatedAt) => (
+            LEADS_BY_FIELD_CREATED,
+            key(&[&tenant.bytes(), &field_of(&t)]),
+        ),
+        (Walk::Field(t, _), _) => (
+            LEADS_BY_FIELD_UPDATED,
+            key(&[&tenant.bytes(), &field_of(&t)]),
+        ),
+        (Walk::Sorted, SortBy::CreatedAt) => (LEADS_BY_CREATED, tenant.bytes().to_vec()),
+        (Walk::Sorted, _) => (LEADS_BY_UPDATED, tenant.bytes().to_vec()),
+    };
+    let index = txn.open_table(index)?;
     let lower = key(&[&prefix, &i64_key(since.map_or(i64::MIN, Timestamp::ms))]);
-    let upper = prefix_end(&prefix).unwrap_or_else(|| vec![0xff; 41]);
+    let upper = prefix_end(&prefix).unwrap_or_else(|| vec![0xff; prefix.len() + 24]);
     let after = query
         .cursor
         .as_ref()
@@ -367,6 +447,7 @@ fn walk(
         SortDir::Asc => Box::new(range),
         SortDir::Desc => Box::new(range.rev()),
     };
+    let rows = txn.open_table(LEAD_ROWS)?;
     let (mut skip, take) = (query.offset, query.limit + 1);
     let mut ids = Vec::with_capacity(take);
     let mut read = 0u64;
@@ -376,15 +457,25 @@ fn walk(
         if read > budget {
             return Ok(None);
         }
-        if set.is_some_and(|s| !s.contains(ordinal.value())) {
+        let ordinal = ordinal.value();
+        if matching.set.as_ref().is_some_and(|s| !s.contains(ordinal)) {
             continue;
+        }
+        if let Some(since) = matching.check_updated {
+            let row = rows
+                .get(key(&[&tenant.bytes(), &ordinal.to_be_bytes()]).as_slice())?
+                .map(|v| Row::decode(v.value()))
+                .transpose()?;
+            if row.is_none_or(|r| r.updated_at < since.ms()) {
+                continue;
+            }
         }
         if skip > 0 {
             skip -= 1;
             continue;
         }
-        let id =
-            id_at(k.value(), 24).ok_or_else(|| StoreError::Corrupt("short index key".into()))?;
+        let id = id_at(k.value(), prefix.len() + 8)
+            .ok_or_else(|| StoreError::Corrupt("short index key".into()))?;
         ids.push(LeadId::from_bytes(id));
         if ids.len() == take {
             break;
@@ -688,7 +779,8 @@ mod tests {
         let word = |rng: &mut Rng| WORDS[rng.below(WORDS.len() as u64) as usize];
         let mut ids = Vec::new();
         for batch in 0..n.div_ceil(500) {
-            store.clock().advance(1 + rng.below(5) as u32);
+            // Up to an hour apart: times spread over every span the updated-at counts keep.
+            store.clock().advance(1 + rng.below(3_600_000) as u32);
             let rows = (0..500.min(n - batch * 500))
                 .map(|i| {
                     let i = batch * 500 + i;
@@ -747,7 +839,10 @@ mod tests {
             }
         }
         for _ in 0..n / 5 {
-            store.clock().advance(rng.below(3) as u32);
+            // Ties now and then, else up to a minute and a half apart.
+            if rng.below(4) > 0 {
+                store.clock().advance(rng.below(90_000) as u32);
+            }
             let id = ids[rng.below(ids.len() as u64) as usize];
             let mut patch = LeadPatch::default();
             match rng.below(5) {
@@ -821,6 +916,13 @@ mod tests {
         let stages = store.list_stages(tenant).unwrap();
         let catalog = store.read(|txn| load_catalog(txn, tenant)).unwrap();
         for round in 0..300 {
+            if round == 200 {
+                // As after a clock that stepped back: `created_since` can no longer be a range
+                // of ordinals, and reads the created-at index instead.
+                store
+                    .write(move |txn| super::super::lead_index::forget_created_order(txn, tenant))
+                    .unwrap();
+            }
             let mut query = random_query(&leads, &mut rng);
             if rng.below(2) == 0 {
                 query.stage = Some(match rng.below(2) {
@@ -861,6 +963,42 @@ mod tests {
                 );
             }
             assert_eq!(got, want, "round {round}: {query:?}");
+        }
+        store.shutdown();
+    }
+
+    #[test]
+    fn updated_since_counts_match_the_leads() {
+        let (_dir, store, tenant) = store_with_tenant();
+        let mut rng = Rng(2024);
+        let ids = index_leads(&store, tenant, &mut rng, 1_500);
+        let times: Vec<i64> = ids
+            .iter()
+            .map(|id| {
+                store
+                    .get_lead(tenant, *id)
+                    .unwrap()
+                    .unwrap()
+                    .lead
+                    .updated_at
+                    .ms()
+            })
+            .collect();
+        let n = times.len() as u64;
+        for round in 0..300 {
+            let at = times[rng.below(n) as usize];
+            // At a lead's time, next to it, and on the edges of every span the counts keep.
+            let t = match rng.below(4) {
+                0 => at,
+                1 => at + rng.below(3) as i64 - 1,
+                2 => (at >> 13) << 13,
+                _ => ((at >> 19) << 19) - 1,
+            };
+            let want = times.iter().filter(|&&u| u >= t).count() as u64;
+            let got = store
+                .read(|txn| TenantIndex::open(txn, tenant)?.count_updated_since(Timestamp(t), n))
+                .unwrap();
+            assert_eq!(got, want, "round {round}: updated since {t}");
         }
         store.shutdown();
     }

@@ -87,9 +87,16 @@ pub(super) fn prepare(db: &Database) -> Result<(), PrepareError> {
     for table in [LEAD_COUNTS, EVENT_LOG_PRUNED] {
         txn.open_table(table).map_err(StoreError::from)?;
     }
-    for table in [LEADS_BY_UPDATED, LEADS_BY_CREATED] {
+    for table in [
+        LEADS_BY_UPDATED,
+        LEADS_BY_CREATED,
+        LEADS_BY_FIELD_UPDATED,
+        LEADS_BY_FIELD_CREATED,
+    ] {
         txn.open_table(table).map_err(StoreError::from)?;
     }
+    txn.open_table(LEAD_UPDATED_COUNTS)
+        .map_err(StoreError::from)?;
     for table in [LEAD_ORDINALS, LEAD_ROWS, LEAD_TEXT, LEAD_TERMS] {
         txn.open_table(table).map_err(StoreError::from)?;
     }
