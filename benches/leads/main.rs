@@ -6,6 +6,7 @@
 //! BENCH_LEADS=20000 cargo bench --bench leads    # a smaller tenant
 //! BENCH_SAMPLES=100 cargo bench --bench leads    # repetitions of each filter/search row (50)
 //! BENCH_ONLY=search cargo bench --bench leads    # only the pull rows whose name contains it
+//! BENCH_SLOW=20 cargo bench --bench leads        # print each pull request of 20 ms or more
 //! LEADBASE_BASELINE_BIN=/path/to/older/leadbase cargo bench --bench leads   # writes compared
 //! ```
 //!

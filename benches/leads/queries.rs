@@ -296,6 +296,10 @@ impl Scenario<'_> {
     /// One request to warm up, then `samples` timed ones, each a fresh query from the stream.
     pub fn run(&self, app: &Client, key: &Key, seed: u64, tenant: u64) -> Row {
         let mut rng = Rng::new(seed);
+        // BENCH_SLOW=ms prints each request that took at least that long (to find out why).
+        let slow: Option<f64> = std::env::var("BENCH_SLOW")
+            .ok()
+            .and_then(|v| v.trim().parse().ok());
         app.list_leads(key, &(self.query)(&mut rng)).expect(200);
         let mut times: Vec<Duration> = Vec::with_capacity(self.samples);
         let mut totals: Vec<u64> = Vec::with_capacity(self.samples);
@@ -304,7 +308,11 @@ impl Scenario<'_> {
             let query = (self.query)(&mut rng);
             let t = Instant::now();
             let res = app.list_leads(key, &query);
-            times.push(t.elapsed());
+            let took = t.elapsed();
+            times.push(took);
+            if slow.is_some_and(|ms| took.as_secs_f64() * 1000.0 >= ms) {
+                eprintln!("  slow: {:.1} ms {query}", took.as_secs_f64() * 1000.0);
+            }
             let body = res.expect(200);
             let total = body["total"]
                 .as_u64()

@@ -25,7 +25,7 @@ use redb::{ReadableTable, Table, TableDefinition, WriteTransaction};
 
 use super::StoreError;
 use super::tables::*;
-use crate::domain::contact::{SearchFields, SearchFieldsRef, SearchQuery};
+use crate::domain::contact::{SearchFields, SearchQuery};
 use crate::domain::ids::{LeadId, TenantId};
 use crate::domain::lead::Lead;
 use crate::domain::time::Timestamp;
@@ -238,6 +238,23 @@ impl Set {
             .enumerate()
             .filter(|(_, c)| c.is_some())
             .map(|(i, _)| i as u32)
+    }
+
+    /// The smallest member.
+    pub(crate) fn first(&self) -> Option<u32> {
+        self.iter().next()
+    }
+
+    /// The largest member.
+    pub(crate) fn last(&self) -> Option<u32> {
+        let (c, bits) = self
+            .chunks
+            .iter()
+            .enumerate()
+            .rev()
+            .find_map(|(c, b)| Some((c, b.as_ref()?)))?;
+        let (w, word) = bits.0.iter().enumerate().rev().find(|(_, w)| **w != 0)?;
+        Some((c as u32) << CHUNK_BITS | (w as u32) << 6 | (63 - word.leading_zeros()))
     }
 
     /// Every member, ascending.
@@ -610,40 +627,46 @@ impl Row {
 /// A block of text entries: `(slot, name, email, digits)` sorted by slot, each string
 /// length-prefixed (u16).
 fn decode_text_block(bytes: &[u8]) -> Result<Vec<(u8, SearchFields)>, StoreError> {
+    let text = |b: &[u8]| {
+        std::str::from_utf8(b)
+            .map(str::to_owned)
+            .map_err(|_| StoreError::Corrupt("a lead search block does not decode".into()))
+    };
     let mut out = Vec::new();
-    for_each_text(bytes, |slot, f| {
-        out.push((
-            slot,
-            SearchFields {
-                name: f.name.to_owned(),
-                email: f.email.to_owned(),
-                digits: f.digits.to_owned(),
-            },
-        ));
-        true
+    let mut failed = None;
+    for_each_text(bytes, |slot, [name, email, digits]| {
+        match (text(name), text(email), text(digits)) {
+            (Ok(name), Ok(email), Ok(digits)) => out.push((
+                slot,
+                SearchFields {
+                    name,
+                    email,
+                    digits,
+                },
+            )),
+            _ => failed = Some(StoreError::Corrupt("a lead search block does not decode".into())),
+        }
+        failed.is_none()
     })?;
-    Ok(out)
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(out),
+    }
 }
 
-/// Calls `f` with each entry of a text block until it returns false.
+/// Calls `f` with each entry of a text block (its slot, then name, e-mail and digits as
+/// bytes, not checked to be UTF-8) until it returns false.
 fn for_each_text(
     bytes: &[u8],
-    mut f: impl FnMut(u8, SearchFieldsRef<'_>) -> bool,
+    mut f: impl FnMut(u8, [&[u8]; 3]) -> bool,
 ) -> Result<(), StoreError> {
     let mut rest = bytes;
     while let Some((&slot, tail)) = rest.split_first() {
         rest = tail;
-        let name = take_str(&mut rest)?;
-        let email = take_str(&mut rest)?;
-        let digits = take_str(&mut rest)?;
-        if !f(
-            slot,
-            SearchFieldsRef {
-                name,
-                email,
-                digits,
-            },
-        ) {
+        let name = take_field(&mut rest)?;
+        let email = take_field(&mut rest)?;
+        let digits = take_field(&mut rest)?;
+        if !f(slot, [name, email, digits]) {
             break;
         }
     }
@@ -651,13 +674,13 @@ fn for_each_text(
 }
 
 /// One length-prefixed string off the front of `rest`.
-fn take_str<'a>(rest: &mut &'a [u8]) -> Result<&'a str, StoreError> {
+fn take_field<'a>(rest: &mut &'a [u8]) -> Result<&'a [u8], StoreError> {
     let bad = || StoreError::Corrupt("a lead search block does not decode".into());
     let (len, tail) = rest.split_at_checked(2).ok_or_else(bad)?;
     let len = usize::from(u16::from_be_bytes([len[0], len[1]]));
     let (s, tail) = tail.split_at_checked(len).ok_or_else(bad)?;
     *rest = tail;
-    std::str::from_utf8(s).map_err(|_| bad())
+    Ok(s)
 }
 
 fn encode_text_block(entries: &BTreeMap<u8, SearchFields>) -> Vec<u8> {
@@ -703,7 +726,6 @@ pub(crate) struct IndexTables<'txn> {
     ordinals: Table<'txn, &'static [u8], &'static [u8]>,
     rows: Table<'txn, &'static [u8], &'static [u8]>,
     by_field_updated: Table<'txn, &'static [u8], u32>,
-    by_field_created: Table<'txn, &'static [u8], u32>,
 }
 
 impl<'txn> IndexTables<'txn> {
@@ -712,7 +734,6 @@ impl<'txn> IndexTables<'txn> {
             ordinals: txn.open_table(LEAD_ORDINALS)?,
             rows: txn.open_table(LEAD_ROWS)?,
             by_field_updated: txn.open_table(LEADS_BY_FIELD_UPDATED)?,
-            by_field_created: txn.open_table(LEADS_BY_FIELD_CREATED)?,
         })
     }
 
@@ -735,6 +756,21 @@ impl<'txn> IndexTables<'txn> {
         self.ordinals
             .insert(tenant.bytes().as_slice(), ordinals.encode().as_slice())?;
         Ok(ordinal)
+    }
+
+    /// Takes `ordinal` for `lead` (a rebuild that keeps the numbers a file has): the counter
+    /// moves past it; created order holds while each claimed ordinal is above the last.
+    pub(crate) fn claim(&mut self, lead: &Lead, ordinal: u32) -> Result<(), StoreError> {
+        let tenant = lead.tenant_id;
+        let mut ordinals = read_ordinals(&self.ordinals, tenant)?;
+        if ordinal < ordinals.next || lead.created_at.ms() < ordinals.newest_created {
+            ordinals.in_created_order = false;
+        }
+        ordinals.next = ordinals.next.max(ordinal.saturating_add(1));
+        ordinals.newest_created = ordinals.newest_created.max(lead.created_at.ms());
+        self.ordinals
+            .insert(tenant.bytes().as_slice(), ordinals.encode().as_slice())?;
+        Ok(())
     }
 
     /// Indexes `lead` at `ordinal`, replacing what `old` (the same lead before) had.
@@ -799,8 +835,6 @@ impl<'txn> IndexTables<'txn> {
             let (tenant, id) = (lead.tenant_id, lead.id);
             self.by_field_updated
                 .remove(field_key(tenant, &field, lead.updated_at, id).as_slice())?;
-            self.by_field_created
-                .remove(field_key(tenant, &field, lead.created_at, id).as_slice())?;
         }
         Ok(())
     }
@@ -826,16 +860,6 @@ impl<'txn> IndexTables<'txn> {
             if !(same_field && old.is_some_and(|o| o.updated_at == lead.updated_at)) {
                 self.by_field_updated.insert(
                     field_key(tenant, field, lead.updated_at, id).as_slice(),
-                    ordinal,
-                )?;
-            }
-            if !same_field {
-                if let Some((f, o)) = old_field {
-                    self.by_field_created
-                        .remove(field_key(tenant, &f, o.created_at, id).as_slice())?;
-                }
-                self.by_field_created.insert(
-                    field_key(tenant, field, lead.created_at, id).as_slice(),
                     ordinal,
                 )?;
             }
@@ -997,7 +1021,7 @@ impl<'t, T: Txn> TenantIndex<'t, T> {
         let most_are_after = share_after > 0.5;
         let walk = f64::from(self.ordinals.next) * share_after.min(1.0 - share_after);
         if let Some(within) = within
-            && (within.len() * ROW_COST) as f64 <= walk
+            && (within.len() * self.row_cost(within)) as f64 <= walk
         {
             let mut set = Set::default();
             self.rows(within, |ordinal, row| {
@@ -1114,13 +1138,11 @@ impl<'t, T: Txn> TenantIndex<'t, T> {
             }
             last_block = Some(block);
             if let Some(v) = table.get(text_key(self.tenant, ordinal).as_slice())? {
-                for_each_text(v.value(), |slot, fields| {
+                for_each_text(v.value(), |slot, [name, email, phone]| {
                     let o = block << TEXT_BITS | u32::from(slot);
-                    let hit = text.find(fields.name.as_bytes()).is_some()
-                        || text.find(fields.email.as_bytes()).is_some()
-                        || digits
-                            .as_ref()
-                            .is_some_and(|d| d.find(fields.digits.as_bytes()).is_some());
+                    let hit = text.find(name).is_some()
+                        || text.find(email).is_some()
+                        || digits.as_ref().is_some_and(|d| d.find(phone).is_some());
                     if hit && candidates.contains(o) {
                         found.insert(o);
                     }
@@ -1131,13 +1153,28 @@ impl<'t, T: Txn> TenantIndex<'t, T> {
         Ok(found)
     }
 
-    /// Calls `f` with the row of every member of `set` (reading the table in order when most
-    /// of the tenant is wanted).
+    /// What reading the row of each member of `set` costs against an index step: a point
+    /// read each, or one step each when the members are dense enough in their span of
+    /// ordinals to read the span in order.
+    pub(crate) fn row_cost(&self, set: &Set) -> u64 {
+        match (set.first(), set.last()) {
+            (Some(lo), Some(hi)) if set.len() * 4 > u64::from(hi - lo) + 1 => 1,
+            _ => ROW_COST,
+        }
+    }
+
+    /// Calls `f` with the row of every member of `set` (reading its span of ordinals in order
+    /// when the members are dense in it).
     pub(crate) fn rows(&self, set: &Set, mut f: impl FnMut(u32, Row)) -> Result<(), StoreError> {
         let table = self.txn.table(LEAD_ROWS)?;
-        if set.len() * 4 > u64::from(self.ordinals.next) {
-            let prefix = self.tenant.bytes();
-            for entry in prefixed(&table, &prefix)? {
+        if self.row_cost(set) == 1
+            && let (Some(lo), Some(hi)) = (set.first(), set.last())
+        {
+            let (lo, hi) = (
+                ordinal_key(self.tenant, lo),
+                ordinal_key(self.tenant, hi),
+            );
+            for entry in table.range::<&[u8]>(lo.as_slice()..=hi.as_slice())? {
                 let (k, v) = entry?;
                 let ordinal = k
                     .value()
@@ -1173,73 +1210,15 @@ pub(crate) fn forget_created_order(
     Ok(())
 }
 
-/// Rebuilds every lead index this module keeps, and the created-at and updated-at indexes that
-/// hold the ordinals, from the lead records: ordinals are given anew per tenant in created-at
-/// order. Used by the migration to schema 7 (and by a repair).
-pub(crate) fn rebuild(txn: &WriteTransaction) -> Result<u64, StoreError> {
+/// Drops every table this module keeps (a rebuild writes them anew).
+pub(crate) fn drop_tables(txn: &WriteTransaction) -> Result<(), StoreError> {
     for table in [LEAD_ORDINALS, LEAD_ROWS, LEAD_TEXT, LEAD_TERMS] {
         txn.delete_table(table)?;
     }
-    for table in [
-        LEADS_BY_CREATED,
-        LEADS_BY_UPDATED,
-        LEADS_BY_FIELD_CREATED,
-        LEADS_BY_FIELD_UPDATED,
-    ] {
-        txn.delete_table(table)?;
-    }
+    txn.delete_table(LEADS_BY_FIELD_UPDATED)?;
     txn.delete_table(LEAD_UPDATED_COUNTS)?;
     discard();
-    let mut by_tenant: BTreeMap<[u8; 16], Vec<(i64, [u8; 16])>> = BTreeMap::new();
-    {
-        let leads = txn.open_table(LEADS)?;
-        for entry in leads.iter()? {
-            let lead: Lead = super::codec::decode(entry?.1.value())?;
-            by_tenant
-                .entry(lead.tenant_id.bytes())
-                .or_default()
-                .push((lead.created_at.ms(), lead.id.bytes()));
-        }
-    }
-    let total: usize = by_tenant.values().map(Vec::len).sum();
-    let mut done = 0u64;
-    for (tenant, mut ids) in by_tenant {
-        ids.sort_unstable();
-        let tenant = TenantId::from_bytes(tenant);
-        for batch in ids.chunks(10_000) {
-            {
-                let leads = txn.open_table(LEADS)?;
-                let mut by_created = txn.open_table(LEADS_BY_CREATED)?;
-                let mut by_updated = txn.open_table(LEADS_BY_UPDATED)?;
-                let mut tables = IndexTables::open(txn)?;
-                for (_, id) in batch {
-                    let id = LeadId::from_bytes(*id);
-                    let Some(lead) = load::<Lead>(&leads, &key(&[&tenant.bytes(), &id.bytes()]))?
-                    else {
-                        continue;
-                    };
-                    let ordinal = tables.allocate(&lead)?;
-                    by_created.insert(
-                        key(&[&tenant.bytes(), &i64_key(lead.created_at.ms()), &id.bytes()])
-                            .as_slice(),
-                        ordinal,
-                    )?;
-                    by_updated.insert(
-                        key(&[&tenant.bytes(), &i64_key(lead.updated_at.ms()), &id.bytes()])
-                            .as_slice(),
-                        ordinal,
-                    )?;
-                    tables.put(ordinal, None, &lead)?;
-                    done += 1;
-                }
-            }
-            flush(txn)?;
-            if total > 50_000 {
-                tracing::info!(leads = done, of = total, "indexing leads");
-            }
-        }
-    }
-    Ok(done)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -1279,6 +1258,8 @@ mod tests {
         assert_eq!(c.iter().collect::<Vec<_>>().len(), 15);
         c.and_not(&Set::range(0, 3));
         assert_eq!(c.iter().take(2).collect::<Vec<_>>(), vec![3, 4]);
+        assert_eq!((c.first(), c.last()), (Some(3), Some(8_199)));
+        assert_eq!((Set::default().first(), Set::default().last()), (None, None));
     }
 
     #[test]

@@ -239,7 +239,8 @@ struct Matching {
 enum Walk {
     /// The tenant's sort index.
     Sorted,
-    /// The composite index's part for this status or stage, which holds this many leads.
+    /// By updated_at: the composite index's part for this status or stage, which holds this
+    /// many leads (by created_at the sort index is walked).
     Field(Term, u64),
 }
 
@@ -365,14 +366,23 @@ fn page(
                     .expect("an unbounded walk finishes"),
             );
         };
-        // Each walked lead's row is read: when the matches sit far along the order, reading
-        // them off the updated-at index is cheaper.
+        // Each walked lead's row is read: when the matches sit far along the order, the set
+        // read off the updated-at index is cheaper to walk with.
         let wanted = query.offset.saturating_add(query.limit + 1) as u64;
         let estimate = wanted.saturating_mul(tenant_size) / matching.total;
-        let budget = estimate.saturating_mul(4).max(WALK_BUDGET / ROW_COST);
+        let budget = estimate.saturating_mul(4).max(WALK_BUDGET / ROW_COST / 4);
         return match walk(txn, ix, query, filter.sort_bound(), matching, budget)? {
             Some(ids) => Ok(ids),
-            None => fetch(ix, query, &ix.since(Column::Updated, since, None)?),
+            None => {
+                let set = ix.since(Column::Updated, since, None)?;
+                let matching = Matching {
+                    total: set.len(),
+                    set: Some(set),
+                    walk: Walk::Sorted,
+                    check_updated: None,
+                };
+                page(txn, ix, filter, &matching, tenant_size)
+            }
         };
     };
     if query.sort_by == SortBy::LastInteractionAt {
@@ -380,15 +390,19 @@ fn page(
     }
     let wanted = query.offset.saturating_add(query.limit + 1) as u64;
     // Entries a walk is expected to read if the matches are spread evenly over its index.
-    let walked = match matching.walk {
-        Walk::Sorted => tenant_size,
-        Walk::Field(_, n) => n,
+    let walked = match (matching.walk, query.sort_by) {
+        (Walk::Field(_, n), SortBy::UpdatedAt) => n,
+        _ => tenant_size,
     };
     let walk_estimate = wanted.saturating_mul(walked.max(matching.total)) / matching.total;
-    if matching.total.saturating_mul(ROW_COST) < walk_estimate {
+    if matching.total.saturating_mul(ix.row_cost(set)) < walk_estimate {
         return fetch(ix, query, set);
     }
-    let budget = walk_estimate.saturating_mul(4).max(WALK_BUDGET);
+    // Never walk much further than reading the members' rows would cost.
+    let fetch_cost = matching.total.saturating_mul(ix.row_cost(set));
+    let budget = walk_estimate
+        .saturating_mul(4)
+        .max(WALK_BUDGET.min(fetch_cost));
     match walk(txn, ix, query, filter.sort_bound(), matching, budget)? {
         Some(ids) => Ok(ids),
         None => fetch(ix, query, set),
@@ -408,16 +422,12 @@ fn walk(
 ) -> Result<Option<Vec<LeadId>>, StoreError> {
     let tenant = ix.tenant();
     let (index, prefix) = match (matching.walk, query.sort_by) {
-        (Walk::Field(t, _), SortBy::CreatedAt) => (
-            LEADS_BY_FIELD_CREATED,
-            key(&[&tenant.bytes(), &field_of(&t)]),
-        ),
-        (Walk::Field(t, _), _) => (
+        (Walk::Field(t, _), SortBy::UpdatedAt) => (
             LEADS_BY_FIELD_UPDATED,
             key(&[&tenant.bytes(), &field_of(&t)]),
         ),
-        (Walk::Sorted, SortBy::CreatedAt) => (LEADS_BY_CREATED, tenant.bytes().to_vec()),
-        (Walk::Sorted, _) => (LEADS_BY_UPDATED, tenant.bytes().to_vec()),
+        (_, SortBy::CreatedAt) => (LEADS_BY_CREATED, tenant.bytes().to_vec()),
+        _ => (LEADS_BY_UPDATED, tenant.bytes().to_vec()),
     };
     let index = txn.open_table(index)?;
     let lower = key(&[&prefix, &i64_key(since.map_or(i64::MIN, Timestamp::ms))]);
@@ -1040,9 +1050,7 @@ mod tests {
             .unwrap();
         store
             .write(|txn| {
-                let n = super::super::lead_index::rebuild(txn)?;
-                super::super::lead_index::flush(txn)?;
-                Ok(n)
+                super::super::lead_record::rebuild_lead_indexes(txn, None)
             })
             .unwrap();
         assert_eq!(answers(&store), kept);

@@ -205,6 +205,8 @@ pub(crate) struct LeadTables<'txn> {
     by_owner: Table<'txn, &'static [u8], ()>,
     counts: Table<'txn, &'static [u8], u64>,
     index: IndexTables<'txn>,
+    /// The ordinal the next new lead takes instead of the counter's (rebuilds only).
+    numbered: Option<u32>,
 }
 
 impl<'txn> LeadTables<'txn> {
@@ -219,6 +221,7 @@ impl<'txn> LeadTables<'txn> {
             by_owner: txn.open_table(LEADS_BY_OWNER)?,
             counts: txn.open_table(LEAD_COUNTS)?,
             index: IndexTables::open(txn)?,
+            numbered: None,
         })
     }
 
@@ -329,15 +332,28 @@ impl<'txn> LeadTables<'txn> {
         Ok(())
     }
 
+    /// Writes a lead that is new to these tables under `ordinal` (a rebuild keeping the
+    /// file's numbers), else under the next one.
+    fn put_numbered(&mut self, lead: &Lead, ordinal: Option<u32>) -> Result<(), StoreError> {
+        self.numbered = ordinal;
+        let done = self.put(None, lead);
+        self.numbered = None;
+        done
+    }
+
     /// Writes `lead`, keeping every index in step with what `old` had.
     pub(crate) fn put(&mut self, old: Option<&Lead>, lead: &Lead) -> Result<(), StoreError> {
         let tenant = lead.tenant_id;
         let id = lead.id.bytes();
         let old_phone = old.and_then(Lead::phone_last10);
         let new_phone = lead.phone_last10();
-        let ordinal = match old {
-            Some(old) => self.ordinal(old)?,
-            None => self.index.allocate(lead)?,
+        let ordinal = match (old, self.numbered) {
+            (Some(old), _) => self.ordinal(old)?,
+            (None, Some(ordinal)) => {
+                self.index.claim(lead, ordinal)?;
+                ordinal
+            }
+            (None, None) => self.index.allocate(lead)?,
         };
         self.index.put(ordinal, old, lead)?;
         if let Some(old) = old {
@@ -413,4 +429,91 @@ impl<'txn> LeadTables<'txn> {
         )?;
         Ok(())
     }
+}
+
+/// A lead to index in a rebuild: created at, id, and the number it keeps (if any).
+type Entry = (i64, [u8; 16], Option<u32>);
+
+/// Every lead of `leads` by tenant, with its number from `by_created` when given.
+fn collect_leads(
+    leads: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    by_created: Option<&impl ReadableTable<&'static [u8], u32>>,
+) -> Result<std::collections::BTreeMap<[u8; 16], Vec<Entry>>, StoreError> {
+    let mut out: std::collections::BTreeMap<[u8; 16], Vec<Entry>> = Default::default();
+    for entry in leads.iter()? {
+        let lead: Lead = super::codec::decode(entry?.1.value())?;
+        let ordinal = match by_created {
+            Some(index) => index
+                .get(sort_key(lead.tenant_id, lead.created_at, lead.id).as_slice())?
+                .map(|v| v.value()),
+            None => None,
+        };
+        out.entry(lead.tenant_id.bytes()).or_default().push((
+            lead.created_at.ms(),
+            lead.id.bytes(),
+            ordinal,
+        ));
+    }
+    Ok(out)
+}
+
+/// Every table derived from the lead records, written through the same `put` as every write,
+/// tenant by tenant in created order, in batches of 10,000 with a progress line for a large
+/// file. With `from`, into another file (`leadbase check` builds what `from`'s indexes should
+/// be, keeping its leads' numbers to compare); without, in place: the derived tables are
+/// dropped and the leads numbered anew, dense and in created order (the migration to schema
+/// 7, `leadbase check --repair`).
+pub(crate) fn rebuild_lead_indexes(
+    into: &WriteTransaction,
+    from: Option<&redb::ReadTransaction>,
+) -> Result<u64, StoreError> {
+    let by_tenant = match from {
+        Some(txn) => collect_leads(
+            &txn.open_table(LEADS)?,
+            Some(&txn.open_table(LEADS_BY_CREATED)?),
+        )?,
+        None => {
+            into.delete_table(LEADS_BY_EMAIL)?;
+            for table in [LEADS_BY_PHONE, LEADS_BY_STAGE, LEADS_BY_OWNER] {
+                into.delete_table(table)?;
+            }
+            for table in [LEADS_BY_CREATED, LEADS_BY_UPDATED] {
+                into.delete_table(table)?;
+            }
+            into.delete_table(LEAD_COUNTS)?;
+            super::lead_index::drop_tables(into)?;
+            collect_leads(
+                &into.open_table(LEADS)?,
+                None::<&redb::ReadOnlyTable<&'static [u8], u32>>,
+            )?
+        }
+    };
+    let source = from.map(|txn| txn.open_table(LEADS)).transpose()?;
+    let total: usize = by_tenant.values().map(Vec::len).sum();
+    let mut done = 0u64;
+    for (tenant, mut leads) in by_tenant {
+        leads.sort_unstable();
+        let tenant = TenantId::from_bytes(tenant);
+        for batch in leads.chunks(10_000) {
+            {
+                let mut tables = LeadTables::open(into)?;
+                for (_, id, ordinal) in batch {
+                    let id = LeadId::from_bytes(*id);
+                    let lead = match &source {
+                        Some(leads) => load::<Lead>(leads, &lead_key(tenant, id))?,
+                        None => tables.get(tenant, id)?,
+                    };
+                    if let Some(lead) = lead {
+                        tables.put_numbered(&lead, *ordinal)?;
+                        done += 1;
+                    }
+                }
+            }
+            super::lead_index::flush(into)?;
+            if total > 50_000 {
+                tracing::info!(leads = done, of = total, "indexing leads");
+            }
+        }
+    }
+    Ok(done)
 }

@@ -91,7 +91,6 @@ pub(super) fn prepare(db: &Database) -> Result<(), PrepareError> {
         LEADS_BY_UPDATED,
         LEADS_BY_CREATED,
         LEADS_BY_FIELD_UPDATED,
-        LEADS_BY_FIELD_CREATED,
     ] {
         txn.open_table(table).map_err(StoreError::from)?;
     }
@@ -133,7 +132,7 @@ fn migrate(txn: &WriteTransaction, found: u64) -> Result<(), StoreError> {
 fn index_lead_ordinals(txn: &WriteTransaction) -> Result<(), StoreError> {
     txn.delete_table(LEADS_BY_UPDATED_V6)?;
     txn.delete_table(LEADS_BY_CREATED_V6)?;
-    let leads = super::lead_index::rebuild(txn)?;
+    let leads = super::lead_record::rebuild_lead_indexes(txn, None)?;
     tracing::info!(
         leads,
         "migrated the data file to schema 7 (lead ordinals, filter and search indexes)"

@@ -53,13 +53,11 @@ pub const LEAD_ORDINALS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("l
 pub const LEAD_ROWS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("lead_rows");
 /// (tenant_id, ordinal >> 6) -> the search text of 64 leads.
 pub const LEAD_TEXT: TableDefinition<&[u8], &[u8]> = TableDefinition::new("lead_text");
-/// (tenant_id, field, updated_at, lead_id) -> ordinal, and the same by created_at: the sort
-/// order within each status and each stage (`field` is 17 bytes: `s` and the status code, or
-/// `g` and the stage id), so a filter on either pages through its own leads only.
+/// (tenant_id, field, updated_at, lead_id) -> ordinal: the default order within each status
+/// and each stage (`field` is 17 bytes: `s` and the status code, or `g` and the stage id), so
+/// a filter on either pages through its own leads only, however its leads are spread.
 pub const LEADS_BY_FIELD_UPDATED: TableDefinition<&[u8], u32> =
     TableDefinition::new("leads_by_field_updated_at");
-pub const LEADS_BY_FIELD_CREATED: TableDefinition<&[u8], u32> =
-    TableDefinition::new("leads_by_field_created_at");
 /// (tenant_id, level, updated_at >> bits of the level) -> leads updated in that span: a count
 /// of `updated_since` reads some hundred of these instead of the leads.
 pub const LEAD_UPDATED_COUNTS: TableDefinition<&[u8], u64> =
