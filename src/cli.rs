@@ -2,7 +2,7 @@
 //! while no server holds it. Offline commands print the same JSON as the admin API.
 
 use std::net::TcpListener;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand};
 use serde_json::json;
@@ -52,6 +52,25 @@ pub enum Command {
     /// Manage the admin token offline.
     #[command(subcommand, name = "admin-token")]
     AdminToken(AdminTokenCommand),
+    /// Write a consistent snapshot of the whole data file to FILE: through the running server
+    /// (`POST /admin/api/backup`, at server.listen, with the admin token) when one holds the
+    /// file, else directly. The snapshot is a normal data file.
+    Backup {
+        /// Where to write it (a new file).
+        #[arg(long, value_name = "FILE")]
+        to: PathBuf,
+        /// The admin token, when neither admin.token nor <data dir>/admin-token has it.
+        #[arg(long, env = "LEADBASE_ADMIN_TOKEN", hide_env_values = true)]
+        admin_token: Option<String>,
+    },
+    /// Check the data file offline: redb's own integrity check, every record decodes, every
+    /// index agrees with the records. Exit status 0 only when clean.
+    Check {
+        /// Rebuild the lead indexes from the lead records when they are damaged, then check
+        /// again.
+        #[arg(long)]
+        repair: bool,
+    },
     /// Run a local webhook receiver that verifies signatures and prints each verified event.
     Receive {
         /// The webhook's signing secret (mega_whsec_...). Prefer the environment variable: an
@@ -145,6 +164,8 @@ pub fn run(command: Command, config: Config) -> Result<(), CliError> {
         Command::Tenant(cmd) => offline(&config, |store| tenant(store, cmd)),
         Command::Key(cmd) => offline(&config, |store| key(store, cmd)),
         Command::Receive { secret, listen } => crate::receive::run(secret, &listen).map_err(failed),
+        Command::Check { repair } => check(&config, repair),
+        Command::Backup { to, admin_token } => backup(&config, &to, admin_token),
         Command::AdminToken(AdminTokenCommand::Reset) => offline(&config, |store| {
             let (_, path) = admin_token::reset(&config, store).map_err(failed)?;
             let token = std::fs::read_to_string(&path).map_err(failed)?;
@@ -199,6 +220,187 @@ fn serve(config: Config) -> Result<(), CliError> {
     }
     running.wait();
     Ok(())
+}
+
+/// `leadbase backup --to FILE`.
+fn backup(config: &Config, to: &Path, token: Option<String>) -> Result<(), CliError> {
+    if to.exists() {
+        return Err(failed(format!(
+            "{} exists; a backup writes a new file",
+            to.display()
+        )));
+    }
+    let held = matches!(
+        redb::Database::open(&config.storage.path),
+        Err(redb::DatabaseError::DatabaseAlreadyOpen)
+    );
+    let started = std::time::Instant::now();
+    if !held {
+        return offline(config, |store| {
+            let summary = store.backup_to(to).map_err(failed)?;
+            print(json!({
+                "backup": to.display().to_string(),
+                "through": "the data file (no server held it)",
+                "bytes": summary.bytes,
+                "entries": summary.entries,
+                "seconds": started.elapsed().as_secs_f64(),
+            }));
+            Ok(())
+        });
+    }
+    let token = match token.or_else(|| config.admin.token.clone()) {
+        Some(token) => token,
+        None => {
+            let file = admin_token::token_file(config);
+            std::fs::read_to_string(&file)
+                .map(|t| t.trim().to_string())
+                .map_err(|e| {
+                    failed(format!(
+                        "a server holds the data file; its admin token is needed: cannot read {} ({e}); pass --admin-token",
+                        file.display()
+                    ))
+                })?
+        }
+    };
+    let mut addr = config.server.listen;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let url = format!("http://{addr}/admin/api/backup");
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut response = agent
+        .post(&url)
+        .header("authorization", &format!("Bearer {token}"))
+        .send_empty()
+        .map_err(|e| {
+            failed(format!(
+                "a server holds the data file, but {url} did not answer: {e}"
+            ))
+        })?;
+    if response.status() != 200 {
+        let body = response.body_mut().read_to_string().unwrap_or_default();
+        return Err(failed(format!(
+            "the server refused the backup ({}): {body}",
+            response.status()
+        )));
+    }
+    let expected: Option<u64> = response
+        .headers()
+        .get("content-length")
+        .and_then(|v| v.to_str().ok()?.parse().ok());
+    let mut part = to.as_os_str().to_os_string();
+    part.push(".part");
+    let part = PathBuf::from(part);
+    let written = (|| -> std::io::Result<u64> {
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options.open(&part)?;
+        let n = std::io::copy(&mut response.body_mut().as_reader(), &mut file)?;
+        file.sync_all()?;
+        Ok(n)
+    })();
+    match written {
+        Ok(n) if expected.is_none_or(|e| e == n) => {
+            std::fs::rename(&part, to).map_err(failed)?;
+            print(json!({
+                "backup": to.display().to_string(),
+                "through": url,
+                "bytes": n,
+                "seconds": started.elapsed().as_secs_f64(),
+            }));
+            Ok(())
+        }
+        Ok(n) => {
+            let _ = std::fs::remove_file(&part);
+            Err(failed(format!(
+                "the backup stream ended after {n} of {} bytes; nothing was kept",
+                expected.unwrap_or_default()
+            )))
+        }
+        Err(e) => {
+            let _ = std::fs::remove_file(&part);
+            Err(failed(format!("cannot write {}: {e}", to.display())))
+        }
+    }
+}
+
+/// `leadbase check [--repair]`: prints what it read and every problem; fails unless the file
+/// is clean at the end.
+fn check(config: &Config, repair: bool) -> Result<(), CliError> {
+    let path = &config.storage.path;
+    if !path.exists() {
+        return Err(failed(format!("no data file at {}", path.display())));
+    }
+    // redb's own check first, on the file alone (it also restores the allocator state of a
+    // file that was not closed cleanly).
+    match redb::Database::open(path) {
+        Ok(mut db) => match db.check_integrity() {
+            Ok(true) => println!("redb integrity check: passed"),
+            Ok(false) => println!("redb integrity check: found damage and repaired it"),
+            Err(e) => {
+                return Err(failed(format!(
+                    "redb integrity check failed, the file cannot be repaired: {e}"
+                )));
+            }
+        },
+        Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
+            return Err(failed(format!(
+                "{} is held by a running server; stop it (or take a backup and check that)",
+                path.display()
+            )));
+        }
+        Err(e) => return Err(failed(format!("cannot open {}: {e}", path.display()))),
+    }
+    offline(config, |store| {
+        let started = std::time::Instant::now();
+        let mut report = store.check().map_err(failed)?;
+        print_report(&report);
+        if !report.is_clean() && repair {
+            if report.lead_indexes_damaged {
+                let leads = store.repair_lead_indexes().map_err(failed)?;
+                println!("repair: rebuilt the lead indexes from {leads} lead records");
+                report = store.check().map_err(failed)?;
+                print_report(&report);
+            }
+            if report.other_damage {
+                println!(
+                    "repair: the problems left are not in the lead indexes; restore them from a backup"
+                );
+            }
+        }
+        println!("took {:.1} s", started.elapsed().as_secs_f64());
+        if report.is_clean() {
+            println!("clean");
+            Ok(())
+        } else {
+            Err(failed(format!(
+                "{} problems found{}",
+                report.problem_count(),
+                if repair || !report.lead_indexes_damaged {
+                    ""
+                } else {
+                    "; `leadbase check --repair` rebuilds the lead indexes"
+                }
+            )))
+        }
+    })
+}
+
+fn print_report(report: &crate::store::check::CheckReport) {
+    for (what, n) in &report.checked {
+        println!("checked {n} {what}");
+    }
+    for problem in &report.problems {
+        println!("PROBLEM {problem}");
+    }
+    if report.unlisted > 0 {
+        println!("... and {} more problems", report.unlisted);
+    }
 }
 
 /// Opens the data file for a command that must not run beside a server.

@@ -4,6 +4,7 @@ mod admin;
 pub(crate) mod admin_catalog;
 mod admin_meta;
 pub mod auth;
+mod backup;
 mod deliveries;
 pub mod error;
 mod events;
@@ -18,6 +19,7 @@ mod page;
 pub mod path;
 pub mod ratelimit;
 pub mod state;
+mod stream;
 mod webhooks;
 
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
@@ -45,6 +47,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(admin::configure)
         .configure(admin_catalog::configure)
         .configure(admin_meta::configure)
+        .configure(backup::configure)
         .configure(leads::configure)
         .configure(webhooks::configure)
         .configure(deliveries::configure)

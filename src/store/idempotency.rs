@@ -58,6 +58,22 @@ struct IdempotencyRecord {
     expires_at: Timestamp,
 }
 
+/// Decodes every stored response (for `leadbase check`), telling `bad` of each that does not;
+/// returns how many there are.
+pub(crate) fn check_records(
+    txn: &redb::ReadTransaction,
+    bad: &mut dyn FnMut(StoreError),
+) -> Result<u64, StoreError> {
+    let mut n = 0;
+    for entry in txn.open_table(IDEMPOTENCY)?.iter()? {
+        n += 1;
+        if let Err(e) = super::codec::decode::<IdempotencyRecord>(entry?.1.value()) {
+            bad(e);
+        }
+    }
+    Ok(n)
+}
+
 impl Record for IdempotencyRecord {
     const VERSION: u8 = 1;
     const NAME: &'static str = "idempotency record";

@@ -644,7 +644,11 @@ fn decode_text_block(bytes: &[u8]) -> Result<Vec<(u8, SearchFields)>, StoreError
                     digits,
                 },
             )),
-            _ => failed = Some(StoreError::Corrupt("a lead search block does not decode".into())),
+            _ => {
+                failed = Some(StoreError::Corrupt(
+                    "a lead search block does not decode".into(),
+                ))
+            }
         }
         failed.is_none()
     })?;
@@ -1170,10 +1174,7 @@ impl<'t, T: Txn> TenantIndex<'t, T> {
         if self.row_cost(set) == 1
             && let (Some(lo), Some(hi)) = (set.first(), set.last())
         {
-            let (lo, hi) = (
-                ordinal_key(self.tenant, lo),
-                ordinal_key(self.tenant, hi),
-            );
+            let (lo, hi) = (ordinal_key(self.tenant, lo), ordinal_key(self.tenant, hi));
             for entry in table.range::<&[u8]>(lo.as_slice()..=hi.as_slice())? {
                 let (k, v) = entry?;
                 let ordinal = k
@@ -1208,6 +1209,44 @@ pub(crate) fn forget_created_order(
     ordinals.in_created_order = false;
     table.insert(tenant.bytes().as_slice(), ordinals.encode().as_slice())?;
     Ok(())
+}
+
+/// What is wrong with the file's ordinal counters, against those of `fresh` (the same leads
+/// indexed afresh with their numbers kept): a counter must be past every number given, and
+/// may say "in created order" only if the numbers are.
+pub(crate) fn compare_ordinals(
+    real: &redb::ReadTransaction,
+    fresh: &redb::ReadTransaction,
+) -> Result<Vec<String>, StoreError> {
+    let (real, fresh) = (
+        real.open_table(LEAD_ORDINALS)?,
+        fresh.open_table(LEAD_ORDINALS)?,
+    );
+    let mut problems = Vec::new();
+    for entry in fresh.iter()? {
+        let (k, v) = entry?;
+        let want = Ordinals::decode(v.value())?;
+        let tenant = hex::encode(k.value());
+        match real.get(k.value())? {
+            None => problems.push(format!("lead numbering: tenant {tenant} has no counter")),
+            Some(have) => {
+                let have = Ordinals::decode(have.value())?;
+                if have.next < want.next {
+                    problems.push(format!(
+                        "lead numbering: tenant {tenant}'s counter is at {} but a lead has number {}",
+                        have.next,
+                        want.next - 1
+                    ));
+                }
+                if have.in_created_order && !want.in_created_order {
+                    problems.push(format!(
+                        "lead numbering: tenant {tenant} is marked in created order but is not"
+                    ));
+                }
+            }
+        }
+    }
+    Ok(problems)
 }
 
 /// Drops every table this module keeps (a rebuild writes them anew).
@@ -1259,7 +1298,10 @@ mod tests {
         c.and_not(&Set::range(0, 3));
         assert_eq!(c.iter().take(2).collect::<Vec<_>>(), vec![3, 4]);
         assert_eq!((c.first(), c.last()), (Some(3), Some(8_199)));
-        assert_eq!((Set::default().first(), Set::default().last()), (None, None));
+        assert_eq!(
+            (Set::default().first(), Set::default().last()),
+            (None, None)
+        );
     }
 
     #[test]

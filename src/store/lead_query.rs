@@ -1049,9 +1049,7 @@ mod tests {
             .read(|txn| Ok(txn.open_table(LEAD_TERMS)?.iter()?.count()))
             .unwrap();
         store
-            .write(|txn| {
-                super::super::lead_record::rebuild_lead_indexes(txn, None)
-            })
+            .write(|txn| super::super::lead_record::rebuild_lead_indexes(txn, None))
             .unwrap();
         assert_eq!(answers(&store), kept);
         let terms_after = store

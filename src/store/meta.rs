@@ -87,11 +87,7 @@ pub(super) fn prepare(db: &Database) -> Result<(), PrepareError> {
     for table in [LEAD_COUNTS, EVENT_LOG_PRUNED] {
         txn.open_table(table).map_err(StoreError::from)?;
     }
-    for table in [
-        LEADS_BY_UPDATED,
-        LEADS_BY_CREATED,
-        LEADS_BY_FIELD_UPDATED,
-    ] {
+    for table in [LEADS_BY_UPDATED, LEADS_BY_CREATED, LEADS_BY_FIELD_UPDATED] {
         txn.open_table(table).map_err(StoreError::from)?;
     }
     txn.open_table(LEAD_UPDATED_COUNTS)

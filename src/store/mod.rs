@@ -6,8 +6,10 @@
 //! [`Clock`] it was opened with.
 
 pub mod api_keys;
+pub mod backup;
 pub mod catalog;
 mod catalog_edits;
+pub mod check;
 mod codec;
 pub mod delivery_log;
 pub mod delivery_queue;
@@ -122,7 +124,7 @@ macro_rules! storage_errors {
         }
     )*};
 }
-storage_errors!(TableError, TransactionError, CommitError);
+storage_errors!(TableError, TransactionError, CommitError, DatabaseError);
 
 impl From<redb::Error> for StoreError {
     fn from(e: redb::Error) -> Self {

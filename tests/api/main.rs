@@ -4,6 +4,8 @@ mod admin;
 mod admin_meta;
 mod architecture;
 mod auth;
+mod backup;
+mod check;
 mod crash;
 mod deliveries;
 mod erasure;

@@ -3,10 +3,6 @@
 //! renders chunks into a small bounded channel that the response body drains, so memory stays
 //! flat whatever the tenant's size, and a client that goes away stops the walk.
 
-use std::pin::Pin;
-use std::task::{Context, Poll};
-
-use actix_web::body::{BodySize, MessageBody};
 use actix_web::web::Bytes;
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
@@ -19,6 +15,7 @@ use crate::http::auth::{Caller, LeadsRead};
 use crate::http::error::ApiError;
 use crate::http::non_blank;
 use crate::http::state::AppState;
+use crate::http::stream::Chunks;
 use crate::store::lead_query::Exported;
 use crate::store::lead_record::LeadView;
 
@@ -37,24 +34,6 @@ pub(super) struct FormatParam {
 enum Format {
     Jsonl,
     Csv,
-}
-
-/// The response body: chunks as the walk renders them.
-struct Chunks(mpsc::Receiver<Bytes>);
-
-impl MessageBody for Chunks {
-    type Error = std::convert::Infallible;
-
-    fn size(&self) -> BodySize {
-        BodySize::Stream
-    }
-
-    fn poll_next(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Bytes, Self::Error>>> {
-        self.0.poll_recv(cx).map(|chunk| chunk.map(Ok))
-    }
 }
 
 /// The Lead's scalar columns, in the order of the CSV header.
@@ -217,7 +196,7 @@ pub(super) async fn export(
             "content-disposition",
             format!("attachment; filename=\"{file}\""),
         ))
-        .body(Chunks(rx)))
+        .body(Chunks::new(rx, None)))
 }
 
 #[cfg(test)]

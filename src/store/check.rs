@@ -1,0 +1,427 @@
+//! `leadbase check` (spec §14): every record decodes, and every index entry agrees with the
+//! records. The lead indexes are checked exactly: they are built afresh from the records into
+//! a scratch file next to the data file (through the same code every write uses, keeping each
+//! lead's number) and compared table by table. Event and delivery indexes are checked entry by
+//! entry: each points at a record that exists and says the same. `--repair` rebuilds the lead
+//! indexes from the records.
+
+use std::path::{Path, PathBuf};
+
+use redb::{ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition};
+
+use super::api_keys::ApiKey;
+use super::catalog::{CustomField, Owner, Stage};
+use super::codec::{Record, decode};
+use super::delivery_queue::{Attempt, Delivery, DeliveryStatus};
+use super::outbox::Event;
+use super::tables::*;
+use super::tenants::Tenant;
+use super::{Store, StoreError};
+use crate::domain::interaction::Interaction;
+use crate::domain::lead::Lead;
+use crate::domain::webhook::Webhook;
+
+/// Problems listed at most; the rest are counted.
+const LISTED: usize = 50;
+
+/// What a check found.
+#[derive(Debug, Default)]
+pub struct CheckReport {
+    /// `(what, how many)` read, in the order checked.
+    pub checked: Vec<(String, u64)>,
+    /// Each problem in plain words.
+    pub problems: Vec<String>,
+    /// Problems found beyond those listed.
+    pub unlisted: u64,
+    /// Whether a problem is in the lead indexes (what `--repair` rebuilds).
+    pub lead_indexes_damaged: bool,
+    /// Whether a problem is elsewhere (a record that does not decode, a delivery index).
+    pub other_damage: bool,
+}
+
+impl CheckReport {
+    pub fn is_clean(&self) -> bool {
+        self.problems.is_empty()
+    }
+
+    pub fn problem_count(&self) -> u64 {
+        self.problems.len() as u64 + self.unlisted
+    }
+
+    fn problem(&mut self, lead_index: bool, text: String) {
+        if lead_index {
+            self.lead_indexes_damaged = true;
+        } else {
+            self.other_damage = true;
+        }
+        if self.problems.len() < LISTED {
+            self.problems.push(text);
+        } else {
+            self.unlisted += 1;
+        }
+    }
+}
+
+impl Store {
+    /// Checks the whole file; run it offline (a server writing meanwhile makes the lead index
+    /// comparison report what changed).
+    pub fn check(&self) -> Result<CheckReport, StoreError> {
+        let mut report = CheckReport::default();
+        self.read(|txn| {
+            decode_records(txn, &mut report)?;
+            check_event_indexes(txn, &mut report)?;
+            check_delivery_indexes(txn, &mut report)
+        })?;
+        check_lead_indexes(self, &mut report)?;
+        Ok(report)
+    }
+
+    /// Rebuilds every lead index from the lead records (numbering the leads anew); returns
+    /// how many leads were indexed.
+    pub fn repair_lead_indexes(&self) -> Result<u64, StoreError> {
+        self.write(|txn| super::lead_record::rebuild_lead_indexes(txn, None))
+    }
+}
+
+fn decode_all<T: Record>(
+    txn: &ReadTransaction,
+    def: TableDefinition<&'static [u8], &'static [u8]>,
+    what: &str,
+    report: &mut CheckReport,
+) -> Result<u64, StoreError> {
+    let mut n = 0;
+    let mut bad = 0;
+    for entry in txn.open_table(def)?.iter()? {
+        let (_, v) = entry?;
+        n += 1;
+        if let Err(e) = decode::<T>(v.value()) {
+            bad += 1;
+            if bad <= 3 {
+                report.problem(false, format!("{what}: a record does not decode: {e}"));
+            }
+        }
+    }
+    if bad > 3 {
+        report.problem(
+            false,
+            format!("{what}: {} more records do not decode", bad - 3),
+        );
+    }
+    report.checked.push((what.to_string(), n));
+    Ok(n)
+}
+
+fn decode_records(txn: &ReadTransaction, report: &mut CheckReport) -> Result<(), StoreError> {
+    decode_all::<Tenant>(txn, TENANTS, "tenants", report)?;
+    decode_all::<ApiKey>(txn, API_KEYS, "api keys", report)?;
+    decode_all::<Stage>(txn, STAGES, "stages", report)?;
+    decode_all::<CustomField>(txn, CUSTOM_FIELDS, "custom fields", report)?;
+    decode_all::<Owner>(txn, OWNERS, "owners", report)?;
+    decode_all::<Lead>(txn, LEADS, "leads", report)?;
+    decode_all::<Interaction>(txn, INTERACTIONS, "interactions", report)?;
+    decode_all::<Webhook>(txn, WEBHOOKS, "webhooks", report)?;
+    decode_all::<Event>(txn, EVENTS, "events", report)?;
+    decode_all::<Delivery>(txn, DELIVERIES, "deliveries", report)?;
+    decode_all::<Attempt>(txn, ATTEMPTS, "attempts", report)?;
+    let n = super::idempotency::check_records(txn, &mut |e| {
+        report.problem(false, format!("idempotency records: {e}"))
+    })?;
+    report.checked.push(("idempotency records".into(), n));
+    Ok(())
+}
+
+fn id16(bytes: &[u8], at: usize) -> Option<[u8; 16]> {
+    id_at(bytes, at)
+}
+
+fn check_event_indexes(txn: &ReadTransaction, report: &mut CheckReport) -> Result<(), StoreError> {
+    let events = txn.open_table(EVENTS)?;
+    let mut n = 0;
+    for entry in txn.open_table(EVENT_LOG)?.iter()? {
+        let (k, v) = entry?;
+        n += 1;
+        let event = id16(v.value(), 0);
+        if event.is_none_or(|id| events.get(id.as_slice()).ok().flatten().is_none()) {
+            report.problem(
+                false,
+                format!(
+                    "event log: entry {} names an event that is gone",
+                    hex_head(k.value())
+                ),
+            );
+        }
+    }
+    for entry in txn.open_table(EVENTS_BY_LEAD)?.iter()? {
+        let (k, v) = entry?;
+        n += 1;
+        if events.get(v.value())?.is_none() {
+            report.problem(
+                false,
+                format!(
+                    "events by lead: entry {} names an event that is gone",
+                    hex_head(k.value())
+                ),
+            );
+        }
+    }
+    report.checked.push(("event index entries".into(), n));
+    Ok(())
+}
+
+fn check_delivery_indexes(
+    txn: &ReadTransaction,
+    report: &mut CheckReport,
+) -> Result<(), StoreError> {
+    let deliveries = txn.open_table(DELIVERIES)?;
+    let delivery = |id: Option<[u8; 16]>| -> Result<Option<Delivery>, StoreError> {
+        match id {
+            Some(id) => load(&deliveries, &id),
+            None => Ok(None),
+        }
+    };
+    let mut n = 0;
+    for entry in txn.open_table(DELIVERIES_BY_WEBHOOK)?.iter()? {
+        let k = entry?.0.value().to_vec();
+        n += 1;
+        let found = delivery(id16(&k, 16))?;
+        if found.is_none_or(|d| Some(d.webhook_id.bytes()) != id16(&k, 0)) {
+            report.problem(
+                false,
+                format!(
+                    "deliveries by webhook: entry {} has no such delivery",
+                    hex_head(&k)
+                ),
+            );
+        }
+    }
+    for entry in txn.open_table(DELIVERIES_DUE)?.iter()? {
+        let k = entry?.0.value().to_vec();
+        n += 1;
+        let due = i64_from_key(k.get(16..24).unwrap_or_default());
+        let found = delivery(id16(&k, 24))?;
+        let agrees = found.is_some_and(|d| {
+            Some(d.webhook_id.bytes()) == id16(&k, 0) && d.next_attempt_at.map(|t| t.ms()) == due
+        });
+        if !agrees {
+            report.problem(
+                false,
+                format!(
+                    "due deliveries: entry {} is not a delivery due then",
+                    hex_head(&k)
+                ),
+            );
+        }
+    }
+    for entry in txn.open_table(DELIVERIES_HELD)?.iter()? {
+        let k = entry?.0.value().to_vec();
+        n += 1;
+        let found = delivery(id16(&k, 16))?;
+        if found.is_none_or(|d| d.status != DeliveryStatus::Held) {
+            report.problem(
+                false,
+                format!(
+                    "held deliveries: entry {} is not a held delivery",
+                    hex_head(&k)
+                ),
+            );
+        }
+    }
+    for entry in txn.open_table(ATTEMPTS)?.iter()? {
+        let k = entry?.0.value().to_vec();
+        n += 1;
+        if delivery(id16(&k, 0))?.is_none() {
+            report.problem(
+                false,
+                format!("attempts: entry {} belongs to no delivery", hex_head(&k)),
+            );
+        }
+    }
+    let webhooks = txn.open_table(WEBHOOKS)?;
+    for entry in txn.open_table(WEBHOOKS_DUE)?.iter()? {
+        let (k, tenant) = entry?;
+        n += 1;
+        let webhook = id16(k.value(), 8);
+        let exists = match webhook {
+            Some(w) => webhooks
+                .get(key(&[tenant.value(), &w]).as_slice())?
+                .is_some(),
+            None => false,
+        };
+        if !exists {
+            report.problem(
+                false,
+                format!(
+                    "due webhooks: entry {} names no webhook",
+                    hex_head(k.value())
+                ),
+            );
+        }
+    }
+    report.checked.push(("delivery index entries".into(), n));
+    Ok(())
+}
+
+/// The first bytes of a key in hex (a tenant id, mostly): enough to find it, without printing
+/// the personal data some keys hold.
+fn hex_head(k: &[u8]) -> String {
+    format!(
+        "{}… ({} bytes)",
+        hex::encode(&k[..k.len().min(16)]),
+        k.len()
+    )
+}
+
+/// A scratch file beside `data`, removed when dropped.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn beside(data: &Path) -> Scratch {
+        let mut name = data.file_name().unwrap_or_default().to_os_string();
+        name.push(format!(".check-{}", std::process::id()));
+        Scratch(data.with_file_name(name))
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+fn check_lead_indexes(store: &Store, report: &mut CheckReport) -> Result<(), StoreError> {
+    let scratch = Scratch::beside(store.path());
+    let _ = std::fs::remove_file(&scratch.0);
+    let built = redb::Database::create(&scratch.0)?;
+    store.read(|real| {
+        let txn = built.begin_write()?;
+        let leads = super::lead_record::rebuild_lead_indexes(&txn, Some(real))?;
+        txn.commit()?;
+        report
+            .checked
+            .push(("leads indexed afresh to compare".into(), leads));
+        let fresh = built.begin_read()?;
+        let mut compared = 0;
+        compared += compare(real, &fresh, LEADS_BY_EMAIL, "leads by e-mail", report)?;
+        compared += compare(real, &fresh, LEADS_BY_PHONE, "leads by phone", report)?;
+        compared += compare(real, &fresh, LEADS_BY_STAGE, "leads by stage", report)?;
+        compared += compare(real, &fresh, LEADS_BY_OWNER, "leads by owner", report)?;
+        compared += compare(
+            real,
+            &fresh,
+            LEADS_BY_CREATED,
+            "leads by created_at",
+            report,
+        )?;
+        compared += compare(
+            real,
+            &fresh,
+            LEADS_BY_UPDATED,
+            "leads by updated_at",
+            report,
+        )?;
+        compared += compare(real, &fresh, LEAD_COUNTS, "lead counts", report)?;
+        compared += compare(real, &fresh, LEAD_ROWS, "lead rows", report)?;
+        compared += compare(real, &fresh, LEAD_TEXT, "lead search text", report)?;
+        compared += compare(
+            real,
+            &fresh,
+            LEAD_TERMS,
+            "lead filter and search sets",
+            report,
+        )?;
+        compared += compare(
+            real,
+            &fresh,
+            LEADS_BY_FIELD_UPDATED,
+            "leads by status or stage, then updated_at",
+            report,
+        )?;
+        compared += compare(
+            real,
+            &fresh,
+            LEAD_UPDATED_COUNTS,
+            "lead updated_at counts",
+            report,
+        )?;
+        for problem in super::lead_index::compare_ordinals(real, &fresh)? {
+            report.problem(true, problem);
+        }
+        report.checked.push(("lead index entries".into(), compared));
+        Ok(())
+    })?;
+    drop(built);
+    Ok(())
+}
+
+/// A key and its value, as bytes.
+type Pair = (Vec<u8>, Vec<u8>);
+
+/// Compares one table of the file with the same table built afresh: entries missing, extra,
+/// or with another value, counted (the first of each named by its key's head).
+fn compare<V: redb::Value + 'static>(
+    real: &ReadTransaction,
+    fresh: &ReadTransaction,
+    def: TableDefinition<&'static [u8], V>,
+    what: &str,
+    report: &mut CheckReport,
+) -> Result<u64, StoreError> {
+    let bytes =
+        |v: redb::AccessGuard<'_, V>| -> Vec<u8> { V::as_bytes(&v.value()).as_ref().to_vec() };
+    let (a, b) = (real.open_table(def)?, fresh.open_table(def)?);
+    let (mut a, mut b) = (a.iter()?, b.iter()?);
+    let next = |it: &mut redb::Range<'_, &'static [u8], V>| -> Result<Option<Pair>, StoreError> {
+        Ok(match it.next() {
+            Some(e) => {
+                let (k, v) = e?;
+                Some((k.value().to_vec(), bytes(v)))
+            }
+            None => None,
+        })
+    };
+    let (mut x, mut y) = (next(&mut a)?, next(&mut b)?);
+    let (mut missing, mut extra, mut differ, mut n) = (0u64, 0u64, 0u64, 0u64);
+    let mut first: Option<String> = None;
+    loop {
+        let step = match (&x, &y) {
+            (None, None) => break,
+            (Some((ka, va)), Some((kb, vb))) if ka == kb => {
+                if va != vb {
+                    differ += 1;
+                    first.get_or_insert_with(|| format!("{} differs", hex_head(ka)));
+                }
+                (true, true)
+            }
+            (Some((ka, _)), Some((kb, _))) if ka < kb => {
+                extra += 1;
+                first.get_or_insert_with(|| format!("{} should not be there", hex_head(ka)));
+                (true, false)
+            }
+            (Some(_), None) => {
+                extra += 1;
+                (true, false)
+            }
+            (_, Some((kb, _))) => {
+                missing += 1;
+                first.get_or_insert_with(|| format!("{} is missing", hex_head(kb)));
+                (false, true)
+            }
+        };
+        n += 1;
+        if step.0 {
+            x = next(&mut a)?;
+        }
+        if step.1 {
+            y = next(&mut b)?;
+        }
+    }
+    if missing + extra + differ > 0 {
+        report.problem(
+            true,
+            format!(
+                "{what}: {missing} entries missing, {extra} that should not be there, {differ} with another value (first: {})",
+                first.unwrap_or_default()
+            ),
+        );
+    }
+    Ok(n)
+}
