@@ -1129,6 +1129,7 @@ impl<'t, T: Txn> TenantIndex<'t, T> {
     /// digits for a query with three), with searchers built once.
     fn check_text(&self, search: &SearchQuery, candidates: Set) -> Result<Set, StoreError> {
         let text = memchr::memmem::Finder::new(search.text().as_bytes());
+        let needle = search.text().len();
         let digits = search
             .digits()
             .map(|d| memchr::memmem::Finder::new(d.as_bytes()));
@@ -1144,9 +1145,14 @@ impl<'t, T: Txn> TenantIndex<'t, T> {
             if let Some(v) = table.get(text_key(self.tenant, ordinal).as_slice())? {
                 for_each_text(v.value(), |slot, [name, email, phone]| {
                     let o = block << TEXT_BITS | u32::from(slot);
-                    let hit = text.find(name).is_some()
-                        || text.find(email).is_some()
-                        || digits.as_ref().is_some_and(|d| d.find(phone).is_some());
+                    // E-mail first: a query that is in every lead is mostly a domain. A field
+                    // shorter than the query cannot hold it (and skips a searcher call).
+                    let fits = |field: &[u8]| field.len() >= needle;
+                    let hit = (fits(email) && text.find(email).is_some())
+                        || (fits(name) && text.find(name).is_some())
+                        || digits.as_ref().is_some_and(|d| {
+                            phone.len() >= d.needle().len() && d.find(phone).is_some()
+                        });
                     if hit && candidates.contains(o) {
                         found.insert(o);
                     }
