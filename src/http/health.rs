@@ -28,14 +28,21 @@ async fn healthz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     })))
 }
 
-async fn metrics(_: Admin, state: web::Data<AppState>) -> HttpResponse {
+async fn metrics(_: Admin, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let tracked = state.limits.tracked() as f64;
-    let text = state.metrics.render(&[(
+    let mut text = state.metrics.render(&[(
         "leadbase_ratelimit_tracked_entries",
         "Keys and client addresses holding rate-limit state.",
         tracked,
     )]);
-    HttpResponse::Ok()
+    let queue = blocking(&state, |s| s.queue_gauges()).await?;
+    let file_bytes = std::fs::metadata(state.store.path()).map_or(0, |m| m.len());
+    text.push_str(&crate::http::metrics::render_store(
+        state.store.telemetry(),
+        &queue,
+        file_bytes,
+    ));
+    Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
-        .body(text)
+        .body(text))
 }

@@ -7,6 +7,9 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
+use crate::store::delivery_queue::QueueGauges;
+use crate::store::telemetry::{Histogram as StoreHistogram, OUTCOMES, Telemetry};
+
 /// Upper bounds of the latency buckets, in seconds.
 const BUCKETS: [f64; 12] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
@@ -105,6 +108,60 @@ impl Metrics {
         }
         out
     }
+}
+
+/// A store histogram in exposition text.
+fn histogram(out: &mut String, name: &str, help: &str, h: &StoreHistogram) {
+    let (buckets, count, sum) = h.snapshot();
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+    for (bound, n) in buckets {
+        let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {n}");
+    }
+    let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
+    let _ = writeln!(out, "{name}_sum {sum}");
+    let _ = writeln!(out, "{name}_count {count}");
+}
+
+/// The store's part of `/metrics` (spec §14): deliveries owed by state, the oldest due
+/// delivery's age, attempts by outcome and their latency, the writer's batches and commits,
+/// the data file's size.
+pub fn render_store(telemetry: &Telemetry, queue: &QueueGauges, file_bytes: u64) -> String {
+    let mut out = String::new();
+    out.push_str("# HELP leadbase_deliveries Deliveries owed, by state: due (waiting for an attempt or leased to one) and held (their webhook is off).\n# TYPE leadbase_deliveries gauge\n");
+    let _ = writeln!(out, "leadbase_deliveries{{status=\"due\"}} {}", queue.due);
+    let _ = writeln!(out, "leadbase_deliveries{{status=\"held\"}} {}", queue.held);
+    let _ = writeln!(
+        out,
+        "# HELP leadbase_delivery_oldest_due_seconds How long the most overdue delivery has been due (0 when none is).\n# TYPE leadbase_delivery_oldest_due_seconds gauge\nleadbase_delivery_oldest_due_seconds {}",
+        queue.oldest_due_seconds
+    );
+    out.push_str("# HELP leadbase_attempts_total Delivery attempts recorded since start, by outcome: delivered (2xx), rejected (another answer), failed (no answer).\n# TYPE leadbase_attempts_total counter\n");
+    for (outcome, n) in OUTCOMES.iter().zip(telemetry.attempts()) {
+        let _ = writeln!(out, "leadbase_attempts_total{{outcome=\"{outcome}\"}} {n}");
+    }
+    histogram(
+        &mut out,
+        "leadbase_attempt_duration_seconds",
+        "Delivery attempt latency, request to answer.",
+        &telemetry.attempt_seconds,
+    );
+    histogram(
+        &mut out,
+        "leadbase_writer_batch_size",
+        "Writes committed together in one transaction.",
+        &telemetry.batch_size,
+    );
+    histogram(
+        &mut out,
+        "leadbase_commit_duration_seconds",
+        "The writer's durable commits.",
+        &telemetry.commit_seconds,
+    );
+    let _ = writeln!(
+        out,
+        "# HELP leadbase_data_file_bytes Size of the data file.\n# TYPE leadbase_data_file_bytes gauge\nleadbase_data_file_bytes {file_bytes}"
+    );
+    out
 }
 
 #[cfg(test)]

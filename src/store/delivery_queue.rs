@@ -1,7 +1,7 @@
 //! Deliveries and their attempts: the records, the due index the engine leases from, and the
 //! moves every delivery makes (queue, reschedule, save, start a fresh cycle, cancel).
 
-use redb::{ReadableTable, Table, WriteTransaction};
+use redb::{ReadableTable, ReadableTableMetadata, Table, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
 use super::StoreError;
@@ -571,5 +571,37 @@ mod tests {
             "ready webhooks sort by time"
         );
         assert!(later.encode() < ReadyKey::after(later.at));
+    }
+}
+
+/// The delivery queue as `/metrics` shows it.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct QueueGauges {
+    pub due: u64,
+    pub held: u64,
+    /// How long the earliest due delivery has been due; 0 when none is due yet.
+    pub oldest_due_seconds: f64,
+}
+
+impl super::Store {
+    /// Counts the due and held indexes (their size is the backlog, not the history) and reads
+    /// the earliest due time.
+    pub fn queue_gauges(&self) -> Result<QueueGauges, StoreError> {
+        let now = self.now();
+        self.read(|txn| {
+            let due = txn.open_table(DELIVERIES_DUE)?.len()?;
+            let held = txn.open_table(DELIVERIES_HELD)?.len()?;
+            let earliest = txn
+                .open_table(WEBHOOKS_DUE)?
+                .first()?
+                .and_then(|(k, _)| i64_from_key(k.value()));
+            let oldest_due_seconds =
+                earliest.map_or(0.0, |at| ((now.ms() - at).max(0) as f64) / 1000.0);
+            Ok(QueueGauges {
+                due,
+                held,
+                oldest_due_seconds,
+            })
+        })
     }
 }

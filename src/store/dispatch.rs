@@ -233,6 +233,7 @@ impl Store {
         policy: Arc<RetryPolicy>,
         jitter: f64,
     ) -> Result<Next, StoreError> {
+        self.telemetry().attempt(&result);
         let step =
             self.write_now(move |txn, now| record(txn, now, delivery, result, &policy, jitter))?;
         if step.raised > 0 {
@@ -257,12 +258,16 @@ impl Store {
     ) {
         let clock = self.clock();
         let store = self.clone();
+        let telemetry = Arc::clone(&self.inner.telemetry);
         let handed: Arc<parking_lot::Mutex<Vec<DeliveryId>>> = Arc::default();
         let ids = Arc::clone(&handed);
         self.write_then(
             move |txn| {
                 let outcomes = take();
                 *ids.lock() = outcomes.iter().map(|o| o.delivery).collect();
+                for o in &outcomes {
+                    telemetry.attempt(&o.result);
+                }
                 let now = clock.now();
                 let mut steps = Vec::with_capacity(outcomes.len());
                 for o in outcomes {

@@ -1145,6 +1145,9 @@ impl<'t, T: Txn> TenantIndex<'t, T> {
             if let Some(v) = table.get(text_key(self.tenant, ordinal).as_slice())? {
                 for_each_text(v.value(), |slot, [name, email, phone]| {
                     let o = block << TEXT_BITS | u32::from(slot);
+                    if !candidates.contains(o) {
+                        return true;
+                    }
                     // E-mail first: a query that is in every lead is mostly a domain. A field
                     // shorter than the query cannot hold it (and skips a searcher call).
                     let fits = |field: &[u8]| field.len() >= needle;
@@ -1153,7 +1156,7 @@ impl<'t, T: Txn> TenantIndex<'t, T> {
                         || digits.as_ref().is_some_and(|d| {
                             phone.len() >= d.needle().len() && d.find(phone).is_some()
                         });
-                    if hit && candidates.contains(o) {
+                    if hit {
                         found.insert(o);
                     }
                     true

@@ -26,6 +26,7 @@ mod meta;
 pub mod outbox;
 mod recovery;
 pub mod tables;
+pub mod telemetry;
 pub mod tenants;
 mod wakeup;
 pub mod webhooks;
@@ -172,6 +173,7 @@ struct Inner {
     /// Each edited webhook's latest edit, by that count.
     last_edits: parking_lot::Mutex<HashMap<WebhookId, u64>>,
     clock: Clock,
+    telemetry: Arc<telemetry::Telemetry>,
 }
 
 impl Store {
@@ -210,7 +212,9 @@ impl Store {
             meta::PrepareError::Store(e) => other(e.to_string()),
         })?;
         let db = Arc::new(recovery::Handle::new(db, cache_bytes));
-        let writer = writer::Writer::start(Arc::clone(&db), path.to_path_buf());
+        let telemetry = Arc::new(telemetry::Telemetry::default());
+        let writer =
+            writer::Writer::start(Arc::clone(&db), path.to_path_buf(), Arc::clone(&telemetry));
         Ok(Store {
             inner: Arc::new(Inner {
                 db,
@@ -220,8 +224,14 @@ impl Store {
                 webhook_edits: AtomicU64::new(0),
                 last_edits: parking_lot::Mutex::new(HashMap::new()),
                 clock,
+                telemetry,
             }),
         })
+    }
+
+    /// What the writer and the delivery recorder counted, for `/metrics`.
+    pub fn telemetry(&self) -> &telemetry::Telemetry {
+        &self.inner.telemetry
     }
 
     pub fn path(&self) -> &Path {

@@ -16,6 +16,7 @@ use redb::{Database, WriteTransaction};
 
 use super::StoreError;
 use super::recovery::{self, Handle, Recovery};
+use super::telemetry::Telemetry;
 
 /// Jobs taken into one transaction at most; bounds commit latency under a flood.
 const MAX_BATCH: usize = 512;
@@ -49,11 +50,11 @@ pub(super) struct Writer {
 }
 
 impl Writer {
-    pub(super) fn start(handle: Arc<Handle>, path: PathBuf) -> Writer {
+    pub(super) fn start(handle: Arc<Handle>, path: PathBuf, telemetry: Arc<Telemetry>) -> Writer {
         let (tx, rx) = mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("leadbase-writer".into())
-            .spawn(move || run_loop(&handle, &path, &rx))
+            .spawn(move || run_loop(&handle, &path, &rx, &telemetry))
             .expect("cannot spawn the writer thread");
         Writer {
             tx: Mutex::new(Some(tx)),
@@ -177,7 +178,7 @@ fn catch<R>(
 
 /// Waits for jobs and runs them in batches; while the file cannot be written, refuses them and
 /// wakes when its reopen is due.
-fn run_loop(handle: &Handle, path: &Path, rx: &Receiver<Msg>) {
+fn run_loop(handle: &Handle, path: &Path, rx: &Receiver<Msg>, telemetry: &Telemetry) {
     let mut recovery = Recovery::new();
     let mut stopping = false;
     while !stopping {
@@ -211,7 +212,7 @@ fn run_loop(handle: &Handle, path: &Path, rx: &Receiver<Msg>) {
             }
         };
         if !jobs.is_empty() {
-            match commit_batch(&db, jobs) {
+            match commit_batch(&db, jobs, telemetry) {
                 Ok(()) => recovery.committed(),
                 Err(e) if e.is_unavailable() => recovery.failed(handle, &e),
                 Err(_) => {}
@@ -277,7 +278,7 @@ fn run_and_roll_back(db: &Database, job: Job) -> Result<(), StoreError> {
 
 /// Runs the jobs in one transaction and commits it unless one of them poisoned it; returns the
 /// verdict every caller was told.
-fn commit_batch(db: &Database, jobs: Vec<Job>) -> Result<(), StoreError> {
+fn commit_batch(db: &Database, jobs: Vec<Job>, telemetry: &Telemetry) -> Result<(), StoreError> {
     let txn = match db.begin_write() {
         Ok(txn) => txn,
         Err(e) => {
@@ -317,7 +318,12 @@ fn commit_batch(db: &Database, jobs: Vec<Job>) -> Result<(), StoreError> {
                 )
             })
         }
-        None => txn.commit().map_err(StoreError::from),
+        None => {
+            let started = Instant::now();
+            let committed = txn.commit().map_err(StoreError::from);
+            telemetry.batch(finishes.len(), started.elapsed());
+            committed
+        }
     };
     if let Err(e) = &verdict {
         tracing::error!(error = %e, jobs = finishes.len(), "write batch not committed");

@@ -20,6 +20,7 @@ mod leads_bulk;
 mod leads_pull;
 mod leads_push;
 mod lifecycle;
+mod metrics;
 mod openapi;
 mod protocol;
 mod ratelimit;
