@@ -60,7 +60,10 @@ fn create_private(path: &Path) -> Result<Database, StoreError> {
         std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
         options.open(path).map_err(io)?;
     }
-    Ok(Database::create(path)?)
+    // A small cache: the copy is written once, in order.
+    Ok(redb::Builder::new()
+        .set_cache_size(64 << 20)
+        .create(path)?)
 }
 
 /// Copies every table of `txn` into `out`; returns (tables, entries).

@@ -291,7 +291,10 @@ impl Drop for Scratch {
 fn check_lead_indexes(store: &Store, report: &mut CheckReport) -> Result<(), StoreError> {
     let scratch = Scratch::beside(store.path());
     let _ = std::fs::remove_file(&scratch.0);
-    let built = redb::Database::create(&scratch.0)?;
+    // A small cache: the scratch is written once and read once, in order.
+    let built = redb::Builder::new()
+        .set_cache_size(64 << 20)
+        .create(&scratch.0)?;
     store.read(|real| {
         let txn = built.begin_write()?;
         let leads = super::lead_record::rebuild_lead_indexes(&txn, Some(real))?;

@@ -510,7 +510,7 @@ pub(crate) fn rebuild_lead_indexes(
                 }
             }
             super::lead_index::flush(into)?;
-            if total > 50_000 {
+            if total > 50_000 && done % 100_000 < 10_000 {
                 tracing::info!(leads = done, of = total, "indexing leads");
             }
         }
