@@ -61,9 +61,7 @@ fn create_private(path: &Path) -> Result<Database, StoreError> {
         options.open(path).map_err(io)?;
     }
     // A small cache: the copy is written once, in order.
-    Ok(redb::Builder::new()
-        .set_cache_size(64 << 20)
-        .create(path)?)
+    Ok(redb::Builder::new().set_cache_size(64 << 20).create(path)?)
 }
 
 /// Copies every table of `txn` into `out`; returns (tables, entries).

@@ -613,9 +613,43 @@ mod tests {
                 })
                 .unwrap();
         }
+        current(store, tenant, &ids)
+    }
+
+    /// The leads as stored now.
+    fn current(store: &Store, tenant: TenantId, ids: &[LeadId]) -> Vec<Lead> {
         ids.iter()
             .map(|id| store.get_lead(tenant, *id).unwrap().unwrap().lead)
             .collect()
+    }
+
+    /// Every page of `query`, following the cursors (the first page keeps its offset): the
+    /// ids in order, each page's total checked against `total` when given.
+    fn walk_pages(
+        store: &Store,
+        tenant: TenantId,
+        mut query: LeadQuery,
+        most: usize,
+        total: Option<u64>,
+        round: usize,
+    ) -> Vec<LeadId> {
+        let mut got = Vec::new();
+        loop {
+            let page = store.list_leads(tenant, &query).unwrap();
+            if let Some(total) = total {
+                assert_eq!(page.total, total, "round {round}: total of {query:?}");
+            }
+            got.extend(page.leads.iter().map(|v| v.lead.id));
+            match page.next_cursor {
+                Some(cursor) => {
+                    query.cursor = Some(cursor);
+                    query.offset = 0;
+                }
+                None => break,
+            }
+            assert!(got.len() <= most, "round {round}: too many rows, {query:?}");
+        }
+        got
     }
 
     /// A lead's place in the query's order: by value then id, descending flips both, and a
@@ -704,19 +738,7 @@ mod tests {
                 want.retain(|id| after(by_id[id], at, &query));
                 query.cursor = Some(cursor);
             }
-            let mut got = Vec::new();
-            loop {
-                let page = store.list_leads(tenant, &query).unwrap();
-                got.extend(page.leads.iter().map(|v| v.lead.id));
-                match page.next_cursor {
-                    Some(cursor) => query.cursor = Some(cursor),
-                    None => break,
-                }
-                assert!(
-                    got.len() <= want.len(),
-                    "round {round}: too many rows, {query:?}"
-                );
-            }
+            let got = walk_pages(&store, tenant, query.clone(), want.len(), None, round);
             assert_eq!(got, want, "round {round}: {query:?}");
         }
         store.shutdown();
@@ -919,10 +941,7 @@ mod tests {
         let (_dir, store, tenant) = store_with_tenant();
         let mut rng = Rng(0x5eed_1dea_f00d_cafe);
         let ids = index_leads(&store, tenant, &mut rng, 3_000);
-        let leads: Vec<Lead> = ids
-            .iter()
-            .map(|id| store.get_lead(tenant, *id).unwrap().unwrap().lead)
-            .collect();
+        let leads = current(&store, tenant, &ids);
         let stages = store.list_stages(tenant).unwrap();
         let catalog = store.read(|txn| load_catalog(txn, tenant)).unwrap();
         for round in 0..300 {
@@ -955,23 +974,14 @@ mod tests {
             want.sort_by_key(|l| place(l, &query));
             let want: Vec<LeadId> = want.iter().skip(query.offset).map(|l| l.id).collect();
             let total = leads.iter().filter(|l| filter.matches(l)).count() as u64;
-            let mut got = Vec::new();
-            loop {
-                let page = store.list_leads(tenant, &query).unwrap();
-                assert_eq!(page.total, total, "round {round}: total of {query:?}");
-                got.extend(page.leads.iter().map(|v| v.lead.id));
-                match page.next_cursor {
-                    Some(cursor) => {
-                        query.cursor = Some(cursor);
-                        query.offset = 0;
-                    }
-                    None => break,
-                }
-                assert!(
-                    got.len() <= want.len(),
-                    "round {round}: too many rows, {query:?}"
-                );
-            }
+            let got = walk_pages(
+                &store,
+                tenant,
+                query.clone(),
+                want.len(),
+                Some(total),
+                round,
+            );
             assert_eq!(got, want, "round {round}: {query:?}");
         }
         store.shutdown();
@@ -1018,10 +1028,7 @@ mod tests {
         let (_dir, store, tenant) = store_with_tenant();
         let mut rng = Rng(99);
         let ids = index_leads(&store, tenant, &mut rng, 1_200);
-        let leads: Vec<Lead> = ids
-            .iter()
-            .map(|id| store.get_lead(tenant, *id).unwrap().unwrap().lead)
-            .collect();
+        let leads = current(&store, tenant, &ids);
         let queries: Vec<LeadQuery> = (0..100)
             .map(|_| LeadQuery {
                 search: (rng.below(2) == 0)

@@ -602,6 +602,28 @@ mod tests {
         store.shutdown();
     }
 
+    #[test]
+    fn a_file_from_a_newer_schema_is_refused_with_both_versions_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("data.redb");
+        Store::open(&path).unwrap().shutdown();
+        {
+            let db = redb::Database::open(&path).unwrap();
+            let txn = db.begin_write().unwrap();
+            txn.open_table(META)
+                .unwrap()
+                .insert(SCHEMA_KEY, (SCHEMA_VERSION + 1).to_be_bytes().as_slice())
+                .unwrap();
+            txn.commit().unwrap();
+        }
+        let refused = Store::open(&path).err().expect("refused").to_string();
+        assert!(
+            refused.contains(&format!("schema {}", SCHEMA_VERSION + 1))
+                && refused.contains(&format!("this build knows {SCHEMA_VERSION}")),
+            "{refused}"
+        );
+    }
+
     /// `tests/fixtures/schema-v6.redb`, written by the schema-6 build (`adcaf2b`) with
     /// `tests/fixtures/make-fixture.sh`: seven leads, one of them won and qualified.
     #[test]
