@@ -42,7 +42,14 @@ async fn backup(_: Admin, state: web::Data<AppState>) -> Result<HttpResponse, Ap
         let file = file.map_err(|e| {
             crate::store::StoreError::Storage(format!("cannot read the backup copy: {e}"))
         })?;
-        Ok((file, summary))
+        // The length sent is the open file's, whatever the summary could read.
+        let bytes = file.metadata().map(|m| m.len()).map_err(|e| {
+            crate::store::StoreError::Storage(format!("cannot read the backup copy: {e}"))
+        })?;
+        Ok((
+            file,
+            crate::store::backup::BackupSummary { bytes, ..summary },
+        ))
     })
     .await?;
     tracing::info!(

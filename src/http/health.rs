@@ -35,11 +35,12 @@ async fn metrics(_: Admin, state: web::Data<AppState>) -> Result<HttpResponse, A
         "Keys and client addresses holding rate-limit state.",
         tracked,
     )]);
-    let queue = blocking(&state, |s| s.queue_gauges()).await?;
+    // A store that cannot be read leaves the queue out, not the whole page.
+    let queue = blocking(&state, |s| s.queue_gauges()).await.ok();
     let file_bytes = std::fs::metadata(state.store.path()).map_or(0, |m| m.len());
     text.push_str(&crate::http::metrics::render_store(
         state.store.telemetry(),
-        &queue,
+        queue.as_ref(),
         file_bytes,
     ));
     Ok(HttpResponse::Ok()

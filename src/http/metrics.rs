@@ -125,8 +125,20 @@ fn histogram(out: &mut String, name: &str, help: &str, h: &StoreHistogram) {
 /// The store's part of `/metrics` (spec §14): deliveries owed by state, the oldest due
 /// delivery's age, attempts by outcome and their latency, the writer's batches and commits,
 /// the data file's size.
-pub fn render_store(telemetry: &Telemetry, queue: &QueueGauges, file_bytes: u64) -> String {
+pub fn render_store(telemetry: &Telemetry, queue: Option<&QueueGauges>, file_bytes: u64) -> String {
     let mut out = String::new();
+    if let Some(queue) = queue {
+        queue_gauges(&mut out, queue);
+    }
+    attempts_and_writer(&mut out, telemetry);
+    let _ = writeln!(
+        out,
+        "# HELP leadbase_data_file_bytes Size of the data file.\n# TYPE leadbase_data_file_bytes gauge\nleadbase_data_file_bytes {file_bytes}"
+    );
+    out
+}
+
+fn queue_gauges(out: &mut String, queue: &QueueGauges) {
     out.push_str("# HELP leadbase_deliveries Deliveries owed, by state: due (waiting for an attempt or leased to one) and held (their webhook is off).\n# TYPE leadbase_deliveries gauge\n");
     let _ = writeln!(out, "leadbase_deliveries{{status=\"due\"}} {}", queue.due);
     let _ = writeln!(out, "leadbase_deliveries{{status=\"held\"}} {}", queue.held);
@@ -135,33 +147,31 @@ pub fn render_store(telemetry: &Telemetry, queue: &QueueGauges, file_bytes: u64)
         "# HELP leadbase_delivery_oldest_due_seconds How long the most overdue delivery has been due (0 when none is).\n# TYPE leadbase_delivery_oldest_due_seconds gauge\nleadbase_delivery_oldest_due_seconds {}",
         queue.oldest_due_seconds
     );
+}
+
+fn attempts_and_writer(out: &mut String, telemetry: &Telemetry) {
     out.push_str("# HELP leadbase_attempts_total Delivery attempts recorded since start, by outcome: delivered (2xx), rejected (another answer), failed (no answer).\n# TYPE leadbase_attempts_total counter\n");
     for (outcome, n) in OUTCOMES.iter().zip(telemetry.attempts()) {
         let _ = writeln!(out, "leadbase_attempts_total{{outcome=\"{outcome}\"}} {n}");
     }
     histogram(
-        &mut out,
+        out,
         "leadbase_attempt_duration_seconds",
         "Delivery attempt latency, request to answer.",
         &telemetry.attempt_seconds,
     );
     histogram(
-        &mut out,
+        out,
         "leadbase_writer_batch_size",
         "Writes committed together in one transaction.",
         &telemetry.batch_size,
     );
     histogram(
-        &mut out,
+        out,
         "leadbase_commit_duration_seconds",
         "The writer's durable commits.",
         &telemetry.commit_seconds,
     );
-    let _ = writeln!(
-        out,
-        "# HELP leadbase_data_file_bytes Size of the data file.\n# TYPE leadbase_data_file_bytes gauge\nleadbase_data_file_bytes {file_bytes}"
-    );
-    out
 }
 
 #[cfg(test)]

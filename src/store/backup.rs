@@ -49,8 +49,9 @@ impl Store {
 }
 
 /// A new redb file only this user can read (the data's mode: its secrets are hashed, but its
-/// leads are personal data).
-fn create_private(path: &Path) -> Result<Database, StoreError> {
+/// leads are personal data), with a small cache (it is written once, in order). A file of
+/// that name is refused; a failure leaves none behind.
+pub(crate) fn create_private(path: &Path) -> Result<Database, StoreError> {
     let io =
         |e: std::io::Error| StoreError::Storage(format!("cannot create {}: {e}", path.display()));
     {
@@ -60,8 +61,13 @@ fn create_private(path: &Path) -> Result<Database, StoreError> {
         std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
         options.open(path).map_err(io)?;
     }
-    // A small cache: the copy is written once, in order.
-    Ok(redb::Builder::new().set_cache_size(64 << 20).create(path)?)
+    redb::Builder::new()
+        .set_cache_size(64 << 20)
+        .create(path)
+        .map_err(|e| {
+            let _ = std::fs::remove_file(path);
+            StoreError::from(e)
+        })
 }
 
 /// Copies every table of `txn` into `out`; returns (tables, entries).

@@ -1013,7 +1013,10 @@ impl<'t, T: Txn> TenantIndex<'t, T> {
             })
         };
         let mut all = index.range::<&[u8]>(prefix.as_slice()..upper.as_slice())?;
-        let (Some(first), Some(last)) = (value(all.next())?, value(all.next_back())?) else {
+        // One entry is both ends: the range gives it to `next` and then nothing to `next_back`.
+        let first = value(all.next())?;
+        let last = value(all.next_back())?.or(first);
+        let (Some(first), Some(last)) = (first, last) else {
             return Ok(Set::default());
         };
         let t = since.ms();
@@ -1256,6 +1259,15 @@ pub(crate) fn compare_ordinals(
         }
     }
     Ok(problems)
+}
+
+/// Opens (so creates) the tables only `flush` writes to, for a rebuild with nothing to flush.
+pub(crate) fn create_tables(txn: &WriteTransaction) -> Result<(), StoreError> {
+    for table in [LEAD_TEXT, LEAD_TERMS] {
+        txn.open_table(table)?;
+    }
+    txn.open_table(LEAD_UPDATED_COUNTS)?;
+    Ok(())
 }
 
 /// Drops every table this module keeps (a rebuild writes them anew).

@@ -988,6 +988,44 @@ mod tests {
     }
 
     #[test]
+    fn a_tenant_of_one_lead_is_found_by_every_bound() {
+        let (_dir, store, tenant) = store_with_tenant();
+        let ids = index_leads(&store, tenant, &mut Rng(5), 1);
+        let lead = current(&store, tenant, &ids).remove(0);
+        let at = |q: LeadQuery| store.list_leads(tenant, &q).unwrap().total;
+        let base = LeadQuery {
+            status: Some(lead.status),
+            created_since: None,
+            updated_since: Some(lead.updated_at),
+            ..random_query(std::slice::from_ref(&lead), &mut Rng(1))
+        };
+        for sort_by in [
+            SortBy::CreatedAt,
+            SortBy::UpdatedAt,
+            SortBy::LastInteractionAt,
+        ] {
+            assert_eq!(
+                at(LeadQuery {
+                    sort_by,
+                    ..base.clone()
+                }),
+                1,
+                "{sort_by:?}"
+            );
+        }
+        store
+            .write(move |txn| super::super::lead_index::forget_created_order(txn, tenant))
+            .unwrap();
+        let created = LeadQuery {
+            updated_since: None,
+            created_since: Some(lead.created_at),
+            ..base
+        };
+        assert_eq!(at(created), 1);
+        store.shutdown();
+    }
+
+    #[test]
     fn updated_since_counts_match_the_leads() {
         let (_dir, store, tenant) = store_with_tenant();
         let mut rng = Rng(2024);

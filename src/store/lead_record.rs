@@ -326,8 +326,11 @@ impl<'txn> LeadTables<'txn> {
             .counts
             .get(tenant.bytes().as_slice())?
             .map_or(0, |v| v.value());
-        self.counts
-            .insert(tenant.bytes().as_slice(), count.saturating_sub(1))?;
+        // A tenant without leads has no count (what a rebuild writes, and a check compares).
+        match count.saturating_sub(1) {
+            0 => self.counts.remove(tenant.bytes().as_slice())?,
+            n => self.counts.insert(tenant.bytes().as_slice(), n)?,
+        };
         self.leads.remove(lead_key(tenant, lead.id).as_slice())?;
         Ok(())
     }
@@ -467,6 +470,18 @@ pub(crate) fn rebuild_lead_indexes(
     into: &WriteTransaction,
     from: Option<&redb::ReadTransaction>,
 ) -> Result<u64, StoreError> {
+    let rebuilt = rebuild(into, from);
+    if rebuilt.is_err() {
+        // Nothing noted for a transaction that will not commit may reach the next one.
+        super::lead_index::discard();
+    }
+    rebuilt
+}
+
+fn rebuild(
+    into: &WriteTransaction,
+    from: Option<&redb::ReadTransaction>,
+) -> Result<u64, StoreError> {
     let by_tenant = match from {
         Some(txn) => collect_leads(
             &txn.open_table(LEADS)?,
@@ -488,11 +503,16 @@ pub(crate) fn rebuild_lead_indexes(
             )?
         }
     };
+    // Every derived table exists afterwards, even with no lead to put in it.
+    drop(LeadTables::open(into)?);
+    super::lead_index::create_tables(into)?;
     let source = from.map(|txn| txn.open_table(LEADS)).transpose()?;
     let total: usize = by_tenant.values().map(Vec::len).sum();
     let mut done = 0u64;
     for (tenant, mut leads) in by_tenant {
-        leads.sort_unstable();
+        // In created order; within a millisecond by the number kept (so that numbers which
+        // follow creation are claimed in order), else by id.
+        leads.sort_unstable_by_key(|(at, id, ordinal)| (*at, ordinal.unwrap_or(u32::MAX), *id));
         let tenant = TenantId::from_bytes(tenant);
         for batch in leads.chunks(10_000) {
             {

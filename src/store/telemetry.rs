@@ -47,9 +47,12 @@ impl Histogram {
                 (*b, running)
             })
             .collect();
+        // `observe` adds to a bucket before the count: a scrape between the two must still
+        // show a count no smaller than the buckets.
+        let count = self.count.load(Ordering::Relaxed).max(running);
         (
             buckets,
-            self.count.load(Ordering::Relaxed),
+            count,
             self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6,
         )
     }
