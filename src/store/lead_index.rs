@@ -814,21 +814,36 @@ impl<'txn> IndexTables<'txn> {
     ) -> Result<(), StoreError> {
         let tenant = lead.tenant_id;
         let t = tenant.bytes();
-        let fields = search_fields(lead);
-        let old_fields = old.map(search_fields);
-        note_moves(
-            &t,
-            ordinal,
-            &old.map(field_terms).unwrap_or_default(),
-            &field_terms(lead),
-        );
-        if old_fields.as_ref() != Some(&fields) {
+        // Most writes (a status, a score, an interaction) leave what the terms come from as it
+        // was: then nothing is derived again, not even the custom fields' JSON parsed.
+        let same_fields = old.is_some_and(|o| {
+            (o.status, o.stage_id, o.owner_id) == (lead.status, lead.stage_id, lead.owner_id)
+                && o.custom_fields_json == lead.custom_fields_json
+        });
+        if !same_fields {
             note_moves(
                 &t,
                 ordinal,
-                &old_fields.as_ref().map(text_terms).unwrap_or_default(),
-                &text_terms(&fields),
+                &old.map(field_terms).unwrap_or_default(),
+                &field_terms(lead),
             );
+        }
+        let same_contact = old.is_some_and(|o| {
+            (&o.contact_name, &o.contact_email, &o.contact_phone)
+                == (&lead.contact_name, &lead.contact_email, &lead.contact_phone)
+        });
+        if !same_contact {
+            let fields = search_fields(lead);
+            let old_fields = old.map(search_fields);
+            if old_fields.as_ref() != Some(&fields) {
+                note_moves(
+                    &t,
+                    ordinal,
+                    &old_fields.as_ref().map(text_terms).unwrap_or_default(),
+                    &text_terms(&fields),
+                );
+                note_text(tenant, ordinal, Some(fields));
+            }
         }
         self.put_fields(ordinal, old, lead)?;
         if old.is_none_or(|o| o.updated_at != lead.updated_at) {
@@ -843,9 +858,6 @@ impl<'txn> IndexTables<'txn> {
                 ordinal_key(tenant, ordinal).as_slice(),
                 row.encode().as_slice(),
             )?;
-        }
-        if old_fields.as_ref() != Some(&fields) {
-            note_text(tenant, ordinal, Some(fields));
         }
         Ok(())
     }
@@ -879,9 +891,9 @@ impl<'txn> IndexTables<'txn> {
         lead: &Lead,
     ) -> Result<(), StoreError> {
         let (tenant, id) = (lead.tenant_id, lead.id);
-        let new_fields = fields(lead);
-        for (i, field) in new_fields.iter().enumerate() {
-            let old_field = old.map(|o| (fields(o)[i], o));
+        let old_fields = old.map(|o| (fields(o), o));
+        for (i, field) in fields(lead).iter().enumerate() {
+            let old_field = old_fields.map(|(f, o)| (f[i], o));
             let same_field = old_field.is_some_and(|(f, _)| f == *field);
             if let Some((f, o)) = old_field
                 && !(same_field && o.updated_at == lead.updated_at)
