@@ -130,17 +130,13 @@ fn decode_records(txn: &ReadTransaction, report: &mut CheckReport) -> Result<(),
     Ok(())
 }
 
-fn id16(bytes: &[u8], at: usize) -> Option<[u8; 16]> {
-    id_at(bytes, at)
-}
-
 fn check_event_indexes(txn: &ReadTransaction, report: &mut CheckReport) -> Result<(), StoreError> {
     let events = txn.open_table(EVENTS)?;
     let mut n = 0;
     for entry in txn.open_table(EVENT_LOG)?.iter()? {
         let (k, v) = entry?;
         n += 1;
-        let event = id16(v.value(), 0);
+        let event = id_at(v.value(), 0);
         if event.is_none_or(|id| events.get(id.as_slice()).ok().flatten().is_none()) {
             report.problem(
                 false,
@@ -183,8 +179,8 @@ fn check_delivery_indexes(
     for entry in txn.open_table(DELIVERIES_BY_WEBHOOK)?.iter()? {
         let k = entry?.0.value().to_vec();
         n += 1;
-        let found = delivery(id16(&k, 16))?;
-        if found.is_none_or(|d| Some(d.webhook_id.bytes()) != id16(&k, 0)) {
+        let found = delivery(id_at(&k, 16))?;
+        if found.is_none_or(|d| Some(d.webhook_id.bytes()) != id_at(&k, 0)) {
             report.problem(
                 false,
                 format!(
@@ -198,9 +194,9 @@ fn check_delivery_indexes(
         let k = entry?.0.value().to_vec();
         n += 1;
         let due = i64_from_key(k.get(16..24).unwrap_or_default());
-        let found = delivery(id16(&k, 24))?;
+        let found = delivery(id_at(&k, 24))?;
         let agrees = found.is_some_and(|d| {
-            Some(d.webhook_id.bytes()) == id16(&k, 0) && d.next_attempt_at.map(|t| t.ms()) == due
+            Some(d.webhook_id.bytes()) == id_at(&k, 0) && d.next_attempt_at.map(|t| t.ms()) == due
         });
         if !agrees {
             report.problem(
@@ -215,7 +211,7 @@ fn check_delivery_indexes(
     for entry in txn.open_table(DELIVERIES_HELD)?.iter()? {
         let k = entry?.0.value().to_vec();
         n += 1;
-        let found = delivery(id16(&k, 16))?;
+        let found = delivery(id_at(&k, 16))?;
         if found.is_none_or(|d| d.status != DeliveryStatus::Held) {
             report.problem(
                 false,
@@ -229,7 +225,7 @@ fn check_delivery_indexes(
     for entry in txn.open_table(ATTEMPTS)?.iter()? {
         let k = entry?.0.value().to_vec();
         n += 1;
-        if delivery(id16(&k, 0))?.is_none() {
+        if delivery(id_at(&k, 0))?.is_none() {
             report.problem(
                 false,
                 format!("attempts: entry {} belongs to no delivery", hex_head(&k)),
@@ -240,7 +236,7 @@ fn check_delivery_indexes(
     for entry in txn.open_table(WEBHOOKS_DUE)?.iter()? {
         let (k, tenant) = entry?;
         n += 1;
-        let webhook = id16(k.value(), 8);
+        let webhook = id_at(k.value(), 8);
         let exists = match webhook {
             Some(w) => webhooks
                 .get(key(&[tenant.value(), &w]).as_slice())?
@@ -379,16 +375,6 @@ fn compare<V: redb::Value + 'static>(
             }
             None => None,
         })
-    };
-    // A count of 0 (older builds left one for a tenant whose leads were all deleted) is no
-    // count: skip it.
-    let next = |it: &mut redb::Range<'_, &'static [u8], V>| -> Result<Option<Pair>, StoreError> {
-        loop {
-            match next(it)? {
-                Some((_, v)) if what == "lead counts" && v.iter().all(|b| *b == 0) => continue,
-                other => return Ok(other),
-            }
-        }
     };
     let (mut x, mut y) = (next(&mut a)?, next(&mut b)?);
     let (mut missing, mut extra, mut differ, mut n) = (0u64, 0u64, 0u64, 0u64);
