@@ -1007,8 +1007,7 @@ impl<'t, T: Txn> TenantIndex<'t, T> {
         }
         let index = self.txn.table(LEADS_BY_CREATED)?;
         let prefix = self.tenant.bytes();
-        let lower = key(&[&prefix, &i64_key(since.ms())]);
-        let upper = prefix_end(&prefix).unwrap_or_else(|| vec![0xff; 41]);
+        let (lower, upper) = since_bounds(&prefix, since.ms());
         // Leads created in the same millisecond may have ordinals in another order than their
         // ids: the smallest ordinal of the first millisecond at or after `since` starts the range.
         let mut first: Option<(Vec<u8>, u32)> = None;
@@ -1044,8 +1043,7 @@ impl<'t, T: Txn> TenantIndex<'t, T> {
     ) -> Result<Set, StoreError> {
         let index = self.txn.table(column.index())?;
         let prefix = self.tenant.bytes();
-        let lower = key(&[&prefix, &i64_key(since.ms())]);
-        let upper = prefix_end(&prefix).unwrap_or_else(|| vec![0xff; 41]);
+        let (lower, upper) = since_bounds(&prefix, since.ms());
         let value = |entry: Option<Result<IndexEntry<'_>, redb::StorageError>>| {
             Ok::<_, StoreError>(match entry {
                 Some(e) => e?.0.value().get(16..24).and_then(i64_from_key),

@@ -1,8 +1,9 @@
 //! Listing leads: filters, sort, keyset cursors and `total`.
 //!
 //! The filters become one set of the tenant's lead ordinals (`lead_index`): the status, stage
-//! and `lead_line` sets intersected (each read only where the previous ones left members), then
-//! the `*_since` bounds and the search. `total` is the set's size. The page then comes one of
+//! and `lead_line` sets, each read whole (their sizes pick the smallest to intersect first and
+//! the status or stage whose own order to walk), then the `*_since` bounds and the search
+//! (read only where the set so far has members). `total` is the set's size. The page then comes one of
 //! two ways: walking the sort index from the cursor and keeping the entries in the set (the
 //! cost is the page divided by the set's share of the tenant), or, for a small set (or a walk
 //! that runs long because the matches sit at the far end of the order), reading the sort
@@ -45,6 +46,14 @@ pub struct LeadQuery {
     pub cursor: Option<Cursor>,
     pub limit: usize,
     pub offset: usize,
+}
+
+impl LeadQuery {
+    /// How many matches in order a page reads: `offset` skipped, `limit`, and one more to
+    /// know whether another page follows.
+    fn wanted(&self) -> u64 {
+        self.offset.saturating_add(self.limit + 1) as u64
+    }
 }
 
 pub struct LeadPage {
@@ -176,7 +185,7 @@ impl<'a> Filter<'a> {
                 // Only this bound: counted from the updated-at counts; the walk starts at it
                 // (sorted by updated_at) or checks each lead's row (by created_at).
                 let n = ix.count_updated_since(since, tenant_size)?;
-                let wanted = q.offset.saturating_add(q.limit + 1) as u64;
+                let wanted = q.wanted();
                 // Checking rows costs some ten index steps each: with few matches, reading
                 // the matches off the updated-at index is cheaper than looking for them.
                 if q.sort_by != SortBy::UpdatedAt
@@ -368,7 +377,7 @@ fn page(
         };
         // Each walked lead's row is read: when the matches sit far along the order, the set
         // read off the updated-at index is cheaper to walk with.
-        let wanted = query.offset.saturating_add(query.limit + 1) as u64;
+        let wanted = query.wanted();
         let estimate = wanted.saturating_mul(tenant_size) / matching.total;
         let budget = estimate.saturating_mul(4).max(WALK_BUDGET / ROW_COST / 4);
         return match walk(txn, ix, query, filter.sort_bound(), matching, budget)? {
@@ -388,7 +397,7 @@ fn page(
     if query.sort_by == SortBy::LastInteractionAt {
         return fetch(ix, query, set);
     }
-    let wanted = query.offset.saturating_add(query.limit + 1) as u64;
+    let wanted = query.wanted();
     // Entries a walk is expected to read if the matches are spread evenly over its index.
     let walked = match (matching.walk, query.sort_by) {
         (Walk::Field(_, n), SortBy::UpdatedAt) => n,
@@ -430,8 +439,7 @@ fn walk(
         _ => (LEADS_BY_UPDATED, tenant.bytes().to_vec()),
     };
     let index = txn.open_table(index)?;
-    let lower = key(&[&prefix, &i64_key(since.map_or(i64::MIN, Timestamp::ms))]);
-    let upper = prefix_end(&prefix).unwrap_or_else(|| vec![0xff; prefix.len() + 24]);
+    let (lower, upper) = since_bounds(&prefix, since.map_or(i64::MIN, Timestamp::ms));
     let after = query
         .cursor
         .as_ref()
@@ -502,7 +510,7 @@ fn fetch(
     set: &Set,
 ) -> Result<Vec<LeadId>, StoreError> {
     // An offset beyond the matches only makes the heap hold every match: never more.
-    let wanted = query.offset.saturating_add(query.limit + 1);
+    let wanted = query.wanted() as usize;
     let after = query.cursor.as_ref().map(|c| {
         let value = (c.last_value_ms != NULL_VALUE).then_some(c.last_value_ms);
         Position::new(value, LeadId::from_uuid(c.last_id), query.sort_dir)

@@ -160,6 +160,15 @@ pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
     None
 }
 
+/// The bounds of the keys `(prefix, time, ...)` of a time index at or after `since` (ms):
+/// the first key, and the first key past the prefix.
+pub fn since_bounds(prefix: &[u8], since: i64) -> (Vec<u8>, Vec<u8>) {
+    let lower = key(&[prefix, &i64_key(since)]);
+    // (A prefix of all 0xff has no end: past every key of time and id after it.)
+    let upper = prefix_end(prefix).unwrap_or_else(|| vec![0xff; prefix.len() + 25]);
+    (lower, upper)
+}
+
 /// The entries whose keys start with `prefix`, in key order.
 pub fn prefixed<'t, V: redb::Value + 'static>(
     table: &'t impl ReadableTable<&'static [u8], V>,
