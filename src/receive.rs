@@ -15,6 +15,7 @@ use crate::delivery::signing::{VerifyError, verify_mega};
 use crate::domain::event::EventType;
 use crate::domain::ids::EventId;
 use crate::domain::time::Timestamp;
+use crate::http::run_server;
 
 /// Deliveries are small; anything larger is not ours.
 const MAX_BODY: usize = 1024 * 1024;
@@ -182,12 +183,9 @@ const LEAD_SNAPSHOT: &[&str] = &[
 pub fn run(secret: String, listen: &str) -> std::io::Result<()> {
     let listener = TcpListener::bind(listen)?;
     let addr = listener.local_addr()?;
-    println!(
-        "leadbase receive listening on http://{addr}/ (any path); verified events are printed one JSON per line"
-    );
     let secret = web::Data::new(Secret(secret));
-    actix_web::rt::System::new().block_on(
-        HttpServer::new(move || {
+    actix_web::rt::System::new().block_on(async move {
+        let server = HttpServer::new(move || {
             App::new()
                 .app_data(secret.clone())
                 .app_data(web::PayloadConfig::new(MAX_BODY))
@@ -195,8 +193,14 @@ pub fn run(secret: String, listen: &str) -> std::io::Result<()> {
         })
         .workers(1)
         .listen(listener)?
-        .run(),
-    )
+        .run();
+        run_server(server, |_| {
+            println!(
+                "leadbase receive listening on http://{addr}/ (any path); verified events are printed one JSON per line"
+            );
+        })
+        .await
+    })
 }
 
 #[cfg(test)]

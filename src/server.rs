@@ -186,11 +186,12 @@ async fn serve(
     if !options.handle_signals {
         server = server.disable_signals();
     }
-    let server = server.run();
-    let _ = handle_tx.send(server.handle());
     actix_web::rt::spawn(housekeeping(state.clone()));
     actix_web::rt::spawn(pruning(state));
-    server.await
+    http::run_server(server.run(), |handle| {
+        let _ = handle_tx.send(handle);
+    })
+    .await
 }
 
 /// Every minute: idle rate-limit state reclaimed, expired idempotency keys swept.

@@ -36,6 +36,25 @@ pub use middleware::request_context;
 /// Bodies of ordinary routes; bulk import sets its own, larger limit.
 pub const BODY_LIMIT: usize = 64 * 1024;
 
+/// Runs an actix server, calling `started` once it is really running: its first poll starts
+/// the workers and installs the SIGTERM and ctrl-c handlers, so a caller that announces the
+/// server from `started` (a banner, a handle for tests) never lets a signal arrive before
+/// there is a handler for it (which would kill the process instead of stopping it).
+pub async fn run_server(
+    server: actix_web::dev::Server,
+    started: impl FnOnce(actix_web::dev::ServerHandle),
+) -> std::io::Result<()> {
+    use std::task::Poll;
+    let handle = server.handle();
+    let mut server = std::pin::pin!(server);
+    let first = std::future::poll_fn(|cx| Poll::Ready(server.as_mut().poll(cx))).await;
+    if let Poll::Ready(result) = first {
+        return result;
+    }
+    started(handle);
+    server.await
+}
+
 /// Registers every route, the extractor error handlers and the 404 fallback.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.app_data(json_config(BODY_LIMIT))

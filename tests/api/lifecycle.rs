@@ -173,3 +173,33 @@ fn offline_commands_manage_tenants_and_keys() {
     let revoked = run_json(leadbase(&data).args(["key", "revoke", key_id]));
     assert_eq!(revoked, json!({ "id": key_id, "revoked": true }));
 }
+
+/// The banner is printed only once the SIGTERM handler is in place: a signal sent the moment
+/// it appears stops the server gracefully (exit 0) rather than killing it. Both processes
+/// that print a banner are tried, several times, as a supervisor or a test would.
+#[test]
+fn sigterm_the_moment_the_banner_appears_is_a_graceful_stop() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("leadbase.redb");
+    for _ in 0..5 {
+        let mut server = serve(&data, &[]);
+        server.sigterm();
+        let exit = eventually("the server stops", Duration::from_secs(20), || {
+            server.try_wait().ok_or_else(|| "still running".to_string())
+        });
+        assert!(exit.success(), "serve: {exit:?}");
+    }
+    for _ in 0..5 {
+        let mut receiver = receive(
+            "mega_whsec_00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff",
+            "127.0.0.1:0",
+        );
+        receiver.sigterm();
+        let exit = eventually("the receiver stops", Duration::from_secs(20), || {
+            receiver
+                .try_wait()
+                .ok_or_else(|| "still running".to_string())
+        });
+        assert!(exit.success(), "receive: {exit:?}");
+    }
+}

@@ -73,11 +73,7 @@ impl Served {
 
     /// Sends SIGTERM (a graceful stop); does not wait.
     pub fn sigterm(&self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .expect("kill runs");
-        assert!(status.success(), "kill -TERM: {status:?}");
+        sigterm(&self.child);
     }
 
     /// Waits for it to exit.
@@ -96,6 +92,14 @@ impl Drop for Served {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+fn sigterm(child: &Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success(), "kill -TERM: {status:?}");
 }
 
 /// `leadbase serve` on a free port, with extra `--set` flags; returns once it printed its
@@ -154,6 +158,16 @@ impl ReceiveProcess {
             req = req.header(name, value);
         }
         req.raw(body).send()
+    }
+
+    /// Sends SIGTERM (a graceful stop); does not wait.
+    pub fn sigterm(&self) {
+        sigterm(&self.child);
+    }
+
+    /// Its exit status if it has exited.
+    pub fn try_wait(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().expect("try_wait")
     }
 }
 
