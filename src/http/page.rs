@@ -4,25 +4,50 @@ use actix_web::http::header;
 use actix_web::{HttpResponse, web};
 
 const HTML: &str = include_str!("../../static/admin.html");
-const JS: &str = include_str!("../../static/admin.js");
-const CSS: &str = include_str!("../../static/admin.css");
+const JS: &str = "text/javascript; charset=utf-8";
+
+/// `(path, body, content type)` of a file of `static/`, served under `/admin/`.
+macro_rules! static_file {
+    ($file:literal, $content_type:expr) => {
+        (
+            concat!("/admin/", $file),
+            include_str!(concat!("../../static/", $file)),
+            $content_type,
+        )
+    };
+}
+
+/// The page's style sheet and scripts: ES modules that import each other by these paths, so no
+/// build step joins them.
+const ASSETS: [(&str, &str, &str); 12] = [
+    static_file!("admin.css", "text/css; charset=utf-8"),
+    static_file!("admin.js", JS),
+    static_file!("admin.ui.js", JS),
+    static_file!("admin.chart.js", JS),
+    static_file!("admin.overview.js", JS),
+    static_file!("admin.catalog.js", JS),
+    static_file!("admin.leads.js", JS),
+    static_file!("admin.leadform.js", JS),
+    static_file!("admin.import.js", JS),
+    static_file!("admin.webhooks.js", JS),
+    static_file!("admin.webhookform.js", JS),
+    static_file!("admin.deliveries.js", JS),
+];
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/").route(web::get().to(|| async { redirect("/admin") })))
-        .service(web::resource("/favicon.ico").route(web::get().to(HttpResponse::NoContent)))
         .service(
             web::resource("/admin")
                 .route(web::get().to(|| async { asset(HTML, "text/html; charset=utf-8") })),
         )
-        .service(web::resource("/admin/").route(web::get().to(|| async { redirect("/admin") })))
-        .service(
-            web::resource("/admin/admin.js")
-                .route(web::get().to(|| async { asset(JS, "text/javascript; charset=utf-8") })),
-        )
-        .service(
-            web::resource("/admin/admin.css")
-                .route(web::get().to(|| async { asset(CSS, "text/css; charset=utf-8") })),
+        .service(web::resource("/favicon.ico").route(web::get().to(HttpResponse::NoContent)))
+        .service(web::resource("/admin/").route(web::get().to(|| async { redirect("/admin") })));
+    for (path, body, content_type) in ASSETS {
+        cfg.service(
+            web::resource(path)
+                .route(web::get().to(move || async move { asset(body, content_type) })),
         );
+    }
 }
 
 fn redirect(to: &'static str) -> HttpResponse {
