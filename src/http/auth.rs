@@ -51,12 +51,18 @@ impl Access for WebhooksManage {
     const BUCKET: Bucket = Bucket::Default;
 }
 
-/// An authenticated, authorised, rate-limited API caller.
+/// An authenticated, authorised, rate-limited API caller: a tenant's key on the public routes,
+/// or the operator on their mirror under `/admin/api/tenants/{tenant}/…` (spec §15), who holds
+/// every scope for every tenant and has no key (and no key's rate limit).
 pub struct Caller<A> {
     pub tenant: TenantId,
-    pub key: KeyId,
+    pub key: Option<KeyId>,
     access: PhantomData<A>,
 }
+
+/// The path segment naming the tenant on the operator's mirror of the public routes; the
+/// route's own ids ([`crate::http::path::Ids`]) are the segments after it.
+pub const AS_TENANT: &str = "as_tenant";
 
 fn state(req: &HttpRequest) -> Result<web::Data<AppState>, ApiError> {
     req.app_data::<web::Data<AppState>>()
@@ -193,13 +199,32 @@ impl<A: Access + 'static> FromRequest for Caller<A> {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let req = req.clone();
         Box::pin(async move {
-            let (tenant, key) = authenticate(req, A::SCOPE, A::BUCKET).await?;
+            let (tenant, key) = match req.match_info().get(AS_TENANT) {
+                Some(raw) => (operator(&req, raw).await?, None),
+                None => {
+                    let (tenant, key) = authenticate(req, A::SCOPE, A::BUCKET).await?;
+                    (tenant, Some(key))
+                }
+            };
             Ok(Caller {
                 tenant,
                 key,
                 access: PhantomData,
             })
         })
+    }
+}
+
+/// The operator acting for the tenant `raw` names: the admin token first, then the tenant,
+/// 404 when it is not one.
+async fn operator(req: &HttpRequest, raw: &str) -> Result<TenantId, ApiError> {
+    check_admin(req)?;
+    let not_found = || ApiError::not_found(format!("tenant {raw} not found"));
+    let id = TenantId::parse(raw).ok_or_else(not_found)?;
+    let store = state(req)?.store.clone();
+    match web::block(move || store.get_tenant(id)).await?? {
+        Some(_) => Ok(id),
+        None => Err(not_found()),
     }
 }
 

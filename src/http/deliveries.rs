@@ -5,14 +5,13 @@ use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::admin::existing_tenant;
 use super::json::Deferred;
-use super::{blocking, iso_time, non_blank, page_limit};
+use super::{blocking, iso_time, non_blank, page_limit, public_and_mirror};
 use crate::domain::event::EventType;
 use crate::domain::ids::{DeliveryId, TenantId, WebhookId};
 use crate::domain::retry::AttemptError;
 use crate::domain::time::Timestamp;
-use crate::http::auth::{Admin, Caller, WebhooksManage};
+use crate::http::auth::{Caller, WebhooksManage};
 use crate::http::error::ApiError;
 use crate::http::path::Ids;
 use crate::http::state::AppState;
@@ -22,21 +21,23 @@ use crate::store::delivery_queue::{Attempt, Delivery, DeliveryStatus};
 const BASE: &str = "/api/agents/crm/lead-webhooks/{id}";
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource(format!("{BASE}/test")).route(web::post().to(test)))
-        .service(web::resource(format!("{BASE}/deliveries")).route(web::get().to(list)))
-        .service(
-            web::resource(format!("{BASE}/deliveries/{{delivery_id}}"))
-                .route(web::get().to(get_one)),
-        )
-        .service(
-            web::resource(format!("{BASE}/deliveries/{{delivery_id}}/redeliver"))
-                .route(web::post().to(redeliver)),
-        )
-        .service(web::resource(format!("{BASE}/recover")).route(web::post().to(recover)))
-        .service(
-            web::resource("/admin/api/tenants/{tenant_id}/webhooks/{id}/deliveries")
-                .route(web::get().to(admin_list)),
-        );
+    public_and_mirror(cfg, &format!("{BASE}/test"), |r| {
+        r.route(web::post().to(test))
+    });
+    public_and_mirror(cfg, &format!("{BASE}/deliveries"), |r| {
+        r.route(web::get().to(list))
+    });
+    public_and_mirror(cfg, &format!("{BASE}/deliveries/{{delivery_id}}"), |r| {
+        r.route(web::get().to(get_one))
+    });
+    public_and_mirror(
+        cfg,
+        &format!("{BASE}/deliveries/{{delivery_id}}/redeliver"),
+        |r| r.route(web::post().to(redeliver)),
+    );
+    public_and_mirror(cfg, &format!("{BASE}/recover"), |r| {
+        r.route(web::post().to(recover))
+    });
 }
 
 #[derive(Serialize)]
@@ -182,17 +183,6 @@ async fn list(
 ) -> Result<HttpResponse, ApiError> {
     let webhook = path.get()?;
     list_for(&state, caller.tenant, webhook, params.into_inner()).await
-}
-
-async fn admin_list(
-    _: Admin,
-    state: web::Data<AppState>,
-    path: Ids<(TenantId, WebhookId)>,
-    params: web::Query<ListParams>,
-) -> Result<HttpResponse, ApiError> {
-    let (tenant, webhook) = path.get()?;
-    let tenant = existing_tenant(&state, tenant).await?;
-    list_for(&state, tenant, webhook, params.into_inner()).await
 }
 
 async fn get_one(

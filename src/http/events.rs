@@ -11,11 +11,13 @@ use crate::domain::time::Timestamp;
 use crate::http::auth::{Caller, LeadsRead};
 use crate::http::error::ApiError;
 use crate::http::state::AppState;
-use crate::http::{blocking, non_blank, page_limit_or};
+use crate::http::{blocking, non_blank, page_limit_or, public_and_mirror};
 use crate::store::event_log::LogQuery;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/api/agents/crm/events").route(web::get().to(list)));
+    public_and_mirror(cfg, "/api/agents/crm/events", |r| {
+        r.route(web::get().to(list))
+    });
 }
 
 #[derive(Debug, Default, Deserialize)]

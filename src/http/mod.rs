@@ -55,6 +55,31 @@ pub async fn run_server(
     server.await
 }
 
+/// Registers a public route and its mirror for the operator (spec §15), built by the same
+/// `build`, so with the same handlers: the same bodies, responses and validation.
+/// [`auth::Caller`] tells the two apart by the mirror's tenant segment.
+fn public_and_mirror(
+    cfg: &mut web::ServiceConfig,
+    public: &str,
+    build: impl Fn(actix_web::Resource) -> actix_web::Resource,
+) {
+    cfg.service(build(web::resource(public)))
+        .service(build(web::resource(mirror_of(public))));
+}
+
+/// `/api/agents/crm/leads/{id}` → `/admin/api/tenants/{as_tenant}/leads/{id}`; the webhook
+/// routes lose their `lead-` there, as the admin API named them from the start.
+fn mirror_of(public: &str) -> String {
+    let rest = public
+        .strip_prefix("/api/agents/crm/")
+        .unwrap_or_else(|| panic!("{public} is not a public API route"));
+    let rest = match rest.strip_prefix("lead-webhooks") {
+        Some(tail) => format!("webhooks{tail}"),
+        None => rest.to_string(),
+    };
+    format!("/admin/api/tenants/{{{}}}/{rest}", auth::AS_TENANT)
+}
+
 /// Registers every route, the extractor error handlers and the 404 fallback.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.app_data(json_config(BODY_LIMIT))

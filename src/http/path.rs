@@ -5,7 +5,8 @@
 //! and a key without the route's scope would learn "404" instead of its 403 (spec §1 orders
 //! authentication first). [`Ids`] always extracts; [`Ids::get`], called once the caller is
 //! known (and the body read), answers 404 for an id of the wrong shape, which names nothing that
-//! exists: `webhook not-a-uuid not found`.
+//! exists: `webhook not-a-uuid not found`. On the operator's mirror of a public route the
+//! tenant segment is not one of the route's ids: [`crate::http::auth::Caller`] reads it.
 
 use std::convert::Infallible;
 use std::future::{Ready, ready};
@@ -16,6 +17,7 @@ use actix_web::{FromRequest, HttpRequest};
 use crate::domain::ids::{
     CustomFieldId, DeliveryId, KeyId, LeadId, OwnerId, StageId, TenantId, WebhookId,
 };
+use crate::http::auth::AS_TENANT;
 use crate::http::error::ApiError;
 
 /// An id type a route's path can hold, and what a 404 calls it.
@@ -81,7 +83,12 @@ impl<T: PathIds + 'static> FromRequest for Ids<T> {
     type Future = Ready<Result<Ids<T>, Infallible>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let segments: Vec<&str> = req.match_info().iter().map(|(_, value)| value).collect();
+        let segments: Vec<&str> = req
+            .match_info()
+            .iter()
+            .filter(|(name, _)| *name != AS_TENANT)
+            .map(|(_, value)| value)
+            .collect();
         ready(Ok(Ids(T::from_segments(&segments))))
     }
 }

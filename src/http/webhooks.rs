@@ -4,9 +4,8 @@ use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::admin::existing_tenant;
 use super::json::Deferred;
-use super::{BODY_LIMIT, blocking, nullable, whole_number};
+use super::{BODY_LIMIT, blocking, nullable, public_and_mirror, whole_number};
 use crate::delivery::client::check_webhook_url;
 use crate::domain::event::EventType;
 use crate::domain::ids::{TenantId, WebhookId};
@@ -18,31 +17,25 @@ use crate::domain::webhook::{
     WebhookPatch, WebhookSettings, parse_max_concurrency, parse_rate_limit,
 };
 use crate::domain::webhook_controls::{CustomHeaders, Filter};
-use crate::http::auth::{Admin, Caller, WebhooksManage};
+use crate::http::auth::{Caller, WebhooksManage};
 use crate::http::error::ApiError;
 use crate::http::path::Ids;
 use crate::http::state::AppState;
 use crate::store::{Store, StoreError};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/api/agents/crm/lead-webhooks")
-            .route(web::get().to(list))
-            .route(web::post().to(create)),
-    )
-    .service(
-        web::resource("/api/agents/crm/lead-webhooks/{id}")
-            .route(web::get().to(get_one))
+    const WEBHOOKS: &str = "/api/agents/crm/lead-webhooks";
+    public_and_mirror(cfg, WEBHOOKS, |r| {
+        r.route(web::get().to(list)).route(web::post().to(create))
+    });
+    public_and_mirror(cfg, &format!("{WEBHOOKS}/{{id}}"), |r| {
+        r.route(web::get().to(get_one))
             .route(web::patch().to(update))
-            .route(web::delete().to(delete)),
-    )
-    .service(
-        web::resource("/api/agents/crm/lead-webhooks/{id}/rotate-secret")
-            .route(web::post().to(rotate_secret)),
-    )
-    .service(
-        web::resource("/admin/api/tenants/{tenant_id}/webhooks").route(web::get().to(admin_list)),
-    );
+            .route(web::delete().to(delete))
+    });
+    public_and_mirror(cfg, &format!("{WEBHOOKS}/{{id}}/rotate-secret"), |r| {
+        r.route(web::post().to(rotate_secret))
+    });
 }
 
 /// The Webhook object: never the secret, only its first characters.
@@ -306,19 +299,6 @@ async fn list(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let tenant = caller.tenant;
-    Ok(listing(
-        &state,
-        &blocking(&state, move |s| s.list_webhooks_held(tenant)).await?,
-    ))
-}
-
-async fn admin_list(
-    _: Admin,
-    state: web::Data<AppState>,
-    path: Ids<TenantId>,
-) -> Result<HttpResponse, ApiError> {
-    let path = path.get()?;
-    let tenant = existing_tenant(&state, path).await?;
     Ok(listing(
         &state,
         &blocking(&state, move |s| s.list_webhooks_held(tenant)).await?,

@@ -2,6 +2,7 @@
 
 mod admin;
 mod admin_meta;
+mod admin_mirror;
 mod architecture;
 mod auth;
 mod backup;

@@ -123,12 +123,28 @@ fn a_full_disk_fails_writes_with_503_until_space_returns_and_loses_nothing() {
         message.to_lowercase().contains("storage unavailable"),
         "{message}"
     );
-    client
-        .req("GET", "/healthz")
-        .send()
-        .assert_error(503, "api_error");
+    // The failed commit may give pages back, and a reopen a second later would find room and
+    // make healthz 200 (seen on a loaded machine): fill that too, and should a reopen have
+    // come first, the same lead again fails (or merges into itself) and stops writes again.
+    let refill = disk.path().join("refill");
+    fill(&refill);
+    let refused_again = acknowledged.len();
+    let health = eventually(
+        "healthz is 503 while the disk is full",
+        Duration::from_secs(20),
+        || {
+            let res = client.req("GET", "/healthz").send();
+            if res.status == 503 {
+                return Ok(res);
+            }
+            let _ = client.post_lead(&key, &lead(refused_again));
+            Err(format!("{}: {}", res.status, res.text))
+        },
+    );
+    health.assert_error(503, "api_error");
 
     std::fs::remove_file(&filler).unwrap();
+    std::fs::remove_file(&refill).unwrap();
     // The refused lead's email again: had its failed commit reached the disk after all, this
     // merges into it, so the count below still holds.
     let first = acknowledged.len();

@@ -12,8 +12,7 @@ use crate::domain::cursor::{Cursor, SortBy, SortDir};
 use crate::domain::ids::{LeadId, StageId, TenantId};
 use crate::domain::lead::{LeadLine, LeadStatus};
 use crate::domain::time::Timestamp;
-use crate::http::admin::existing_tenant;
-use crate::http::auth::{Admin, Caller, LeadsRead};
+use crate::http::auth::{Caller, LeadsRead};
 use crate::http::error::ApiError;
 use crate::http::path::Ids;
 use crate::http::state::AppState;
@@ -176,17 +175,6 @@ pub(super) async fn list(
     params: web::Query<ListParams>,
 ) -> Result<HttpResponse, ApiError> {
     list_for(&state, caller.tenant, params.into_inner()).await
-}
-
-pub(super) async fn admin_list(
-    _: Admin,
-    state: web::Data<AppState>,
-    tenant: Ids<TenantId>,
-    params: web::Query<ListParams>,
-) -> Result<HttpResponse, ApiError> {
-    let tenant = tenant.get()?;
-    let tenant = existing_tenant(&state, tenant).await?;
-    list_for(&state, tenant, params.into_inner()).await
 }
 
 pub(super) async fn get_one(
