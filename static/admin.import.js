@@ -16,7 +16,7 @@ const FIELDS = [
 const norm = (v) => v.toLowerCase().replace(/[^a-z0-9]/g, '');
 
 // RFC 4180: quoted fields may hold commas, quotes ("") and line breaks; CRLF or LF rows.
-export function parseCsv(src) {
+function parseCsv(src) {
   const rows = [];
   let row = [], field = '', quoted = false;
   for (let i = 0; i < src.length; i++) {

@@ -6,9 +6,10 @@ import { loadOverview, overviewView, stopOverview } from './admin.overview.js';
 import { loadLeads, resetLeads } from './admin.leads.js';
 import { loadWebhooks, resetWebhooks } from './admin.webhooks.js';
 import { stopLog } from './admin.deliveries.js';
+import { loadEvents, resetEvents } from './admin.events.js';
 
 const TOKEN_KEY = 'leadbase.adminToken';
-const TABS = ['overview', 'keys', 'stages', 'fields', 'owners', 'leads', 'webhooks'];
+const TABS = ['overview', 'keys', 'stages', 'fields', 'owners', 'leads', 'webhooks', 'events'];
 const serverOverview = overviewView('server-overview');
 const tenantOverview = overviewView('tenant-overview');
 $('#server-view').append(serverOverview);
@@ -17,6 +18,7 @@ $('#panel-overview').append(tenantOverview);
 const LOADERS = {
   overview: () => loadOverview(tenantOverview), keys: loadKeys, stages: () => loadCatalog('stages'),
   fields: () => loadCatalog('fields'), owners: () => loadCatalog('owners'), leads: loadLeads, webhooks: loadWebhooks,
+  events: () => loadEvents(false),
 };
 
 // ---- sign in / out -----------------------------------------------------------------------
@@ -101,6 +103,7 @@ function route() {
     state.catalog = null;
     resetLeads();
     resetWebhooks();
+    resetEvents();
   }
   if (!t) { loadOverview(serverOverview); return; }
   $('#tenant-name').textContent = t.name;

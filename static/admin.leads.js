@@ -116,7 +116,7 @@ function closeDetail() {
   d.hidden = true;
   d.replaceChildren();
 }
-export async function openLead(id, note) {
+async function openLead(id, note) {
   const tid = state.tenantId, d = $('#lead-detail');
   $('#lead-editor').replaceChildren();
   d.hidden = false;

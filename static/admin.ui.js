@@ -77,7 +77,7 @@ export function table(cols, rows, rowFn, empty) {
 export const loading = (el) => el.replaceChildren(h('p', { class: 'muted', text: 'Loading…' }));
 
 // ---- API ---------------------------------------------------------------------------------
-export class ApiError extends Error {
+class ApiError extends Error {
   constructor(status, type, message) { super(message); this.status = status; this.type = type; }
 }
 async function send(method, path, body, headers) {
@@ -119,7 +119,7 @@ export async function download(path, fallbackName) {
 }
 export const tpath = (suffix, tid = state.tenantId) => `/admin/api/tenants/${encodeURIComponent(tid)}${suffix}`;
 export const enc = encodeURIComponent;
-export const notAvailable = (e) => e.status === 404 && /^no route for /.test(e.message);
+const notAvailable = (e) => e.status === 404 && /^no route for /.test(e.message);
 export function showErr(el, e) {
   if (e.status === 401) return; // already back on the sign-in screen
   el.textContent = e.message || String(e);

@@ -57,7 +57,7 @@ function showSecret(title, secret) {
 // ---- one webhook -------------------------------------------------------------------------
 const hookPath = (id, suffix = '') => tpath(`/webhooks/${enc(id)}${suffix}`);
 
-export async function openWebhook(id) {
+async function openWebhook(id) {
   const tid = state.tenantId, d = $('#webhook-detail');
   if (openId !== id) stopLog();
   openId = id;

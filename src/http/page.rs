@@ -19,7 +19,7 @@ macro_rules! static_file {
 
 /// The page's style sheet and scripts: ES modules that import each other by these paths, so no
 /// build step joins them.
-const ASSETS: [(&str, &str, &str); 12] = [
+const ASSETS: [(&str, &str, &str); 13] = [
     static_file!("admin.css", "text/css; charset=utf-8"),
     static_file!("admin.js", JS),
     static_file!("admin.ui.js", JS),
@@ -32,6 +32,7 @@ const ASSETS: [(&str, &str, &str); 12] = [
     static_file!("admin.webhooks.js", JS),
     static_file!("admin.webhookform.js", JS),
     static_file!("admin.deliveries.js", JS),
+    static_file!("admin.events.js", JS),
 ];
 
 pub fn configure(cfg: &mut web::ServiceConfig) {

@@ -238,6 +238,25 @@ async function fullPass(browser, data) {
   });
   log('paused, held, resumed, delivered');
 
+  // Edit the limits and add a header; count what recover would re-queue (nothing failed).
+  await page.click('#webhook-detail button:text-is("Edit")');
+  await page.fill('.webhook-form input[name=rate_limit_per_minute]', '600');
+  await page.click('.webhook-form summary');
+  await page.fill('.webhook-form textarea[name=headers]', 'X-Team: e2e');
+  await page.click('.webhook-form button[type=submit]');
+  await page.waitForSelector('#webhook-detail .webhook-head:has-text("x-team: e2e")');
+  check((await page.textContent('#webhook-detail .webhook-head')).includes('600'), 'the rate limit shows');
+  await page.click('.recover-form button[type=submit]');
+  await page.waitForSelector('.recover-result:has-text("0 deliveries would be re-queued")');
+  log('edited, recover counted');
+
+  await openTab(page, 'events');
+  await page.waitForSelector('#panel-events td:has-text("interaction.created")');
+  await page.selectOption('#event-type', 'lead.deleted');
+  await page.waitForSelector('#panel-events tbody tr:has-text("lead.deleted")');
+  check(await page.locator('#panel-events tbody tr').count() === 1, 'the event log filters by type');
+  log('event log');
+
   // The overview's charts count what happened.
   await openTab(page, 'overview');
   const chart = '#tenant-overview svg[data-total-delivered]';
