@@ -210,7 +210,8 @@ async fn housekeeping(state: web::Data<AppState>) {
 }
 
 /// Every hour: deliveries, then event log entries, older than their retention pruned, batch
-/// after batch, each its own short write, until the backlog is gone.
+/// after batch, each its own short write, until the backlog is gone; then the per-minute stats
+/// older than two days (one write: at most an hour's minutes per tenant).
 async fn pruning(state: web::Data<AppState>) {
     let mut tick = actix_web::rt::time::interval(PRUNE_EVERY);
     let days = |d: u32| i64::from(d) * 86_400_000;
@@ -228,6 +229,10 @@ async fn pruning(state: web::Data<AppState>) {
         let pruned = prune_all(&state, "event log", move |s| s.prune_events(cutoff)).await;
         if pruned > 0 {
             tracing::info!(events = pruned, "old event log entries pruned");
+        }
+        let store = state.store.clone();
+        if let Ok(Err(e)) = web::block(move || store.prune_stats()).await {
+            tracing::warn!(error = %e, "stats pruning failed");
         }
     }
 }

@@ -3,6 +3,7 @@
 mod admin;
 pub(crate) mod admin_catalog;
 mod admin_meta;
+mod admin_stats;
 pub mod auth;
 mod backup;
 mod deliveries;
@@ -91,6 +92,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(admin::configure)
         .configure(admin_catalog::configure)
         .configure(admin_meta::configure)
+        .configure(admin_stats::configure)
         .configure(backup::configure)
         .configure(leads::configure)
         .configure(webhooks::configure)

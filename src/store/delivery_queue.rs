@@ -604,4 +604,38 @@ impl super::Store {
             })
         })
     }
+
+    /// [`Store::queue_gauges`] for one tenant: its webhooks' ranges of the due and held
+    /// indexes, counted (the backlog of one tenant, read when the admin page asks).
+    pub fn tenant_queue_gauges(&self, tenant: TenantId) -> Result<QueueGauges, StoreError> {
+        let now = self.now();
+        self.read(|txn| {
+            let (due_table, held_table) = (txn.table(DELIVERIES_DUE)?, txn.table(DELIVERIES_HELD)?);
+            let (mut due, mut held, mut earliest) = (0, 0, None::<i64>);
+            for webhook in super::webhooks::tenant_webhooks(txn, tenant)? {
+                let prefix = webhook.id.bytes();
+                for (i, entry) in prefixed(&due_table, &prefix)?.enumerate() {
+                    let (k, _) = entry?;
+                    if i == 0 {
+                        let at = DueKey::decode(k.value())
+                            .ok_or_else(|| {
+                                StoreError::Corrupt("a due key of the wrong size".into())
+                            })?
+                            .at
+                            .ms();
+                        earliest = Some(earliest.map_or(at, |e| e.min(at)));
+                    }
+                    due += 1;
+                }
+                held += prefixed(&held_table, &prefix)?.count() as u64;
+            }
+            let oldest_due_seconds =
+                earliest.map_or(0.0, |at| ((now.ms() - at).max(0) as f64) / 1000.0);
+            Ok(QueueGauges {
+                due,
+                held,
+                oldest_due_seconds,
+            })
+        })
+    }
 }

@@ -12,6 +12,7 @@ use super::delivery_queue::{
     due_webhooks, first_due, hold, hold_open, insert_attempt, load_delivery, settle,
 };
 use super::outbox::{Event, EventData, NewEvent, load_event, publish};
+use super::stats::Counted;
 use super::webhooks::{find_webhook, save_webhook};
 use super::{Store, StoreError};
 use crate::domain::event::EventType;
@@ -360,6 +361,11 @@ fn record(
         ),
         _ => Next::GiveUp,
     };
+    let outcome = match next {
+        Next::Delivered => Counted::Delivered,
+        _ => Counted::Failed,
+    };
+    super::stats::note(delivery.tenant_id, now, outcome);
     match &next {
         _ if cancelled || webhook.is_none() => {
             settle(txn, &mut delivery, DeliveryStatus::Cancelled, None)?

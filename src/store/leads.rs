@@ -16,6 +16,7 @@ use super::idempotency::{
 use super::interactions::{insert_interaction, interaction_json, remove_interactions};
 use super::lead_record::{LeadTables, LeadView, lead_key};
 use super::outbox::{EventData, NewEvent, publish};
+use super::stats::Counted;
 use super::tables::*;
 use super::{Store, StoreError};
 use crate::domain::event::{EventType, previous};
@@ -127,6 +128,7 @@ impl LeadJob<'_> {
                 self.now,
             );
             self.tables.put(None, &lead)?;
+            super::stats::note(self.tenant, self.now, Counted::LeadCreated);
             let view = LeadView::new(lead, &self.catalog)?;
             let queued = match emit {
                 Emit::Events => self.publish(EventType::LeadCreated, &view, "{}".into(), None)?,

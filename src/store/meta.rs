@@ -8,6 +8,7 @@ use super::codec::{decode, encode};
 use super::delivery_queue::{Delivery, hold_open, load_delivery, reschedule};
 use super::lead_record::ref_key;
 use super::outbox::{Event, index_by_lead, next_seq};
+use super::stats::STATS_BY_MINUTE;
 use super::tables::*;
 use super::{SCHEMA_VERSION, Store, StoreError};
 use crate::domain::ids::{DeliveryId, EventId};
@@ -95,6 +96,7 @@ pub(super) fn prepare(db: &Database) -> Result<(), PrepareError> {
     for table in [LEAD_ORDINALS, LEAD_ROWS, LEAD_TEXT, LEAD_TERMS] {
         txn.open_table(table).map_err(StoreError::from)?;
     }
+    txn.open_table(STATS_BY_MINUTE).map_err(StoreError::from)?;
     txn.commit().map_err(StoreError::from)?;
     Ok(())
 }
@@ -119,6 +121,11 @@ fn migrate(txn: &WriteTransaction, found: u64) -> Result<(), StoreError> {
     }
     if found < 7 {
         index_lead_ordinals(txn)?;
+    }
+    if found < 8 {
+        // 7 → 8: the per-minute stats of the admin page, counted from the upgrade on (not
+        // rebuilt from the leads', events' and attempts' own times).
+        txn.open_table(STATS_BY_MINUTE)?;
     }
     Ok(())
 }
@@ -732,6 +739,46 @@ mod tests {
         let store = Store::open(&path).unwrap();
         assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
         assert!(refused(store.delete_stage(tenant, id("new"))).starts_with("4 leads"));
+        store.shutdown();
+    }
+
+    /// `tests/fixtures/schema-v7.redb`, written by the schema-7 build (`c1cbbdb`) with
+    /// `tests/fixtures/make-fixture.sh`: its leads are all there and the stats start at zero,
+    /// then count what the upgraded file records.
+    #[test]
+    fn a_schema_7_file_gets_empty_stats_that_then_count() {
+        use crate::domain::cursor::{SortBy, SortDir};
+        use crate::store::lead_query::LeadQuery;
+        let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/schema-v7.redb");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("data.redb");
+        std::fs::copy(fixture, &path).unwrap();
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+        let tenant = TenantId::parse("01a2331a-a145-7365-bd58-4e284886ef45").unwrap();
+        let all = LeadQuery {
+            status: None,
+            stage: None,
+            search: None,
+            created_since: None,
+            updated_since: None,
+            lead_line: None,
+            sort_by: SortBy::CreatedAt,
+            sort_dir: SortDir::Asc,
+            cursor: None,
+            limit: 100,
+            offset: 0,
+        };
+        assert_eq!(store.list_leads(tenant, &all).unwrap().total, 7);
+        let day = store.stats(None, 1_440).unwrap();
+        assert!(day.minutes.iter().all(|c| *c == Default::default()));
+        store
+            .write_now(move |_, now| {
+                crate::store::stats::note(tenant, now, crate::store::stats::Counted::Event);
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(store.stats(Some(tenant), 1).unwrap().minutes[0].events, 1);
         store.shutdown();
     }
 }

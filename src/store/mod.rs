@@ -25,6 +25,7 @@ pub mod leads;
 mod meta;
 pub mod outbox;
 mod recovery;
+pub mod stats;
 pub mod tables;
 pub mod telemetry;
 pub mod tenants;
@@ -53,7 +54,8 @@ use crate::domain::time::{Clock, Timestamp};
 /// 5: webhooks with filters, headers and their own limits; held deliveries.
 /// 6: every stored event of a lead indexed by lead, for erasure.
 /// 7: lead ordinals and the filter, search and sort indexes built on them (`lead_index`).
-pub const SCHEMA_VERSION: u64 = 7;
+/// 8: per-minute activity counts (`stats`).
+pub const SCHEMA_VERSION: u64 = 8;
 
 /// Records pruned per call at most (finished deliveries, old event log entries): each batch is
 /// one short write, so pruning a backlog never holds the writer long.

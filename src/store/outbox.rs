@@ -9,6 +9,7 @@ use super::StoreError;
 use super::codec::{Record, encode};
 use super::delivery_queue::{hold_delivery, queue_delivery};
 use super::lead_record::LeadSnapshot;
+use super::stats::Counted;
 use super::tables::*;
 use super::webhooks::tenant_webhooks;
 use crate::domain::event::{EventType, envelope};
@@ -282,6 +283,7 @@ pub(crate) fn publish(
     };
     insert_event(txn, &event)?;
     log_event(txn, &event)?;
+    super::stats::note(tenant, now, Counted::Event);
     for webhook in &receivers {
         queue_delivery(txn, tenant, (event.id, event.event_type), webhook.id, now)?;
     }

@@ -271,6 +271,7 @@ fn run_and_roll_back(db: &Database, job: Job) -> Result<(), StoreError> {
     };
     let ran = (job.run)(&txn);
     super::lead_index::discard();
+    super::stats::discard();
     let verdict = txn.abort().map_err(StoreError::from);
     (ran.finish)(verdict.clone());
     verdict
@@ -302,11 +303,12 @@ fn commit_batch(db: &Database, jobs: Vec<Job>, telemetry: &Telemetry) -> Result<
     }
     // The lead index changes the jobs noted are written once for the whole batch.
     if poison.is_none()
-        && let Err(e) = super::lead_index::flush(&txn)
+        && let Err(e) = super::lead_index::flush(&txn).and_then(|()| super::stats::flush(&txn))
     {
         poison = Some(e);
     }
     super::lead_index::discard();
+    super::stats::discard();
     let verdict = match poison {
         Some(e) => {
             let _ = txn.abort();
