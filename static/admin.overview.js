@@ -33,15 +33,21 @@ export async function loadOverview(root) {
   if (!root.hidden) timer = setTimeout(() => { if (!root.hidden && !stale(tid)) loadOverview(root); }, REFRESH_MS);
 }
 
+const sum = (values) => values.reduce((a, b) => a + b, 0);
+const n = (v) => v.toLocaleString('en');
+
 function statCards(stats) {
   const m = stats.series.minute, sr = stats.series;
   return [
-    card('Leads created', barChart('Leads created per minute', m, [{ key: 'leads', name: 'leads created', values: sr.leads_created, cls: 'bar-leads' }])),
-    card('Deliveries', barChart('Delivery attempts per minute', m, [
-      { key: 'delivered', name: 'delivered', values: sr.delivered, cls: 'bar-ok' },
-      { key: 'failed', name: 'failed', values: sr.failed, cls: 'bar-bad' }]),
-    h('p', { class: 'legend' }, h('span', { class: 'key key-ok', text: 'delivered' }), ' ', h('span', { class: 'key key-bad', text: 'failed' }))),
-    card('Events', barChart('Events per minute', m, [{ key: 'events', name: 'events', values: sr.events, cls: 'bar-events' }])),
+    card(`Leads created: ${n(sum(sr.leads_created))}`,
+      barChart('Leads created per minute', m, [{ key: 'leads', name: 'leads created', values: sr.leads_created, cls: 'bar-leads' }])),
+    card(`Delivery attempts: ${n(sum(sr.delivered))} delivered, ${n(sum(sr.failed))} failed`,
+      barChart('Delivery attempts per minute', m, [
+        { key: 'delivered', name: 'delivered', values: sr.delivered, cls: 'bar-ok' },
+        { key: 'failed', name: 'failed', values: sr.failed, cls: 'bar-bad' }]),
+      h('p', { class: 'legend', 'aria-hidden': 'true' }, h('span', { class: 'key key-ok', text: 'delivered' }), ' ', h('span', { class: 'key key-bad', text: 'failed' }))),
+    card(`Events: ${n(sum(sr.events))}`,
+      barChart('Events per minute', m, [{ key: 'events', name: 'events', values: sr.events, cls: 'bar-events' }])),
     queueCard(stats.queue),
   ];
 }

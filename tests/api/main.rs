@@ -3,6 +3,7 @@
 mod admin;
 mod admin_meta;
 mod admin_mirror;
+mod admin_page;
 mod admin_stats;
 mod architecture;
 mod auth;
