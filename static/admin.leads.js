@@ -67,13 +67,13 @@ function offsetPager(total) {
   return nav;
 }
 
-// The stage select lists the tenant's own stages; refilled when the tenant changes.
+// The stage select lists the tenant's own stages; refilled when they (or the tenant) change.
+let stagesShown = null;
 async function fillFilterSelects() {
-  const select = $('#lead-stage');
-  const { stages, tid } = await loadTenantCatalog();
-  if (select.dataset.tid === tid) return;
-  select.replaceChildren(...options(stages.map((st) => [st.slug, st.name]), query.stage_slug, 'any stage'));
-  select.dataset.tid = tid;
+  const catalog = await loadTenantCatalog();
+  if (stagesShown === catalog) return;
+  $('#lead-stage').replaceChildren(...options(catalog.stages.map((st) => [st.slug, st.name]), query.stage_slug, 'any stage'));
+  stagesShown = catalog;
 }
 
 function readFilters() {

@@ -154,6 +154,12 @@ async function fullPass(browser, data) {
   log(`imported: ${JSON.stringify(done)}`);
   await page.click('#lead-import button:text("Close")');
   await shot(page, 'leads-1280.png');
+  const firstRow = await page.textContent('#panel-leads .list tbody tr');
+  await page.click('#panel-leads button:text("Next page")');
+  await page.waitForSelector('#panel-leads button:text("Previous page")');
+  check(await page.textContent('#panel-leads .list tbody tr') !== firstRow, 'the next page holds other leads');
+  await page.click('#panel-leads button:text("First page")');
+  await page.waitForSelector('#panel-leads .list .pager:not(:has-text("Previous page"))');
 
   // Search as you type, then one lead's detail and a new interaction.
   await page.fill('#lead-q', 'person777@');
@@ -312,6 +318,10 @@ async function narrowPass(browser, data) {
   log('360 px views');
   await context.close();
 }
+
+// A hung step must not hang cargo test: the whole run has a deadline (Playwright closes the
+// browser when the process exits).
+setTimeout(() => { console.error('FAILED: the browser test took over 150 s'); process.exit(1); }, 150000).unref();
 
 const browser = await chromium.launch({
   executablePath: '/usr/bin/chromium',
