@@ -1,6 +1,6 @@
 // The overview: per-minute charts from /admin/api/stats (for the server, or the selected tenant),
 // the delivery queue, and the webhooks that need attention.
-import { state, h, api, tpath, table, badge, time, text, listError, $, stale } from './admin.ui.js';
+import { state, h, api, tpath, table, badge, time, text, listError, $, stale, statusCode } from './admin.ui.js';
 import { barChart } from './admin.chart.js';
 
 const REFRESH_MS = 15000;
@@ -39,20 +39,21 @@ const n = (v) => v.toLocaleString('en');
 function statCards(stats) {
   const m = stats.series.minute, sr = stats.series;
   return [
-    card(`Leads created: ${n(sum(sr.leads_created))}`,
+    card('Leads created', n(sum(sr.leads_created)),
       barChart('Leads created per minute', m, [{ key: 'leads', name: 'leads created', values: sr.leads_created, cls: 'bar-leads' }])),
-    card(`Delivery attempts: ${n(sum(sr.delivered))} delivered, ${n(sum(sr.failed))} failed`,
+    card('Delivery attempts', `${n(sum(sr.delivered))} delivered, ${n(sum(sr.failed))} failed`,
       barChart('Delivery attempts per minute', m, [
         { key: 'delivered', name: 'delivered', values: sr.delivered, cls: 'bar-ok' },
         { key: 'failed', name: 'failed', values: sr.failed, cls: 'bar-bad' }]),
       h('p', { class: 'legend', 'aria-hidden': 'true' }, h('span', { class: 'key key-ok', text: 'delivered' }), ' ', h('span', { class: 'key key-bad', text: 'failed' }))),
-    card(`Events: ${n(sum(sr.events))}`,
+    card('Events', n(sum(sr.events)),
       barChart('Events per minute', m, [{ key: 'events', name: 'events', values: sr.events, cls: 'bar-events' }])),
     queueCard(stats.queue),
   ];
 }
-function card(title, svg, legend) {
-  return h('figure', { class: 'card chart-card' }, h('figcaption', { text: title }), svg, legend);
+function card(title, total, svg, legend) {
+  return h('figure', { class: 'card chart-card' },
+    h('figcaption', {}, h('span', { class: 'block', text: title }), h('span', { class: 'muted total', text: total })), svg, legend);
 }
 function queueCard(q) {
   const age = q.oldest_due_age_seconds == null ? 'none due' : `${Math.round(q.oldest_due_age_seconds)} s`;
@@ -83,7 +84,7 @@ function attentionTable(hooks, withTenant) {
   return table(cols, hooks, (w) => (withTenant ? [text(w.tenant.name)] : []).concat([
     h('a', { href: '#' + new URLSearchParams({ t: w.tenant.id, tab: 'webhooks', w: w.id }), class: 'url', text: w.url }),
     problem(w), String(w.consecutive_failures), String(w.held_count),
-    w.last_delivery_at ? h('span', {}, time(w.last_delivery_at), ' ', w.last_delivery_status == null ? '' : String(w.last_delivery_status)) : text(null),
+    w.last_delivery_at ? h('span', {}, time(w.last_delivery_at), ' ', statusCode(w.last_delivery_status)) : text(null),
   ]), 'No webhook needs attention.');
 }
 

@@ -1,7 +1,7 @@
 //! The admin page end to end in a real headless Chromium (`tests/browser/admin.e2e.mjs`, driven
 //! by playwright-core): the script signs in, makes a tenant and a key through the page, imports
-//! a CSV, and runs a webhook against the HTTPS receiver; here the server and the receiver run,
-//! and what the receiver got is checked after the script passed.
+//! a CSV, and runs two webhooks against the HTTPS receiver (one path answers 500); here the
+//! server and the receiver run, and what the receiver got is checked after the script passed.
 
 use std::path::Path;
 use std::process::Command;
@@ -38,12 +38,14 @@ fn admin_page_runs_the_whole_story_in_headless_chromium() {
     let dir = root.join("tests/browser");
     install_browser_deps(&dir);
     let rx = Receiver::start();
+    rx.set("/hooks/down", Behaviour::status(500).body("receiver down"));
     let app = TestApp::delivering_to(&rx);
     let out = Command::new("node")
         .arg(dir.join("admin.e2e.mjs"))
         .env("BASE", app.base())
         .env("ADMIN_TOKEN", ADMIN_TOKEN)
         .env("RECEIVER", rx.url("/hooks/e2e"))
+        .env("RECEIVER_DOWN", rx.url("/hooks/down"))
         .env("OUT", root.join("target/browser"))
         .output()
         .expect("node runs");

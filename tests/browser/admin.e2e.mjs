@@ -4,15 +4,16 @@
 // At 1280 px the whole story runs: sign in, tenant, key (the key then drives the public API),
 // a 1,000-row CSV import through its preview, a lead's detail and a new interaction, a webhook
 // to the HTTPS receiver with a test event, its attempt and a redelivery, pause (a held
-// delivery), resume, the overview's charts, and the CSV export. At 360 px the key views run
+// delivery), resume, a second webhook whose receiver answers 500 (its failed attempts and the
+// overview's list of webhooks that need attention), the overview's charts, and the CSV export. At 360 px the key views run
 // again: overview, leads, an import preview, the delivery log; none may scroll sideways.
 // Any console error, page error, or request to another origin fails the run.
 import { chromium } from 'playwright-core';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-const { BASE, ADMIN_TOKEN, RECEIVER, OUT } = process.env;
-for (const [k, v] of Object.entries({ BASE, ADMIN_TOKEN, RECEIVER, OUT })) if (!v) throw new Error(`${k} is not set`);
+const { BASE, ADMIN_TOKEN, RECEIVER, RECEIVER_DOWN, OUT } = process.env;
+for (const [k, v] of Object.entries({ BASE, ADMIN_TOKEN, RECEIVER, RECEIVER_DOWN, OUT })) if (!v) throw new Error(`${k} is not set`);
 const ORIGIN = new URL(BASE).origin;
 const ROWS = 1000;
 mkdirSync(OUT, { recursive: true });
@@ -256,6 +257,21 @@ async function fullPass(browser, data) {
   await page.waitForSelector('.recover-result:has-text("0 deliveries would be re-queued")');
   log('edited, recover counted');
 
+  // A webhook whose receiver answers 500: the attempt shows the status and the body, and the
+  // overview lists it as failing.
+  await page.click('#webhook-new');
+  await page.fill('.webhook-form input[name=url]', RECEIVER_DOWN);
+  await page.click('.webhook-form button[type=submit]');
+  await page.waitForSelector('#webhook-secret .secret-value');
+  await page.click('#webhook-detail button:text("Send test event")');
+  await until('a failed attempt', async () => {
+    await page.click('#webhook-detail .log-list button:text("Attempts")');
+    await page.waitForSelector('#webhook-detail .attempts tbody tr');
+    return (await page.textContent('#webhook-detail .attempts tbody tr')).includes('receiver down');
+  });
+  check((await page.textContent('#webhook-detail .attempts tbody tr')).includes('500'), 'the failed attempt shows its status');
+  log('a failing webhook');
+
   await openTab(page, 'events');
   await page.waitForSelector('#panel-events td:has-text("interaction.created")');
   await page.selectOption('#event-type', 'lead.deleted');
@@ -273,6 +289,9 @@ async function fullPass(browser, data) {
   });
   const label = await page.getAttribute(chart, 'aria-label');
   check(/delivered/.test(label) && (await page.getAttribute(chart, 'role')) === 'img', `the chart is labelled: ${label}`);
+  check(Number(await page.getAttribute(chart, 'data-total-failed')) >= 1, 'the chart counts the failed attempt');
+  await page.waitForSelector(`#tenant-overview .attention a:text-is("${RECEIVER_DOWN}")`);
+  check((await page.textContent('#tenant-overview .attention tbody')).includes('failing'), 'the failing webhook needs attention');
   const leadsChart = '#tenant-overview svg[data-total-leads]';
   check(Number(await page.getAttribute(leadsChart, 'data-total-leads')) >= 4, 'the leads chart counts the new leads');
   await shot(page, 'overview-1280.png');
@@ -309,7 +328,7 @@ async function narrowPass(browser, data) {
   await shotOf(page, '#lead-import', 'import-preview-360.png');
 
   await openTab(page, 'webhooks');
-  await page.click('#panel-webhooks .list button.link');
+  await page.click(`#panel-webhooks .list button.link:text-is("${RECEIVER}")`);
   await page.waitForSelector('#webhook-detail .log-list [data-status=delivered]');
   await page.click('#webhook-detail .log-list button:text("Attempts")');
   await page.waitForSelector('#webhook-detail .attempts tbody tr');
