@@ -121,6 +121,20 @@ function buildRows(form) {
     return row;
   });
 }
+// Each 500-row dry run sees only its own rows: a row matching a row of an earlier batch (same
+// email, or same last 10 phone digits) previews as created but will merge. Counted to say so.
+function crossBatchRepeats(rows) {
+  const seen = new Map();
+  let repeats = 0;
+  rows.forEach((row, i) => {
+    const batch = Math.floor(i / CHUNK);
+    const digits = (row.contact_phone || '').replace(/\D/g, '');
+    const keys = [row.contact_email && 'e:' + row.contact_email.toLowerCase(), digits.length >= 10 && 'p:' + digits.slice(-10)].filter(Boolean);
+    if (keys.some((k) => seen.has(k) && seen.get(k) < batch)) repeats++;
+    keys.forEach((k) => { if (!seen.has(k)) seen.set(k, batch); });
+  });
+  return repeats;
+}
 function typed(def, v) {
   if (def.type === 'number' && v !== '' && !isNaN(Number(v))) return Number(v);
   if (def.type === 'boolean' && /^(true|yes|1)$/i.test(v)) return true;
@@ -163,6 +177,12 @@ async function run(form, dry) {
     summary.failed ? h('span', { class: 'muted', text: `The ${plural(summary.failed, 'row')} that would fail are left out.` }) : '') : '';
   if (dry && !stopped) job.preview = summary;
   out.replaceChildren(h('div', { class: 'row progress-row' }, bar, label), report(dry, summary, results, unknown, stopped, rows.length, confirmRow));
+  const repeats = dry ? crossBatchRepeats(rows) : 0;
+  if (repeats) {
+    const which = repeats === 1 ? '1 row repeats' : `${repeats.toLocaleString('en')} rows repeat`;
+    $('.import-counts', out).after(h('p', { class: 'muted', text: `${which} the email or phone of a row in an earlier batch ` +
+      `of ${CHUNK}: the preview checks ${CHUNK} rows at a time and counts them as new; the import merges them.` }));
+  }
   if (!dry && !stopped) $('button[type=submit]', form).disabled = true; // imported: a second click would re-apply
   if (!dry && summary.total) afterImport();
   $('.import-summary', out).focus();
