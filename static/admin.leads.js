@@ -9,6 +9,7 @@ const PAGE = 20;
 const fresh = () => ({ search: '', status: '', stage_slug: '', lead_line: '', created_since: '', updated_since: '',
   sort: 'updated_at:desc', cursor: null, back: [], offset: 0 });
 let query = fresh();
+let loads = 0; // typing starts a load per pause: only the latest one may draw
 const panel = () => $('#panel-leads');
 
 export function resetLeads() {
@@ -33,7 +34,7 @@ function filterParams() {
 const filtered = () => ['search', 'status', 'stage_slug', 'lead_line', 'created_since', 'updated_since'].some((k) => query[k]);
 
 export async function loadLeads() {
-  const tid = state.tenantId, list = $('.list', panel());
+  const tid = state.tenantId, list = $('.list', panel()), load = ++loads;
   await fillFilterSelects();
   loading(list);
   const params = filterParams();
@@ -44,7 +45,7 @@ export async function loadLeads() {
   if (!byOffset && query.cursor) params.set('cursor', query.cursor);
   try {
     const r = await api('GET', tpath('/leads?' + params));
-    if (stale(tid)) return;
+    if (stale(tid) || load !== loads) return;
     query.next = r.next_cursor;
     const stage = (st) => (st ? h('span', { class: 'nowrap' }, swatch(st.color), st.name) : dash());
     list.replaceChildren(
@@ -156,7 +157,8 @@ function detailView(lead, catalog, note) {
       pair('Qualified', text(lead.qualified == null ? null : lead.qualified ? 'yes' : 'no')),
       pair('Source', `${lead.source_platform} / ${lead.source_type}`),
       pair('Created', time(lead.created_at)), pair('Updated', time(lead.updated_at)),
-      pair('Interactions', String(lead.interaction_count)), pair('Version', String(lead.version)),
+      pair('Interactions', h('span', { class: 'interaction-count', text: String(lead.interaction_count) })),
+      pair('Version', h('span', { class: 'lead-version', text: String(lead.version) })),
       pair('Id', h('code', { text: lead.id }))),
     h('h4', { text: 'Custom fields' }),
     Object.keys(cf).length
@@ -219,6 +221,8 @@ function interactionForm(lead) {
     const r = await api('POST', tpath(`/leads/${enc(lead.id)}/interactions`), body);
     f.reset();
     Object.assign(lead, r.lead); // the new version, for a later edit or delete's If-Match
+    $('#lead-detail .interaction-count').textContent = String(lead.interaction_count);
+    $('#lead-detail .lead-version').textContent = String(lead.version);
     await loadInteractions(lead, $('.timeline', $('#lead-detail')));
   });
   return form;

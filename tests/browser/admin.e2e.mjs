@@ -172,6 +172,7 @@ async function fullPass(browser, data) {
   await page.fill('#lead-detail input[name=summary]', 'Called about the budget');
   await page.click('#lead-detail .interaction-form button[type=submit]');
   await page.waitForSelector('#lead-detail .timeline .interaction:has-text("Called about the budget")');
+  check(await page.textContent('#lead-detail .interaction-count') === '1', 'the detail counts the interaction');
   log('lead detail and an interaction');
 
   await page.click('#lead-detail button:text-is("Edit")');
