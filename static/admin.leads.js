@@ -35,7 +35,6 @@ const filtered = () => ['search', 'status', 'stage_slug', 'lead_line', 'created_
 
 export async function loadLeads() {
   const tid = state.tenantId, list = $('.list', panel()), load = ++loads;
-  await fillFilterSelects();
   loading(list);
   const params = filterParams();
   params.set('limit', String(PAGE));
@@ -44,6 +43,7 @@ export async function loadLeads() {
   if (byOffset && query.offset) params.set('offset', String(query.offset));
   if (!byOffset && query.cursor) params.set('cursor', query.cursor);
   try {
+    await fillFilterSelects();
     const r = await api('GET', tpath('/leads?' + params));
     if (stale(tid) || load !== loads) return;
     query.next = r.next_cursor;
@@ -102,13 +102,16 @@ $('#lead-export').addEventListener('click', async (ev) => {
 });
 $('#lead-new').addEventListener('click', async () => {
   closeDetail();
-  const box = $('#lead-editor');
-  box.replaceChildren(await leadForm(null, async (r) => {
-    box.replaceChildren();
-    await loadLeads();
-    await openLead(r.lead.id, r.merged ? `Merged into an existing lead (same ${r.matched_by}).` : 'Lead created.');
-  }, () => box.replaceChildren()));
-  $('input', box).focus();
+  const box = $('#lead-editor'), err = $('#lead-tools .error');
+  err.textContent = '';
+  try {
+    box.replaceChildren(await leadForm(null, async (r) => {
+      box.replaceChildren();
+      await loadLeads();
+      await openLead(r.lead.id, r.merged ? `Merged into an existing lead (same ${r.matched_by}).` : 'Lead created.');
+    }, () => box.replaceChildren()));
+    $('input', box).focus();
+  } catch (e) { showErr(err, e); }
 });
 
 // ---- one lead --------------------------------------------------------------------------
