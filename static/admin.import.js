@@ -63,7 +63,7 @@ export async function openImport(onImported) {
 
 async function readFile(f) {
   if (!f) return;
-  const rows = parseCsv(await f.text());
+  const rows = parseCsv((await f.text()).replace(/^\uFEFF/, '')); // spreadsheets often start with a BOM
   if (rows.length < 2) throw new Error('The file has no data rows (the first row must name the columns).');
   const { custom_fields: defs } = await loadTenantCatalog();
   job = { name: f.name, header: rows[0].map((c) => c.trim()), rows: rows.slice(1), defs: defs.filter((d) => d.slug !== 'lead_line') };

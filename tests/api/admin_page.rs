@@ -49,6 +49,8 @@ fn admin_page_runs_the_whole_story_in_headless_chromium() {
         .env("OUT", root.join("target/browser"))
         .output()
         .expect("node runs");
+    // Its step timings (shown with --nocapture, or above a failure).
+    print!("{}", String::from_utf8_lossy(&out.stdout));
     assert!(
         out.status.success(),
         "the browser test failed ({}):\n--- stdout\n{}\n--- stderr\n{}",

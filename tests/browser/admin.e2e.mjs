@@ -256,7 +256,13 @@ async function fullPass(browser, data) {
   check((await page.textContent('#webhook-detail .webhook-head')).includes('600'), 'the rate limit shows');
   await page.click('.recover-form button[type=submit]');
   await page.waitForSelector('.recover-result:has-text("0 deliveries would be re-queued")');
-  log('edited, recover counted');
+  await page.click('#webhook-detail button:text-is("Rotate secret")'); // the prompt is answered empty: the default overlap
+  await until('a new secret', async () => {
+    const now = await page.inputValue('#webhook-secret .secret-value');
+    return now !== secret && now.startsWith('mega_whsec_');
+  });
+  await page.locator('#webhook-detail .facts > div', { hasText: 'Previous secret signs until' }).locator('time').waitFor();
+  log('edited, rotated, recover counted');
 
   // A webhook whose receiver answers 500: the attempt shows the status and the body, and the
   // overview lists it as failing.
