@@ -59,10 +59,11 @@ const COLUMNS: [&str; 17] = [
 
 /// One CSV cell (RFC 4180): quoted when it holds a comma, a quote or a line break, quotes
 /// doubled. A cell a spreadsheet would read as a formula (a leading `=`, `+`, `-` or `@`) gets
-/// a leading `'`, unless it is a plain number (`-5`).
+/// a leading `'`, unless it is a plain number (`-5`); so does text that starts with `'` itself,
+/// so that a leading `'` always is the guard and a reader can take it off again.
 fn cell(out: &mut String, text: &str) {
     let plain_number = text.parse::<f64>().is_ok() && !text.starts_with('+');
-    let guard = !plain_number && text.starts_with(['=', '+', '-', '@']);
+    let guard = text.starts_with('\'') || (!plain_number && text.starts_with(['=', '+', '-', '@']));
     let quote = text.contains([',', '"', '\r', '\n']);
     if quote {
         out.push('"');
@@ -220,5 +221,10 @@ mod tests {
         assert_eq!(one("@cmd"), "'@cmd");
         assert_eq!(one("-5"), "-5", "a plain number stays a number");
         assert_eq!(one("-x,y"), "\"'-x,y\"");
+        assert_eq!(
+            one("'quoted"),
+            "''quoted",
+            "a leading quote is always the guard"
+        );
     }
 }
