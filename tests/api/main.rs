@@ -26,5 +26,6 @@ mod protocol;
 mod ratelimit;
 mod receive;
 mod storage;
+mod transfer;
 mod webhook_controls;
 mod webhooks;

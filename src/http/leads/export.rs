@@ -30,14 +30,79 @@ pub(super) struct FormatParam {
     format: Option<String>,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Format {
+/// What an export is written as: the route's `format` and `leadbase export --format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Format {
     Jsonl,
     Csv,
 }
 
+impl Format {
+    pub(crate) fn parse(raw: &str) -> Result<Format, String> {
+        match raw {
+            "jsonl" => Ok(Format::Jsonl),
+            "csv" => Ok(Format::Csv),
+            other => Err(format!(
+                "format must be jsonl or csv (got `{}`)",
+                other.chars().take(40).collect::<String>()
+            )),
+        }
+    }
+
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Format::Jsonl => "jsonl",
+            Format::Csv => "csv",
+        }
+    }
+}
+
+/// Writes an export's items as text: the one rendering the route streams and `leadbase export`
+/// writes, so the two give the same bytes.
+pub(crate) struct Rendering {
+    format: Format,
+    /// The tenant's custom-field slugs, heard first: the CSV's `cf_` columns.
+    fields: Vec<String>,
+}
+
+impl Rendering {
+    pub(crate) fn new(format: Format) -> Rendering {
+        Rendering {
+            format,
+            fields: Vec::new(),
+        }
+    }
+
+    /// Appends one item: the CSV header for the field slugs, a line or a row for a lead.
+    pub(crate) fn push(&mut self, out: &mut String, item: Exported<'_>) {
+        match item {
+            Exported::Fields(slugs) => {
+                self.fields = slugs.to_vec();
+                if self.format == Format::Csv {
+                    let header = COLUMNS
+                        .iter()
+                        .map(|c| c.to_string())
+                        .chain(self.fields.iter().map(|s| format!("{CUSTOM_PREFIX}{s}")));
+                    csv_row(out, header);
+                }
+            }
+            Exported::Lead(view) => match self.format {
+                Format::Jsonl => {
+                    let line = serde_json::to_string(&LeadDto::new(view, true)).unwrap_or_default();
+                    out.push_str(&line);
+                    out.push('\n');
+                }
+                Format::Csv => lead_row(out, view, &self.fields),
+            },
+        }
+    }
+}
+
+/// A custom field's CSV column is its slug after this.
+pub(super) const CUSTOM_PREFIX: &str = "cf_";
+
 /// The Lead's scalar columns, in the order of the CSV header.
-const COLUMNS: [&str; 17] = [
+pub(super) const COLUMNS: [&str; 17] = [
     "id",
     "customer_id",
     "source_platform",
@@ -131,14 +196,8 @@ pub(super) async fn export(
     format: web::Query<FormatParam>,
 ) -> Result<HttpResponse, ApiError> {
     let format = match format.format.as_deref() {
-        None | Some("jsonl") => Format::Jsonl,
-        Some("csv") => Format::Csv,
-        Some(other) => {
-            return Err(ApiError::bad_request(format!(
-                "format must be jsonl or csv (got `{}`)",
-                other.chars().take(40).collect::<String>()
-            )));
-        }
+        None => Format::Jsonl,
+        Some(raw) => Format::parse(raw).map_err(ApiError::bad_request)?,
     };
     let (query, _) = params.into_inner().parse()?;
     let tenant = caller.tenant;
@@ -148,31 +207,11 @@ pub(super) async fn export(
     actix_web::rt::spawn(async move {
         let walked = web::block(move || {
             let mut buf = String::with_capacity(CHUNK + 4096);
-            let mut fields: Vec<String> = Vec::new();
+            let mut rendering = Rendering::new(format);
             let send =
                 |buf: &mut String| tx.blocking_send(Bytes::from(std::mem::take(buf))).is_ok();
             let result = store.export_leads(tenant, &query, |item| {
-                match item {
-                    Exported::Fields(slugs) => {
-                        fields = slugs.to_vec();
-                        if format == Format::Csv {
-                            let header = COLUMNS
-                                .iter()
-                                .map(|c| c.to_string())
-                                .chain(fields.iter().map(|s| format!("cf_{s}")));
-                            csv_row(&mut buf, header);
-                        }
-                    }
-                    Exported::Lead(view) => match format {
-                        Format::Jsonl => {
-                            let line = serde_json::to_string(&LeadDto::new(view, true))
-                                .unwrap_or_default();
-                            buf.push_str(&line);
-                            buf.push('\n');
-                        }
-                        Format::Csv => lead_row(&mut buf, view, &fields),
-                    },
-                }
+                rendering.push(&mut buf, item);
                 buf.len() < CHUNK || send(&mut buf)
             });
             if !buf.is_empty() {

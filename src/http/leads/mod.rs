@@ -1,5 +1,6 @@
 //! `/api/agents/crm/leads`: pull (filters, search, keyset cursors), push (create-or-merge and
-//! PATCH), bulk import, and the admin view of a tenant's leads.
+//! PATCH), bulk import, export, and the admin view of a tenant's leads; `transfer` is what
+//! `leadbase export` shares with them.
 
 mod bulk;
 mod dto;
@@ -7,6 +8,7 @@ mod export;
 mod interactions;
 mod pull;
 mod push;
+pub(crate) mod transfer;
 
 use actix_web::web;
 

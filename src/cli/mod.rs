@@ -1,6 +1,8 @@
 //! The operator interface (spec §7): `serve`, and offline commands that work on the data file
 //! while no server holds it. Offline commands print the same JSON as the admin API.
 
+mod transfer;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 
@@ -71,6 +73,11 @@ pub enum Command {
         #[arg(long)]
         repair: bool,
     },
+    /// Write a tenant's leads to stdout or a file, offline, as the export route does.
+    ///
+    /// The bytes `GET /api/agents/crm/leads/export` gives for the same filters, oldest lead
+    /// first.
+    Export(transfer::ExportArgs),
     /// Run a local webhook receiver that verifies signatures and prints each verified event.
     Receive {
         /// The webhook's signing secret (mega_whsec_...). Prefer the environment variable: an
@@ -129,6 +136,9 @@ pub enum AdminTokenCommand {
 pub enum CliError {
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// The command line asks for something that cannot be: nothing was read or written.
+    #[error("{0}")]
+    Usage(String),
     #[error("{0}")]
     Failed(String),
 }
@@ -165,6 +175,7 @@ pub fn run(command: Command, config: Config) -> Result<(), CliError> {
         Command::Key(cmd) => offline(&config, |store| key(store, cmd)),
         Command::Receive { secret, listen } => crate::receive::run(secret, &listen).map_err(failed),
         Command::Check { repair } => check(&config, repair),
+        Command::Export(args) => transfer::export(&config, args),
         Command::Backup { to, admin_token } => backup(&config, &to, admin_token),
         Command::AdminToken(AdminTokenCommand::Reset) => offline(&config, |store| {
             let (_, path) = admin_token::reset(&config, store).map_err(failed)?;
@@ -427,7 +438,8 @@ fn print(value: serde_json::Value) {
 }
 
 fn tenant_arg(raw: &str) -> Result<TenantId, CliError> {
-    TenantId::parse(raw).ok_or_else(|| failed(format!("`{raw}` is not a tenant id (a UUID)")))
+    TenantId::parse(raw)
+        .ok_or_else(|| CliError::Usage(format!("`{raw}` is not a tenant id (a UUID)")))
 }
 
 fn tenant(store: &Store, cmd: TenantCommand) -> Result<(), CliError> {
