@@ -1,6 +1,7 @@
 //! The operator interface (spec §7): `serve`, and offline commands that work on the data file
 //! while no server holds it. Offline commands print the same JSON as the admin API.
 
+mod csv;
 mod transfer;
 
 use std::net::TcpListener;
@@ -78,6 +79,16 @@ pub enum Command {
     /// The bytes `GET /api/agents/crm/leads/export` gives for the same filters, oldest lead
     /// first.
     Export(transfer::ExportArgs),
+    /// Read leads into a tenant, offline, from CSV or JSON lines in the export's shape.
+    ///
+    /// Each row goes by the bulk import's rules (created, or merged into the lead with its
+    /// e-mail or phone), 500 rows per transaction, and keeps its status, score and qualified.
+    /// Ids, created_at and interactions are not carried: the leads are new to this file.
+    /// Progress goes to stderr, a JSON summary to stdout (failed rows with their line and
+    /// reasons). Exit status 0 when every row was created, updated or skipped, 1 when one
+    /// failed or the import could not run (a file that cannot be read, or is not CSV or JSON
+    /// lines of leads, changes nothing), 2 for a wrong command line.
+    Import(transfer::ImportArgs),
     /// Run a local webhook receiver that verifies signatures and prints each verified event.
     Receive {
         /// The webhook's signing secret (mega_whsec_...). Prefer the environment variable: an
@@ -176,6 +187,7 @@ pub fn run(command: Command, config: Config) -> Result<(), CliError> {
         Command::Receive { secret, listen } => crate::receive::run(secret, &listen).map_err(failed),
         Command::Check { repair } => check(&config, repair),
         Command::Export(args) => transfer::export(&config, args),
+        Command::Import(args) => transfer::import(&config, args),
         Command::Backup { to, admin_token } => backup(&config, &to, admin_token),
         Command::AdminToken(AdminTokenCommand::Reset) => offline(&config, |store| {
             let (_, path) = admin_token::reset(&config, store).map_err(failed)?;

@@ -125,7 +125,7 @@ pub(super) const COLUMNS: [&str; 17] = [
 /// One CSV cell (RFC 4180): quoted when it holds a comma, a quote or a line break, quotes
 /// doubled. A cell a spreadsheet would read as a formula (a leading `=`, `+`, `-` or `@`) gets
 /// a leading `'`, unless it is a plain number (`-5`); so does text that starts with `'` itself,
-/// so that a leading `'` always is the guard and a reader can take it off again.
+/// so that a leading `'` always is the guard and [`unguard`] can take it off again.
 fn cell(out: &mut String, text: &str) {
     let plain_number = text.parse::<f64>().is_ok() && !text.starts_with('+');
     let guard = text.starts_with('\'') || (!plain_number && text.starts_with(['=', '+', '-', '@']));
@@ -145,6 +145,11 @@ fn cell(out: &mut String, text: &str) {
     if quote {
         out.push('"');
     }
+}
+
+/// A CSV cell's text as it was before [`cell`] guarded it.
+pub(super) fn unguard(cell: &str) -> &str {
+    cell.strip_prefix('\'').unwrap_or(cell)
 }
 
 fn scalar(value: &Value) -> String {
@@ -265,5 +270,16 @@ mod tests {
             "''quoted",
             "a leading quote is always the guard"
         );
+    }
+
+    #[test]
+    fn unguard_takes_back_what_the_guard_added() {
+        for text in [
+            "plain", "=SUM(A1)", "+1206", "-5", "-x", "@cmd", "'", "''x", "'=x", "",
+        ] {
+            let mut out = String::new();
+            cell(&mut out, text);
+            assert_eq!(unguard(&out), text, "{out}");
+        }
     }
 }

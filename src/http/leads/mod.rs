@@ -1,6 +1,6 @@
 //! `/api/agents/crm/leads`: pull (filters, search, keyset cursors), push (create-or-merge and
 //! PATCH), bulk import, export, and the admin view of a tenant's leads; `transfer` is what
-//! `leadbase export` shares with them.
+//! `leadbase export` and `leadbase import` share with them.
 
 mod bulk;
 mod dto;
