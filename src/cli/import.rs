@@ -1,89 +1,40 @@
-//! `leadbase export` and `leadbase import` (spec §14), offline: a tenant's leads to a file,
-//! and a file of leads into a tenant. The export is the route's own rendering, so it gives the
-//! same bytes; the import reads each row with the bulk row rules and writes it through
-//! `Store::bulk_import`, 500 rows per transaction, so each row ends as the bulk route would
-//! answer for it.
+//! `leadbase import` (spec §14), offline: CSV or JSON lines in the export's shape into a
+//! tenant. Each row is read with the bulk row rules and written through `Store::bulk_import`,
+//! 500 rows per transaction, so each row ends as the bulk route would answer for it.
 
 use std::collections::{BTreeSet, HashMap};
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, BufWriter, IsTerminal, Read, Write};
+use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use clap::{Args, ValueEnum};
 use serde::Serialize;
 use serde_json::json;
 
 use super::csv::{CsvError, CsvReader, Record};
-use super::{CliError, failed, offline, print, tenant_arg};
+use super::export::FormatArg;
+use super::progress::Progress;
+use super::{CliError, failed, offline, print, require_tenant, tenant_arg};
 use crate::config::Config;
 use crate::domain::ids::{OwnerId, TenantId};
 use crate::domain::lead::LeadInput;
-use crate::http::leads::transfer::{CsvColumns, Format, Rendering, RowReader, export_query};
+use crate::http::leads::transfer::{CsvColumns, Format, RowReader};
 use crate::store::Store;
 use crate::store::idempotency::StoredResponse;
-use crate::store::lead_query::{Exported, LeadQuery};
 use crate::store::leads::{BulkMode, Emit, OnDuplicate, RowResult, RowStatus};
 
 /// Rows per write transaction: the bulk route's most.
 const BATCH: usize = 500;
-/// Export output is written in pieces of about this size.
-const CHUNK: usize = 64 * 1024;
 /// Failed rows the summary lists; it counts the rest.
 const LISTED_FAILURES: usize = 100;
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum FormatArg {
-    Jsonl,
-    Csv,
-}
-
-impl From<FormatArg> for Format {
-    fn from(f: FormatArg) -> Format {
-        match f {
-            FormatArg::Jsonl => Format::Jsonl,
-            FormatArg::Csv => Format::Csv,
-        }
-    }
-}
+/// The file is read in pieces of this size.
+const READ_BUFFER: usize = 64 * 1024;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum DuplicateArg {
     Update,
     Skip,
-}
-
-#[derive(Args, Debug)]
-pub struct ExportArgs {
-    /// The tenant (customer) whose leads to write.
-    #[arg(long, value_name = "TENANT_ID")]
-    tenant: String,
-    /// jsonl: one Lead with its custom fields per line. csv: RFC 4180, a header row, the
-    /// stage as its slug, the owner as its id, one cf_<slug> column per custom field, and a
-    /// leading ' on text a spreadsheet would run as a formula.
-    #[arg(long, value_enum, default_value = "jsonl")]
-    format: FormatArg,
-    /// Write to FILE (a new file, mode 0600: it holds personal data) instead of stdout.
-    #[arg(long, value_name = "FILE")]
-    out: Option<PathBuf>,
-    /// Only leads with this status (the export route's filters, by the same rules).
-    #[arg(long)]
-    status: Option<String>,
-    /// Only leads at this stage.
-    #[arg(long, value_name = "SLUG")]
-    stage_slug: Option<String>,
-    /// Only buyers or sellers.
-    #[arg(long, value_name = "buyer|seller")]
-    lead_line: Option<String>,
-    /// Only leads whose name or e-mail holds TEXT, or whose phone holds its digits.
-    #[arg(long, value_name = "TEXT")]
-    search: Option<String>,
-    /// Only leads created at or after TIME (ISO-8601).
-    #[arg(long, value_name = "TIME")]
-    created_since: Option<String>,
-    /// Only leads updated at or after TIME (ISO-8601).
-    #[arg(long, value_name = "TIME")]
-    updated_since: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -113,125 +64,6 @@ pub struct ImportArgs {
     /// Repeat the flag, or separate pairs with commas.
     #[arg(long, value_name = "OLD=NEW", value_delimiter = ',')]
     owner_map: Vec<String>,
-}
-
-fn require_tenant(store: &Store, tenant: TenantId) -> Result<(), CliError> {
-    match store.get_tenant(tenant).map_err(failed)? {
-        Some(_) => Ok(()),
-        None => Err(failed(format!("tenant {tenant} not found"))),
-    }
-}
-
-/// `leadbase export`.
-pub(super) fn export(config: &Config, args: ExportArgs) -> Result<(), CliError> {
-    let tenant = tenant_arg(&args.tenant)?;
-    let filters: Vec<(&str, &str)> = [
-        ("status", &args.status),
-        ("stage_slug", &args.stage_slug),
-        ("lead_line", &args.lead_line),
-        ("search", &args.search),
-        ("created_since", &args.created_since),
-        ("updated_since", &args.updated_since),
-    ]
-    .into_iter()
-    .filter_map(|(name, value)| Some((name, value.as_deref()?)))
-    .collect();
-    let query = export_query(&filters).map_err(CliError::Usage)?;
-    let format = Format::from(args.format);
-    if let Some(out) = &args.out
-        && out.exists()
-    {
-        return Err(failed(format!(
-            "{} exists; an export writes a new file",
-            out.display()
-        )));
-    }
-    offline(config, |store| {
-        require_tenant(store, tenant)?;
-        let started = Instant::now();
-        let leads = match &args.out {
-            None => {
-                let mut out = BufWriter::with_capacity(CHUNK, io::stdout().lock());
-                write_export(store, tenant, &query, format, &mut out)?
-            }
-            Some(path) => {
-                write_new_file(path, |out| write_export(store, tenant, &query, format, out))?
-            }
-        };
-        eprintln!(
-            "export: {leads} leads as {} {}in {:.1} s",
-            format.as_str(),
-            args.out
-                .as_ref()
-                .map(|p| format!("to {} ", p.display()))
-                .unwrap_or_default(),
-            started.elapsed().as_secs_f64()
-        );
-        Ok(())
-    })
-}
-
-/// Renders the export into `out` as the route does; returns how many leads it wrote.
-fn write_export(
-    store: &Store,
-    tenant: TenantId,
-    query: &LeadQuery,
-    format: Format,
-    out: &mut impl Write,
-) -> Result<u64, CliError> {
-    let mut rendering = Rendering::new(format);
-    let mut buf = String::with_capacity(CHUNK + 4096);
-    let mut leads = 0;
-    let mut failure = None;
-    store
-        .export_leads(tenant, query, |item| {
-            leads += u64::from(matches!(item, Exported::Lead(_)));
-            rendering.push(&mut buf, item);
-            if buf.len() < CHUNK {
-                return true;
-            }
-            let written = out.write_all(buf.as_bytes());
-            buf.clear();
-            written.map_err(|e| failure = Some(e)).is_ok()
-        })
-        .map_err(failed)?;
-    let written = match failure {
-        Some(e) => Err(e),
-        None => out.write_all(buf.as_bytes()).and_then(|()| out.flush()),
-    };
-    written.map_err(|e| failed(format!("cannot write the export: {e}")))?;
-    Ok(leads)
-}
-
-/// Writes `path` as a new file, mode 0600, through `FILE.part`: a failed export leaves no file.
-fn write_new_file<T>(
-    path: &Path,
-    write: impl FnOnce(&mut BufWriter<File>) -> Result<T, CliError>,
-) -> Result<T, CliError> {
-    let mut part = path.as_os_str().to_os_string();
-    part.push(".part");
-    let part = PathBuf::from(part);
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let file = options
-        .open(&part)
-        .map_err(|e| failed(format!("cannot create {}: {e}", part.display())))?;
-    let mut out = BufWriter::with_capacity(CHUNK, file);
-    let written = write(&mut out).and_then(|value| {
-        let file = out
-            .into_inner()
-            .map_err(|e| failed(format!("cannot write {}: {}", part.display(), e.error())))?;
-        file.sync_all()
-            .and_then(|()| std::fs::rename(&part, path))
-            .map_err(|e| failed(format!("cannot write {}: {e}", path.display())))?;
-        Ok(value)
-    });
-    if written.is_err() {
-        let _ = std::fs::remove_file(&part);
-    }
-    written
 }
 
 /// `leadbase import`.
@@ -276,7 +108,11 @@ pub(super) fn import(config: &Config, args: ImportArgs) -> Result<(), CliError> 
         }
         let started = Instant::now();
         let mut tally = Tally::default();
-        let mut progress = Progress::new(total, args.dry_run);
+        let what = match args.dry_run {
+            true => "import (dry run)",
+            false => "import",
+        };
+        let mut progress = Progress::new(what, total);
         let run = (|| -> Result<(), CliError> {
             let mut batch = Batch::default();
             while let Some((line, row)) = source.next_row(&reader)? {
@@ -409,7 +245,7 @@ enum Raw {
 
 impl Source {
     fn open(path: &Path, format: Format) -> Result<Source, CliError> {
-        let input = BufReader::with_capacity(CHUNK, open(path)?);
+        let input = BufReader::with_capacity(READ_BUFFER, open(path)?);
         let located = |e: CsvError| failed(format!("{}: {e}", path.display()));
         Ok(match format {
             Format::Jsonl => Source::Jsonl {
@@ -556,99 +392,9 @@ impl Tally {
     }
 }
 
-/// The progress line on stderr: redrawn in place on a terminal, else a line every few seconds.
-struct Progress {
-    total: u64,
-    what: &'static str,
-    started: Instant,
-    shown: Instant,
-    terminal: bool,
-}
-
-impl Progress {
-    fn new(total: u64, dry_run: bool) -> Progress {
-        let now = Instant::now();
-        Progress {
-            total,
-            what: if dry_run {
-                "import (dry run)"
-            } else {
-                "import"
-            },
-            started: now,
-            shown: now,
-            terminal: io::stderr().is_terminal(),
-        }
-    }
-
-    fn show(&mut self, done: u64) {
-        let every = match self.terminal {
-            true => Duration::from_millis(200),
-            false => Duration::from_secs(5),
-        };
-        if self.shown.elapsed() < every {
-            return;
-        }
-        self.shown = Instant::now();
-        let rate = self.rate(done);
-        let eta = match rate > 0.0 {
-            true => clock(self.total.saturating_sub(done) as f64 / rate),
-            false => "?".into(),
-        };
-        let line = format!(
-            "{}: {done} / {} rows ({}%), {rate:.0} rows/s, ETA {eta}",
-            self.what,
-            self.total,
-            (done * 100).checked_div(self.total).unwrap_or(100)
-        );
-        self.draw(&line, false);
-    }
-
-    fn finish(&self, done: u64) {
-        let line = format!(
-            "{}: {done} / {} rows in {:.1} s, {:.0} rows/s",
-            self.what,
-            self.total,
-            self.started.elapsed().as_secs_f64(),
-            self.rate(done)
-        );
-        self.draw(&line, true);
-    }
-
-    fn rate(&self, done: u64) -> f64 {
-        done as f64 / self.started.elapsed().as_secs_f64().max(1e-3)
-    }
-
-    fn draw(&self, line: &str, last: bool) {
-        let mut err = io::stderr().lock();
-        let _ = match (self.terminal, last) {
-            (true, false) => write!(err, "\r{line}\x1b[K"),
-            (true, true) => writeln!(err, "\r{line}\x1b[K"),
-            (false, _) => writeln!(err, "{line}"),
-        };
-        let _ = err.flush();
-    }
-}
-
-/// Seconds as `m:ss`, or `h:mm:ss`.
-fn clock(seconds: f64) -> String {
-    let s = seconds.ceil() as u64;
-    match s / 3600 {
-        0 => format!("{}:{:02}", s / 60, s % 60),
-        h => format!("{h}:{:02}:{:02}", s / 60 % 60, s % 60),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn eta_reads_as_a_clock() {
-        assert_eq!(clock(0.2), "0:01");
-        assert_eq!(clock(75.0), "1:15");
-        assert_eq!(clock(3_725.0), "1:02:05");
-    }
 
     #[test]
     fn owner_maps_take_pairs_of_ids() {
