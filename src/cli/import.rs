@@ -6,11 +6,11 @@ use std::collections::{BTreeSet, HashMap};
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
 use serde::Serialize;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::csv::{CsvError, CsvReader, Record};
 use super::export::FormatArg;
@@ -94,6 +94,15 @@ pub(super) fn import(config: &Config, args: ImportArgs) -> Result<(), CliError> 
     };
     offline(config, |store| {
         require_tenant(store, tenant)?;
+        let theirs = store.list_owners(tenant).map_err(failed)?;
+        if let Some(new) = owners
+            .values()
+            .find(|new| theirs.iter().all(|o| o.id != **new))
+        {
+            return Err(failed(format!(
+                "--owner-map: {new} is not an owner of tenant {tenant}"
+            )));
+        }
         let field_types = store
             .list_custom_fields(tenant)
             .map_err(failed)?
@@ -134,30 +143,7 @@ pub(super) fn import(config: &Config, args: ImportArgs) -> Result<(), CliError> 
             Ok(())
         })();
         progress.finish(tally.total);
-        let seconds = started.elapsed().as_secs_f64();
-        let mut summary = json!({
-            "import": args.file.display().to_string(),
-            "tenant": tenant,
-            "format": format.as_str(),
-            "dry_run": args.dry_run,
-            "on_duplicate": match mode.on_duplicate {
-                OnDuplicate::Update => "update",
-                OnDuplicate::Skip => "skip",
-            },
-            "summary": {
-                "total": tally.total,
-                "created": tally.created,
-                "updated": tally.updated,
-                "skipped": tally.skipped,
-                "failed": tally.failed,
-            },
-            "failures": tally.failures,
-            "failures_not_listed": tally.failed - tally.failures.len() as u64,
-            "unknown_custom_fields": tally.unknown_custom_fields,
-            "ignored_columns": ignored,
-            "seconds": (seconds * 1000.0).round() / 1000.0,
-            "rows_per_second": (tally.total as f64 / seconds.max(1e-3)).round(),
-        });
+        let mut summary = tally.summary(&args, tenant, format, ignored, started.elapsed());
         if let Err(e) = &run {
             summary["stopped"] = json!(format!(
                 "{e}; no row after line {} was imported",
@@ -368,6 +354,41 @@ struct Tally {
 }
 
 impl Tally {
+    /// What `leadbase import` prints at the end: the bulk route's counts, and what failed.
+    fn summary(
+        &self,
+        args: &ImportArgs,
+        tenant: TenantId,
+        format: Format,
+        ignored_columns: Vec<String>,
+        took: Duration,
+    ) -> Value {
+        let seconds = took.as_secs_f64();
+        json!({
+            "import": args.file.display().to_string(),
+            "tenant": tenant,
+            "format": format.as_str(),
+            "dry_run": args.dry_run,
+            "on_duplicate": match args.on_duplicate {
+                DuplicateArg::Update => "update",
+                DuplicateArg::Skip => "skip",
+            },
+            "summary": {
+                "total": self.total,
+                "created": self.created,
+                "updated": self.updated,
+                "skipped": self.skipped,
+                "failed": self.failed,
+            },
+            "failures": self.failures,
+            "failures_not_listed": self.failed - self.failures.len() as u64,
+            "unknown_custom_fields": self.unknown_custom_fields,
+            "ignored_columns": ignored_columns,
+            "seconds": (seconds * 1000.0).round() / 1000.0,
+            "rows_per_second": (self.total as f64 / seconds.max(1e-3)).round(),
+        })
+    }
+
     fn add(&mut self, (lines, results): (Vec<u64>, Vec<RowResult>)) {
         for (line, result) in lines.into_iter().zip(results) {
             self.total += 1;

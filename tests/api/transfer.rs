@@ -464,6 +464,19 @@ fn what_cannot_be_imported_is_refused_and_nothing_written() {
         2,
         "--owner-map takes OLD=NEW",
     );
+    let elsewhere = format!("{unknown}={unknown}");
+    refused(
+        &[
+            "import",
+            "--tenant",
+            &tenant,
+            path,
+            "--owner-map",
+            &elsewhere,
+        ],
+        1,
+        "is not an owner of tenant",
+    );
     refused(
         &[
             "import",
