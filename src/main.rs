@@ -1,7 +1,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use leadbase::cli::{Cli, run};
+use leadbase::cli::{Cli, CliError, run};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -17,7 +17,10 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("leadbase: {e}");
-            ExitCode::FAILURE
+            match e {
+                CliError::Usage(_) => ExitCode::from(2),
+                _ => ExitCode::FAILURE,
+            }
         }
     }
 }

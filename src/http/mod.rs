@@ -12,7 +12,7 @@ mod events;
 mod health;
 pub mod idempotency;
 pub mod json;
-mod leads;
+pub(crate) mod leads;
 pub mod metrics;
 mod middleware;
 mod openapi;

@@ -57,6 +57,7 @@ fn tenant_with_leads(app: &TestApp) -> Key {
         json!({ "contact_name": "=HYPERLINK(\"http://x\")", "contact_phone": "(206) 555-0123", "lead_line": "buyer" }),
         json!({ "contact_name": "Grace", "contact_email": "grace@example.com", "custom_fields": { "notes": "@home" } }),
         json!({ "contact_name": "Plain Bob", "contact_email": "bob@example.com" }),
+        json!({ "contact_name": "'Quoted", "contact_email": "quoted@example.com" }),
     ];
     for row in rows {
         app.create_lead(&key, row);
@@ -113,11 +114,16 @@ fn csv_reads_back_as_the_pull_api_shows_the_leads() {
             shown(&lead["score"]),
             "a plain -5 stays a number"
         );
-        // Text a spreadsheet would run as a formula reads with a leading quote; nothing else
+        // Text a spreadsheet would run as a formula reads with a leading quote, and so does
+        // text that starts with one (a leading quote is always the guard); nothing else
         // changes.
-        let defused = |text: String| match text.starts_with(['=', '+', '-', '@']) {
-            true if text.parse::<f64>().is_err() || text.starts_with('+') => format!("'{text}"),
-            _ => text,
+        let defused = |text: String| {
+            let formula = text.starts_with(['=', '+', '-', '@'])
+                && (text.parse::<f64>().is_err() || text.starts_with('+'));
+            match formula || text.starts_with('\'') {
+                true => format!("'{text}"),
+                false => text,
+            }
         };
         assert_eq!(
             row[col("contact_name")],
@@ -140,6 +146,7 @@ fn csv_reads_back_as_the_pull_api_shows_the_leads() {
     }
     assert!(res.text.contains("'=HYPERLINK"));
     assert!(res.text.contains("'+12065550123"));
+    assert!(res.text.contains("''Quoted"));
 }
 
 #[test]

@@ -29,5 +29,6 @@ mod protocol;
 mod ratelimit;
 mod receive;
 mod storage;
+mod transfer;
 mod webhook_controls;
 mod webhooks;

@@ -43,7 +43,7 @@ pub enum Refusal {
 }
 
 /// The lead a request creates when it matches none: given fields, the resolved stage or else
-/// the pipeline's first, status `active`, sources `direct`/`manual` unless given.
+/// the pipeline's first, status `active` and sources `direct`/`manual` unless given.
 pub fn create(
     id: LeadId,
     tenant: TenantId,
@@ -57,7 +57,7 @@ pub fn create(
     Lead {
         id,
         tenant_id: tenant,
-        status: LeadStatus::Active,
+        status: input.status.unwrap_or(LeadStatus::Active),
         source_platform: input.source_platform.unwrap_or(SourcePlatform::Direct),
         source_type: input.source_type.unwrap_or(SourceType::Manual),
         created_at: now,
@@ -65,8 +65,8 @@ pub fn create(
         contact_name: input.contact_name.clone(),
         contact_phone: input.contact_phone.as_ref().map(|p| p.as_str().into()),
         contact_email: input.contact_email.as_ref().map(|e| e.as_str().into()),
-        score: None,
-        qualified: None,
+        score: input.score,
+        qualified: input.qualified,
         stage_id: resolved.stage.unwrap_or(first_stage),
         owner_id: input.owner_id,
         last_interaction_at: None,
@@ -108,6 +108,9 @@ pub fn merge(
     );
     change.set("current_stage", |l| &mut l.stage_id, resolved.stage);
     change.set("owner", |l| &mut l.owner_id, input.owner_id.map(Some));
+    change.set("status", |l| &mut l.status, input.status);
+    change.set("score", |l| &mut l.score, input.score.map(Some));
+    change.set("qualified", |l| &mut l.qualified, input.qualified.map(Some));
     change.custom_fields(&resolved.fields.accepted)?;
     Ok(change.finish(now))
 }
@@ -374,6 +377,38 @@ mod tests {
             json!({"budget": 1, "lead_line": "buyer", "notes": "x"})
         );
         assert_eq!((lead.created_at, lead.updated_at), (T0, T1));
+    }
+
+    #[test]
+    fn an_exported_lead_read_back_keeps_its_status_score_and_qualified() {
+        let input = LeadInput {
+            contact_name: Some("Ada".into()),
+            status: Some(LeadStatus::Won),
+            score: Some(-5),
+            qualified: Some(false),
+            ..LeadInput::default()
+        };
+        let r = resolved(None, json!({}));
+        let lead = create(LeadId::new(), TenantId::new(), &input, &r, stage(0), T0);
+        assert_eq!(
+            (lead.status, lead.score, lead.qualified),
+            (LeadStatus::Won, Some(-5), Some(false))
+        );
+        let change = merge(&ada(), &input, &r, T1).unwrap();
+        assert_eq!(
+            change.changed_fields,
+            ["contact_name", "status", "score", "qualified"]
+        );
+        assert_eq!(
+            (change.lead.status, change.lead.score),
+            (LeadStatus::Won, Some(-5))
+        );
+        let unsaid = LeadInput {
+            contact_name: Some("Ada".into()),
+            ..LeadInput::default()
+        };
+        let kept = merge(&change.lead, &unsaid, &r, T1).unwrap();
+        assert!(kept.is_noop(), "not given: kept, {:?}", kept.changed_fields);
     }
 
     #[test]

@@ -137,6 +137,12 @@ pub struct LeadInput {
     /// Custom fields as sent, `lead_line` folded in; checked against the tenant's definitions
     /// when applied.
     pub custom_fields: CustomFields,
+    /// The fields a lead in the export's shape carries besides the create fields: only
+    /// `leadbase import` sets them (spec §14, an export read back), the HTTP create fields
+    /// never do (§4). Given, they are set like the other given fields.
+    pub status: Option<LeadStatus>,
+    pub score: Option<i64>,
+    pub qualified: Option<bool>,
 }
 
 /// A nullable field of a PATCH: absent, cleared, or set.

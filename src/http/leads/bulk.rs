@@ -147,8 +147,8 @@ fn on_duplicate_mode(value: Option<Value>) -> Result<Result<OnDuplicate, String>
 }
 
 /// One row: the create fields plus `row_ref`, the caller's correlation id, a string (a number
-/// is taken too), echoed and otherwise unused.
-fn parse_row(raw: &Value, country: &str) -> (Result<LeadInput, Vec<String>>, Value) {
+/// is taken too), echoed and otherwise unused. `leadbase import` reads its rows with it too.
+pub(super) fn parse_row(raw: &Value, country: &str) -> (Result<LeadInput, Vec<String>>, Value) {
     let row_ref = raw.get("row_ref").cloned().unwrap_or(Value::Null);
     let row: Result<LeadBody, Vec<String>> = if !raw.is_object() {
         Err(vec!["a row must be a JSON object".to_string()])

@@ -158,6 +158,9 @@ impl LeadBody {
             stage_slug: given(&self.stage_slug).map(|s| s.trim().to_string()),
             owner_id,
             custom_fields: fields,
+            status: None,
+            score: None,
+            qualified: None,
         })
     }
 }

@@ -30,14 +30,79 @@ pub(super) struct FormatParam {
     format: Option<String>,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Format {
+/// What an export is written as: the route's `format` and `leadbase export --format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Format {
     Jsonl,
     Csv,
 }
 
+impl Format {
+    pub(crate) fn parse(raw: &str) -> Result<Format, String> {
+        match raw {
+            "jsonl" => Ok(Format::Jsonl),
+            "csv" => Ok(Format::Csv),
+            other => Err(format!(
+                "format must be jsonl or csv (got `{}`)",
+                other.chars().take(40).collect::<String>()
+            )),
+        }
+    }
+
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Format::Jsonl => "jsonl",
+            Format::Csv => "csv",
+        }
+    }
+}
+
+/// Writes an export's items as text: the one rendering the route streams and `leadbase export`
+/// writes, so the two give the same bytes.
+pub(crate) struct Rendering {
+    format: Format,
+    /// The tenant's custom-field slugs, heard first: the CSV's `cf_` columns.
+    fields: Vec<String>,
+}
+
+impl Rendering {
+    pub(crate) fn new(format: Format) -> Rendering {
+        Rendering {
+            format,
+            fields: Vec::new(),
+        }
+    }
+
+    /// Appends one item: the CSV header for the field slugs, a line or a row for a lead.
+    pub(crate) fn push(&mut self, out: &mut String, item: Exported<'_>) {
+        match item {
+            Exported::Fields(slugs) => {
+                self.fields = slugs.to_vec();
+                if self.format == Format::Csv {
+                    let header = COLUMNS
+                        .iter()
+                        .map(|c| c.to_string())
+                        .chain(self.fields.iter().map(|s| format!("{CUSTOM_PREFIX}{s}")));
+                    csv_row(out, header);
+                }
+            }
+            Exported::Lead(view) => match self.format {
+                Format::Jsonl => {
+                    let line = serde_json::to_string(&LeadDto::new(view, true)).unwrap_or_default();
+                    out.push_str(&line);
+                    out.push('\n');
+                }
+                Format::Csv => lead_row(out, view, &self.fields),
+            },
+        }
+    }
+}
+
+/// A custom field's CSV column is its slug after this.
+pub(super) const CUSTOM_PREFIX: &str = "cf_";
+
 /// The Lead's scalar columns, in the order of the CSV header.
-const COLUMNS: [&str; 17] = [
+pub(super) const COLUMNS: [&str; 17] = [
     "id",
     "customer_id",
     "source_platform",
@@ -59,10 +124,11 @@ const COLUMNS: [&str; 17] = [
 
 /// One CSV cell (RFC 4180): quoted when it holds a comma, a quote or a line break, quotes
 /// doubled. A cell a spreadsheet would read as a formula (a leading `=`, `+`, `-` or `@`) gets
-/// a leading `'`, unless it is a plain number (`-5`).
+/// a leading `'`, unless it is a plain number (`-5`); so does text that starts with `'` itself,
+/// so that a leading `'` always is the guard and [`unguard`] can take it off again.
 fn cell(out: &mut String, text: &str) {
     let plain_number = text.parse::<f64>().is_ok() && !text.starts_with('+');
-    let guard = !plain_number && text.starts_with(['=', '+', '-', '@']);
+    let guard = text.starts_with('\'') || (!plain_number && text.starts_with(['=', '+', '-', '@']));
     let quote = text.contains([',', '"', '\r', '\n']);
     if quote {
         out.push('"');
@@ -79,6 +145,11 @@ fn cell(out: &mut String, text: &str) {
     if quote {
         out.push('"');
     }
+}
+
+/// A CSV cell's text as it was before [`cell`] guarded it.
+pub(super) fn unguard(cell: &str) -> &str {
+    cell.strip_prefix('\'').unwrap_or(cell)
 }
 
 fn scalar(value: &Value) -> String {
@@ -130,14 +201,8 @@ pub(super) async fn export(
     format: web::Query<FormatParam>,
 ) -> Result<HttpResponse, ApiError> {
     let format = match format.format.as_deref() {
-        None | Some("jsonl") => Format::Jsonl,
-        Some("csv") => Format::Csv,
-        Some(other) => {
-            return Err(ApiError::bad_request(format!(
-                "format must be jsonl or csv (got `{}`)",
-                other.chars().take(40).collect::<String>()
-            )));
-        }
+        None => Format::Jsonl,
+        Some(raw) => Format::parse(raw).map_err(ApiError::bad_request)?,
     };
     let (query, _) = params.into_inner().parse()?;
     let tenant = caller.tenant;
@@ -147,31 +212,11 @@ pub(super) async fn export(
     actix_web::rt::spawn(async move {
         let walked = web::block(move || {
             let mut buf = String::with_capacity(CHUNK + 4096);
-            let mut fields: Vec<String> = Vec::new();
+            let mut rendering = Rendering::new(format);
             let send =
                 |buf: &mut String| tx.blocking_send(Bytes::from(std::mem::take(buf))).is_ok();
             let result = store.export_leads(tenant, &query, |item| {
-                match item {
-                    Exported::Fields(slugs) => {
-                        fields = slugs.to_vec();
-                        if format == Format::Csv {
-                            let header = COLUMNS
-                                .iter()
-                                .map(|c| c.to_string())
-                                .chain(fields.iter().map(|s| format!("cf_{s}")));
-                            csv_row(&mut buf, header);
-                        }
-                    }
-                    Exported::Lead(view) => match format {
-                        Format::Jsonl => {
-                            let line = serde_json::to_string(&LeadDto::new(view, true))
-                                .unwrap_or_default();
-                            buf.push_str(&line);
-                            buf.push('\n');
-                        }
-                        Format::Csv => lead_row(&mut buf, view, &fields),
-                    },
-                }
+                rendering.push(&mut buf, item);
                 buf.len() < CHUNK || send(&mut buf)
             });
             if !buf.is_empty() {
@@ -220,5 +265,21 @@ mod tests {
         assert_eq!(one("@cmd"), "'@cmd");
         assert_eq!(one("-5"), "-5", "a plain number stays a number");
         assert_eq!(one("-x,y"), "\"'-x,y\"");
+        assert_eq!(
+            one("'quoted"),
+            "''quoted",
+            "a leading quote is always the guard"
+        );
+    }
+
+    #[test]
+    fn unguard_takes_back_what_the_guard_added() {
+        for text in [
+            "plain", "=SUM(A1)", "+1206", "-5", "-x", "@cmd", "'", "''x", "'=x", "",
+        ] {
+            let mut out = String::new();
+            cell(&mut out, text);
+            assert_eq!(unguard(&out), text, "{out}");
+        }
     }
 }

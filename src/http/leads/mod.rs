@@ -1,5 +1,6 @@
 //! `/api/agents/crm/leads`: pull (filters, search, keyset cursors), push (create-or-merge and
-//! PATCH), bulk import, export and interactions; each also for the operator under a tenant.
+//! PATCH), bulk import, export and interactions, each also for the operator under a tenant;
+//! `transfer` is what `leadbase export` and `leadbase import` share with them.
 
 mod bulk;
 mod dto;
@@ -7,6 +8,7 @@ mod export;
 mod interactions;
 mod pull;
 mod push;
+pub(crate) mod transfer;
 
 use actix_web::web;
 

@@ -1,6 +1,11 @@
 //! The operator interface (spec §7): `serve`, and offline commands that work on the data file
 //! while no server holds it. Offline commands print the same JSON as the admin API.
 
+mod csv;
+mod export;
+mod import;
+mod progress;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 
@@ -71,6 +76,21 @@ pub enum Command {
         #[arg(long)]
         repair: bool,
     },
+    /// Write a tenant's leads to stdout or a file, offline, as the export route does.
+    ///
+    /// The bytes `GET /api/agents/crm/leads/export` gives for the same filters, oldest lead
+    /// first.
+    Export(export::ExportArgs),
+    /// Read leads into a tenant, offline, from CSV or JSON lines in the export's shape.
+    ///
+    /// Each row goes by the bulk import's rules (created, or merged into the lead with its
+    /// e-mail or phone), 500 rows per transaction, and keeps its status, score and qualified.
+    /// Ids, created_at and interactions are not carried: the leads are new to this file.
+    /// Progress goes to stderr, a JSON summary to stdout (failed rows with their line and
+    /// reasons). Exit status 0 when every row was created, updated or skipped, 1 when one
+    /// failed or the import could not run (a file that cannot be read, or is not CSV or JSON
+    /// lines of leads, changes nothing), 2 for a wrong command line.
+    Import(import::ImportArgs),
     /// Run a local webhook receiver that verifies signatures and prints each verified event.
     Receive {
         /// The webhook's signing secret (mega_whsec_...). Prefer the environment variable: an
@@ -129,6 +149,9 @@ pub enum AdminTokenCommand {
 pub enum CliError {
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// The command line asks for something that cannot be: nothing was read or written.
+    #[error("{0}")]
+    Usage(String),
     #[error("{0}")]
     Failed(String),
 }
@@ -165,6 +188,8 @@ pub fn run(command: Command, config: Config) -> Result<(), CliError> {
         Command::Key(cmd) => offline(&config, |store| key(store, cmd)),
         Command::Receive { secret, listen } => crate::receive::run(secret, &listen).map_err(failed),
         Command::Check { repair } => check(&config, repair),
+        Command::Export(args) => export::export(&config, args),
+        Command::Import(args) => import::import(&config, args),
         Command::Backup { to, admin_token } => backup(&config, &to, admin_token),
         Command::AdminToken(AdminTokenCommand::Reset) => offline(&config, |store| {
             let (_, path) = admin_token::reset(&config, store).map_err(failed)?;
@@ -426,8 +451,16 @@ fn print(value: serde_json::Value) {
     );
 }
 
+fn require_tenant(store: &Store, tenant: TenantId) -> Result<(), CliError> {
+    match store.get_tenant(tenant).map_err(failed)? {
+        Some(_) => Ok(()),
+        None => Err(failed(format!("tenant {tenant} not found"))),
+    }
+}
+
 fn tenant_arg(raw: &str) -> Result<TenantId, CliError> {
-    TenantId::parse(raw).ok_or_else(|| failed(format!("`{raw}` is not a tenant id (a UUID)")))
+    TenantId::parse(raw)
+        .ok_or_else(|| CliError::Usage(format!("`{raw}` is not a tenant id (a UUID)")))
 }
 
 fn tenant(store: &Store, cmd: TenantCommand) -> Result<(), CliError> {
@@ -463,9 +496,7 @@ fn key(store: &Store, cmd: KeyCommand) -> Result<(), CliError> {
         }
         KeyCommand::List { tenant } => {
             let tenant = tenant_arg(&tenant)?;
-            if store.get_tenant(tenant).map_err(failed)?.is_none() {
-                return Err(failed(format!("tenant {tenant} not found")));
-            }
+            require_tenant(store, tenant)?;
             let keys = store.list_keys(tenant).map_err(failed)?;
             let keys: Vec<KeyDto> = keys.iter().map(KeyDto::from).collect();
             print(json!({ "keys": keys }));
