@@ -167,13 +167,13 @@ fn write_new_file<T>(
         let file = out
             .into_inner()
             .map_err(|e| failed(format!("cannot write {}: {}", part.display(), e.error())))?;
+        // A link, not a rename: it fails on a file that appeared at `path` meanwhile rather
+        // than replacing it.
         file.sync_all()
-            .and_then(|()| std::fs::rename(&part, path))
+            .and_then(|()| std::fs::hard_link(&part, path))
             .map_err(|e| failed(format!("cannot write {}: {e}", path.display())))?;
         Ok(value)
     });
-    if written.is_err() {
-        let _ = std::fs::remove_file(&part);
-    }
+    let _ = std::fs::remove_file(&part);
     written
 }

@@ -49,7 +49,8 @@ pub struct Fingerprint(Sha256);
 impl Fingerprint {
     pub fn start(req: &HttpRequest) -> Fingerprint {
         let mut hash = Sha256::new();
-        hash.update(format!("{} {}\n", req.method(), req.path()).as_bytes());
+        let path = crate::http::public_path(req);
+        hash.update(format!("{} {path}\n", req.method()).as_bytes());
         Fingerprint(hash)
     }
 

@@ -81,6 +81,24 @@ fn mirror_of(public: &str) -> String {
     format!("/admin/api/tenants/{{{}}}/{rest}", auth::AS_TENANT)
 }
 
+/// The public path of a request: its own, or on the operator's mirror the public route's
+/// (`/admin/api/tenants/{t}/webhooks/x` → `/api/agents/crm/lead-webhooks/x`), so that what
+/// depends on the route (an idempotency fingerprint) is the same by either door.
+pub(crate) fn public_path(req: &HttpRequest) -> std::borrow::Cow<'_, str> {
+    let path = req.path();
+    let Some(tenant) = req.match_info().get(auth::AS_TENANT) else {
+        return path.into();
+    };
+    let prefix = format!("/admin/api/tenants/{tenant}/");
+    let Some(rest) = path.strip_prefix(prefix.as_str()) else {
+        return path.into();
+    };
+    match rest.strip_prefix("webhooks") {
+        Some(tail) => format!("/api/agents/crm/lead-webhooks{tail}").into(),
+        None => format!("/api/agents/crm/{rest}").into(),
+    }
+}
+
 /// Registers every route, the extractor error handlers and the 404 fallback.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.app_data(json_config(BODY_LIMIT))

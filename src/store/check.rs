@@ -127,6 +127,15 @@ fn decode_records(txn: &ReadTransaction, report: &mut CheckReport) -> Result<(),
         report.problem(false, format!("idempotency records: {e}"))
     })?;
     report.checked.push(("idempotency records".into(), n));
+    let mut n = 0;
+    for entry in txn.open_table(super::stats::STATS_BY_MINUTE)?.iter()? {
+        let (k, v) = entry?;
+        n += 1;
+        if let Err(e) = super::stats::check_row(k.value(), v.value()) {
+            report.problem(false, format!("per-minute stats: {e}"));
+        }
+    }
+    report.checked.push(("per-minute stats".into(), n));
     Ok(())
 }
 

@@ -361,9 +361,11 @@ fn record(
         ),
         _ => Next::GiveUp,
     };
-    let outcome = match next {
-        Next::Delivered => Counted::Delivered,
-        _ => Counted::Failed,
+    // By the answer, not by what follows: a 2xx to a delivery cancelled meanwhile delivered.
+    let outcome = if result.succeeded() {
+        Counted::Delivered
+    } else {
+        Counted::Failed
     };
     super::stats::note(delivery.tenant_id, now, outcome);
     match &next {

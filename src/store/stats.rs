@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 
 use redb::{ReadableTable, TableDefinition, WriteTransaction};
 
-use super::tables::Txn;
+use super::tables::{Txn, i64_from_key, i64_key};
 use super::{Store, StoreError};
 use crate::domain::ids::TenantId;
 use crate::domain::time::Timestamp;
@@ -35,6 +35,12 @@ pub struct Counts {
     pub events: u64,
     pub delivered: u64,
     pub failed: u64,
+}
+
+/// Whether `k`, `v` is a well-formed stats row (for `leadbase check`).
+pub(crate) fn check_row(k: &[u8], v: &[u8]) -> Result<(), StoreError> {
+    minute_in(k).ok_or_else(|| StoreError::Corrupt("a stats key of the wrong size".into()))?;
+    Counts::decode(v).map(drop)
 }
 
 /// One thing to count.
@@ -78,7 +84,7 @@ impl Counts {
         out
     }
 
-    fn decode(bytes: &[u8]) -> Result<Counts, StoreError> {
+    pub(crate) fn decode(bytes: &[u8]) -> Result<Counts, StoreError> {
         let n = |i: usize| -> Result<u64, StoreError> {
             bytes
                 .get(i * 8..i * 8 + 8)
@@ -103,8 +109,23 @@ impl Counts {
 fn key(tenant: &[u8; 16], minute: i64) -> [u8; 24] {
     let mut k = [0; 24];
     k[..16].copy_from_slice(tenant);
-    k[16..].copy_from_slice(&minute.to_be_bytes());
+    k[16..].copy_from_slice(&i64_key(minute));
     k
+}
+
+/// The minute of a key, if it is one.
+fn minute_in(k: &[u8]) -> Option<i64> {
+    (k.len() == 24).then(|| i64_from_key(&k[16..])).flatten()
+}
+
+/// A row's counts. The counts are telemetry: a row that does not decode (a damaged file;
+/// `leadbase check` names it) reads as nothing and is written over, rather than failing the
+/// writes that count into it.
+fn counts_or_nothing(bytes: &[u8]) -> Counts {
+    Counts::decode(bytes).unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "a minute's stats did not decode; counted from zero");
+        Counts::default()
+    })
 }
 
 fn minute_of(at: Timestamp) -> i64 {
@@ -135,7 +156,7 @@ pub(crate) fn flush(txn: &WriteTransaction) -> Result<(), StoreError> {
     let mut table = txn.open_table(STATS_BY_MINUTE)?;
     for (k, add) in pending {
         let now = match table.get(k.as_slice())? {
-            Some(v) => Counts::decode(v.value())?,
+            Some(v) => counts_or_nothing(v.value()),
             None => Counts::default(),
         };
         table.insert(k.as_slice(), now.plus(add).encode().as_slice())?;
@@ -169,13 +190,9 @@ impl Store {
             let (from, to) = (key(&who, first), key(&who, last));
             for entry in table.range(from.as_slice()..=to.as_slice())? {
                 let (k, v) = entry?;
-                let minute = k
-                    .value()
-                    .get(16..24)
-                    .and_then(|b| b.try_into().ok())
-                    .map(i64::from_be_bytes)
-                    .ok_or_else(|| StoreError::Corrupt("a stats key of the wrong size".into()))?;
-                counts[(minute - first) as usize] = Counts::decode(v.value())?;
+                if let Some(minute) = minute_in(k.value()) {
+                    counts[(minute - first) as usize] = counts_or_nothing(v.value());
+                }
             }
             Ok(Series {
                 start: Timestamp(first * MINUTE_MS),
@@ -191,7 +208,7 @@ impl Store {
         let cutoff = minute_of(self.now()) - KEPT_MINUTES;
         self.write(move |txn| {
             let mut table = txn.open_table(STATS_BY_MINUTE)?;
-            let (mut pruned, mut from) = (0, Some(key(&SERVER, 0)));
+            let (mut pruned, mut from) = (0, Some(key(&SERVER, i64::MIN)));
             while let Some(start) = from.take() {
                 let Some(first) = table.range(start.as_slice()..)?.next().transpose()? else {
                     break;
@@ -200,7 +217,7 @@ impl Store {
                     .try_into()
                     .map_err(|_| StoreError::Corrupt("a stats key of the wrong size".into()))?;
                 drop(first);
-                let old = key(&tenant, 0)..key(&tenant, cutoff);
+                let old = key(&tenant, i64::MIN)..key(&tenant, cutoff);
                 let range = old.start.as_slice()..old.end.as_slice();
                 for gone in table.extract_from_if(range, |_, _| true)? {
                     gone?;
@@ -208,7 +225,7 @@ impl Store {
                 }
                 from = u128::from_be_bytes(tenant)
                     .checked_add(1)
-                    .map(|next| key(&next.to_be_bytes(), 0));
+                    .map(|next| key(&next.to_be_bytes(), i64::MIN));
             }
             Ok(pruned)
         })
@@ -231,6 +248,9 @@ mod tests {
     #[test]
     fn a_committed_write_counts_in_its_minute_and_a_discarded_one_does_not() {
         let (_dir, store, tenant) = store_with_tenant();
+        // A second into a minute: what follows stays within it on the slowest machine.
+        let into = store.now().ms().rem_euclid(MINUTE_MS) as u32;
+        store.clock().advance(MINUTE_MS as u32 - into + 1_000);
         let event = move |_: &WriteTransaction, now| {
             note(tenant, now, Counted::Event);
             Ok(())
@@ -264,6 +284,32 @@ mod tests {
                 .iter()
                 .all(|c| *c == Counts::default())
         );
+    }
+
+    #[test]
+    fn a_damaged_row_reads_as_nothing_and_the_next_count_writes_it_over() {
+        let (_dir, store, tenant) = store_with_tenant();
+        let k = key(&tenant.bytes(), minute_of(store.now()));
+        store
+            .write(move |txn| {
+                txn.open_table(STATS_BY_MINUTE)?
+                    .insert(k.as_slice(), [1u8, 2, 3].as_slice())?;
+                Ok(())
+            })
+            .unwrap();
+        assert!(check_row(&k, &[1, 2, 3]).is_err(), "check names it");
+        assert_eq!(
+            store.stats(Some(tenant), 1).unwrap().minutes[0],
+            Counts::default()
+        );
+        store
+            .write_now(move |_, now| {
+                note(tenant, now, Counted::LeadCreated);
+                Ok(())
+            })
+            .unwrap();
+        let two = store.stats(Some(tenant), 2).unwrap();
+        assert_eq!(two.minutes.iter().map(|c| c.leads_created).sum::<u64>(), 1);
     }
 
     #[test]

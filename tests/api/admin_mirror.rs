@@ -215,6 +215,12 @@ fn the_mirror_needs_the_admin_token_and_a_tenant_that_exists() {
         .send()
         .assert_error(404, "not_found_error");
     assert!(message.contains(unknown), "{message}");
+    // The token comes first: no tenant is looked up, and none named, without it.
+    for tenant in [unknown, "not-a-uuid"] {
+        app.req("GET", &mirror(tenant, LEADS))
+            .send()
+            .assert_error(401, "authentication_error");
+    }
     app.admin("POST", &mirror("not-a-uuid", WEBHOOKS))
         .json(&json!({ "url": "https://example.com/hook" }))
         .send()
@@ -297,4 +303,57 @@ fn the_operator_manages_webhooks_and_their_deliveries() {
     app.admin("DELETE", &mirror(&t, &one)).send().expect(200);
     app.get_webhook(key, &hook.id)
         .assert_error(404, "not_found_error");
+}
+
+#[test]
+fn the_mirror_of_one_tenant_never_reaches_another_s_records() {
+    let app = TestApp::relaxed();
+    let (a, b) = (app.tenant_with_key("Acme"), app.tenant_with_key("Beta"));
+    let lead = app.create_lead(&a, json!({ "contact_name": "Only Acme's" }));
+    let id = lead["id"].as_str().unwrap();
+    let path = mirror(&b.tenant, &format!("{LEADS}/{id}"));
+    app.admin("GET", &path)
+        .send()
+        .assert_error(404, "not_found_error");
+    app.admin("PATCH", &path)
+        .json(&json!({ "status": "won" }))
+        .send()
+        .assert_error(404, "not_found_error");
+    app.admin("DELETE", &path)
+        .send()
+        .assert_error(404, "not_found_error");
+    let listed = app
+        .admin("GET", &mirror(&b.tenant, LEADS))
+        .send()
+        .expect(200);
+    assert_eq!(listed["total"], 0, "{listed}");
+    assert_eq!(app.get_lead(&a, id).expect(200)["lead"]["status"], "active");
+}
+
+/// One `Idempotency-Key` is one request whichever door it came through: the operator's retry
+/// of a key's create replays it (and the other way round), a different body is refused.
+#[test]
+fn an_idempotency_key_is_shared_by_the_key_and_the_operator() {
+    let app = TestApp::relaxed();
+    let key = app.tenant_with_key("Acme");
+    let body = json!({ "contact_name": "Once", "contact_email": "once@example.com" });
+    let first = app
+        .api("POST", LEADS, &key)
+        .header("idempotency-key", "create-once")
+        .json(&body)
+        .send()
+        .expect(201);
+    let again = app
+        .admin("POST", &mirror(&key.tenant, LEADS))
+        .header("idempotency-key", "create-once")
+        .json(&body)
+        .send()
+        .expect(201);
+    assert_eq!(again, first);
+    app.admin("POST", &mirror(&key.tenant, LEADS))
+        .header("idempotency-key", "create-once")
+        .json(&json!({ "contact_name": "Other" }))
+        .send()
+        .assert_error(409, "api_error");
+    assert_eq!(app.lead_total(&key), 1);
 }
