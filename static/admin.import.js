@@ -99,6 +99,7 @@ function showMapping() {
   form.addEventListener('change', (ev) => { // a new mapping needs a new preview
     if (!ev.target.name) return;
     job.preview = null;
+    job.batch = null; // and is another import: new idempotency keys
     $('.import-result', form).replaceChildren();
     $('button[type=submit]', form).disabled = false;
   });
@@ -112,7 +113,9 @@ function buildRows(form) {
   return job.rows.map((r, n) => {
     const row = { row_ref: String(n + 2) }; // the line in the file; line 1 is the header
     map.forEach((target, i) => {
-      const v = (r[i] || '').trim();
+      // A leading ' is the export's guard against spreadsheet formulas (and a spreadsheet's
+      // own "this is text" mark): taken off, as `leadbase import` does.
+      const v = (r[i] || '').trim().replace(/^'/, '');
       if (!target || v === '') return;
       if (!target.startsWith('cf:')) { row[target] = v; return; }
       const def = job.defs.find((d) => 'cf:' + d.slug === target);
@@ -156,7 +159,9 @@ async function run(form, dry) {
   out.replaceChildren(h('div', { class: 'row progress-row' }, bar, label));
   const results = [], summary = { total: 0, created: 0, updated: 0, skipped: 0, failed: 0 };
   const unknown = new Set();
-  const batch = randomId();
+  // One set of keys per file and mapping: importing again after a stop resends every chunk
+  // with its key, so the chunks that were written are replayed, not applied twice.
+  const batch = (job.batch ||= randomId());
   let stopped = null;
   for (let i = 0; i < rows.length; i += CHUNK) {
     const chunk = rows.slice(i, i + CHUNK);
@@ -174,7 +179,10 @@ async function run(form, dry) {
   buttons.forEach((b) => { b.disabled = false; });
   const confirmRow = dry && !stopped ? h('div', { class: 'row' },
     h('button', { type: 'button', id: 'import-confirm', text: `Import ${plural(rows.length - summary.failed, 'row')}`, onclick: () => run(form, false) }),
-    summary.failed ? h('span', { class: 'muted', text: `The ${plural(summary.failed, 'row')} that would fail are left out.` }) : '') : '';
+    summary.failed ? h('span', { class: 'muted', text: `The ${plural(summary.failed, 'row')} that would fail are left out.` }) : '')
+    : !dry && stopped ? h('div', { class: 'row' },
+      h('button', { type: 'button', id: 'import-retry', text: 'Try the import again', onclick: () => run(form, false) }),
+      h('span', { class: 'muted', text: 'Rows already written are not written twice.' })) : '';
   if (dry && !stopped) job.preview = summary;
   out.replaceChildren(h('div', { class: 'row progress-row' }, bar, label), report(dry, summary, results, unknown, stopped, rows.length, confirmRow));
   const repeats = dry ? crossBatchRepeats(rows) : 0;

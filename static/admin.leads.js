@@ -58,7 +58,7 @@ export async function loadLeads() {
         badge(l.status), `${l.source_platform} / ${l.source_type}`, time(l.created_at), time(l.updated_at),
       ], filtered() ? 'No leads match.' : 'No leads yet.'),
       byOffset ? offsetPager(r.total) : pager(query, loadLeads));
-  } catch (e) { listError(list, e); }
+  } catch (e) { if (!stale(tid) && load === loads) listError(list, e); }
 }
 function offsetPager(total) {
   const nav = h('div', { class: 'row pager' });

@@ -28,7 +28,9 @@ export async function loadOverview(root) {
   try {
     const hooks = await attentionHooks(tid);
     if (stale(tid)) return;
-    attention.replaceChildren(attentionTable(hooks, !tid));
+    const unseen = tid ? 0 : state.tenants.length - ATTENTION_TENANTS;
+    attention.replaceChildren(attentionTable(hooks, !tid),
+      unseen > 0 ? h('p', { class: 'muted', text: `Looked at the first ${ATTENTION_TENANTS} tenants; ${n(unseen)} more are not shown here (open a tenant to see its webhooks).` }) : '');
   } catch (e) { listError(attention, e); }
   if (!root.hidden) timer = setTimeout(() => { if (!root.hidden && !stale(tid)) loadOverview(root); }, REFRESH_MS);
 }
@@ -65,9 +67,11 @@ function queueCard(q) {
       h('div', {}, h('dt', { text: 'Oldest due waiting' }), h('dd', { text: age }))));
 }
 
-// Disabled or paused, failing, or holding deliveries; across every tenant for the server view.
+// Disabled or paused, failing, or holding deliveries; across the tenants for the server view
+// (one request each, so at most ATTENTION_TENANTS of them).
+const ATTENTION_TENANTS = 100;
 async function attentionHooks(tid) {
-  const tenants = tid ? state.tenants.filter((t) => t.id === tid) : state.tenants.slice(0, 100);
+  const tenants = tid ? state.tenants.filter((t) => t.id === tid) : state.tenants.slice(0, ATTENTION_TENANTS);
   const lists = await Promise.all(tenants.map(async (t) => {
     const { webhooks } = await api('GET', tpath('/webhooks', t.id));
     return webhooks.map((w) => ({ ...w, tenant: t }));
