@@ -15,21 +15,24 @@ const FIELDS = [
 ];
 const norm = (v) => v.toLowerCase().replace(/[^a-z0-9]/g, '');
 
-// RFC 4180: quoted fields may hold commas, quotes ("") and line breaks; CRLF or LF rows.
+// RFC 4180: quoted fields may hold commas, quotes ("") and line breaks; CRLF or LF rows. Each
+// row keeps the file line it starts on (`row.line`), which the results name.
 function parseCsv(src) {
   const rows = [];
-  let row = [], field = '', quoted = false;
+  let row = [], field = '', quoted = false, line = 1, start = 1;
+  const end = () => { row.push(field); row.line = start; rows.push(row); row = []; field = ''; start = line; };
   for (let i = 0; i < src.length; i++) {
     const c = src[i];
+    if (c === '\n' || (c === '\r' && src[i + 1] !== '\n')) line++;
     if (quoted) {
       if (c === '"' && src[i + 1] === '"') { field += '"'; i++; } else if (c === '"') quoted = false; else field += c;
     } else if (c === '"' && field === '') quoted = true;
     else if (c === ',') { row.push(field); field = ''; } else if (c === '\n' || c === '\r') {
-      if (c === '\r' && src[i + 1] === '\n') i++;
-      row.push(field); rows.push(row); row = []; field = '';
+      if (c === '\r' && src[i + 1] === '\n') { i++; line++; }
+      end();
     } else field += c;
   }
-  if (field !== '' || row.length) { row.push(field); rows.push(row); }
+  if (field !== '' || row.length) end();
   return rows.filter((r) => r.some((v) => v.trim() !== ''));
 }
 
@@ -110,8 +113,8 @@ function showMapping() {
 function buildRows(form) {
   const map = job.header.map((_, i) => form.elements['col' + i].value);
   if (!map.some((m) => m)) throw new Error('Map at least one column to a field.');
-  return job.rows.map((r, n) => {
-    const row = { row_ref: String(n + 2) }; // the line in the file; line 1 is the header
+  return job.rows.map((r) => {
+    const row = { row_ref: String(r.line) }; // the line in the file the row starts on
     map.forEach((target, i) => {
       // A leading ' is the export's guard against spreadsheet formulas (and a spreadsheet's
       // own "this is text" mark): taken off, as `leadbase import` does.
