@@ -583,6 +583,17 @@ pub struct QueueGauges {
     pub oldest_due_seconds: f64,
 }
 
+impl QueueGauges {
+    /// `earliest`: the earliest due time, in ms, if anything is due.
+    fn new(due: u64, held: u64, earliest: Option<i64>, now: Timestamp) -> QueueGauges {
+        QueueGauges {
+            due,
+            held,
+            oldest_due_seconds: earliest.map_or(0.0, |at| ((now.ms() - at).max(0) as f64) / 1000.0),
+        }
+    }
+}
+
 impl super::Store {
     /// Counts the due and held indexes (their size is the backlog, not the history) and reads
     /// the earliest due time.
@@ -595,13 +606,7 @@ impl super::Store {
                 .open_table(WEBHOOKS_DUE)?
                 .first()?
                 .and_then(|(k, _)| i64_from_key(k.value()));
-            let oldest_due_seconds =
-                earliest.map_or(0.0, |at| ((now.ms() - at).max(0) as f64) / 1000.0);
-            Ok(QueueGauges {
-                due,
-                held,
-                oldest_due_seconds,
-            })
+            Ok(QueueGauges::new(due, held, earliest, now))
         })
     }
 
@@ -629,13 +634,7 @@ impl super::Store {
                 }
                 held += prefixed(&held_table, &prefix)?.count() as u64;
             }
-            let oldest_due_seconds =
-                earliest.map_or(0.0, |at| ((now.ms() - at).max(0) as f64) / 1000.0);
-            Ok(QueueGauges {
-                due,
-                held,
-                oldest_due_seconds,
-            })
+            Ok(QueueGauges::new(due, held, earliest, now))
         })
     }
 }

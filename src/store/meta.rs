@@ -631,12 +631,29 @@ mod tests {
         );
     }
 
+    /// Every lead of a tenant, oldest first, in one page.
+    fn every_lead() -> crate::store::lead_query::LeadQuery {
+        use crate::domain::cursor::{SortBy, SortDir};
+        crate::store::lead_query::LeadQuery {
+            status: None,
+            stage: None,
+            search: None,
+            created_since: None,
+            updated_since: None,
+            lead_line: None,
+            sort_by: SortBy::CreatedAt,
+            sort_dir: SortDir::Asc,
+            cursor: None,
+            limit: 100,
+            offset: 0,
+        }
+    }
+
     /// `tests/fixtures/schema-v6.redb`, written by the schema-6 build (`adcaf2b`) with
     /// `tests/fixtures/make-fixture.sh`: seven leads, one of them won and qualified.
     #[test]
     fn a_schema_6_file_s_leads_are_numbered_and_found_by_every_filter_and_search() {
         use crate::domain::contact::SearchQuery;
-        use crate::domain::cursor::{SortBy, SortDir};
         use crate::domain::lead::LeadStatus;
         use crate::store::lead_query::{LeadQuery, StageFilter};
         let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/schema-v6.redb");
@@ -653,19 +670,7 @@ mod tests {
             .unwrap();
         assert!(old_gone, "schema 6's sort indexes were dropped");
         let tenant = TenantId::parse("01a2328e-654f-76a0-9545-96d636bdf873").unwrap();
-        let all = LeadQuery {
-            status: None,
-            stage: None,
-            search: None,
-            created_since: None,
-            updated_since: None,
-            lead_line: None,
-            sort_by: SortBy::CreatedAt,
-            sort_dir: SortDir::Asc,
-            cursor: None,
-            limit: 100,
-            offset: 0,
-        };
+        let all = every_lead();
         let found = |q: LeadQuery| {
             let page = store.list_leads(tenant, &q).unwrap();
             assert_eq!(page.total, page.leads.len() as u64);
@@ -747,8 +752,6 @@ mod tests {
     /// then count what the upgraded file records.
     #[test]
     fn a_schema_7_file_gets_empty_stats_that_then_count() {
-        use crate::domain::cursor::{SortBy, SortDir};
-        use crate::store::lead_query::LeadQuery;
         let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/schema-v7.redb");
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("data.redb");
@@ -756,20 +759,7 @@ mod tests {
         let store = Store::open(&path).unwrap();
         assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
         let tenant = TenantId::parse("01a2331a-a145-7365-bd58-4e284886ef45").unwrap();
-        let all = LeadQuery {
-            status: None,
-            stage: None,
-            search: None,
-            created_since: None,
-            updated_since: None,
-            lead_line: None,
-            sort_by: SortBy::CreatedAt,
-            sort_dir: SortDir::Asc,
-            cursor: None,
-            limit: 100,
-            offset: 0,
-        };
-        assert_eq!(store.list_leads(tenant, &all).unwrap().total, 7);
+        assert_eq!(store.list_leads(tenant, &every_lead()).unwrap().total, 7);
         let day = store.stats(None, 1_440).unwrap();
         assert!(day.minutes.iter().all(|c| *c == Default::default()));
         store
