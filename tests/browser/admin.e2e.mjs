@@ -5,8 +5,10 @@
 // a 1,000-row CSV import through its preview, a lead's detail and a new interaction, a webhook
 // to the HTTPS receiver with a test event, its attempt and a redelivery, pause (a held
 // delivery), resume, a second webhook whose receiver answers 500 (its failed attempts and the
-// overview's list of webhooks that need attention), the overview's charts, and the CSV export. At 360 px the key views run
-// again: overview, leads, an import preview, the delivery log; none may scroll sideways.
+// overview's list of webhooks that need attention), the overview's charts, and the CSV export.
+// Then by keyboard alone: sign in, a tenant, its tabs (arrow keys), a form. At 360 px the key
+// views run again: overview, leads, an import preview, the delivery log; none may scroll
+// sideways.
 // Any console error, page error, or request to another origin fails the run.
 import { chromium } from 'playwright-core';
 import { mkdirSync, readFileSync } from 'node:fs';
@@ -310,6 +312,41 @@ async function fullPass(browser, data) {
   return { tenant, key };
 }
 
+// ---- by keyboard alone ---------------------------------------------------------------------
+// Presses Tab until the focus is on `selector`.
+async function tabTo(page, selector, presses = 100) {
+  for (let i = 0; i < presses; i++) {
+    await page.keyboard.press('Tab');
+    if (await page.evaluate((s) => !!document.activeElement?.matches(s), selector)) return;
+  }
+  throw new Error(`${selector}: not reached by Tab in ${presses} presses`);
+}
+// Sign in, open the tenant, move between tabs and open a form with the keys only.
+async function keyboardPass(browser) {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const page = await context.newPage();
+  watch(page, 'keyboard');
+  await page.goto(BASE + '/admin');
+  await tabTo(page, '#signin-token');
+  await page.keyboard.type(ADMIN_TOKEN);
+  await page.keyboard.press('Enter');
+  await page.waitForSelector('#app-view:not([hidden])');
+  await tabTo(page, '#tenant-list a');
+  await page.keyboard.press('Enter');
+  await page.waitForSelector('#tenant-detail:not([hidden])');
+  await tabTo(page, '[role=tab][aria-selected=true]');
+  await page.keyboard.press('End');
+  await page.waitForSelector('#panel-events:not([hidden])');
+  await page.keyboard.press('ArrowLeft');
+  await page.waitForSelector('#panel-webhooks:not([hidden])');
+  await tabTo(page, '#webhook-new');
+  await page.keyboard.press('Enter');
+  await page.waitForSelector('.webhook-form');
+  await tabTo(page, '.webhook-form input[name=url]');
+  log('keyboard only: sign in, a tenant, its tabs, a form');
+  await context.close();
+}
+
 // ---- the key views at 360 px ---------------------------------------------------------------
 async function narrowPass(browser, data) {
   const context = await browser.newContext({ viewport: { width: 360, height: 780 }, isMobile: true, hasTouch: true });
@@ -363,6 +400,7 @@ let failure = null;
 try {
   const data = csv();
   await fullPass(browser, data);
+  await keyboardPass(browser);
   await narrowPass(browser, data);
 } catch (e) { failure = e; } finally { await browser.close(); }
 if (failure) console.error(`FAILED: ${failure.stack || failure}`);
