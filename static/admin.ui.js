@@ -208,7 +208,8 @@ export async function loadTenantCatalog(force) {
   return catalog;
 }
 
-// Values the API accepts that /admin/api/meta does not list (spec §4, §5, §11.3, §12.2).
+// Values the API accepts that /admin/api/meta does not list (spec §4, §5, §11.3, §12.2); a test
+// in src/http/page.rs holds each list to the API's own.
 export const ENUMS = {
   source_platform: ['google_ads', 'meta_ads', 'google_organic', 'direct', 'referral', 'hubspot', 'zoho', 'ghl',
     'shopify', 'zenmaid', 'lead_docket', 'salesforce'],

@@ -71,3 +71,50 @@ fn asset(body: &'static str, content_type: &'static str) -> HttpResponse {
         .insert_header((header::CACHE_CONTROL, "no-cache"))
         .body(body)
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::domain::event::EventType;
+    use crate::domain::interaction::{Direction, InteractionType};
+    use crate::domain::lead::{LeadLine, SourcePlatform, SourceType};
+
+    /// The page lists the API's accepted values it offers in selects (`ENUMS` of
+    /// `admin.ui.js`: what `/admin/api/meta` does not serve); each list is the enum's own, in
+    /// its order, so a value added to the API cannot be missing from the page.
+    #[test]
+    fn the_page_offers_exactly_the_values_the_api_accepts() {
+        let js: String = include_str!("../../static/admin.ui.js")
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect();
+        let list = |name: &str, values: Vec<&str>| {
+            let quoted: Vec<String> = values.iter().map(|v| format!("'{v}'")).collect();
+            let literal = format!("{name}:[{}]", quoted.join(","));
+            assert!(js.contains(&literal), "admin.ui.js lacks {literal}");
+        };
+        list(
+            "source_platform",
+            SourcePlatform::ALL.iter().map(|v| v.as_str()).collect(),
+        );
+        list(
+            "source_type",
+            SourceType::ALL.iter().map(|v| v.as_str()).collect(),
+        );
+        list(
+            "lead_line",
+            LeadLine::ALL.iter().map(|v| v.as_str()).collect(),
+        );
+        list(
+            "event_types",
+            EventType::SUBSCRIBABLE.iter().map(|v| v.as_str()).collect(),
+        );
+        list(
+            "interaction_types",
+            InteractionType::ALL.iter().map(|v| v.as_str()).collect(),
+        );
+        list(
+            "directions",
+            Direction::ALL.iter().map(|v| v.as_str()).collect(),
+        );
+    }
+}
