@@ -87,34 +87,20 @@ mod tests {
             .chars()
             .filter(|c| !c.is_whitespace())
             .collect();
-        let list = |name: &str, values: Vec<&str>| {
-            let quoted: Vec<String> = values.iter().map(|v| format!("'{v}'")).collect();
+        // Each value in its wire form, as the API (de)serialises it.
+        fn list<T: serde::Serialize>(js: &str, name: &str, values: &[T]) {
+            let quoted: Vec<String> = values
+                .iter()
+                .map(|v| format!("'{}'", serde_json::to_value(v).unwrap().as_str().unwrap()))
+                .collect();
             let literal = format!("{name}:[{}]", quoted.join(","));
             assert!(js.contains(&literal), "admin.ui.js lacks {literal}");
-        };
-        list(
-            "source_platform",
-            SourcePlatform::ALL.iter().map(|v| v.as_str()).collect(),
-        );
-        list(
-            "source_type",
-            SourceType::ALL.iter().map(|v| v.as_str()).collect(),
-        );
-        list(
-            "lead_line",
-            LeadLine::ALL.iter().map(|v| v.as_str()).collect(),
-        );
-        list(
-            "event_types",
-            EventType::SUBSCRIBABLE.iter().map(|v| v.as_str()).collect(),
-        );
-        list(
-            "interaction_types",
-            InteractionType::ALL.iter().map(|v| v.as_str()).collect(),
-        );
-        list(
-            "directions",
-            Direction::ALL.iter().map(|v| v.as_str()).collect(),
-        );
+        }
+        list(&js, "source_platform", SourcePlatform::ALL);
+        list(&js, "source_type", SourceType::ALL);
+        list(&js, "lead_line", LeadLine::ALL);
+        list(&js, "event_types", &EventType::SUBSCRIBABLE);
+        list(&js, "interaction_types", InteractionType::ALL);
+        list(&js, "directions", Direction::ALL);
     }
 }

@@ -139,36 +139,49 @@ fn decode_records(txn: &ReadTransaction, report: &mut CheckReport) -> Result<(),
     Ok(())
 }
 
+/// Walks an index table, counting its entries into `n`; each entry `agrees` finds wrong is
+/// reported as `{what}: entry … {wrong}`.
+fn each_entry<V: redb::Value + 'static>(
+    txn: &ReadTransaction,
+    def: TableDefinition<&'static [u8], V>,
+    (what, wrong): (&str, &str),
+    n: &mut u64,
+    report: &mut CheckReport,
+    mut agrees: impl FnMut(&[u8], V::SelfType<'_>) -> Result<bool, StoreError>,
+) -> Result<(), StoreError> {
+    for entry in txn.open_table(def)?.iter()? {
+        let (k, v) = entry?;
+        *n += 1;
+        if !agrees(k.value(), v.value())? {
+            report.problem(
+                false,
+                format!("{what}: entry {} {wrong}", hex_head(k.value())),
+            );
+        }
+    }
+    Ok(())
+}
+
 fn check_event_indexes(txn: &ReadTransaction, report: &mut CheckReport) -> Result<(), StoreError> {
     let events = txn.open_table(EVENTS)?;
+    let gone = "names an event that is gone";
     let mut n = 0;
-    for entry in txn.open_table(EVENT_LOG)?.iter()? {
-        let (k, v) = entry?;
-        n += 1;
-        let event = id_at(v.value(), 0);
-        if event.is_none_or(|id| events.get(id.as_slice()).ok().flatten().is_none()) {
-            report.problem(
-                false,
-                format!(
-                    "event log: entry {} names an event that is gone",
-                    hex_head(k.value())
-                ),
-            );
-        }
-    }
-    for entry in txn.open_table(EVENTS_BY_LEAD)?.iter()? {
-        let (k, v) = entry?;
-        n += 1;
-        if events.get(v.value())?.is_none() {
-            report.problem(
-                false,
-                format!(
-                    "events by lead: entry {} names an event that is gone",
-                    hex_head(k.value())
-                ),
-            );
-        }
-    }
+    each_entry(
+        txn,
+        EVENT_LOG,
+        ("event log", gone),
+        &mut n,
+        report,
+        |_, v| Ok(id_at(v, 0).is_some_and(|id| events.get(id.as_slice()).ok().flatten().is_some())),
+    )?;
+    each_entry(
+        txn,
+        EVENTS_BY_LEAD,
+        ("events by lead", gone),
+        &mut n,
+        report,
+        |_, v| Ok(events.get(v)?.is_some()),
+    )?;
     report.checked.push(("event index entries".into(), n));
     Ok(())
 }
@@ -185,83 +198,34 @@ fn check_delivery_indexes(
         }
     };
     let mut n = 0;
-    for entry in txn.open_table(DELIVERIES_BY_WEBHOOK)?.iter()? {
-        let k = entry?.0.value().to_vec();
-        n += 1;
-        let found = delivery(id_at(&k, 16))?;
-        if found.is_none_or(|d| Some(d.webhook_id.bytes()) != id_at(&k, 0)) {
-            report.problem(
-                false,
-                format!(
-                    "deliveries by webhook: entry {} has no such delivery",
-                    hex_head(&k)
-                ),
-            );
-        }
-    }
-    for entry in txn.open_table(DELIVERIES_DUE)?.iter()? {
-        let k = entry?.0.value().to_vec();
-        n += 1;
+    let what = ("deliveries by webhook", "has no such delivery");
+    each_entry(txn, DELIVERIES_BY_WEBHOOK, what, &mut n, report, |k, ()| {
+        let found = delivery(id_at(k, 16))?;
+        Ok(found.is_some_and(|d| Some(d.webhook_id.bytes()) == id_at(k, 0)))
+    })?;
+    let what = ("due deliveries", "is not a delivery due then");
+    each_entry(txn, DELIVERIES_DUE, what, &mut n, report, |k, ()| {
         let due = i64_from_key(k.get(16..24).unwrap_or_default());
-        let found = delivery(id_at(&k, 24))?;
-        let agrees = found.is_some_and(|d| {
-            Some(d.webhook_id.bytes()) == id_at(&k, 0) && d.next_attempt_at.map(|t| t.ms()) == due
-        });
-        if !agrees {
-            report.problem(
-                false,
-                format!(
-                    "due deliveries: entry {} is not a delivery due then",
-                    hex_head(&k)
-                ),
-            );
-        }
-    }
-    for entry in txn.open_table(DELIVERIES_HELD)?.iter()? {
-        let k = entry?.0.value().to_vec();
-        n += 1;
-        let found = delivery(id_at(&k, 16))?;
-        if found.is_none_or(|d| d.status != DeliveryStatus::Held) {
-            report.problem(
-                false,
-                format!(
-                    "held deliveries: entry {} is not a held delivery",
-                    hex_head(&k)
-                ),
-            );
-        }
-    }
-    for entry in txn.open_table(ATTEMPTS)?.iter()? {
-        let k = entry?.0.value().to_vec();
-        n += 1;
-        if delivery(id_at(&k, 0))?.is_none() {
-            report.problem(
-                false,
-                format!("attempts: entry {} belongs to no delivery", hex_head(&k)),
-            );
-        }
-    }
+        Ok(delivery(id_at(k, 24))?.is_some_and(|d| {
+            Some(d.webhook_id.bytes()) == id_at(k, 0) && d.next_attempt_at.map(|t| t.ms()) == due
+        }))
+    })?;
+    let what = ("held deliveries", "is not a held delivery");
+    each_entry(txn, DELIVERIES_HELD, what, &mut n, report, |k, ()| {
+        Ok(delivery(id_at(k, 16))?.is_some_and(|d| d.status == DeliveryStatus::Held))
+    })?;
+    let what = ("attempts", "belongs to no delivery");
+    each_entry(txn, ATTEMPTS, what, &mut n, report, |k, _| {
+        Ok(delivery(id_at(k, 0))?.is_some())
+    })?;
     let webhooks = txn.open_table(WEBHOOKS)?;
-    for entry in txn.open_table(WEBHOOKS_DUE)?.iter()? {
-        let (k, tenant) = entry?;
-        n += 1;
-        let webhook = id_at(k.value(), 8);
-        let exists = match webhook {
-            Some(w) => webhooks
-                .get(key(&[tenant.value(), &w]).as_slice())?
-                .is_some(),
+    let what = ("due webhooks", "names no webhook");
+    each_entry(txn, WEBHOOKS_DUE, what, &mut n, report, |k, tenant| {
+        Ok(match id_at(k, 8) {
+            Some(w) => webhooks.get(key(&[tenant, &w]).as_slice())?.is_some(),
             None => false,
-        };
-        if !exists {
-            report.problem(
-                false,
-                format!(
-                    "due webhooks: entry {} names no webhook",
-                    hex_head(k.value())
-                ),
-            );
-        }
-    }
+        })
+    })?;
     report.checked.push(("delivery index entries".into(), n));
     Ok(())
 }

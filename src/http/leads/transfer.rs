@@ -115,26 +115,29 @@ impl RowReader {
             return Err(vec!["a row must be a JSON object".into()]);
         };
         let mut errors = Vec::new();
-        if !row.contains_key("stage_slug")
-            && let Some(stage) = row.get("current_stage")
-        {
-            match reference(stage, "slug") {
-                Ok(Some(slug)) => {
-                    row.insert("stage_slug".into(), Value::String(slug));
-                }
-                Ok(None) => {}
-                Err(()) => errors.push("current_stage must be a stage or its slug".into()),
+        for (field, exported, member, wrong) in [
+            (
+                "stage_slug",
+                "current_stage",
+                "slug",
+                "current_stage must be a stage or its slug",
+            ),
+            (
+                "owner_id",
+                "owner",
+                "id",
+                "owner must be an owner or its id",
+            ),
+        ] {
+            if row.contains_key(field) {
+                continue;
             }
-        }
-        if !row.contains_key("owner_id")
-            && let Some(owner) = row.get("owner")
-        {
-            match reference(owner, "id") {
-                Ok(Some(id)) => {
-                    row.insert("owner_id".into(), Value::String(id));
+            match row.get(exported).map(|v| reference(v, member)) {
+                Some(Ok(Some(value))) => {
+                    row.insert(field.into(), Value::String(value));
                 }
-                Ok(None) => {}
-                Err(()) => errors.push("owner must be an owner or its id".into()),
+                Some(Err(())) => errors.push(wrong.into()),
+                Some(Ok(None)) | None => {}
             }
         }
         if let Some(Value::String(id)) = row.get_mut("owner_id")
