@@ -128,7 +128,7 @@ fn decode_records(txn: &ReadTransaction, report: &mut CheckReport) -> Result<(),
     })?;
     report.checked.push(("idempotency records".into(), n));
     let mut n = 0;
-    for entry in txn.open_table(super::stats::STATS_BY_MINUTE)?.iter()? {
+    for entry in txn.open_table(STATS_BY_MINUTE)?.iter()? {
         let (k, v) = entry?;
         n += 1;
         if let Err(e) = super::stats::check_row(k.value(), v.value()) {

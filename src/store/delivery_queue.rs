@@ -584,12 +584,13 @@ pub struct QueueGauges {
 }
 
 impl QueueGauges {
-    /// `earliest`: the earliest due time, in ms, if anything is due.
-    fn new(due: u64, held: u64, earliest: Option<i64>, now: Timestamp) -> QueueGauges {
+    /// `first`: when the earliest due delivery is due, if any is.
+    fn new(due: u64, held: u64, first: Option<Timestamp>, now: Timestamp) -> QueueGauges {
+        let age_ms = |at: Timestamp| (now.ms() - at.ms()).max(0) as f64;
         QueueGauges {
             due,
             held,
-            oldest_due_seconds: earliest.map_or(0.0, |at| ((now.ms() - at).max(0) as f64) / 1000.0),
+            oldest_due_seconds: first.map_or(0.0, |at| age_ms(at) / 1000.0),
         }
     }
 }
@@ -602,11 +603,7 @@ impl super::Store {
         self.read(|txn| {
             let due = txn.open_table(DELIVERIES_DUE)?.len()?;
             let held = txn.open_table(DELIVERIES_HELD)?.len()?;
-            let earliest = txn
-                .open_table(WEBHOOKS_DUE)?
-                .first()?
-                .and_then(|(k, _)| i64_from_key(k.value()));
-            Ok(QueueGauges::new(due, held, earliest, now))
+            Ok(QueueGauges::new(due, held, first_due(txn)?, now))
         })
     }
 
@@ -616,25 +613,15 @@ impl super::Store {
         let now = self.now();
         self.read(|txn| {
             let (due_table, held_table) = (txn.table(DELIVERIES_DUE)?, txn.table(DELIVERIES_HELD)?);
-            let (mut due, mut held, mut earliest) = (0, 0, None::<i64>);
+            let (mut due, mut held, mut first) = (0, 0, None::<Timestamp>);
             for webhook in super::webhooks::tenant_webhooks(txn, tenant)? {
-                let prefix = webhook.id.bytes();
-                for (i, entry) in prefixed(&due_table, &prefix)?.enumerate() {
-                    let (k, _) = entry?;
-                    if i == 0 {
-                        let at = DueKey::decode(k.value())
-                            .ok_or_else(|| {
-                                StoreError::Corrupt("a due key of the wrong size".into())
-                            })?
-                            .at
-                            .ms();
-                        earliest = Some(earliest.map_or(at, |e| e.min(at)));
-                    }
-                    due += 1;
+                due += count_under(&due_table, &webhook.id.bytes())? as u64;
+                held += count_under(&held_table, &webhook.id.bytes())? as u64;
+                if let Some(at) = earliest(&due_table, webhook.id)? {
+                    first = Some(first.map_or(at, |f| f.min(at)));
                 }
-                held += prefixed(&held_table, &prefix)?.count() as u64;
             }
-            Ok(QueueGauges::new(due, held, earliest, now))
+            Ok(QueueGauges::new(due, held, first, now))
         })
     }
 }

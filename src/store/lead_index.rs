@@ -422,7 +422,7 @@ fn term_key(tenant: &[u8; 16], chunk: u32, term: &[u8]) -> Vec<u8> {
     key(&[tenant, &chunk.to_be_bytes(), term])
 }
 
-fn ordinal_key(tenant: TenantId, ordinal: u32) -> Vec<u8> {
+pub(crate) fn ordinal_key(tenant: TenantId, ordinal: u32) -> Vec<u8> {
     key(&[&tenant.bytes(), &ordinal.to_be_bytes()])
 }
 

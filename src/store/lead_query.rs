@@ -17,7 +17,9 @@ use redb::ReadTransaction;
 
 use super::catalog::{Catalog, load_catalog};
 use super::codec::decode;
-use super::lead_index::{Column, ROW_COST, Row, Set, TenantIndex, Term, field_of, term};
+use super::lead_index::{
+    Column, ROW_COST, Row, Set, TenantIndex, Term, field_of, ordinal_key, term,
+};
 use super::lead_record::{LeadView, lead_key};
 use super::tables::*;
 use super::{Store, StoreError};
@@ -404,11 +406,11 @@ fn page(
         _ => tenant_size,
     };
     let walk_estimate = wanted.saturating_mul(walked.max(matching.total)) / matching.total;
-    if matching.total.saturating_mul(ix.row_cost(set)) < walk_estimate {
+    let fetch_cost = matching.total.saturating_mul(ix.row_cost(set));
+    if fetch_cost < walk_estimate {
         return fetch(ix, query, set);
     }
     // Never walk much further than reading the members' rows would cost.
-    let fetch_cost = matching.total.saturating_mul(ix.row_cost(set));
     let budget = walk_estimate
         .saturating_mul(4)
         .max(WALK_BUDGET.min(fetch_cost));
@@ -465,7 +467,11 @@ fn walk(
         SortDir::Asc => Box::new(range),
         SortDir::Desc => Box::new(range.rev()),
     };
-    let rows = txn.open_table(LEAD_ROWS)?;
+    // The rows are read only to check `updated_since`.
+    let rows = match matching.check_updated {
+        Some(since) => Some((since, txn.open_table(LEAD_ROWS)?)),
+        None => None,
+    };
     let (mut skip, take) = (query.offset, query.limit + 1);
     let mut ids = Vec::with_capacity(take);
     let mut read = 0u64;
@@ -479,9 +485,9 @@ fn walk(
         if matching.set.as_ref().is_some_and(|s| !s.contains(ordinal)) {
             continue;
         }
-        if let Some(since) = matching.check_updated {
+        if let Some((since, rows)) = &rows {
             let row = rows
-                .get(key(&[&tenant.bytes(), &ordinal.to_be_bytes()]).as_slice())?
+                .get(ordinal_key(tenant, ordinal).as_slice())?
                 .map(|v| Row::decode(v.value()))
                 .transpose()?;
             if row.is_none_or(|r| r.updated_at < since.ms()) {

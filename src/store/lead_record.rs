@@ -205,8 +205,6 @@ pub(crate) struct LeadTables<'txn> {
     by_owner: Table<'txn, &'static [u8], ()>,
     counts: Table<'txn, &'static [u8], u64>,
     index: IndexTables<'txn>,
-    /// The ordinal the next new lead takes instead of the counter's (rebuilds only).
-    numbered: Option<u32>,
 }
 
 impl<'txn> LeadTables<'txn> {
@@ -221,7 +219,6 @@ impl<'txn> LeadTables<'txn> {
             by_owner: txn.open_table(LEADS_BY_OWNER)?,
             counts: txn.open_table(LEAD_COUNTS)?,
             index: IndexTables::open(txn)?,
-            numbered: None,
         })
     }
 
@@ -335,22 +332,24 @@ impl<'txn> LeadTables<'txn> {
         Ok(())
     }
 
-    /// Writes a lead that is new to these tables under `ordinal` (a rebuild keeping the
-    /// file's numbers), else under the next one.
-    fn put_numbered(&mut self, lead: &Lead, ordinal: Option<u32>) -> Result<(), StoreError> {
-        self.numbered = ordinal;
-        let done = self.put(None, lead);
-        self.numbered = None;
-        done
-    }
-
     /// Writes `lead`, keeping every index in step with what `old` had.
     pub(crate) fn put(&mut self, old: Option<&Lead>, lead: &Lead) -> Result<(), StoreError> {
+        self.put_as(old, lead, None)
+    }
+
+    /// [`LeadTables::put`]; a lead new to these tables takes `numbered` (a rebuild keeping
+    /// the file's numbers), else the next ordinal.
+    fn put_as(
+        &mut self,
+        old: Option<&Lead>,
+        lead: &Lead,
+        numbered: Option<u32>,
+    ) -> Result<(), StoreError> {
         let tenant = lead.tenant_id;
         let id = lead.id.bytes();
         let old_phone = old.and_then(Lead::phone_last10);
         let new_phone = lead.phone_last10();
-        let ordinal = match (old, self.numbered) {
+        let ordinal = match (old, numbered) {
             (Some(old), _) => self.ordinal(old)?,
             (None, Some(ordinal)) => {
                 self.index.claim(lead, ordinal)?;
@@ -524,7 +523,7 @@ fn rebuild(
                         None => tables.get(tenant, id)?,
                     };
                     if let Some(lead) = lead {
-                        tables.put_numbered(&lead, *ordinal)?;
+                        tables.put_as(None, &lead, *ordinal)?;
                         done += 1;
                     }
                 }

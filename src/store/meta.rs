@@ -8,7 +8,6 @@ use super::codec::{decode, encode};
 use super::delivery_queue::{Delivery, hold_open, load_delivery, reschedule};
 use super::lead_record::ref_key;
 use super::outbox::{Event, index_by_lead, next_seq};
-use super::stats::STATS_BY_MINUTE;
 use super::tables::*;
 use super::{SCHEMA_VERSION, Store, StoreError};
 use crate::domain::ids::{DeliveryId, EventId};
@@ -85,18 +84,22 @@ pub(super) fn prepare(db: &Database) -> Result<(), PrepareError> {
     ] {
         txn.open_table(table).map_err(StoreError::from)?;
     }
-    for table in [LEAD_COUNTS, EVENT_LOG_PRUNED] {
+    for table in [LEAD_COUNTS, EVENT_LOG_PRUNED, LEAD_UPDATED_COUNTS] {
         txn.open_table(table).map_err(StoreError::from)?;
     }
     for table in [LEADS_BY_UPDATED, LEADS_BY_CREATED, LEADS_BY_FIELD_UPDATED] {
         txn.open_table(table).map_err(StoreError::from)?;
     }
-    txn.open_table(LEAD_UPDATED_COUNTS)
-        .map_err(StoreError::from)?;
-    for table in [LEAD_ORDINALS, LEAD_ROWS, LEAD_TEXT, LEAD_TERMS] {
+    // Schema 8's step is only its table, made here as on a new file.
+    for table in [
+        LEAD_ORDINALS,
+        LEAD_ROWS,
+        LEAD_TEXT,
+        LEAD_TERMS,
+        STATS_BY_MINUTE,
+    ] {
         txn.open_table(table).map_err(StoreError::from)?;
     }
-    txn.open_table(STATS_BY_MINUTE).map_err(StoreError::from)?;
     txn.commit().map_err(StoreError::from)?;
     Ok(())
 }
@@ -122,11 +125,8 @@ fn migrate(txn: &WriteTransaction, found: u64) -> Result<(), StoreError> {
     if found < 7 {
         index_lead_ordinals(txn)?;
     }
-    if found < 8 {
-        // 7 → 8: the per-minute stats of the admin page, counted from the upgrade on (not
-        // rebuilt from the leads', events' and attempts' own times).
-        txn.open_table(STATS_BY_MINUTE)?;
-    }
+    // 7 → 8 adds the per-minute stats (`stats_by_minute`), which `prepare` creates on every
+    // open; they count from the upgrade on, not rebuilt from the records' own times.
     Ok(())
 }
 

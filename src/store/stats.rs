@@ -10,17 +10,12 @@
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 
-use redb::{ReadableTable, TableDefinition, WriteTransaction};
+use redb::{ReadableTable, WriteTransaction};
 
-use super::tables::{Txn, i64_from_key, i64_key};
+use super::tables::{STATS_BY_MINUTE, Txn, i64_from_key, i64_key};
 use super::{Store, StoreError};
 use crate::domain::ids::TenantId;
 use crate::domain::time::Timestamp;
-
-/// (tenant, minute since the epoch, big-endian) → [`Counts`]; the nil tenant holds the
-/// server's sums.
-pub(crate) const STATS_BY_MINUTE: TableDefinition<&[u8], &[u8]> =
-    TableDefinition::new("stats_by_minute");
 
 /// How long the counts are kept: the page asks for a day at most.
 pub const KEPT_MINUTES: i64 = 2 * 24 * 60;

@@ -64,6 +64,9 @@ pub const LEAD_UPDATED_COUNTS: TableDefinition<&[u8], u64> =
     TableDefinition::new("lead_updated_counts");
 /// (tenant_id, ordinal >> 12, term) -> the chunk's members under the term.
 pub const LEAD_TERMS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("lead_terms");
+/// (tenant_id, minute since the epoch, sign-flipped big-endian) -> the minute's counts
+/// (`stats::Counts`): the admin page's charts; the nil tenant holds the server's sums.
+pub const STATS_BY_MINUTE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("stats_by_minute");
 /// (tenant_id, stage_id, lead_id) -> (): the leads at each stage.
 pub const LEADS_BY_STAGE: TableDefinition<&[u8], ()> = TableDefinition::new("leads_by_stage");
 /// (tenant_id, owner_id, lead_id) -> (): the leads assigned to each owner.

@@ -270,11 +270,23 @@ fn run_and_roll_back(db: &Database, job: Job) -> Result<(), StoreError> {
         }
     };
     let ran = (job.run)(&txn);
-    super::lead_index::discard();
-    super::stats::discard();
+    discard_notes();
     let verdict = txn.abort().map_err(StoreError::from);
     (ran.finish)(verdict.clone());
     verdict
+}
+
+/// Writes what the batch's jobs noted on this thread to write once for all of them: the lead
+/// index's set changes and the per-minute counts.
+fn flush_notes(txn: &WriteTransaction) -> Result<(), StoreError> {
+    super::lead_index::flush(txn)?;
+    super::stats::flush(txn)
+}
+
+/// Forgets those notes: their batch does not commit (or has written them).
+fn discard_notes() {
+    super::lead_index::discard();
+    super::stats::discard();
 }
 
 /// Runs the jobs in one transaction and commits it unless one of them poisoned it; returns the
@@ -301,14 +313,12 @@ fn commit_batch(db: &Database, jobs: Vec<Job>, telemetry: &Telemetry) -> Result<
         }
         finishes.push(ran.finish);
     }
-    // The lead index changes the jobs noted are written once for the whole batch.
     if poison.is_none()
-        && let Err(e) = super::lead_index::flush(&txn).and_then(|()| super::stats::flush(&txn))
+        && let Err(e) = flush_notes(&txn)
     {
         poison = Some(e);
     }
-    super::lead_index::discard();
-    super::stats::discard();
+    discard_notes();
     let verdict = match poison {
         Some(e) => {
             let _ = txn.abort();
