@@ -1,14 +1,13 @@
 //! `leadbase export` (spec §14), offline: a tenant's leads to stdout or a new file. It is the
 //! route's own rendering, so it gives the same bytes.
 
-use std::fs::File;
 use std::io::{self, BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use clap::{Args, ValueEnum};
 
-use super::{CliError, failed, offline, require_tenant, tenant_arg};
+use super::{CliError, failed, offline, require_tenant, tenant_arg, write_new_file};
 use crate::config::Config;
 use crate::domain::ids::TenantId;
 use crate::http::leads::transfer::{Format, Rendering, export_query};
@@ -145,35 +144,4 @@ fn write_export(
     };
     written.map_err(|e| failed(format!("cannot write the export: {e}")))?;
     Ok(leads)
-}
-
-/// Writes `path` as a new file, mode 0600, through `FILE.part`: a failed export leaves no file.
-fn write_new_file<T>(
-    path: &Path,
-    write: impl FnOnce(&mut BufWriter<File>) -> Result<T, CliError>,
-) -> Result<T, CliError> {
-    let mut part = path.as_os_str().to_os_string();
-    part.push(".part");
-    let part = PathBuf::from(part);
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let file = options
-        .open(&part)
-        .map_err(|e| failed(format!("cannot create {}: {e}", part.display())))?;
-    let mut out = BufWriter::with_capacity(CHUNK, file);
-    let written = write(&mut out).and_then(|value| {
-        let file = out
-            .into_inner()
-            .map_err(|e| failed(format!("cannot write {}: {}", part.display(), e.error())))?;
-        // A link, not a rename: it fails on a file that appeared at `path` meanwhile rather
-        // than replacing it.
-        file.sync_all()
-            .and_then(|()| std::fs::hard_link(&part, path))
-            .map_err(|e| failed(format!("cannot write {}: {e}", path.display())))?;
-        Ok(value)
-    });
-    let _ = std::fs::remove_file(&part);
-    written
 }

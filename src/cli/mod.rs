@@ -6,6 +6,8 @@ mod export;
 mod import;
 mod progress;
 
+use std::fs::File;
+use std::io::BufWriter;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 
@@ -20,8 +22,8 @@ use crate::domain::time::Clock;
 use crate::domain::token::Pat;
 use crate::dto::{KeyDto, TenantDto};
 use crate::server::{self, Options};
-use crate::store::Store;
 use crate::store::api_keys::NewKey;
+use crate::store::{OpenError, Store};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -255,14 +257,17 @@ fn backup(config: &Config, to: &Path, token: Option<String>) -> Result<(), CliEr
             to.display()
         )));
     }
-    let held = matches!(
-        redb::Database::open(&config.storage.path),
-        Err(redb::DatabaseError::DatabaseAlreadyOpen)
-    );
     let started = std::time::Instant::now();
-    if !held {
-        return offline(config, |store| {
-            let summary = store.backup_to(to).map_err(failed)?;
+    // Opened once: a file a server holds answers `Locked`, and then the server makes the copy.
+    match Store::open_with(
+        &config.storage.path,
+        Clock::default(),
+        config.storage.cache_mb,
+    ) {
+        Ok(store) => {
+            let summary = store.backup_to(to).map_err(failed);
+            store.shutdown();
+            let summary = summary?;
             print(json!({
                 "backup": to.display().to_string(),
                 "through": "the data file (no server held it)",
@@ -270,8 +275,10 @@ fn backup(config: &Config, to: &Path, token: Option<String>) -> Result<(), CliEr
                 "entries": summary.entries,
                 "seconds": started.elapsed().as_secs_f64(),
             }));
-            Ok(())
-        });
+            return Ok(());
+        }
+        Err(OpenError::Locked(_)) => {}
+        Err(e) => return Err(failed(e)),
     }
     let token = match token.or_else(|| config.admin.token.clone()) {
         Some(token) => token,
@@ -316,42 +323,23 @@ fn backup(config: &Config, to: &Path, token: Option<String>) -> Result<(), CliEr
         .headers()
         .get("content-length")
         .and_then(|v| v.to_str().ok()?.parse().ok());
-    let mut part = to.as_os_str().to_os_string();
-    part.push(".part");
-    let part = PathBuf::from(part);
-    let written = (|| -> std::io::Result<u64> {
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut file = options.open(&part)?;
-        let n = std::io::copy(&mut response.body_mut().as_reader(), &mut file)?;
-        file.sync_all()?;
-        Ok(n)
-    })();
-    match written {
-        Ok(n) if expected.is_none_or(|e| e == n) => {
-            std::fs::rename(&part, to).map_err(failed)?;
-            print(json!({
-                "backup": to.display().to_string(),
-                "through": url,
-                "bytes": n,
-                "seconds": started.elapsed().as_secs_f64(),
-            }));
-            Ok(())
+    let n = write_new_file(to, |out| {
+        let n = std::io::copy(&mut response.body_mut().as_reader(), out)
+            .map_err(|e| failed(format!("cannot write {}: {e}", to.display())))?;
+        match expected {
+            Some(e) if e != n => Err(failed(format!(
+                "the backup stream ended after {n} of {e} bytes; nothing was kept"
+            ))),
+            _ => Ok(n),
         }
-        Ok(n) => {
-            let _ = std::fs::remove_file(&part);
-            Err(failed(format!(
-                "the backup stream ended after {n} of {} bytes; nothing was kept",
-                expected.unwrap_or_default()
-            )))
-        }
-        Err(e) => {
-            let _ = std::fs::remove_file(&part);
-            Err(failed(format!("cannot write {}: {e}", to.display())))
-        }
-    }
+    })?;
+    print(json!({
+        "backup": to.display().to_string(),
+        "through": url,
+        "bytes": n,
+        "seconds": started.elapsed().as_secs_f64(),
+    }));
+    Ok(())
 }
 
 /// `leadbase check [--repair]`: prints what it read and every problem; fails unless the file
@@ -509,4 +497,36 @@ fn key(store: &Store, cmd: KeyCommand) -> Result<(), CliError> {
         }
     }
     Ok(())
+}
+
+/// Writes `path` as a new file, mode 0600 (an export or a backup holds personal data), through
+/// `FILE.part`: a failed write leaves no file, and none that appeared meanwhile is replaced.
+pub(super) fn write_new_file<T>(
+    path: &Path,
+    write: impl FnOnce(&mut BufWriter<File>) -> Result<T, CliError>,
+) -> Result<T, CliError> {
+    let mut part = path.as_os_str().to_os_string();
+    part.push(".part");
+    let part = PathBuf::from(part);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let file = options
+        .open(&part)
+        .map_err(|e| failed(format!("cannot create {}: {e}", part.display())))?;
+    let mut out = BufWriter::with_capacity(64 * 1024, file);
+    let written = write(&mut out).and_then(|value| {
+        let file = out
+            .into_inner()
+            .map_err(|e| failed(format!("cannot write {}: {}", part.display(), e.error())))?;
+        // A link, not a rename: it fails on a file that appeared at `path` meanwhile rather
+        // than replacing it.
+        file.sync_all()
+            .and_then(|()| std::fs::hard_link(&part, path))
+            .map_err(|e| failed(format!("cannot write {}: {e}", path.display())))?;
+        Ok(value)
+    });
+    let _ = std::fs::remove_file(&part);
+    written
 }

@@ -6,10 +6,8 @@ use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::admin::existing_tenant;
 use super::{blocking, non_blank};
-use crate::domain::ids::TenantId;
-use crate::http::auth::Admin;
+use crate::http::auth::{Admin, named_tenant};
 use crate::http::error::ApiError;
 use crate::http::state::AppState;
 
@@ -52,11 +50,7 @@ async fn stats(
     let minutes = minutes(params.minutes.as_deref())?;
     let tenant = match params.tenant_id.as_deref() {
         None => None,
-        Some(raw) => {
-            let id = TenantId::parse(raw)
-                .ok_or_else(|| ApiError::not_found(format!("tenant {raw} not found")))?;
-            Some(existing_tenant(&state, id).await?)
-        }
+        Some(raw) => Some(named_tenant(&state, raw).await?),
     };
     let (series, queue) = blocking(&state, move |s| {
         let series = s.stats(tenant, minutes)?;

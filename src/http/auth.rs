@@ -219,9 +219,14 @@ impl<A: Access + 'static> FromRequest for Caller<A> {
 /// 404 when it is not one.
 async fn operator(req: &HttpRequest, raw: &str) -> Result<TenantId, ApiError> {
     check_admin(req)?;
+    named_tenant(&*state(req)?, raw).await
+}
+
+/// The tenant whose id `raw` is (from a path or a query), or 404 naming `raw`.
+pub async fn named_tenant(state: &AppState, raw: &str) -> Result<TenantId, ApiError> {
     let not_found = || ApiError::not_found(format!("tenant {raw} not found"));
     let id = TenantId::parse(raw).ok_or_else(not_found)?;
-    let store = state(req)?.store.clone();
+    let store = state.store.clone();
     match web::block(move || store.get_tenant(id)).await?? {
         Some(_) => Ok(id),
         None => Err(not_found()),

@@ -28,22 +28,28 @@ async fn healthz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     })))
 }
 
-async fn metrics(_: Admin, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+async fn metrics(_: Admin, state: web::Data<AppState>) -> HttpResponse {
     let tracked = state.limits.tracked() as f64;
     let mut text = state.metrics.render(&[(
         "leadbase_ratelimit_tracked_entries",
         "Keys and client addresses holding rate-limit state.",
         tracked,
     )]);
-    // A store that cannot be read leaves the queue out, not the whole page.
-    let queue = blocking(&state, |s| s.queue_gauges()).await.ok();
-    let file_bytes = std::fs::metadata(state.store.path()).map_or(0, |m| m.len());
+    // A store that cannot be read leaves the queue out, not the whole page. Both reads are
+    // I/O: on a blocking thread, not the worker's.
+    let store = state.store.clone();
+    let (queue, file_bytes) = web::block(move || {
+        let bytes = std::fs::metadata(store.path()).map_or(0, |m| m.len());
+        (store.queue_gauges().ok(), bytes)
+    })
+    .await
+    .unwrap_or((None, 0));
     text.push_str(&crate::http::metrics::render_store(
         state.store.telemetry(),
         queue.as_ref(),
         file_bytes,
     ));
-    Ok(HttpResponse::Ok()
+    HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
-        .body(text))
+        .body(text)
 }

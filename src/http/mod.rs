@@ -68,17 +68,27 @@ fn public_and_mirror(
         .service(build(web::resource(mirror_of(public))));
 }
 
-/// `/api/agents/crm/leads/{id}` → `/admin/api/tenants/{as_tenant}/leads/{id}`; the webhook
-/// routes lose their `lead-` there, as the admin API named them from the start.
+/// Where the public routes are, and where the operator's mirror of them is (under a tenant).
+const PUBLIC: &str = "/api/agents/crm/";
+const MIRROR: &str = "/admin/api/tenants/";
+/// The one name that differs: the public `lead-webhooks` are the mirror's `webhooks`, as the
+/// admin API named them from the start.
+const RENAMED: (&str, &str) = ("lead-webhooks", "webhooks");
+
+/// `rest` with its leading `from` read as `to`.
+fn renamed(rest: &str, (from, to): (&str, &str)) -> String {
+    match rest.strip_prefix(from) {
+        Some(tail) => format!("{to}{tail}"),
+        None => rest.to_string(),
+    }
+}
+
+/// `/api/agents/crm/leads/{id}` → `/admin/api/tenants/{as_tenant}/leads/{id}`.
 fn mirror_of(public: &str) -> String {
     let rest = public
-        .strip_prefix("/api/agents/crm/")
+        .strip_prefix(PUBLIC)
         .unwrap_or_else(|| panic!("{public} is not a public API route"));
-    let rest = match rest.strip_prefix("lead-webhooks") {
-        Some(tail) => format!("webhooks{tail}"),
-        None => rest.to_string(),
-    };
-    format!("/admin/api/tenants/{{{}}}/{rest}", auth::AS_TENANT)
+    format!("{MIRROR}{{{}}}/{}", auth::AS_TENANT, renamed(rest, RENAMED))
 }
 
 /// The public path of a request: its own, or on the operator's mirror the public route's
@@ -89,13 +99,13 @@ pub(crate) fn public_path(req: &HttpRequest) -> std::borrow::Cow<'_, str> {
     let Some(tenant) = req.match_info().get(auth::AS_TENANT) else {
         return path.into();
     };
-    let prefix = format!("/admin/api/tenants/{tenant}/");
-    let Some(rest) = path.strip_prefix(prefix.as_str()) else {
-        return path.into();
-    };
-    match rest.strip_prefix("webhooks") {
-        Some(tail) => format!("/api/agents/crm/lead-webhooks{tail}").into(),
-        None => format!("/api/agents/crm/{rest}").into(),
+    let rest = path
+        .strip_prefix(MIRROR)
+        .and_then(|p| p.strip_prefix(tenant))
+        .and_then(|p| p.strip_prefix('/'));
+    match rest {
+        Some(rest) => format!("{PUBLIC}{}", renamed(rest, (RENAMED.1, RENAMED.0))).into(),
+        None => path.into(),
     }
 }
 

@@ -3,7 +3,6 @@
 
 use std::path::Path;
 use std::process::Output;
-use std::time::Duration;
 
 use redb::{ReadableTable, TableDefinition};
 use serde_json::json;
@@ -27,14 +26,6 @@ fn check(data: &Path, repair: bool) -> (bool, String) {
         String::from_utf8_lossy(&stderr)
     );
     (status.success(), text)
-}
-
-fn stop(mut server: Served) {
-    server.sigterm();
-    let exit = eventually("the server stops", Duration::from_secs(20), || {
-        server.try_wait().ok_or_else(|| "still running".to_string())
-    });
-    assert!(exit.success(), "{exit:?}");
 }
 
 #[test]
@@ -63,7 +54,7 @@ fn check_finds_a_removed_index_entry_and_repair_rebuilds_it() {
         .client
         .patch_lead(&key, &first, &json!({ "status": "won" }))
         .expect(200);
-    stop(server);
+    server.stop();
 
     let (clean, out) = check(&data, false);
     assert!(clean, "a file the server wrote is clean:\n{out}");
@@ -138,7 +129,7 @@ fn check_finds_a_removed_index_entry_and_repair_rebuilds_it() {
     assert_eq!(won["leads"][0]["id"], first.as_str());
     let total = server.client.list_leads(&key, "").expect(200)["total"].clone();
     assert_eq!(total, 30);
-    stop(server);
+    server.stop();
 }
 
 #[test]
@@ -149,5 +140,5 @@ fn check_refuses_a_file_a_server_holds() {
     let (clean, out) = check(&data, false);
     assert!(!clean);
     assert!(out.contains("held by a running server"), "{out}");
-    stop(server);
+    server.stop();
 }

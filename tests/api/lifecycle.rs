@@ -182,24 +182,13 @@ fn sigterm_the_moment_the_banner_appears_is_a_graceful_stop() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("leadbase.redb");
     for _ in 0..5 {
-        let mut server = serve(&data, &[]);
-        server.sigterm();
-        let exit = eventually("the server stops", Duration::from_secs(20), || {
-            server.try_wait().ok_or_else(|| "still running".to_string())
-        });
-        assert!(exit.success(), "serve: {exit:?}");
+        serve(&data, &[]).stop();
     }
     for _ in 0..5 {
-        let mut receiver = receive(
+        receive(
             "mega_whsec_00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff",
             "127.0.0.1:0",
-        );
-        receiver.sigterm();
-        let exit = eventually("the receiver stops", Duration::from_secs(20), || {
-            receiver
-                .try_wait()
-                .ok_or_else(|| "still running".to_string())
-        });
-        assert!(exit.success(), "receive: {exit:?}");
+        )
+        .stop();
     }
 }

@@ -10,29 +10,22 @@
 use std::collections::HashMap;
 use std::path::Path;
 use std::process::Output;
-use std::time::Duration;
 
 use serde_json::{Value, json};
 
 use crate::helpers::*;
 
-const RELAXED: [&str; 4] = [
-    "limits.per_minute=1000000",
-    "limits.per_hour=1000000",
-    "limits.bulk_per_minute=1000000",
-    "admin.token=test-admin-token-0123456789abcdef",
-];
-
 fn server(data: &Path) -> Served {
-    serve(data, &RELAXED)
-}
-
-fn stop(mut server: Served) {
-    server.sigterm();
-    let exit = eventually("the server stops", Duration::from_secs(20), || {
-        server.try_wait().ok_or_else(|| "still running".to_string())
-    });
-    assert!(exit.success(), "{exit:?}");
+    let admin = format!("admin.token={ADMIN_TOKEN}");
+    serve(
+        data,
+        &[
+            "limits.per_minute=1000000",
+            "limits.per_hour=1000000",
+            "limits.bulk_per_minute=1000000",
+            &admin,
+        ],
+    )
 }
 
 fn run(data: &Path, args: &[&str]) -> Output {
@@ -221,7 +214,7 @@ fn an_export_read_into_a_fresh_file_gives_the_same_leads_as_jsonl_and_as_csv() {
         res.text
     };
     let (route_jsonl, route_csv) = (by_route("jsonl"), by_route("csv"));
-    stop(source);
+    source.stop();
 
     // The command writes the route's bytes.
     let jsonl = export(&data, &key.tenant, &[]);
@@ -247,7 +240,7 @@ fn an_export_read_into_a_fresh_file_gives_the_same_leads_as_jsonl_and_as_csv() {
             (tenant.clone(), map)
         })
         .collect();
-    stop(target);
+    target.stop();
 
     for ((tenant, map), (file, text)) in mapped
         .iter()
@@ -498,7 +491,7 @@ fn what_cannot_be_imported_is_refused_and_nothing_written() {
         1,
         "in use by another process",
     );
-    stop(held);
+    held.stop();
 }
 
 /// A tenant with a few leads of awkward values, on a server that is then stopped.
@@ -527,7 +520,7 @@ fn tenant_with_leads(data: &Path) -> (Key, String, String) {
         res.text
     };
     let (jsonl, csv) = (by_route("?search=example.com"), by_route("?format=csv"));
-    stop(source);
+    source.stop();
     (key, jsonl, csv)
 }
 
@@ -609,5 +602,5 @@ fn what_cannot_be_exported_is_refused() {
         1,
         "in use by another process",
     );
-    stop(held);
+    held.stop();
 }

@@ -76,6 +76,11 @@ impl Served {
         sigterm(&self.child);
     }
 
+    /// A graceful stop: SIGTERM, and a clean exit within 20 s.
+    pub fn stop(mut self) {
+        stop(&mut self.child, "the server");
+    }
+
     /// Waits for it to exit.
     pub fn wait(&mut self) -> ExitStatus {
         self.child.wait().expect("waits")
@@ -92,6 +97,18 @@ impl Drop for Served {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// SIGTERM, then waits (up to 20 s) for `child` to exit, and asserts that it exited cleanly.
+fn stop(child: &mut Child, what: &str) {
+    sigterm(child);
+    let exit = super::eventually(&format!("{what} stops"), Duration::from_secs(20), || {
+        child
+            .try_wait()
+            .expect("try_wait")
+            .ok_or_else(|| "still running".to_string())
+    });
+    assert!(exit.success(), "{what}: {exit:?}");
 }
 
 fn sigterm(child: &Child) {
@@ -160,14 +177,9 @@ impl ReceiveProcess {
         req.raw(body).send()
     }
 
-    /// Sends SIGTERM (a graceful stop); does not wait.
-    pub fn sigterm(&self) {
-        sigterm(&self.child);
-    }
-
-    /// Its exit status if it has exited.
-    pub fn try_wait(&mut self) -> Option<ExitStatus> {
-        self.child.try_wait().expect("try_wait")
+    /// A graceful stop: SIGTERM, and a clean exit within 20 s.
+    pub fn stop(mut self) {
+        stop(&mut self.child, "the receiver");
     }
 }
 
