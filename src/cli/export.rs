@@ -10,9 +10,9 @@ use clap::{Args, ValueEnum};
 use super::{CliError, failed, offline, require_tenant, tenant_arg, write_new_file};
 use crate::config::Config;
 use crate::domain::ids::TenantId;
-use crate::http::leads::transfer::{Format, Rendering, export_query};
+use crate::http::leads::transfer::{Format, export_query, render_export};
 use crate::store::Store;
-use crate::store::lead_query::{Exported, LeadQuery};
+use crate::store::lead_query::LeadQuery;
 
 /// Output is written in pieces of about this size.
 const CHUNK: usize = 64 * 1024;
@@ -122,25 +122,16 @@ fn write_export(
     format: Format,
     out: &mut impl Write,
 ) -> Result<u64, CliError> {
-    let mut rendering = Rendering::new(format);
-    let mut buf = String::with_capacity(CHUNK + 4096);
-    let mut leads = 0;
     let mut failure = None;
-    store
-        .export_leads(tenant, query, |item| {
-            leads += u64::from(matches!(item, Exported::Lead(_)));
-            rendering.push(&mut buf, item);
-            if buf.len() < CHUNK {
-                return true;
-            }
-            let written = out.write_all(buf.as_bytes());
-            buf.clear();
-            written.map_err(|e| failure = Some(e)).is_ok()
-        })
-        .map_err(failed)?;
+    let leads = render_export(store, tenant, query, format, |buf| {
+        let written = out.write_all(buf.as_bytes());
+        buf.clear();
+        written.map_err(|e| failure = Some(e)).is_ok()
+    })
+    .map_err(failed)?;
     let written = match failure {
         Some(e) => Err(e),
-        None => out.write_all(buf.as_bytes()).and_then(|()| out.flush()),
+        None => out.flush(),
     };
     written.map_err(|e| failed(format!("cannot write the export: {e}")))?;
     Ok(leads)

@@ -11,13 +11,15 @@ use tokio::sync::mpsc;
 
 use super::dto::LeadDto;
 use super::pull::ListParams;
+use crate::domain::ids::TenantId;
 use crate::http::auth::{Caller, LeadsRead};
 use crate::http::error::ApiError;
 use crate::http::non_blank;
 use crate::http::state::AppState;
 use crate::http::stream::Chunks;
-use crate::store::lead_query::Exported;
+use crate::store::lead_query::{Exported, LeadQuery};
 use crate::store::lead_record::LeadView;
+use crate::store::{Store, StoreError};
 
 /// A chunk is sent once it holds this much.
 const CHUNK: usize = 64 * 1024;
@@ -59,14 +61,14 @@ impl Format {
 
 /// Writes an export's items as text: the one rendering the route streams and `leadbase export`
 /// writes, so the two give the same bytes.
-pub(crate) struct Rendering {
+struct Rendering {
     format: Format,
     /// The tenant's custom-field slugs, heard first: the CSV's `cf_` columns.
     fields: Vec<String>,
 }
 
 impl Rendering {
-    pub(crate) fn new(format: Format) -> Rendering {
+    fn new(format: Format) -> Rendering {
         Rendering {
             format,
             fields: Vec::new(),
@@ -74,7 +76,7 @@ impl Rendering {
     }
 
     /// Appends one item: the CSV header for the field slugs, a line or a row for a lead.
-    pub(crate) fn push(&mut self, out: &mut String, item: Exported<'_>) {
+    fn push(&mut self, out: &mut String, item: Exported<'_>) {
         match item {
             Exported::Fields(slugs) => {
                 self.fields = slugs.to_vec();
@@ -194,6 +196,31 @@ fn lead_row(out: &mut String, view: &LeadView, fields: &[String]) {
     csv_row(out, cells);
 }
 
+/// Renders the tenant's leads that `query` selects in `format`, in pieces of about [`CHUNK`]
+/// bytes, each handed to `emit`, which empties it (and answers false to stop); returns how
+/// many leads were rendered. The route streams the pieces, `leadbase export` writes them.
+pub(crate) fn render_export(
+    store: &Store,
+    tenant: TenantId,
+    query: &LeadQuery,
+    format: Format,
+    mut emit: impl FnMut(&mut String) -> bool,
+) -> Result<u64, StoreError> {
+    let mut rendering = Rendering::new(format);
+    let mut buf = String::with_capacity(CHUNK + 4096);
+    let (mut leads, mut going) = (0, true);
+    store.export_leads(tenant, query, |item| {
+        leads += u64::from(matches!(item, Exported::Lead(_)));
+        rendering.push(&mut buf, item);
+        going = buf.len() < CHUNK || emit(&mut buf);
+        going
+    })?;
+    if going && !buf.is_empty() {
+        emit(&mut buf);
+    }
+    Ok(leads)
+}
+
 pub(super) async fn export(
     caller: Caller<LeadsRead>,
     state: web::Data<AppState>,
@@ -211,24 +238,15 @@ pub(super) async fn export(
     // The walk runs on the blocking pool; the response goes out as it renders.
     actix_web::rt::spawn(async move {
         let walked = web::block(move || {
-            let mut buf = String::with_capacity(CHUNK + 4096);
-            let mut rendering = Rendering::new(format);
-            let send =
-                |buf: &mut String| tx.blocking_send(Bytes::from(std::mem::take(buf))).is_ok();
-            let result = store.export_leads(tenant, &query, |item| {
-                rendering.push(&mut buf, item);
-                buf.len() < CHUNK || send(&mut buf)
-            });
-            if !buf.is_empty() {
-                send(&mut buf);
-            }
-            result
+            render_export(&store, tenant, &query, format, |buf| {
+                tx.blocking_send(Bytes::from(std::mem::take(buf))).is_ok()
+            })
         })
         .await;
         match walked {
             Ok(Err(e)) => tracing::error!(error = %e, "export stopped: the output is cut short"),
             Err(e) => tracing::error!(error = %e, "export stopped: the output is cut short"),
-            Ok(Ok(())) => {}
+            Ok(Ok(_)) => {}
         }
     });
     let (content_type, file) = match format {

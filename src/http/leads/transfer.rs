@@ -22,7 +22,7 @@ use crate::domain::ids::OwnerId;
 use crate::domain::lead::{LeadInput, LeadStatus};
 use crate::store::lead_query::LeadQuery;
 
-pub(crate) use super::export::{Format, Rendering};
+pub(crate) use super::export::{Format, render_export};
 
 /// The query of an export with these pull filters (`status`, `stage_slug`, …, by their query
 /// names), refused as the route would refuse them.
