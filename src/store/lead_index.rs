@@ -891,22 +891,20 @@ impl<'txn> IndexTables<'txn> {
         lead: &Lead,
     ) -> Result<(), StoreError> {
         let (tenant, id) = (lead.tenant_id, lead.id);
-        let old_fields = old.map(|o| (fields(o), o));
+        let old_fields = old.map(|o| (fields(o), o.updated_at));
         for (i, field) in fields(lead).iter().enumerate() {
-            let old_field = old_fields.map(|(f, o)| (f[i], o));
-            let same_field = old_field.is_some_and(|(f, _)| f == *field);
-            if let Some((f, o)) = old_field
-                && !(same_field && o.updated_at == lead.updated_at)
-            {
+            // An entry that would be written again as it is stays; else the old one goes.
+            if let Some((f, at)) = old_fields.map(|(f, at)| (f[i], at)) {
+                if f == *field && at == lead.updated_at {
+                    continue;
+                }
                 self.by_field_updated
-                    .remove(field_key(tenant, &f, o.updated_at, id).as_slice())?;
+                    .remove(field_key(tenant, &f, at, id).as_slice())?;
             }
-            if !(same_field && old.is_some_and(|o| o.updated_at == lead.updated_at)) {
-                self.by_field_updated.insert(
-                    field_key(tenant, field, lead.updated_at, id).as_slice(),
-                    ordinal,
-                )?;
-            }
+            self.by_field_updated.insert(
+                field_key(tenant, field, lead.updated_at, id).as_slice(),
+                ordinal,
+            )?;
         }
         Ok(())
     }
