@@ -8,6 +8,7 @@
 //! BENCH_ONLY=search cargo bench --bench leads    # only the pull rows whose name contains it
 //! BENCH_SLOW=20 cargo bench --bench leads        # print each pull request of 20 ms or more
 //! LEADBASE_BASELINE_BIN=/path/to/older/leadbase cargo bench --bench leads   # writes compared
+//! BENCH_SET="storage.cache_mb=256" cargo bench --bench leads   # other settings, on both servers
 //! ```
 //!
 //! The server is the release binary as a child process (`leadbase serve`: default workers, one
@@ -124,15 +125,20 @@ fn pages_in_use_mib(server: &Server) -> f64 {
     (stats.allocated_pages() * stats.page_size() as u64) as f64 / 1048576.0
 }
 
-/// Limits out of reach; the rest is the embedded default (workers one per CPU, cache 64 MiB).
+/// Limits out of reach; the rest is the embedded default (workers one per CPU, cache 64 MiB),
+/// unless `BENCH_SET` (settings as `section.key=value`, separated by spaces) says otherwise.
 fn sets() -> Vec<String> {
-    [
+    let mut sets: Vec<String> = [
         "limits.per_minute=2147483647",
         "limits.per_hour=2147483647",
         "limits.bulk_per_minute=2147483647",
     ]
     .map(String::from)
-    .to_vec()
+    .to_vec();
+    if let Ok(extra) = std::env::var("BENCH_SET") {
+        sets.extend(extra.split_whitespace().map(String::from));
+    }
+    sets
 }
 
 /// A server with the bench tenant and its owners.
@@ -202,8 +208,11 @@ fn main() {
     );
     println!("data: {}", data::describe());
     println!(
-        "server: {} as a child process, the embedded defaults (workers one per CPU, storage.cache_mb 64) with limits out of reach{}",
+        "server: {} as a child process, the embedded defaults (workers one per CPU, storage.cache_mb 64) with limits out of reach{}{}",
         server::binary(),
+        std::env::var("BENCH_SET")
+            .map(|s| format!(", and {s}"))
+            .unwrap_or_default(),
         baseline
             .as_ref()
             .map(|_| format!(

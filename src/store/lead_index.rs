@@ -8,7 +8,9 @@
 //!   ([`Bits`]). Keys are chunk-major, so the terms a batch of new leads touches (they all go
 //!   to the newest chunk) sit side by side in the tree, and an entry is at most 512 bytes.
 //! - Terms: every lead (`a`), its status, stage, owner and `lead_line`, and trigrams of the
-//!   lower-cased name and e-mail (`t`, bytes) and of the phone's digits (`p`).
+//!   lower-cased name and e-mail (`t`, bytes) and of the phone's digits (`p`). The trigram
+//!   sets of a tenant's open chunk (the one new leads go to) are written only once it is
+//!   full ([`seal`]); until then a search checks the text of all of its leads.
 //! - The writer does not rewrite a chunk per lead: a job records its term changes in a
 //!   per-thread list that the batch applies once, just before its commit ([`flush`]).
 //! - [`LEAD_ROWS`] gives an ordinal's id and sort values; [`LEAD_TEXT`] keeps what search
@@ -19,7 +21,7 @@
 //! against the text blocks. A query under 3 bytes has no trigram and checks every text block.
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use redb::{ReadableTable, Table, TableDefinition, WriteTransaction};
 
@@ -259,6 +261,20 @@ impl Set {
         }
     }
 
+    /// Moves the members of chunk `from` and after into a set of their own.
+    fn split_off(&mut self, from: u32) -> Set {
+        let mut rest = Set::with_chunks(self.chunks.len() as u32);
+        for (mine, theirs) in self
+            .chunks
+            .iter_mut()
+            .zip(rest.chunks.iter_mut())
+            .skip(from as usize)
+        {
+            *theirs = mine.take();
+        }
+        rest
+    }
+
     /// The chunks that hold anything, ascending.
     fn chunk_ids(&self) -> impl Iterator<Item = u32> + '_ {
         self.chunks
@@ -390,11 +406,19 @@ fn field_terms(lead: &Lead) -> Vec<Term> {
 
 /// The trigram terms of a lead's contact text, sorted and without repeats.
 fn text_terms(fields: &SearchFields) -> Vec<Term> {
+    trigram_terms(
+        [&fields.name, &fields.email].map(|s| s.as_bytes()),
+        fields.digits.as_bytes(),
+    )
+}
+
+/// [`text_terms`] of the lower-cased name and e-mail and the phone's digits, as bytes.
+fn trigram_terms(texts: [&[u8]; 2], digits: &[u8]) -> Vec<Term> {
     let mut terms = Vec::new();
-    for text in [&fields.name, &fields.email] {
-        terms.extend(text.as_bytes().windows(3).map(term::text));
+    for text in texts {
+        terms.extend(text.windows(3).map(term::text));
     }
-    terms.extend(fields.digits.as_bytes().windows(3).map(term::phone));
+    terms.extend(digits.windows(3).map(term::phone));
     terms.sort_unstable();
     terms.dedup();
     terms
@@ -439,6 +463,8 @@ struct Pending {
     text: HashMap<Vec<u8>, BTreeMap<u8, Option<SearchFields>>>,
     /// Updated-at count key → change.
     counts: HashMap<Vec<u8>, i64>,
+    /// (tenant, chunk) whose last ordinal was given out: its search sets are written whole.
+    seals: BTreeSet<([u8; 16], u32)>,
 }
 
 thread_local! {
@@ -504,6 +530,11 @@ pub(crate) fn flush(txn: &WriteTransaction) -> Result<(), StoreError> {
             };
         }
     }
+    // After the text (a chunk's last leads may be in this batch), before the term changes
+    // (which, for a chunk sealed here, agree with its text).
+    for (tenant, chunk) in pending.seals {
+        seal(txn, &tenant, chunk)?;
+    }
     if pending.terms.is_empty() {
         return Ok(());
     }
@@ -553,12 +584,77 @@ fn flush_text(
     Ok(())
 }
 
+/// Writes the search sets (trigrams of name, e-mail and phone digits) of `tenant`'s `chunk`,
+/// whose every ordinal has been given out, from its leads' text. Until then its leads had no
+/// search sets: a search reads the text of the open chunk's leads (at most one chunk per
+/// tenant), and a create or a contact change there writes no set entry. That saves the writer
+/// some forty set entries a new lead; the chunk's sets are written once, in key order.
+fn seal(txn: &WriteTransaction, tenant: &[u8; 16], chunk: u32) -> Result<(), StoreError> {
+    let first_block = chunk << (CHUNK_BITS - TEXT_BITS);
+    let block_key = |block: u32| key(&[tenant, &block.to_be_bytes()]);
+    let (lo, hi) = (
+        block_key(first_block),
+        block_key(first_block + (1 << (CHUNK_BITS - TEXT_BITS))),
+    );
+    let mut members: BTreeMap<Vec<u8>, Vec<u16>> = BTreeMap::new();
+    for entry in txn
+        .open_table(LEAD_TEXT)?
+        .range::<&[u8]>(lo.as_slice()..hi.as_slice())?
+    {
+        let (k, v) = entry?;
+        let block = k
+            .value()
+            .get(16..20)
+            .and_then(|b| b.try_into().ok())
+            .map(u32::from_be_bytes)
+            .ok_or_else(|| StoreError::Corrupt("short lead search block key".into()))?;
+        for_each_text(v.value(), |slot, [name, email, digits]| {
+            let o = offset(block << TEXT_BITS | u32::from(slot));
+            for t in trigram_terms([name, email], digits) {
+                members
+                    .entry(term_key(tenant, chunk, &t))
+                    .or_default()
+                    .push(o);
+            }
+            true
+        })?;
+    }
+    let mut table = txn.open_table(LEAD_TERMS)?;
+    for (k, offsets) in members {
+        let mut bits = Bits::empty();
+        for o in offsets {
+            bits.set(o, true);
+        }
+        if let Some(bytes) = bits.encode() {
+            table.insert(k.as_slice(), bytes.as_slice())?;
+        }
+    }
+    Ok(())
+}
+
+/// Whether `ordinal`'s chunk has search sets: every ordinal of it was given out (`next` is
+/// the tenant's counter).
+fn sealed(ordinal: u32, next: u32) -> bool {
+    ordinal >> CHUNK_BITS < next >> CHUNK_BITS
+}
+
+/// Notes the chunks a counter moving from `from` to `to` fills.
+fn note_seals(tenant: &[u8; 16], from: u32, to: u32) {
+    if to >> CHUNK_BITS > from >> CHUNK_BITS {
+        PENDING.with_borrow_mut(|p| {
+            p.seals
+                .extend((from >> CHUNK_BITS..to >> CHUNK_BITS).map(|c| (*tenant, c)));
+        });
+    }
+}
+
 /// Forgets the index changes of a transaction that will not commit.
 pub(crate) fn discard() {
     PENDING.with_borrow_mut(|p| {
         p.terms.clear();
         p.text.clear();
         p.counts.clear();
+        p.seals.clear();
     });
 }
 
@@ -787,6 +883,7 @@ impl<'txn> IndexTables<'txn> {
         ordinals.newest_created = ordinals.newest_created.max(created);
         self.ordinals
             .insert(tenant.bytes().as_slice(), ordinals.encode().as_slice())?;
+        note_seals(&tenant.bytes(), ordinal, ordinals.next);
         Ok(ordinal)
     }
 
@@ -798,11 +895,32 @@ impl<'txn> IndexTables<'txn> {
         if ordinal < ordinals.next || lead.created_at.ms() < ordinals.newest_created {
             ordinals.in_created_order = false;
         }
+        let before = ordinals.next;
         ordinals.next = ordinals.next.max(ordinal.saturating_add(1));
         ordinals.newest_created = ordinals.newest_created.max(lead.created_at.ms());
         self.ordinals
             .insert(tenant.bytes().as_slice(), ordinals.encode().as_slice())?;
+        note_seals(&tenant.bytes(), before, ordinals.next);
         Ok(())
+    }
+
+    /// Moves `tenant`'s counter on to `next` if it is behind (a rebuild into another file
+    /// keeping the numbers of a file whose newest leads were deleted), so that the same
+    /// chunks are sealed as there.
+    pub(crate) fn advance(&mut self, tenant: TenantId, next: u32) -> Result<(), StoreError> {
+        let mut ordinals = read_ordinals(&self.ordinals, tenant)?;
+        if ordinals.next < next {
+            note_seals(&tenant.bytes(), ordinals.next, next);
+            ordinals.next = next;
+            self.ordinals
+                .insert(tenant.bytes().as_slice(), ordinals.encode().as_slice())?;
+        }
+        Ok(())
+    }
+
+    /// Whether `ordinal` of `tenant` is in a sealed chunk (see [`seal`]).
+    fn sealed(&self, tenant: TenantId, ordinal: u32) -> Result<bool, StoreError> {
+        Ok(sealed(ordinal, read_ordinals(&self.ordinals, tenant)?.next))
     }
 
     /// Indexes `lead` at `ordinal`, replacing what `old` (the same lead before) had.
@@ -836,12 +954,14 @@ impl<'txn> IndexTables<'txn> {
             let fields = search_fields(lead);
             let old_fields = old.map(search_fields);
             if old_fields.as_ref() != Some(&fields) {
-                note_moves(
-                    &t,
-                    ordinal,
-                    &old_fields.as_ref().map(text_terms).unwrap_or_default(),
-                    &text_terms(&fields),
-                );
+                if self.sealed(tenant, ordinal)? {
+                    note_moves(
+                        &t,
+                        ordinal,
+                        &old_fields.as_ref().map(text_terms).unwrap_or_default(),
+                        &text_terms(&fields),
+                    );
+                }
                 note_text(tenant, ordinal, Some(fields));
             }
         }
@@ -865,9 +985,10 @@ impl<'txn> IndexTables<'txn> {
     /// Takes `lead` (at `ordinal`) out of every index.
     pub(crate) fn remove(&mut self, ordinal: u32, lead: &Lead) -> Result<(), StoreError> {
         let t = lead.tenant_id.bytes();
-        let terms = field_terms(lead)
-            .into_iter()
-            .chain(text_terms(&search_fields(lead)));
+        let mut terms = field_terms(lead);
+        if self.sealed(lead.tenant_id, ordinal)? {
+            terms.extend(text_terms(&search_fields(lead)));
+        }
         for gone in terms {
             note(&t, ordinal, &gone, false);
         }
@@ -962,6 +1083,11 @@ impl<'t, T: Txn> TenantIndex<'t, T> {
 
     fn chunks(&self) -> u32 {
         chunk_count(self.ordinals.next)
+    }
+
+    /// The number the tenant's next lead gets.
+    pub(crate) fn next_ordinal(&self) -> u32 {
+        self.ordinals.next
     }
 
     pub(crate) fn tenant(&self) -> TenantId {
@@ -1137,6 +1263,9 @@ impl<'t, T: Txn> TenantIndex<'t, T> {
     pub(crate) fn search(&self, search: &SearchQuery, within: Set) -> Result<Set, StoreError> {
         let text = search.text().as_bytes();
         let digits = search.digits().map(str::as_bytes);
+        // The open chunk has no search sets yet (see [`seal`]): its leads are all candidates.
+        let mut within = within;
+        let open = within.split_off(self.ordinals.next >> CHUNK_BITS);
         let narrow = |kind: fn(&[u8]) -> Term, q: &[u8]| -> Result<Set, StoreError> {
             let mut set = within.clone();
             // Rarer trigrams first would read less; each read is bounded by `set`'s chunks.
@@ -1158,8 +1287,10 @@ impl<'t, T: Txn> TenantIndex<'t, T> {
         }
         // A 3-byte query (and 3 digits) is a trigram: its set is the answer.
         if text.len() == 3 && digits.is_none_or(|d| d.len() == 3) {
+            candidates.or(&self.check_text(search, open)?);
             return Ok(candidates);
         }
+        candidates.or(&open);
         self.check_text(search, candidates)
     }
 
@@ -1289,6 +1420,36 @@ pub(crate) fn compare_ordinals(
         }
     }
     Ok(problems)
+}
+
+/// Takes out the search sets of each tenant's open chunk, which [`seal`] writes once it is
+/// full (the migration to schema 9: before, every chunk had them); returns how many entries.
+pub(crate) fn unseal_open_chunks(txn: &WriteTransaction) -> Result<u64, StoreError> {
+    let mut open = Vec::new();
+    for entry in txn.open_table(LEAD_ORDINALS)?.iter()? {
+        let (k, v) = entry?;
+        let next = Ordinals::decode(v.value())?.next;
+        if !sealed(next.saturating_sub(1), next) {
+            open.push((k.value().to_vec(), next >> CHUNK_BITS));
+        }
+    }
+    let mut table = txn.open_table(LEAD_TERMS)?;
+    let mut removed = 0;
+    for (tenant, chunk) in open {
+        for kind in [b'p', b't'] {
+            let at = |kind: u8| key(&[&tenant, &chunk.to_be_bytes(), &[kind]]);
+            let (lo, hi) = (at(kind), at(kind + 1));
+            let keys = table
+                .range::<&[u8]>(lo.as_slice()..hi.as_slice())?
+                .map(|e| e.map(|(k, _)| k.value().to_vec()))
+                .collect::<Result<Vec<_>, _>>()?;
+            for k in keys {
+                table.remove(k.as_slice())?;
+                removed += 1;
+            }
+        }
+    }
+    Ok(removed)
 }
 
 /// Opens (so creates) the tables only `flush` writes to, for a rebuild with nothing to flush.

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use super::StoreError;
 use super::catalog::{Catalog, Owner, Stage};
 use super::codec::{Record, encode};
-use super::lead_index::IndexTables;
+use super::lead_index::{IndexTables, TenantIndex};
 use super::tables::*;
 use crate::domain::catalog::LEAD_LINE;
 use crate::domain::ids::{LeadId, OwnerId, StageId, TenantId};
@@ -532,6 +532,13 @@ fn rebuild(
             if total > 50_000 && done % 100_000 < 10_000 {
                 tracing::info!(leads = done, of = total, "indexing leads");
             }
+        }
+        // Numbers kept: the counter as the file has it (past deleted leads too), so that the
+        // same chunks are sealed (their search sets written) as there.
+        if let Some(txn) = from {
+            let next = TenantIndex::open(txn, tenant)?.next_ordinal();
+            LeadTables::open(into)?.index.advance(tenant, next)?;
+            super::lead_index::flush(into)?;
         }
     }
     Ok(done)

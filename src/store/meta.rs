@@ -127,6 +127,13 @@ fn migrate(txn: &WriteTransaction, found: u64) -> Result<(), StoreError> {
     }
     // 7 → 8 adds the per-minute stats (`stats_by_minute`), which `prepare` creates on every
     // open; they count from the upgrade on, not rebuilt from the records' own times.
+    if found < 9 {
+        let removed = super::lead_index::unseal_open_chunks(txn)?;
+        tracing::info!(
+            removed,
+            "migrated the data file to schema 9 (no search sets for the chunk new leads go to)"
+        );
+    }
     Ok(())
 }
 
@@ -745,6 +752,60 @@ mod tests {
         assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
         assert!(refused(store.delete_stage(tenant, id("new"))).starts_with("4 leads"));
         store.shutdown();
+    }
+
+    /// `tests/fixtures/schema-v8.redb`, written by the schema-8 build (`0753a3f`) with
+    /// `tests/fixtures/make-fixture.sh`: its seven leads sit in the open chunk, whose search
+    /// sets go at the upgrade; search finds them by their text, and the file checks clean.
+    #[test]
+    fn a_schema_8_file_loses_the_open_chunk_s_search_sets_and_finds_the_same() {
+        use crate::domain::contact::SearchQuery;
+        use crate::store::lead_query::LeadQuery;
+        let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/schema-v8.redb");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("data.redb");
+        std::fs::copy(&fixture, &path).unwrap();
+        let trigram_entries = |path: &Path| {
+            use redb::{ReadableDatabase, ReadableTable};
+            let db = redb::Database::open(path).unwrap();
+            let txn = db.begin_read().unwrap();
+            let table = txn.open_table(LEAD_TERMS).unwrap();
+            table
+                .iter()
+                .unwrap()
+                .filter(|e| matches!(e.as_ref().unwrap().0.value().get(20), Some(b't' | b'p')))
+                .count()
+        };
+        assert!(
+            trigram_entries(&path) > 20,
+            "schema 8 kept the open chunk's trigrams"
+        );
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+        let tenant = TenantId::parse("01a2339e-6768-7609-bb8a-9ccb4ef2371f").unwrap();
+        let all = every_lead();
+        let found = |q: &str| {
+            let query = LeadQuery {
+                search: Some(SearchQuery::new(q)),
+                ..all.clone()
+            };
+            let page = store.list_leads(tenant, &query).unwrap();
+            assert_eq!(page.total, page.leads.len() as u64);
+            page.leads
+                .iter()
+                .map(|v| v.lead.contact_name.clone().unwrap_or_default())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(store.list_leads(tenant, &all).unwrap().total, 7);
+        assert_eq!(found("BULK"), ["Bulk 1", "Bulk 2"]);
+        assert_eq!(found("555-0102"), ["Bulk 2"]);
+        assert_eq!(found("206"), ["Bulk 1", "Bulk 2"]);
+        assert_eq!(found("lead3@"), ["Lead 3"]);
+        assert_eq!(found("ead").len(), 5);
+        let report = store.check().unwrap();
+        assert!(report.is_clean(), "{report:?}");
+        store.shutdown();
+        assert_eq!(trigram_entries(&path), 0);
     }
 
     /// `tests/fixtures/schema-v7.redb`, written by the schema-7 build (`c1cbbdb`) with

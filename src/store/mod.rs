@@ -55,7 +55,8 @@ use crate::domain::time::{Clock, Timestamp};
 /// 6: every stored event of a lead indexed by lead, for erasure.
 /// 7: lead ordinals and the filter, search and sort indexes built on them (`lead_index`).
 /// 8: per-minute activity counts (`stats`).
-pub const SCHEMA_VERSION: u64 = 8;
+/// 9: a tenant's open lead chunk has no search sets until it is full (`lead_index::seal`).
+pub const SCHEMA_VERSION: u64 = 9;
 
 /// Records pruned per call at most (finished deliveries, old event log entries): each batch is
 /// one short write, so pruning a backlog never holds the writer long.
