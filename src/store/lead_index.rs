@@ -1035,6 +1035,91 @@ impl<'txn> IndexTables<'txn> {
 /// read against an iterator step, roughly).
 pub(crate) const ROW_COST: u64 = 8;
 
+/// The rows a walk of the created-at index checks, one after another in the walk's direction.
+/// While numbers follow creation that walk meets them in order (but for leads created in the
+/// same millisecond), so one range over the rows serves nearly all of them: a step each
+/// instead of a lookup each. A row the range has passed is looked up.
+pub(crate) struct RowsAlong {
+    table: redb::ReadOnlyTable<&'static [u8], &'static [u8]>,
+    tenant: TenantId,
+    descending: bool,
+    along: bool,
+    /// Opened at the first row asked for; with the next row in the walk's direction.
+    range: Option<(RowRange, Option<(u32, Row)>)>,
+}
+
+type RowRange = redb::Range<'static, &'static [u8], &'static [u8]>;
+
+impl RowsAlong {
+    /// `along`: numbers follow the walk (else every row is looked up).
+    pub(crate) fn new(
+        txn: &redb::ReadTransaction,
+        tenant: TenantId,
+        descending: bool,
+        along: bool,
+    ) -> Result<RowsAlong, StoreError> {
+        Ok(RowsAlong {
+            table: txn.open_table(LEAD_ROWS)?,
+            tenant,
+            descending,
+            along,
+            range: None,
+        })
+    }
+
+    pub(crate) fn get(&mut self, ordinal: u32) -> Result<Option<Row>, StoreError> {
+        if self.along && self.range.is_none() {
+            let (here, end) = (
+                ordinal_key(self.tenant, ordinal),
+                ordinal_key(self.tenant, if self.descending { 0 } else { u32::MAX }),
+            );
+            let mut range = if self.descending {
+                self.table
+                    .range::<&[u8]>(end.as_slice()..=here.as_slice())?
+            } else {
+                self.table
+                    .range::<&[u8]>(here.as_slice()..=end.as_slice())?
+            };
+            let head = step(&mut range, self.descending)?;
+            self.range = Some((range, head));
+        }
+        if let Some((range, head)) = &mut self.range {
+            while let Some((at, row)) = *head {
+                if at == ordinal {
+                    *head = step(range, self.descending)?;
+                    return Ok(Some(row));
+                }
+                if (at > ordinal) != self.descending {
+                    break;
+                }
+                *head = step(range, self.descending)?;
+            }
+        }
+        self.table
+            .get(ordinal_key(self.tenant, ordinal).as_slice())?
+            .map(|v| Row::decode(v.value()))
+            .transpose()
+    }
+}
+
+/// The next row of `range`, forwards or backwards.
+fn step(range: &mut RowRange, descending: bool) -> Result<Option<(u32, Row)>, StoreError> {
+    let next = if descending {
+        range.next_back()
+    } else {
+        range.next()
+    };
+    let Some(entry) = next else { return Ok(None) };
+    let (k, v) = entry?;
+    let ordinal = k
+        .value()
+        .get(16..20)
+        .and_then(|b| b.try_into().ok())
+        .map(u32::from_be_bytes)
+        .ok_or_else(|| StoreError::Corrupt("short lead row key".into()))?;
+    Ok(Some((ordinal, Row::decode(v.value())?)))
+}
+
 /// An entry of a sort index: (tenant, at, id) -> ordinal.
 type IndexEntry<'a> = (
     redb::AccessGuard<'a, &'static [u8]>,
@@ -1088,6 +1173,31 @@ impl<'t, T: Txn> TenantIndex<'t, T> {
     /// The number the tenant's next lead gets.
     pub(crate) fn next_ordinal(&self) -> u32 {
         self.ordinals.next
+    }
+
+    /// Whether a lower number means a lead created no later (a clock that stepped back
+    /// breaks that until the indexes are rebuilt).
+    pub(crate) fn in_created_order(&self) -> bool {
+        self.ordinals.in_created_order
+    }
+
+    /// The `created_at` of `set`'s first and last members: while numbers follow creation,
+    /// every member was created within it.
+    pub(crate) fn created_span(&self, set: &Set) -> Result<Option<(i64, i64)>, StoreError> {
+        let (Some(first), Some(last)) = (set.first(), set.last()) else {
+            return Ok(None);
+        };
+        if !self.ordinals.in_created_order {
+            return Ok(None);
+        }
+        let table = self.txn.table(LEAD_ROWS)?;
+        let created = |ordinal: u32| -> Result<Option<i64>, StoreError> {
+            table
+                .get(ordinal_key(self.tenant, ordinal).as_slice())?
+                .map(|v| Row::decode(v.value()).map(|r| r.created_at))
+                .transpose()
+        };
+        Ok(created(first)?.zip(created(last)?))
     }
 
     pub(crate) fn tenant(&self) -> TenantId {
@@ -1268,12 +1378,17 @@ impl<'t, T: Txn> TenantIndex<'t, T> {
         let open = within.split_off(self.ordinals.next >> CHUNK_BITS);
         let narrow = |kind: fn(&[u8]) -> Term, q: &[u8]| -> Result<Set, StoreError> {
             let mut set = within.clone();
-            // Rarer trigrams first would read less; each read is bounded by `set`'s chunks.
+            let mut size = set.len();
+            // Each read is bounded by `set`'s chunks (a lookup each). The text check decides
+            // anyway: once a trigram takes away less than an eighth of many candidates (the
+            // rest of "gmail.com" after "gma"), the next ones would cost more than they save.
             for trigram in q.windows(3) {
                 set = self.term(&kind(trigram), Some(&set))?;
-                if set.len() == 0 {
+                let n = set.len();
+                if n == 0 || (n > 1 << CHUNK_BITS && n * 8 > size * 7) {
                     break;
                 }
+                size = n;
             }
             Ok(set)
         };

@@ -17,9 +17,7 @@ use redb::ReadTransaction;
 
 use super::catalog::{Catalog, load_catalog};
 use super::codec::decode;
-use super::lead_index::{
-    Column, ROW_COST, Row, Set, TenantIndex, Term, field_of, ordinal_key, term,
-};
+use super::lead_index::{Column, ROW_COST, Row, RowsAlong, Set, TenantIndex, Term, field_of, term};
 use super::lead_record::{LeadView, lead_key};
 use super::tables::*;
 use super::{Store, StoreError};
@@ -372,17 +370,28 @@ fn page(
             return fetch(ix, query, &ix.all()?);
         }
         let Some(since) = matching.check_updated else {
-            return Ok(
-                walk(txn, ix, query, filter.sort_bound(), matching, u64::MAX)?
-                    .expect("an unbounded walk finishes"),
-            );
+            return Ok(walk(
+                txn,
+                ix,
+                query,
+                filter.sort_bound(),
+                None,
+                matching,
+                u64::MAX,
+            )?
+            .expect("an unbounded walk finishes"));
         };
         // Each walked lead's row is read: when the matches sit far along the order, the set
-        // read off the updated-at index is cheaper to walk with.
+        // read off the updated-at index (one step per match) is cheaper to walk with. Rows
+        // read along the walk cost some two steps each, else a lookup each.
         let wanted = query.wanted();
         let estimate = wanted.saturating_mul(tenant_size) / matching.total;
-        let budget = estimate.saturating_mul(4).max(WALK_BUDGET / ROW_COST / 4);
-        return match walk(txn, ix, query, filter.sort_bound(), matching, budget)? {
+        let least = match ix.in_created_order() {
+            true => matching.total.min(WALK_BUDGET) / 2,
+            false => WALK_BUDGET / ROW_COST / 4,
+        };
+        let budget = estimate.saturating_mul(4).max(least);
+        return match walk(txn, ix, query, filter.sort_bound(), None, matching, budget)? {
             Some(ids) => Ok(ids),
             None => {
                 let set = ix.since(Column::Updated, since, None)?;
@@ -400,9 +409,19 @@ fn page(
         return fetch(ix, query, set);
     }
     let wanted = query.wanted();
-    // Entries a walk is expected to read if the matches are spread evenly over its index.
-    let walked = match (matching.walk, query.sort_by) {
-        (Walk::Field(_, n), SortBy::UpdatedAt) => n,
+    // By created_at, while numbers follow creation, the walk needs to read only from the
+    // first member's creation to the last's.
+    let span = match query.sort_by {
+        SortBy::CreatedAt => ix.created_span(set)?,
+        _ => None,
+    };
+    // Entries a walk is expected to read if the matches are spread evenly over its index (or
+    // over their span of numbers).
+    let walked = match (matching.walk, query.sort_by, set.first().zip(set.last())) {
+        (Walk::Field(_, n), SortBy::UpdatedAt, _) => n,
+        (_, SortBy::CreatedAt, Some((first, last))) if span.is_some() => {
+            u64::from(last - first) + 1
+        }
         _ => tenant_size,
     };
     let walk_estimate = wanted.saturating_mul(walked.max(matching.total)) / matching.total;
@@ -414,20 +433,22 @@ fn page(
     let budget = walk_estimate
         .saturating_mul(4)
         .max(WALK_BUDGET.min(fetch_cost));
-    match walk(txn, ix, query, filter.sort_bound(), matching, budget)? {
+    match walk(txn, ix, query, filter.sort_bound(), span, matching, budget)? {
         Some(ids) => Ok(ids),
         None => fetch(ix, query, set),
     }
 }
 
 /// Walks the sort index (or a status's or stage's part of the composite one) from the cursor,
-/// never before the `*_since` bound on the sort column, keeping the matching entries: the
-/// page's ids, or None when `budget` entries were read first.
+/// never before the `*_since` bound on the sort column nor outside `span` (sort values, both
+/// ends included), keeping the matching entries: the page's ids, or None when `budget`
+/// entries were read first.
 fn walk(
     txn: &ReadTransaction,
     ix: &TenantIndex<'_, ReadTransaction>,
     query: &LeadQuery,
     since: Option<Timestamp>,
+    span: Option<(i64, i64)>,
     matching: &Matching,
     budget: u64,
 ) -> Result<Option<Vec<LeadId>>, StoreError> {
@@ -441,19 +462,32 @@ fn walk(
         _ => (LEADS_BY_UPDATED, tenant.bytes().to_vec()),
     };
     let index = txn.open_table(index)?;
-    let (lower, upper) = since_bounds(&prefix, since.map_or(i64::MIN, Timestamp::ms));
+    let lowest = since
+        .map_or(i64::MIN, Timestamp::ms)
+        .max(span.map_or(i64::MIN, |(first, _)| first));
+    let (lower, mut upper) = since_bounds(&prefix, lowest);
+    if let Some((_, last)) = span.filter(|(_, last)| *last < i64::MAX) {
+        upper = key(&[&prefix, &i64_key(last + 1)]);
+    }
     let after = query
         .cursor
         .as_ref()
         .map(|c| key(&[&prefix, &i64_key(c.last_value_ms), c.last_id.as_bytes()]));
     let (start, end) = match (query.sort_dir, &after) {
+        // A cursor past the end of what may match (the bounds or the span) leaves nothing.
+        (SortDir::Asc, Some(after)) if after.as_slice() >= upper.as_slice() => {
+            return Ok(Some(Vec::new()));
+        }
+        (SortDir::Desc, Some(after)) if after.as_slice() <= lower.as_slice() => {
+            return Ok(Some(Vec::new()));
+        }
         // After the cursor, but never before the `*_since` bound: a cursor from before it (or
         // forged) must not bring back what the bound leaves out.
         (SortDir::Asc, Some(after)) if after.as_slice() >= lower.as_slice() => (
             Bound::Excluded(after.as_slice()),
             Bound::Excluded(upper.as_slice()),
         ),
-        (SortDir::Desc, Some(after)) => (
+        (SortDir::Desc, Some(after)) if after.as_slice() < upper.as_slice() => (
             Bound::Included(lower.as_slice()),
             Bound::Excluded(after.as_slice()),
         ),
@@ -467,9 +501,14 @@ fn walk(
         SortDir::Asc => Box::new(range),
         SortDir::Desc => Box::new(range.rev()),
     };
-    // The rows are read only to check `updated_since`.
-    let rows = match matching.check_updated {
-        Some(since) => Some((since, txn.open_table(LEAD_ROWS)?)),
+    // The rows are read only to check `updated_since` (sorted by created_at: while numbers
+    // follow creation, along the walk).
+    let mut rows = match matching.check_updated {
+        Some(since) => {
+            let along = query.sort_by == SortBy::CreatedAt && ix.in_created_order();
+            let descending = query.sort_dir == SortDir::Desc;
+            Some((since, RowsAlong::new(txn, tenant, descending, along)?))
+        }
         None => None,
     };
     let (mut skip, take) = (query.offset, query.limit + 1);
@@ -485,14 +524,10 @@ fn walk(
         if matching.set.as_ref().is_some_and(|s| !s.contains(ordinal)) {
             continue;
         }
-        if let Some((since, rows)) = &rows {
-            let row = rows
-                .get(ordinal_key(tenant, ordinal).as_slice())?
-                .map(|v| Row::decode(v.value()))
-                .transpose()?;
-            if row.is_none_or(|r| r.updated_at < since.ms()) {
-                continue;
-            }
+        if let Some((since, rows)) = &mut rows
+            && rows.get(ordinal)?.is_none_or(|r| r.updated_at < since.ms())
+        {
+            continue;
         }
         if skip > 0 {
             skip -= 1;
