@@ -125,7 +125,7 @@ fn pages_in_use_mib(server: &Server) -> f64 {
     (stats.allocated_pages() * stats.page_size() as u64) as f64 / 1048576.0
 }
 
-/// Limits out of reach; the rest is the embedded default (workers one per CPU, cache 64 MiB),
+/// Limits out of reach; the rest is the embedded default (workers one per CPU, cache 256 MiB),
 /// unless `BENCH_SET` (settings as `section.key=value`, separated by spaces) says otherwise.
 fn sets() -> Vec<String> {
     let mut sets: Vec<String> = [
@@ -208,7 +208,7 @@ fn main() {
     );
     println!("data: {}", data::describe());
     println!(
-        "server: {} as a child process, the embedded defaults (workers one per CPU, storage.cache_mb 64) with limits out of reach{}{}",
+        "server: {} as a child process, the embedded defaults (workers one per CPU, storage.cache_mb 256) with limits out of reach{}{}",
         server::binary(),
         std::env::var("BENCH_SET")
             .map(|s| format!(", and {s}"))

@@ -126,7 +126,7 @@ impl Default for StorageConfig {
         StorageConfig {
             path: PathBuf::from("./data/leadbase.redb"),
             // The hot pages of a few hundred thousand leads; small enough for a 1 GB VPS.
-            cache_mb: 64,
+            cache_mb: 256,
         }
     }
 }

@@ -1031,6 +1031,51 @@ impl<'txn> IndexTables<'txn> {
     }
 }
 
+/// The places of one searcher's needle in a text block, met field by field in the block's
+/// order: the next place at or after the fields asked about so far.
+struct Places<'a> {
+    finder: &'a memchr::memmem::Finder<'a>,
+    block: &'a [u8],
+    next: Option<usize>,
+}
+
+impl<'a> Places<'a> {
+    fn new(finder: &'a memchr::memmem::Finder<'a>, block: &'a [u8]) -> Places<'a> {
+        Places {
+            finder,
+            block,
+            next: finder.find(block),
+        }
+    }
+
+    /// Whether the needle is nowhere in the block.
+    fn none(&self) -> bool {
+        self.next.is_none()
+    }
+
+    /// Whether the needle is inside `field` (a piece of the block, after every field asked
+    /// about before). A place before the field is searched past, from the field's start; a
+    /// place that starts in the field and runs out of it means none is inside: a place
+    /// wholly inside would start before it and have been found first.
+    fn within(&mut self, field: &[u8]) -> bool {
+        let start = field.as_ptr() as usize - self.block.as_ptr() as usize;
+        let end = start + field.len();
+        let needle = self.finder.needle().len();
+        if field.len() < needle {
+            return false;
+        }
+        loop {
+            match self.next {
+                None => return false,
+                Some(at) if at < start => {
+                    self.next = self.finder.find(&self.block[start..]).map(|p| start + p);
+                }
+                Some(at) => return at + needle <= end,
+            }
+        }
+    }
+}
+
 /// What reading one member's row costs against stepping over one sort index entry (a point
 /// read against an iterator step, roughly).
 pub(crate) const ROW_COST: u64 = 8;
@@ -1379,13 +1424,27 @@ impl<'t, T: Txn> TenantIndex<'t, T> {
         let narrow = |kind: fn(&[u8]) -> Term, q: &[u8]| -> Result<Set, StoreError> {
             let mut set = within.clone();
             let mut size = set.len();
-            // Each read is bounded by `set`'s chunks (a lookup each). The text check decides
-            // anyway: once a trigram takes away less than an eighth of many candidates (the
-            // rest of "gmail.com" after "gma"), the next ones would cost more than they save.
-            for trigram in q.windows(3) {
-                set = self.term(&kind(trigram), Some(&set))?;
+            let mut idle = 0;
+            // Trigrams three apart first (they share no letter, so each tells the most), then
+            // the rest; each read is bounded by `set`'s chunks (a lookup each). The text check
+            // decides anyway: after two trigrams in a row that each took away less than an
+            // eighth of many candidates (as the rest of "gmail.com" does after "gma"), the
+            // next ones would cost more than they save.
+            let windows = q.len() - 2;
+            for i in (0..windows)
+                .step_by(3)
+                .chain((0..windows).filter(|i| i % 3 != 0))
+            {
+                set = self.term(&kind(&q[i..i + 3]), Some(&set))?;
                 let n = set.len();
-                if n == 0 || (n > 1 << CHUNK_BITS && n * 8 > size * 7) {
+                if n == 0 {
+                    break;
+                }
+                idle = match n > 1 << CHUNK_BITS && n * 8 > size * 7 {
+                    true => idle + 1,
+                    false => 0,
+                };
+                if idle == 2 {
                     break;
                 }
                 size = n;
@@ -1411,36 +1470,37 @@ impl<'t, T: Txn> TenantIndex<'t, T> {
 
     /// The members of `candidates` whose text blocks match, compared as
     /// [`SearchQuery::matches_fields`] does (substring of the name or e-mail, or of the phone's
-    /// digits for a query with three), with searchers built once.
+    /// digits for a query with three). Each block is searched whole, once per searcher, and
+    /// the places found are matched to its fields: a block with no place is skipped, and a
+    /// field is searched only when a place is in it or a place spanning from it was found.
     fn check_text(&self, search: &SearchQuery, candidates: Set) -> Result<Set, StoreError> {
         let text = memchr::memmem::Finder::new(search.text().as_bytes());
-        let needle = search.text().len();
         let digits = search
             .digits()
             .map(|d| memchr::memmem::Finder::new(d.as_bytes()));
         let table = self.txn.table(LEAD_TEXT)?;
         let mut found = Set::with_chunks(self.chunks());
         for block in candidates.groups(TEXT_BITS) {
-            if let Some(v) = table.get(text_key(self.tenant, block << TEXT_BITS).as_slice())? {
-                for_each_text(v.value(), |slot, [name, email, phone]| {
-                    let o = block << TEXT_BITS | u32::from(slot);
-                    if !candidates.contains(o) {
-                        return true;
-                    }
-                    // E-mail first: a query that is in every lead is mostly a domain. A field
-                    // shorter than the query cannot hold it (and skips a searcher call).
-                    let fits = |field: &[u8]| field.len() >= needle;
-                    let hit = (fits(email) && text.find(email).is_some())
-                        || (fits(name) && text.find(name).is_some())
-                        || digits.as_ref().is_some_and(|d| {
-                            phone.len() >= d.needle().len() && d.find(phone).is_some()
-                        });
-                    if hit {
-                        found.insert(o);
-                    }
-                    true
-                })?;
+            let Some(v) = table.get(text_key(self.tenant, block << TEXT_BITS).as_slice())? else {
+                continue;
+            };
+            let bytes = v.value();
+            let mut texts = Places::new(&text, bytes);
+            let mut phones = digits.as_ref().map(|d| Places::new(d, bytes));
+            if texts.none() && phones.as_ref().is_none_or(Places::none) {
+                continue;
             }
+            for_each_text(bytes, |slot, [name, email, phone]| {
+                let o = block << TEXT_BITS | u32::from(slot);
+                if candidates.contains(o)
+                    && (texts.within(name)
+                        || texts.within(email)
+                        || phones.as_mut().is_some_and(|p| p.within(phone)))
+                {
+                    found.insert(o);
+                }
+                true
+            })?;
         }
         Ok(found)
     }
@@ -1661,6 +1721,50 @@ mod tests {
             decode_text_block(&bytes).unwrap().into_iter().collect();
         assert_eq!(back, entries);
         assert!(decode_text_block(&bytes[..bytes.len() - 1]).is_err());
+    }
+
+    /// A block's places of a needle, matched field by field: inside a field or not at all (a
+    /// place across two fields, or in the bytes between them, counts for neither).
+    #[test]
+    fn places_in_a_text_block_belong_to_the_field_they_are_inside() {
+        let fields = |name: &str, email: &str, digits: &str| SearchFields {
+            name: name.into(),
+            email: email.into(),
+            digits: digits.into(),
+        };
+        let entries = BTreeMap::from([
+            (0, fields("ab", "", "")),
+            (1, fields("bab", "xab@ab.com", "")),
+            (2, fields("a", "b", "")),
+            (5, fields("", "", "0ab")),
+            (9, fields("zzab", "ab", "")),
+        ]);
+        let block = encode_text_block(&entries);
+        let finder = memchr::memmem::Finder::new(b"ab");
+        let mut places = Places::new(&finder, &block);
+        let mut seen = Vec::new();
+        for_each_text(&block, |slot, [name, email, digits]| {
+            let (n, e, d) = (
+                places.within(name),
+                places.within(email),
+                places.within(digits),
+            );
+            seen.push((slot, n, e, d));
+            true
+        })
+        .unwrap();
+        assert_eq!(
+            seen,
+            [
+                (0, true, false, false),
+                (1, true, true, false),
+                (2, false, false, false),
+                (5, false, false, true),
+                (9, true, true, false),
+            ]
+        );
+        let absent = memchr::memmem::Finder::new(b"qq");
+        assert!(Places::new(&absent, &block).none());
     }
 
     #[test]

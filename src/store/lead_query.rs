@@ -429,10 +429,10 @@ fn page(
     if fetch_cost < walk_estimate {
         return fetch(ix, query, set);
     }
-    // Never walk much further than reading the members' rows would cost.
+    // Never walk further than half what reading the members' rows would cost.
     let budget = walk_estimate
         .saturating_mul(4)
-        .max(WALK_BUDGET.min(fetch_cost));
+        .max(WALK_BUDGET.min(fetch_cost / 2));
     match walk(txn, ix, query, filter.sort_bound(), span, matching, budget)? {
         Some(ids) => Ok(ids),
         None => fetch(ix, query, set),
