@@ -127,6 +127,21 @@ impl Bits {
         }
     }
 
+    /// Offsets in descending order.
+    fn iter_rev(&self) -> impl Iterator<Item = u16> + '_ {
+        self.0.iter().enumerate().rev().flat_map(|(w, &word)| {
+            let mut rest = word;
+            std::iter::from_fn(move || {
+                if rest == 0 {
+                    return None;
+                }
+                let bit = 63 - rest.leading_zeros() as u16;
+                rest &= !(1 << bit);
+                Some((w as u16) << 6 | bit)
+            })
+        })
+    }
+
     /// Offsets in ascending order.
     pub(crate) fn iter(&self) -> impl Iterator<Item = u16> + '_ {
         self.0.iter().enumerate().flat_map(|(w, &word)| {
@@ -301,6 +316,41 @@ impl Set {
         Some((c as u32) << CHUNK_BITS | (w as u32) << 6 | (63 - word.leading_zeros()))
     }
 
+    /// The members from `start` up (ascending), or from `start` down (descending).
+    pub(crate) fn members_from(
+        &self,
+        start: u32,
+        descending: bool,
+    ) -> Box<dyn Iterator<Item = u32> + '_> {
+        let chunk = (start >> CHUNK_BITS) as usize;
+        let at = |c: usize, o: u16| (c as u32) << CHUNK_BITS | u32::from(o);
+        if descending {
+            Box::new(
+                self.chunks
+                    .iter()
+                    .enumerate()
+                    .take(chunk.saturating_add(1))
+                    .rev()
+                    .flat_map(move |(c, b)| {
+                        b.iter()
+                            .flat_map(move |b| b.iter_rev().map(move |o| at(c, o)))
+                    })
+                    .skip_while(move |o| *o > start),
+            )
+        } else {
+            Box::new(
+                self.chunks
+                    .iter()
+                    .enumerate()
+                    .skip(chunk)
+                    .flat_map(move |(c, b)| {
+                        b.iter().flat_map(move |b| b.iter().map(move |o| at(c, o)))
+                    })
+                    .skip_while(move |o| *o < start),
+            )
+        }
+    }
+
     /// Every member, ascending.
     pub(crate) fn iter(&self) -> impl Iterator<Item = u32> + '_ {
         self.chunks.iter().enumerate().flat_map(|(c, bits)| {
@@ -440,6 +490,14 @@ fn search_fields(lead: &Lead) -> SearchFields {
         lead.contact_email.as_deref(),
         lead.contact_phone.as_deref(),
     )
+}
+
+/// The number after the tenant in a key of the rows or the text blocks (an ordinal, a block).
+fn number_after_tenant(key: &[u8], what: &str) -> Result<u32, StoreError> {
+    key.get(16..20)
+        .and_then(|b| b.try_into().ok())
+        .map(u32::from_be_bytes)
+        .ok_or_else(|| StoreError::Corrupt(format!("short {what}")))
 }
 
 fn term_key(tenant: &[u8; 16], chunk: u32, term: &[u8]) -> Vec<u8> {
@@ -602,12 +660,7 @@ fn seal(txn: &WriteTransaction, tenant: &[u8; 16], chunk: u32) -> Result<(), Sto
         .range::<&[u8]>(lo.as_slice()..hi.as_slice())?
     {
         let (k, v) = entry?;
-        let block = k
-            .value()
-            .get(16..20)
-            .and_then(|b| b.try_into().ok())
-            .map(u32::from_be_bytes)
-            .ok_or_else(|| StoreError::Corrupt("short lead search block key".into()))?;
+        let block = number_after_tenant(k.value(), "lead search block key")?;
         for_each_text(v.value(), |slot, [name, email, digits]| {
             let o = offset(block << TEXT_BITS | u32::from(slot));
             for t in trigram_terms([name, email], digits) {
@@ -1156,12 +1209,7 @@ fn step(range: &mut RowRange, descending: bool) -> Result<Option<(u32, Row)>, St
     };
     let Some(entry) = next else { return Ok(None) };
     let (k, v) = entry?;
-    let ordinal = k
-        .value()
-        .get(16..20)
-        .and_then(|b| b.try_into().ok())
-        .map(u32::from_be_bytes)
-        .ok_or_else(|| StoreError::Corrupt("short lead row key".into()))?;
+    let ordinal = number_after_tenant(k.value(), "lead row key")?;
     Ok(Some((ordinal, Row::decode(v.value())?)))
 }
 
@@ -1226,23 +1274,31 @@ impl<'t, T: Txn> TenantIndex<'t, T> {
         self.ordinals.in_created_order
     }
 
-    /// The `created_at` of `set`'s first and last members: while numbers follow creation,
-    /// every member was created within it.
-    pub(crate) fn created_span(&self, set: &Set) -> Result<Option<(i64, i64)>, StoreError> {
-        let (Some(first), Some(last)) = (set.first(), set.last()) else {
-            return Ok(None);
-        };
-        if !self.ordinals.in_created_order {
-            return Ok(None);
-        }
+    /// The smallest number from which on every lead was created at or after `at` (the counter
+    /// when none was), found by halving: numbers follow creation.
+    pub(crate) fn first_number_created_from(&self, at: i64) -> Result<u32, StoreError> {
         let table = self.txn.table(LEAD_ROWS)?;
-        let created = |ordinal: u32| -> Result<Option<i64>, StoreError> {
-            table
-                .get(ordinal_key(self.tenant, ordinal).as_slice())?
-                .map(|v| Row::decode(v.value()).map(|r| r.created_at))
-                .transpose()
+        let end = ordinal_key(self.tenant, u32::MAX);
+        // The created_at of the first lead numbered `from` or after (None: there is none).
+        let created_from = |from: u32| -> Result<Option<i64>, StoreError> {
+            let start = ordinal_key(self.tenant, from);
+            match table
+                .range::<&[u8]>(start.as_slice()..=end.as_slice())?
+                .next()
+            {
+                Some(entry) => Ok(Some(Row::decode(entry?.1.value())?.created_at)),
+                None => Ok(None),
+            }
         };
-        Ok(created(first)?.zip(created(last)?))
+        let (mut lo, mut hi) = (0, self.ordinals.next);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            match created_from(mid)? {
+                Some(created) if created < at => lo = mid + 1,
+                _ => hi = mid,
+            }
+        }
+        Ok(lo)
     }
 
     pub(crate) fn tenant(&self) -> TenantId {
@@ -1525,12 +1581,7 @@ impl<'t, T: Txn> TenantIndex<'t, T> {
             let (lo, hi) = (ordinal_key(self.tenant, lo), ordinal_key(self.tenant, hi));
             for entry in table.range::<&[u8]>(lo.as_slice()..=hi.as_slice())? {
                 let (k, v) = entry?;
-                let ordinal = k
-                    .value()
-                    .get(16..20)
-                    .and_then(|b| b.try_into().ok())
-                    .map(u32::from_be_bytes)
-                    .ok_or_else(|| StoreError::Corrupt("short lead row key".into()))?;
+                let ordinal = number_after_tenant(k.value(), "lead row key")?;
                 if set.contains(ordinal) {
                     f(ordinal, Row::decode(v.value())?);
                 }

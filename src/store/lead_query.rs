@@ -365,33 +365,42 @@ fn page(
     if matching.total == 0 {
         return Ok(Vec::new());
     }
+    if query.sort_by == SortBy::CreatedAt && ix.in_created_order() {
+        if let Some(set) = &matching.set {
+            let ids = by_number(txn, ix, query, set, None, u64::MAX)?;
+            return Ok(ids.expect("an unbounded read finishes"));
+        }
+        if let Some(since) = matching.check_updated {
+            // Every lead's row is looked at in number order until the page is full; when the
+            // matches sit far along, the set read off the updated-at index is cheaper.
+            let estimate = query.wanted().saturating_mul(tenant_size) / matching.total;
+            let budget = estimate
+                .saturating_mul(4)
+                .max(matching.total.min(WALK_BUDGET) / 2);
+            if let Some(ids) = by_number(txn, ix, query, &ix.all()?, Some(since), budget)? {
+                return Ok(ids);
+            }
+            let set = ix.since(Column::Updated, since, None)?;
+            return Ok(by_number(txn, ix, query, &set, None, u64::MAX)?
+                .expect("an unbounded read finishes"));
+        }
+    }
     let Some(set) = &matching.set else {
         if query.sort_by == SortBy::LastInteractionAt {
             return fetch(ix, query, &ix.all()?);
         }
         let Some(since) = matching.check_updated else {
-            return Ok(walk(
-                txn,
-                ix,
-                query,
-                filter.sort_bound(),
-                None,
-                matching,
-                u64::MAX,
-            )?
-            .expect("an unbounded walk finishes"));
+            return Ok(
+                walk(txn, ix, query, filter.sort_bound(), matching, u64::MAX)?
+                    .expect("an unbounded walk finishes"),
+            );
         };
         // Each walked lead's row is read: when the matches sit far along the order, the set
-        // read off the updated-at index (one step per match) is cheaper to walk with. Rows
-        // read along the walk cost some two steps each, else a lookup each.
+        // read off the updated-at index is cheaper to walk with.
         let wanted = query.wanted();
         let estimate = wanted.saturating_mul(tenant_size) / matching.total;
-        let least = match ix.in_created_order() {
-            true => matching.total.min(WALK_BUDGET) / 2,
-            false => WALK_BUDGET / ROW_COST / 4,
-        };
-        let budget = estimate.saturating_mul(4).max(least);
-        return match walk(txn, ix, query, filter.sort_bound(), None, matching, budget)? {
+        let budget = estimate.saturating_mul(4).max(WALK_BUDGET / ROW_COST / 4);
+        return match walk(txn, ix, query, filter.sort_bound(), matching, budget)? {
             Some(ids) => Ok(ids),
             None => {
                 let set = ix.since(Column::Updated, since, None)?;
@@ -409,19 +418,9 @@ fn page(
         return fetch(ix, query, set);
     }
     let wanted = query.wanted();
-    // By created_at, while numbers follow creation, the walk needs to read only from the
-    // first member's creation to the last's.
-    let span = match query.sort_by {
-        SortBy::CreatedAt => ix.created_span(set)?,
-        _ => None,
-    };
-    // Entries a walk is expected to read if the matches are spread evenly over its index (or
-    // over their span of numbers).
-    let walked = match (matching.walk, query.sort_by, set.first().zip(set.last())) {
-        (Walk::Field(_, n), SortBy::UpdatedAt, _) => n,
-        (_, SortBy::CreatedAt, Some((first, last))) if span.is_some() => {
-            u64::from(last - first) + 1
-        }
+    // Entries a walk is expected to read if the matches are spread evenly over its index.
+    let walked = match (matching.walk, query.sort_by) {
+        (Walk::Field(_, n), SortBy::UpdatedAt) => n,
         _ => tenant_size,
     };
     let walk_estimate = wanted.saturating_mul(walked.max(matching.total)) / matching.total;
@@ -433,22 +432,20 @@ fn page(
     let budget = walk_estimate
         .saturating_mul(4)
         .max(WALK_BUDGET.min(fetch_cost / 2));
-    match walk(txn, ix, query, filter.sort_bound(), span, matching, budget)? {
+    match walk(txn, ix, query, filter.sort_bound(), matching, budget)? {
         Some(ids) => Ok(ids),
         None => fetch(ix, query, set),
     }
 }
 
 /// Walks the sort index (or a status's or stage's part of the composite one) from the cursor,
-/// never before the `*_since` bound on the sort column nor outside `span` (sort values, both
-/// ends included), keeping the matching entries: the page's ids, or None when `budget`
-/// entries were read first.
+/// never before the `*_since` bound on the sort column, keeping the matching entries: the
+/// page's ids, or None when `budget` entries were read first.
 fn walk(
     txn: &ReadTransaction,
     ix: &TenantIndex<'_, ReadTransaction>,
     query: &LeadQuery,
     since: Option<Timestamp>,
-    span: Option<(i64, i64)>,
     matching: &Matching,
     budget: u64,
 ) -> Result<Option<Vec<LeadId>>, StoreError> {
@@ -462,22 +459,13 @@ fn walk(
         _ => (LEADS_BY_UPDATED, tenant.bytes().to_vec()),
     };
     let index = txn.open_table(index)?;
-    let lowest = since
-        .map_or(i64::MIN, Timestamp::ms)
-        .max(span.map_or(i64::MIN, |(first, _)| first));
-    let (lower, mut upper) = since_bounds(&prefix, lowest);
-    if let Some((_, last)) = span.filter(|(_, last)| *last < i64::MAX) {
-        upper = key(&[&prefix, &i64_key(last + 1)]);
-    }
+    let (lower, upper) = since_bounds(&prefix, since.map_or(i64::MIN, Timestamp::ms));
     let after = query
         .cursor
         .as_ref()
         .map(|c| key(&[&prefix, &i64_key(c.last_value_ms), c.last_id.as_bytes()]));
     let (start, end) = match (query.sort_dir, &after) {
-        // A cursor past the end of what may match (the bounds or the span) leaves nothing.
-        (SortDir::Asc, Some(after)) if after.as_slice() >= upper.as_slice() => {
-            return Ok(Some(Vec::new()));
-        }
+        // A cursor before the `*_since` bound (descending) leaves nothing.
         (SortDir::Desc, Some(after)) if after.as_slice() <= lower.as_slice() => {
             return Ok(Some(Vec::new()));
         }
@@ -487,7 +475,7 @@ fn walk(
             Bound::Excluded(after.as_slice()),
             Bound::Excluded(upper.as_slice()),
         ),
-        (SortDir::Desc, Some(after)) if after.as_slice() < upper.as_slice() => (
+        (SortDir::Desc, Some(after)) => (
             Bound::Included(lower.as_slice()),
             Bound::Excluded(after.as_slice()),
         ),
@@ -501,14 +489,9 @@ fn walk(
         SortDir::Asc => Box::new(range),
         SortDir::Desc => Box::new(range.rev()),
     };
-    // The rows are read only to check `updated_since` (sorted by created_at: while numbers
-    // follow creation, along the walk).
+    // The rows are read only to check `updated_since`, a lookup each.
     let mut rows = match matching.check_updated {
-        Some(since) => {
-            let along = query.sort_by == SortBy::CreatedAt && ix.in_created_order();
-            let descending = query.sort_dir == SortDir::Desc;
-            Some((since, RowsAlong::new(txn, tenant, descending, along)?))
-        }
+        Some(since) => Some((since, RowsAlong::new(txn, tenant, false, false)?)),
         None => None,
     };
     let (mut skip, take) = (query.offset, query.limit + 1);
@@ -541,6 +524,91 @@ fn walk(
         }
     }
     Ok(Some(ids))
+}
+
+/// Sorted by created_at while numbers follow creation: `set`'s members in number order are in
+/// created order, but for leads created in the same millisecond, which are put in id order as
+/// a group. So the page is read from the cursor's number on, a row per member (along the
+/// rows when the members are dense), never before `created_since`, and only leads updated at
+/// or after `updated_since` (given) kept: the page's ids, or None when `budget` members were
+/// looked at first.
+fn by_number(
+    txn: &ReadTransaction,
+    ix: &TenantIndex<'_, ReadTransaction>,
+    query: &LeadQuery,
+    set: &Set,
+    updated_since: Option<Timestamp>,
+    budget: u64,
+) -> Result<Option<Vec<LeadId>>, StoreError> {
+    let descending = query.sort_dir == SortDir::Desc;
+    let lowest = query.created_since.map_or(i64::MIN, Timestamp::ms);
+    let after = query.cursor.as_ref().map(|c| {
+        let position = Position::new(
+            Some(c.last_value_ms),
+            LeadId::from_uuid(c.last_id),
+            query.sort_dir,
+        );
+        (c.last_value_ms, position)
+    });
+    // The first number to look at: the first lead created at or after the bound and the
+    // cursor's time, or (descending) the last created at or before the cursor's time.
+    let start = match (descending, after) {
+        (false, after) => {
+            let from = lowest.max(after.map_or(i64::MIN, |(at, _)| at));
+            ix.first_number_created_from(from)?
+        }
+        (true, Some((at, _))) => match ix.first_number_created_from(at.saturating_add(1))? {
+            0 => return Ok(Some(Vec::new())),
+            n => n - 1,
+        },
+        (true, None) => u32::MAX,
+    };
+    let mut rows = RowsAlong::new(txn, ix.tenant(), descending, ix.row_cost(set) == 1)?;
+    let wanted = query.wanted() as usize;
+    let mut page: Vec<(Position, LeadId)> = Vec::new();
+    // The leads created in one millisecond, put in order once it is complete.
+    let mut tie: Vec<(Position, LeadId)> = Vec::new();
+    let mut tie_at = None;
+    let mut looked = 0u64;
+    for ordinal in set.members_from(start, descending) {
+        looked += 1;
+        if looked > budget {
+            return Ok(None);
+        }
+        let Some(row) = rows.get(ordinal)? else {
+            continue;
+        };
+        if row.created_at < lowest {
+            if descending {
+                break;
+            }
+            continue;
+        }
+        if tie_at != Some(row.created_at) {
+            tie.sort_unstable();
+            page.append(&mut tie);
+            if page.len() >= wanted {
+                break;
+            }
+            tie_at = Some(row.created_at);
+        }
+        if updated_since.is_some_and(|t| row.updated_at < t.ms()) {
+            continue;
+        }
+        let position = Position::new(Some(row.created_at), row.id, query.sort_dir);
+        if after.is_none_or(|(_, a)| position > a) {
+            tie.push((position, row.id));
+        }
+    }
+    tie.sort_unstable();
+    page.append(&mut tie);
+    Ok(Some(
+        page.into_iter()
+            .skip(query.offset)
+            .take(query.limit + 1)
+            .map(|(_, id)| id)
+            .collect(),
+    ))
 }
 
 /// The page's ids from the sort values of `set`'s members: keeps the best `offset + limit + 1`
@@ -1084,6 +1152,79 @@ mod tests {
             .count() as u64;
         assert!(want > 0);
         assert_eq!(store.list_leads(tenant, &query).unwrap().total, want);
+        store.shutdown();
+    }
+
+    /// Leads created in one millisecond whose numbers do not follow their ids (a job that made
+    /// its id before another's but committed after it): by created_at, a page puts them in id
+    /// order, whatever the filter and the page size.
+    #[test]
+    fn leads_of_one_millisecond_page_in_id_order_whatever_their_numbers() {
+        let (_dir, store, tenant) = store_with_tenant();
+        let stage = store.list_stages(tenant).unwrap()[0].id;
+        let mut ids: Vec<LeadId> = (0..9).map(|_| LeadId::new()).collect();
+        ids.sort();
+        let at = store.now();
+        let leads: Vec<Lead> = ids
+            .iter()
+            .rev()
+            .enumerate()
+            .map(|(i, id)| Lead {
+                id: *id,
+                tenant_id: tenant,
+                status: LeadStatus::Active,
+                source_platform: crate::domain::lead::SourcePlatform::Direct,
+                source_type: crate::domain::lead::SourceType::Manual,
+                // Numbered in descending id order: two milliseconds of four and five leads.
+                created_at: at.plus_ms(i64::from(i >= 4)),
+                updated_at: at.plus_ms(i64::from(i >= 4)),
+                contact_name: None,
+                contact_phone: None,
+                contact_email: Some(format!("p{i}@example.com")),
+                score: None,
+                qualified: None,
+                stage_id: stage,
+                owner_id: None,
+                last_interaction_at: None,
+                interaction_count: 0,
+                custom_fields_json: "{}".into(),
+                version: 1,
+            })
+            .collect();
+        let stored = leads.clone();
+        store
+            .write(move |txn| {
+                let mut tables = crate::store::lead_record::LeadTables::open(txn)?;
+                for lead in &stored {
+                    tables.put(None, lead)?;
+                }
+                Ok(())
+            })
+            .unwrap();
+        for dir in [SortDir::Asc, SortDir::Desc] {
+            for limit in [1, 2, 3, 9] {
+                for filtered in [false, true] {
+                    let query = LeadQuery {
+                        status: filtered.then_some(LeadStatus::Active),
+                        stage: None,
+                        search: None,
+                        created_since: None,
+                        updated_since: filtered.then_some(at),
+                        lead_line: None,
+                        sort_by: SortBy::CreatedAt,
+                        sort_dir: dir,
+                        cursor: None,
+                        limit,
+                        offset: 0,
+                    };
+                    let mut want = leads.clone();
+                    want.sort_by_key(|l| place(l, &query));
+                    let want: Vec<LeadId> = want.iter().map(|l| l.id).collect();
+                    let got = walk_pages(&store, tenant, query.clone(), 9, Some(9), 0);
+                    assert_eq!(got, want, "{query:?}");
+                }
+            }
+        }
         store.shutdown();
     }
 

@@ -656,6 +656,20 @@ mod tests {
         }
     }
 
+    /// The names of the leads `query` finds, all on one page (its total says so).
+    fn names_found(
+        store: &Store,
+        tenant: TenantId,
+        query: &crate::store::lead_query::LeadQuery,
+    ) -> Vec<String> {
+        let page = store.list_leads(tenant, query).unwrap();
+        assert_eq!(page.total, page.leads.len() as u64);
+        page.leads
+            .iter()
+            .map(|v| v.lead.contact_name.clone().unwrap_or_default())
+            .collect()
+    }
+
     /// `tests/fixtures/schema-v6.redb`, written by the schema-6 build (`adcaf2b`) with
     /// `tests/fixtures/make-fixture.sh`: seven leads, one of them won and qualified.
     #[test]
@@ -678,14 +692,7 @@ mod tests {
         assert!(old_gone, "schema 6's sort indexes were dropped");
         let tenant = TenantId::parse("01a2328e-654f-76a0-9545-96d636bdf873").unwrap();
         let all = every_lead();
-        let found = |q: LeadQuery| {
-            let page = store.list_leads(tenant, &q).unwrap();
-            assert_eq!(page.total, page.leads.len() as u64);
-            page.leads
-                .iter()
-                .map(|v| v.lead.contact_name.clone().unwrap_or_default())
-                .collect::<Vec<_>>()
-        };
+        let found = |q: LeadQuery| names_found(&store, tenant, &q);
         assert_eq!(found(all.clone()).len(), 7);
         let won = LeadQuery {
             status: Some(LeadStatus::Won),
@@ -789,12 +796,7 @@ mod tests {
                 search: Some(SearchQuery::new(q)),
                 ..all.clone()
             };
-            let page = store.list_leads(tenant, &query).unwrap();
-            assert_eq!(page.total, page.leads.len() as u64);
-            page.leads
-                .iter()
-                .map(|v| v.lead.contact_name.clone().unwrap_or_default())
-                .collect::<Vec<_>>()
+            names_found(&store, tenant, &query)
         };
         assert_eq!(store.list_leads(tenant, &all).unwrap().total, 7);
         assert_eq!(found("BULK"), ["Bulk 1", "Bulk 2"]);
