@@ -428,10 +428,11 @@ fn page(
     if fetch_cost < walk_estimate {
         return fetch(ix, query, set);
     }
-    // Never walk further than half what reading the members' rows would cost.
+    // Never walk further than a quarter of what reading the members' rows would cost (a walk
+    // runs long when the matches sit at the far end of the order).
     let budget = walk_estimate
         .saturating_mul(4)
-        .max(WALK_BUDGET.min(fetch_cost / 2));
+        .max(WALK_BUDGET.min(fetch_cost / 4));
     match walk(txn, ix, query, filter.sort_bound(), matching, budget)? {
         Some(ids) => Ok(ids),
         None => fetch(ix, query, set),
