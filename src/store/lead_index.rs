@@ -654,7 +654,7 @@ fn seal(txn: &WriteTransaction, tenant: &[u8; 16], chunk: u32) -> Result<(), Sto
         block_key(first_block),
         block_key(first_block + (1 << (CHUNK_BITS - TEXT_BITS))),
     );
-    let mut members: BTreeMap<Vec<u8>, Vec<u16>> = BTreeMap::new();
+    let mut members: BTreeMap<Term, Vec<u16>> = BTreeMap::new();
     for entry in txn
         .open_table(LEAD_TEXT)?
         .range::<&[u8]>(lo.as_slice()..hi.as_slice())?
@@ -664,22 +664,19 @@ fn seal(txn: &WriteTransaction, tenant: &[u8; 16], chunk: u32) -> Result<(), Sto
         for_each_text(v.value(), |slot, [name, email, digits]| {
             let o = offset(block << TEXT_BITS | u32::from(slot));
             for t in trigram_terms([name, email], digits) {
-                members
-                    .entry(term_key(tenant, chunk, &t))
-                    .or_default()
-                    .push(o);
+                members.entry(t).or_default().push(o);
             }
             true
         })?;
     }
     let mut table = txn.open_table(LEAD_TERMS)?;
-    for (k, offsets) in members {
+    for (t, offsets) in members {
         let mut bits = Bits::empty();
         for o in offsets {
             bits.set(o, true);
         }
         if let Some(bytes) = bits.encode() {
-            table.insert(k.as_slice(), bytes.as_slice())?;
+            table.insert(term_key(tenant, chunk, &t).as_slice(), bytes.as_slice())?;
         }
     }
     Ok(())
@@ -907,6 +904,9 @@ pub(crate) struct IndexTables<'txn> {
     ordinals: Table<'txn, &'static [u8], &'static [u8]>,
     rows: Table<'txn, &'static [u8], &'static [u8]>,
     by_field_updated: Table<'txn, &'static [u8], u32>,
+    /// The last tenant's counter as this job read or wrote it (only these tables write it),
+    /// so that a create reads it once.
+    counter: Option<(TenantId, Ordinals)>,
 }
 
 impl<'txn> IndexTables<'txn> {
@@ -915,13 +915,39 @@ impl<'txn> IndexTables<'txn> {
             ordinals: txn.open_table(LEAD_ORDINALS)?,
             rows: txn.open_table(LEAD_ROWS)?,
             by_field_updated: txn.open_table(LEADS_BY_FIELD_UPDATED)?,
+            counter: None,
         })
+    }
+
+    fn counter(&mut self, tenant: TenantId) -> Result<Ordinals, StoreError> {
+        match self.counter {
+            Some((t, ordinals)) if t == tenant => Ok(ordinals),
+            _ => {
+                let ordinals = read_ordinals(&self.ordinals, tenant)?;
+                self.counter = Some((tenant, ordinals));
+                Ok(ordinals)
+            }
+        }
+    }
+
+    /// Writes `tenant`'s counter, noting the chunks it fills by moving on from `before`.
+    fn save_counter(
+        &mut self,
+        tenant: TenantId,
+        before: u32,
+        ordinals: Ordinals,
+    ) -> Result<(), StoreError> {
+        self.ordinals
+            .insert(tenant.bytes().as_slice(), ordinals.encode().as_slice())?;
+        note_seals(&tenant.bytes(), before, ordinals.next);
+        self.counter = Some((tenant, ordinals));
+        Ok(())
     }
 
     /// The next ordinal of `lead`'s tenant.
     pub(crate) fn allocate(&mut self, lead: &Lead) -> Result<u32, StoreError> {
         let tenant = lead.tenant_id;
-        let mut ordinals = read_ordinals(&self.ordinals, tenant)?;
+        let mut ordinals = self.counter(tenant)?;
         let ordinal = ordinals.next;
         ordinals.next = ordinal.checked_add(1).ok_or_else(|| {
             StoreError::Storage(
@@ -934,9 +960,7 @@ impl<'txn> IndexTables<'txn> {
             ordinals.in_created_order = false;
         }
         ordinals.newest_created = ordinals.newest_created.max(created);
-        self.ordinals
-            .insert(tenant.bytes().as_slice(), ordinals.encode().as_slice())?;
-        note_seals(&tenant.bytes(), ordinal, ordinals.next);
+        self.save_counter(tenant, ordinal, ordinals)?;
         Ok(ordinal)
     }
 
@@ -944,36 +968,32 @@ impl<'txn> IndexTables<'txn> {
     /// moves past it; created order holds while each claimed ordinal is above the last.
     pub(crate) fn claim(&mut self, lead: &Lead, ordinal: u32) -> Result<(), StoreError> {
         let tenant = lead.tenant_id;
-        let mut ordinals = read_ordinals(&self.ordinals, tenant)?;
+        let mut ordinals = self.counter(tenant)?;
         if ordinal < ordinals.next || lead.created_at.ms() < ordinals.newest_created {
             ordinals.in_created_order = false;
         }
         let before = ordinals.next;
         ordinals.next = ordinals.next.max(ordinal.saturating_add(1));
         ordinals.newest_created = ordinals.newest_created.max(lead.created_at.ms());
-        self.ordinals
-            .insert(tenant.bytes().as_slice(), ordinals.encode().as_slice())?;
-        note_seals(&tenant.bytes(), before, ordinals.next);
-        Ok(())
+        self.save_counter(tenant, before, ordinals)
     }
 
     /// Moves `tenant`'s counter on to `next` if it is behind (a rebuild into another file
     /// keeping the numbers of a file whose newest leads were deleted), so that the same
     /// chunks are sealed as there.
     pub(crate) fn advance(&mut self, tenant: TenantId, next: u32) -> Result<(), StoreError> {
-        let mut ordinals = read_ordinals(&self.ordinals, tenant)?;
+        let mut ordinals = self.counter(tenant)?;
         if ordinals.next < next {
-            note_seals(&tenant.bytes(), ordinals.next, next);
+            let before = ordinals.next;
             ordinals.next = next;
-            self.ordinals
-                .insert(tenant.bytes().as_slice(), ordinals.encode().as_slice())?;
+            self.save_counter(tenant, before, ordinals)?;
         }
         Ok(())
     }
 
     /// Whether `ordinal` of `tenant` is in a sealed chunk (see [`seal`]).
-    fn sealed(&self, tenant: TenantId, ordinal: u32) -> Result<bool, StoreError> {
-        Ok(sealed(ordinal, read_ordinals(&self.ordinals, tenant)?.next))
+    fn sealed(&mut self, tenant: TenantId, ordinal: u32) -> Result<bool, StoreError> {
+        Ok(sealed(ordinal, self.counter(tenant)?.next))
     }
 
     /// Indexes `lead` at `ordinal`, replacing what `old` (the same lead before) had.

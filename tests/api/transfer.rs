@@ -33,6 +33,16 @@ fn run(data: &Path, args: &[&str]) -> Output {
 }
 
 /// `leadbase export`, which must succeed: its stdout.
+/// What the export route answers `key` for the query `q` (`?…`).
+fn exported(server: &Served, key: &Key, q: &str) -> String {
+    let res = server
+        .client
+        .api("GET", &format!("{LEADS}/export{q}"), key)
+        .send();
+    assert_eq!(res.status, 200);
+    res.text
+}
+
 fn export(data: &Path, tenant: &str, args: &[&str]) -> String {
     let out = run(data, &[&["export", "--tenant", tenant], args].concat());
     assert!(
@@ -205,14 +215,7 @@ fn an_export_read_into_a_fresh_file_gives_the_same_leads_as_jsonl_and_as_csv() {
     let key = source.client.tenant_with_key("Acme");
     let owners = catalogue(&source.client, &key.tenant);
     leads(&source.client, &key, &owners);
-    let by_route = |format: &str| {
-        let res = source
-            .client
-            .api("GET", &format!("{LEADS}/export?format={format}"), &key)
-            .send();
-        assert_eq!(res.status, 200);
-        res.text
-    };
+    let by_route = |format: &str| exported(&source, &key, &format!("?format={format}"));
     let (route_jsonl, route_csv) = (by_route("jsonl"), by_route("csv"));
     source.stop();
 
@@ -511,15 +514,10 @@ fn tenant_with_leads(data: &Path) -> (Key, String, String) {
             .client
             .update_lead(&key, &id_of(&lead), json!({ "status": "won", "score": -5 }));
     }
-    let by_route = |q: &str| {
-        let res = source
-            .client
-            .api("GET", &format!("{LEADS}/export{q}"), &key)
-            .send();
-        assert_eq!(res.status, 200);
-        res.text
-    };
-    let (jsonl, csv) = (by_route("?search=example.com"), by_route("?format=csv"));
+    let (jsonl, csv) = (
+        exported(&source, &key, "?search=example.com"),
+        exported(&source, &key, "?format=csv"),
+    );
     source.stop();
     (key, jsonl, csv)
 }

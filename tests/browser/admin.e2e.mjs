@@ -326,22 +326,22 @@ async function keyboardPass(browser) {
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
   const page = await context.newPage();
   watch(page, 'keyboard');
+  // A key pressed, then what it must show.
+  const press = async (key, shown) => {
+    await page.keyboard.press(key);
+    await page.waitForSelector(shown);
+  };
   await page.goto(BASE + '/admin');
   await tabTo(page, '#signin-token');
   await page.keyboard.type(ADMIN_TOKEN);
-  await page.keyboard.press('Enter');
-  await page.waitForSelector('#app-view:not([hidden])');
+  await press('Enter', '#app-view:not([hidden])');
   await tabTo(page, '#tenant-list a');
-  await page.keyboard.press('Enter');
-  await page.waitForSelector('#tenant-detail:not([hidden])');
+  await press('Enter', '#tenant-detail:not([hidden])');
   await tabTo(page, '[role=tab][aria-selected=true]');
-  await page.keyboard.press('End');
-  await page.waitForSelector('#panel-events:not([hidden])');
-  await page.keyboard.press('ArrowLeft');
-  await page.waitForSelector('#panel-webhooks:not([hidden])');
+  await press('End', '#panel-events:not([hidden])');
+  await press('ArrowLeft', '#panel-webhooks:not([hidden])');
   await tabTo(page, '#webhook-new');
-  await page.keyboard.press('Enter');
-  await page.waitForSelector('.webhook-form');
+  await press('Enter', '.webhook-form');
   await tabTo(page, '.webhook-form input[name=url]');
   log('keyboard only: sign in, a tenant, its tabs, a form');
   await context.close();
